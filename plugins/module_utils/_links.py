@@ -1,0 +1,322 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Interfaces: veth pairs and bridges, and the settings every interface shares (addresses, MTU,
+master, up). Reads come from _state, changes go into a _plan.Plan."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import socket
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+
+# Every interface we create carries this alias (`ip link` shows it as "alias linuxnet.netns"), so
+# that what we made can be told from what the user made.
+OWNER_ALIAS = 'linuxnet.netns'
+IFA_F_NODAD = 0x02
+
+
+class PlanError(Exception):
+    """The desired state cannot be reached without touching something the user did not ask for."""
+
+
+def where(ns):
+    return 'netns %s' % ns if ns is not None else 'the host'
+
+
+def ns_key(ns):
+    return ns if ns is not None else '(host)'
+
+
+# ---- desired interfaces -------------------------------------------------------------------------
+class Iface(object):
+    """The desired settings of one interface. `None` means: leave that setting as it is."""
+
+    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'param')
+
+    def __init__(self, spec, param, mtu_default=None):
+        self.param = param
+        self.name = V.ifname(spec.get('name'), param + '.name')
+        self.ns = V.netns_name(spec.get('netns'), param + '.netns')
+        addresses = spec.get('addresses')
+        if addresses is None:
+            self.addresses = None
+        else:
+            self.addresses = [V.interface_address(a, '%s.addresses[%d]' % (param, i)) for i, a in enumerate(addresses)]
+            V.unique(self.addresses, str, param + '.addresses')
+        self.mtu = V.mtu(spec.get('mtu') if spec.get('mtu') is not None else mtu_default, param + '.mtu')
+        self.up = spec.get('up', True)
+        master = spec.get('master')
+        self.master = V.ifname(master, param + '.master') if master else None
+        if self.master == self.name:
+            V._fail(param + '.master', master, 'is the interface itself', 'name a bridge')
+
+    @property
+    def key(self):
+        return (self.ns, self.name)
+
+
+def link_state(link, view):
+    if link is None:
+        return None
+    state = {'kind': link.kind, 'up': link.up, 'mtu': link.mtu,
+             'addresses': sorted(str(a) for a in link.addresses)}
+    if link.master:
+        state['master'] = view.link_name(link.master)
+    return state
+
+
+def link_after(iface, before, kind):
+    after = dict(before) if before else {'kind': kind, 'up': False, 'addresses': []}
+    if iface.up is not None:
+        after['up'] = iface.up
+    if iface.mtu is not None:
+        after['mtu'] = iface.mtu
+    elif 'mtu' not in after:
+        after['mtu'] = 1500
+    if iface.addresses is not None:
+        after['addresses'] = sorted(str(a) for a in iface.addresses)
+    if iface.master is not None:
+        after['master'] = iface.master
+    return after
+
+
+# ---- requests --------------------------------------------------------------------------------------
+def link_request(msg_type, flags, fields, attrs, what, ignore=()):
+    return _nl.Request(_nl.encode(_nl.ifinfmsg, msg_type, flags, fields, attrs), what, ignore)
+
+
+def delete_link(plan, ns, name, index, summary):
+    """Delete by index read at planning time; ENODEV means it is gone already (a veth's peer)."""
+    plan.add(P.LINK_DELETE, ns, summary, requests=lambda r: link_request(
+        _nl.RTM_DELLINK, 0, {'index': index}, [], summary, ignore=(errno.ENODEV,)))
+
+
+def _addr_request(msg_type, flags, index, addr, what):
+    family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
+    attrs = [('IFA_ADDRESS', str(addr.ip))]
+    if family == socket.AF_INET:
+        attrs.insert(0, ('IFA_LOCAL', str(addr.ip)))
+    fields = {'family': family, 'prefixlen': addr.network.prefixlen, 'index': index,
+              'flags': IFA_F_NODAD if family == socket.AF_INET6 else 0}
+    return _nl.Request(_nl.encode(_nl.ifaddrmsg, msg_type, flags, fields, attrs), what)
+
+
+def configure(plan, iface, link, view, kind, label):
+    """Plan the shared settings of one interface, existing (`link`) or about to be made (None).
+
+    Returns the interface's after-state for the diff.
+    """
+    ns, name = iface.ns, iface.name
+    before = link_state(link, view)
+    after = link_after(iface, before, kind)
+    current_index = link.index if link is not None else None
+
+    def index(resolver):
+        return current_index if current_index is not None else resolver.index(ns, name)
+
+    if iface.master is not None:
+        master = view.links.get(iface.master)
+        if master is None:
+            raise PlanError('%s.master=%r: no interface of that name in %s; create the bridge first '
+                            '(linuxnet.netns.bridge)' % (iface.param, iface.master, where(ns)))
+        if master.kind != 'bridge':
+            raise PlanError('%s.master=%r is a %s in %s, not a bridge' % (
+                iface.param, iface.master, master.kind or 'plain interface', where(ns)))
+        if link is None or link.master != master.index:
+            summary = 'attach %s to bridge %s in %s' % (name, iface.master, where(ns))
+            plan.add(P.LINK_SET, ns, summary, requests=lambda r, m=master.index: link_request(
+                _nl.RTM_NEWLINK, 0, {'index': index(r)}, [('IFLA_MASTER', m)], summary))
+    if link is not None and iface.mtu is not None and link.mtu != iface.mtu:
+        summary = 'set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu)
+        plan.add(P.LINK_SET, ns, summary, requests=lambda r: link_request(
+            _nl.RTM_NEWLINK, 0, {'index': index(r)}, [('IFLA_MTU', iface.mtu)], summary))
+    if iface.addresses is not None:
+        current = set(link.addresses) if link is not None else set()
+        for addr in sorted(current - set(iface.addresses), key=str):
+            summary = 'remove address %s from %s in %s' % (addr, name, where(ns))
+            plan.add(P.ADDR_DELETE, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
+                _nl.RTM_DELADDR, 0, index(r), a, s))
+        for addr in iface.addresses:
+            if addr not in current:
+                summary = 'add address %s to %s in %s' % (addr, name, where(ns))
+                plan.add(P.ADDR_ADD, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
+                    _nl.RTM_NEWADDR, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, index(r), a, s))
+    current_up = link.up if link is not None else False
+    if iface.up is not None and iface.up != current_up:
+        summary = 'set %s %s in %s' % (name, 'up' if iface.up else 'down', where(ns))
+        plan.add(P.LINK_UP, ns, summary, requests=lambda r: link_request(
+            _nl.RTM_NEWLINK, 0, {'index': index(r), 'flags': _nl.IFF_UP if iface.up else 0,
+                                 'change': _nl.IFF_UP}, [], summary))
+    plan.record('%s %s %s' % (label, ns_key(ns), name), before, after)
+    return after
+
+
+def require_namespace(reader, ns, param):
+    if not reader.exists(ns):
+        raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
+                        'linuxnet.netns.netns' % (param, ns, ns))
+
+
+# ---- veth pairs -----------------------------------------------------------------------------------
+class VethPair(object):
+    def __init__(self, spec, param):
+        self.state = spec.get('state') or 'present'
+        self.replace = bool(spec.get('replace'))
+        self.end = Iface(spec, param)
+        peer = spec.get('peer') or {}
+        if not peer.get('name'):
+            V._fail(param + '.peer.name', peer.get('name'), 'is missing', 'name the other end of the pair')
+        self.peer = Iface(peer, param + '.peer', mtu_default=self.end.mtu)
+        if self.end.key == self.peer.key:
+            V._fail(param + '.peer.name', self.peer.name, 'is the same interface as the first end',
+                    'give the ends different names or put them in different namespaces')
+        self.param = param
+
+    @property
+    def key(self):
+        return self.end.key
+
+
+def _is_pair(reader, a_ns, a_link, b_ns, b_link):
+    if a_link is None or b_link is None or a_link.kind != 'veth' or b_link.kind != 'veth':
+        return False
+    if a_link.peer_index != b_link.index:
+        return False
+    if a_ns == b_ns:
+        return a_link.peer_nsid is None
+    return a_link.peer_nsid is not None and reader.nsid(a_ns, b_ns) == a_link.peer_nsid
+
+
+def _describe(link, view):
+    if link.kind == 'veth':
+        return 'a veth whose peer is ifindex %s%s' % (link.peer_index, '' if link.peer_nsid is None else
+                                                      ' in another namespace (nsid %d)' % link.peer_nsid)
+    return 'a %s' % (link.kind or 'plain interface (no link kind)')
+
+
+def plan_veth(plan, reader, pair):
+    a, b = pair.end, pair.peer
+    for iface in (a, b):
+        require_namespace(reader, iface.ns, iface.param + '.netns')
+    a_view, b_view = reader.view(a.ns), reader.view(b.ns)
+    a_link, b_link = a_view.links.get(a.name), b_view.links.get(b.name)
+    label = 'veth'
+    if pair.state == 'absent':
+        for iface, link in ((a, a_link), (b, b_link)):
+            if link is None:
+                continue
+            if link.kind != 'veth':
+                raise PlanError('%s.name=%r in %s is %s, not a veth: refusing to delete it' % (
+                    iface.param, iface.name, where(iface.ns), _describe(link, None)))
+        if a_link is not None:
+            delete_link(plan, a.ns, a.name, a_link.index, 'delete veth %s in %s (and its peer)' % (a.name, where(a.ns)))
+        if b_link is not None and a_link is None:
+            delete_link(plan, b.ns, b.name, b_link.index, 'delete veth %s in %s' % (b.name, where(b.ns)))
+        plan.record('%s %s %s' % (label, ns_key(a.ns), a.name), link_state(a_link, a_view), None)
+        plan.record('%s %s %s' % (label, ns_key(b.ns), b.name), link_state(b_link, b_view), None)
+        return None
+
+    if a_link is not None or b_link is not None:
+        if not _is_pair(reader, a.ns, a_link, b.ns, b_link):
+            problems = []
+            for iface, link, other in ((a, a_link, b), (b, b_link, a)):
+                if link is not None:
+                    problems.append('%s exists in %s as %s, not as the peer of %s in %s' % (
+                        iface.name, where(iface.ns), _describe(link, None), other.name, where(other.ns)))
+            if not pair.replace:
+                raise PlanError('%s: %s. Set replace: true to delete and re-create it, or choose other '
+                                'names.' % (pair.param, '; '.join(problems)))
+            for iface, link in ((a, a_link), (b, b_link)):
+                if link is not None:
+                    delete_link(plan, iface.ns, iface.name, link.index,
+                                'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, None)))
+            a_link = b_link = None
+
+    if a_link is None:
+        attrs_peer = [('IFLA_IFNAME', b.name)]
+        if b.mtu is not None:
+            attrs_peer.append(('IFLA_MTU', b.mtu))
+        attrs = [('IFLA_IFNAME', a.name), ('IFLA_IFALIAS', OWNER_ALIAS)]
+        if a.mtu is not None:
+            attrs.append(('IFLA_MTU', a.mtu))
+        summary = 'create veth %s in %s with peer %s in %s' % (a.name, where(a.ns), b.name, where(b.ns))
+
+        def create(resolver, attrs=attrs, attrs_peer=attrs_peer, summary=summary):
+            peer = list(attrs_peer)
+            if b.ns != a.ns:
+                peer.append(('IFLA_NET_NS_FD', resolver.ns_fd(b.ns)))
+            info = {'attrs': [('IFLA_INFO_KIND', 'veth'),
+                              ('IFLA_INFO_DATA', {'attrs': [('VETH_INFO_PEER', {'attrs': peer})]})]}
+            return link_request(_nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {},
+                                attrs + [('IFLA_LINKINFO', info)], summary)
+        plan.add(P.LINK_CREATE, a.ns, summary, requests=create)
+        # the peer's alias is set from inside its own namespace: a peer's ifinfmsg takes no alias
+        alias_summary = 'mark %s in %s as ours' % (b.name, where(b.ns))
+        plan.add(P.LINK_SET, b.ns, alias_summary, requests=lambda r: link_request(
+            _nl.RTM_NEWLINK, 0, {'index': r.index(b.ns, b.name)}, [('IFLA_IFALIAS', OWNER_ALIAS)], alias_summary))
+    after_a = configure(plan, a, a_link, a_view, 'veth', label)
+    after_b = configure(plan, b, b_link, b_view, 'veth', label)
+    return {'name': a.name, 'netns': a.ns, 'peer': dict(after_b, name=b.name, netns=b.ns),
+            **after_a}
+
+
+# ---- bridges -----------------------------------------------------------------------------------------
+class Bridge(object):
+    def __init__(self, spec, param):
+        self.state = spec.get('state') or 'present'
+        self.replace = bool(spec.get('replace'))
+        self.iface = Iface(spec, param)
+        if self.iface.master:
+            V._fail(param + '.master', self.iface.master, 'is not supported for a bridge', 'omit it')
+        self.param = param
+
+    @property
+    def key(self):
+        return self.iface.key
+
+
+def plan_bridge(plan, reader, bridge):
+    iface = bridge.iface
+    require_namespace(reader, iface.ns, bridge.param + '.netns')
+    view = reader.view(iface.ns)
+    link = view.links.get(iface.name)
+    label = 'bridge'
+    if link is not None and link.kind != 'bridge':
+        if not bridge.replace or bridge.state == 'absent':
+            raise PlanError('%s.name=%r in %s is %s, not a bridge: refusing to %s it%s' % (
+                bridge.param, iface.name, where(iface.ns), _describe(link, view),
+                'delete' if bridge.state == 'absent' else 'take over',
+                '' if bridge.state == 'absent' else '; set replace: true to delete and re-create it'))
+        delete_link(plan, iface.ns, iface.name, link.index,
+                    'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, view)))
+        plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name + ' (replaced)'), link_state(link, view), None)
+        link = None
+    if bridge.state == 'absent':
+        if link is not None:
+            delete_link(plan, iface.ns, iface.name, link.index, 'delete bridge %s in %s' % (iface.name, where(iface.ns)))
+        plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name), link_state(link, view), None)
+        return None
+    if link is None:
+        attrs = [('IFLA_IFNAME', iface.name), ('IFLA_IFALIAS', OWNER_ALIAS),
+                 ('IFLA_LINKINFO', {'attrs': [('IFLA_INFO_KIND', 'bridge')]})]
+        if iface.mtu is not None:
+            attrs.append(('IFLA_MTU', iface.mtu))
+        summary = 'create bridge %s in %s' % (iface.name, where(iface.ns))
+        plan.add(P.LINK_CREATE, iface.ns, summary, requests=lambda r: link_request(
+            _nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {}, attrs, summary))
+    after = configure(plan, iface, link, view, 'bridge', label)
+    return dict(after, name=iface.name, netns=iface.ns)
+
+
+def plan_veths(plan, reader, pairs):
+    return [plan_veth(plan, reader, pair) for pair in pairs]
+
+
+def plan_bridges(plan, reader, bridges):
+    return [plan_bridge(plan, reader, bridge) for bridge in bridges]

@@ -1,0 +1,166 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What every module does around the engine: argument specs with a single and a list form,
+validation before anything is touched, privileges, the lock, one plan for check/diff/real runs."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+import errno
+import fcntl
+import os
+import resource
+
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError
+
+INSTALL_HINT = ('On Debian/Ubuntu: apt-get install python3-pyroute2; elsewhere: pip install pyroute2 '
+                '(0.7.2 or later) for the Python that runs the module')
+
+
+def list_form(options, list_name, identity):
+    """Argument spec taking one object at the top level or many under `list_name`.
+
+    `options` are the object's suboptions; `identity` is the option that names an object (it is
+    the one that cannot be combined with the list).
+    """
+    spec = copy.deepcopy(options)
+    spec[list_name] = dict(type='list', elements='dict', options=copy.deepcopy(options))
+    return spec, dict(mutually_exclusive=[(identity, list_name)], required_one_of=[(identity, list_name)])
+
+
+def items_of(module, options, list_name):
+    if module.params.get(list_name):
+        return list_name, module.params[list_name]
+    return None, [dict((name, module.params.get(name)) for name in options)]
+
+
+def parse(module, options, list_name, factory):
+    """Validate every object; refuse duplicates. Raises ValidationError with the parameter's path."""
+    list_param, items = items_of(module, options, list_name)
+    objects = []
+    for index, item in enumerate(items):
+        objects.append(factory(item, '%s[%d]' % (list_param, index) if list_param else ''))
+    V.unique(objects, lambda obj: obj.key, list_param or list_name)
+    return objects
+
+
+def _fix_param(text):
+    # Top-level objects have an empty path: ".name=..." reads better as "name=...".
+    return text[1:] if text.startswith('.') else text
+
+
+def check_privileges(module, need_sys_admin=True):
+    caps = _nl.capabilities()
+    missing = [name for bit, name in ((_nl.CAP_NET_ADMIN, 'CAP_NET_ADMIN'), (_nl.CAP_SYS_ADMIN, 'CAP_SYS_ADMIN'))
+               if not caps & (1 << bit) and (need_sys_admin or name == 'CAP_NET_ADMIN')]
+    if missing:
+        module.fail_json(msg='%s needs root (or the %s capabilit%s) to change network namespaces, links, '
+                             'routes and nf_tables; it runs as uid %d without. Use become: true.' % (
+                                 module._name, ' and '.join(missing), 'ies' if len(missing) > 1 else 'y',
+                                 os.geteuid()))
+
+
+def _raise_nofile():
+    # one socket and one namespace descriptor per namespace touched: thousands in a large run
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Lock(object):
+    """Serialises runs on one host: flock on /run/netns itself, so no lock file is left behind."""
+
+    def __init__(self, exclusive):
+        self.exclusive = exclusive
+        self.fd = None
+
+    def __enter__(self):
+        if not os.path.isdir(_nl.NETNS_RUN_DIR):
+            os.makedirs(_nl.NETNS_RUN_DIR, 0o755)
+        self.fd = os.open(_nl.NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
+
+
+def new_module(argument_spec, **kwargs):
+    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+
+
+def main(options, list_name, identity, factory, planner, result_key, **constraints):
+    """The whole of a module that manages objects: spec, validation, plan, apply, result.
+
+    factory(spec, param) validates one object; planner(plan, reader, objects) fills the plan and
+    returns the objects' resulting states, returned under `result_key`.
+    """
+    spec, list_constraints = list_form(options, list_name, identity)
+    for key, value in constraints.items():
+        list_constraints.setdefault(key, []).extend(value)
+    module = new_module(spec, **list_constraints)
+    try:
+        objects = parse(module, options, list_name, factory)
+    except V.ValidationError as exc:
+        module.fail_json(msg=_fix_param(str(exc)), changed=False)
+    run(module, lambda plan, reader: {result_key: planner(plan, reader, objects)})
+
+
+def run(module, planner, read_only=False):
+    """planner(plan, reader) -> result dict; fills the plan. Everything else happens here."""
+    if not _nl.HAS_PYROUTE2:
+        module.fail_json(msg=missing_required_lib('pyroute2') + ' ' + INSTALL_HINT,
+                         exception=str(_nl.PYROUTE2_IMPORT_ERROR))
+    check_privileges(module)
+    _raise_nofile()
+    plan = P.Plan()
+    session = None
+    try:
+        with Lock(exclusive=not (read_only or module.check_mode)):
+            session = _nl.Namespaces()
+            reader = S.Reader(session)
+            result = planner(plan, reader)
+            if plan.ops and not module.check_mode:
+                plan.apply(session)
+    except V.ValidationError as exc:
+        module.fail_json(msg=_fix_param(str(exc)), changed=False)
+    except PlanError as exc:
+        module.fail_json(msg=_fix_param(str(exc)), changed=False)
+    except _nl.NamespaceError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    except _nl.NetlinkError as exc:
+        module.fail_json(msg='%s' % exc, errno=exc.code, actions=plan.actions,
+                         changed=bool(plan.ops), hint=_errno_hint(exc.code))
+    except OSError as exc:
+        if exc.errno == errno.EPERM:
+            module.fail_json(msg='%s: permission denied (%s). Run as root or with CAP_NET_ADMIN and '
+                                 'CAP_SYS_ADMIN (become: true).' % (module._name, exc))
+        raise
+    finally:
+        if session is not None:
+            session.close()
+    for warning in plan.warnings:
+        module.warn(warning)
+    result = dict(result or {})
+    result['changed'] = plan.changed
+    result['actions'] = plan.actions
+    if module._diff and not read_only:
+        result['diff'] = plan.diff()
+    module.exit_json(**result)
+
+
+def _errno_hint(code):
+    return {
+        errno.EEXIST: 'something of that name appeared meanwhile; re-run to converge',
+        errno.EPERM: 'needs root or CAP_NET_ADMIN',
+        errno.EOPNOTSUPP: 'the kernel lacks the feature (module not loaded?)',
+    }.get(code, '')

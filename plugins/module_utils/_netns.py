@@ -1,0 +1,134 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Named network namespaces (the /run/netns files that `ip netns` shares with us)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import time
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request, where
+
+# How long an absent run waits for the kernel's asynchronous namespace teardown to remove the
+# host-side ends of the namespace's veth pairs, so that nothing of it outlives the task.
+TEARDOWN_TIMEOUT = 10.0
+
+
+class Netns(object):
+    def __init__(self, spec, param):
+        self.name = V.netns_name(spec.get('name'), param + '.name')
+        self.state = spec.get('state') or 'present'
+        self.lo_up = spec.get('lo_up', True)
+        self.param = param
+
+    @property
+    def key(self):
+        return self.name
+
+
+def _comm(pid):
+    try:
+        with open('/proc/%d/comm' % pid) as comm:
+            return comm.read().strip()
+    except OSError:
+        return '?'
+
+
+class Teardown(object):
+    """The namespaces an absent run removes, and the host-side veth ends that must vanish with them."""
+
+    def __init__(self):
+        self.host_peers = set()
+
+    def wait(self, session):
+        if not self.host_peers:
+            return
+        deadline = time.time() + TEARDOWN_TIMEOUT
+        sock = session.rtnl(None)
+        while True:
+            alive = set(msg['index'] for msg in sock.dump(_nl.ifinfmsg, _nl.RTM_GETLINK)) & self.host_peers
+            if not alive or time.time() > deadline:
+                break
+            time.sleep(0.005)
+        if alive:
+            raise _nl.NamespaceError('host-side veth ends %s outlived their namespaces for %.0f s' % (
+                sorted(alive), TEARDOWN_TIMEOUT))
+
+
+def plan_netns(plan, reader, items):
+    """Plan all namespaces of one call together: one /proc scan for holders, one teardown wait."""
+    removing = [ns for ns in items if ns.state == 'absent' and reader.exists(ns.name)]
+    held = {}
+    if removing:
+        inodes = dict((reader.session.inode(ns.name), ns.name) for ns in removing)
+        for inode, pids in _nl.holders(inodes).items():
+            held[inodes[inode]] = sorted(pids)
+    teardown = Teardown()
+    results = []
+    for ns in items:
+        exists = reader.exists(ns.name)
+        key = 'netns %s' % ns.name
+        if ns.state == 'absent':
+            if not exists:
+                results.append({'name': ns.name, 'state': 'absent'})
+                continue
+            view = reader.view(ns.name)
+            pids = held.get(ns.name)
+            host_nsid = reader.nsid(ns.name, None)
+            for link in view.links.values():
+                if link.kind == 'veth' and link.peer_nsid is not None and link.peer_nsid == host_nsid:
+                    teardown.host_peers.add(link.peer_index)
+            if pids:
+                # The kernel keeps a namespace alive while a process is in it, and with it every
+                # interface inside, including veths whose other end is on the host. Remove the
+                # interfaces so that nothing of the namespace reaches the host any more.
+                for link in sorted(view.links.values(), key=lambda link: link.index):
+                    if link.name != 'lo':
+                        summary = 'delete %s in netns %s (still used by PIDs %s)' % (
+                            link.name, ns.name, ', '.join(map(str, pids)))
+                        plan.add(P.NETNS_DELETE - 1, ns.name, summary, requests=lambda r, i=link.index, s=summary:
+                                 link_request(_nl.RTM_DELLINK, 0, {'index': i}, [], s, ignore=(errno.ENODEV,)))
+                plan.warnings.append(
+                    'netns %s is still used by %s. Its name was removed and its interfaces deleted, so '
+                    'nothing of it is reachable from the host, but the kernel keeps the empty namespace '
+                    'until those processes exit (or are moved out).' % (
+                        ns.name, ', '.join('PID %d (%s)' % (pid, _comm(pid)) for pid in pids)))
+            plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
+                     call=lambda session, name=ns.name: session.delete(name))
+            plan.record(key, {'lo_up': view.links['lo'].up if 'lo' in view.links else False,
+                              'interfaces': sorted(view.links)}, None)
+            results.append({'name': ns.name, 'state': 'absent', 'pids': pids or []})
+            continue
+        if not exists:
+            plan.add(P.NETNS_CREATE, None, 'create netns %s' % ns.name,
+                     call=lambda session, name=ns.name: session.create(name))
+            before = None
+            lo_up = False
+            after_links = ['lo']
+        else:
+            view = reader.view(ns.name)
+            lo = view.links.get('lo')
+            lo_up = bool(lo and lo.up)
+            before = {'lo_up': lo_up, 'interfaces': sorted(view.links)}
+            after_links = sorted(view.links)
+        if ns.lo_up is not None and ns.lo_up != lo_up:
+            summary = 'set lo %s in netns %s' % ('up' if ns.lo_up else 'down', ns.name)
+            # lo is ifindex 1 in every network namespace
+            plan.add(P.LINK_UP, ns.name, summary, requests=lambda r, up=ns.lo_up, s=summary: link_request(
+                _nl.RTM_NEWLINK, 0, {'index': 1, 'flags': _nl.IFF_UP if up else 0, 'change': _nl.IFF_UP}, [], s))
+            lo_up = ns.lo_up
+        after = {'lo_up': lo_up, 'interfaces': after_links}
+        plan.record(key, before, after)
+        results.append(dict(after, name=ns.name, state='present'))
+    if teardown.host_peers:
+        plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
+    return results
+
+
+__all__ = ['Netns', 'plan_netns', 'where']

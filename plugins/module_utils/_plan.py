@@ -1,0 +1,139 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The plan: the one list of operations that check mode reports, diff mode shows and a real run
+applies, so the three can never disagree.
+
+Operations carry a stage. Stages run in dependency order (namespaces before links, links before
+addresses, addresses before routes); within a stage, the netlink requests bound for one namespace
+go out pipelined in as few sendmsg calls as the buffers allow.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+
+# Stages, in the order they run.
+NETNS_CREATE = 10
+LINK_DELETE = 20
+LINK_CREATE = 30
+LINK_SET = 40
+LINK_UP = 50
+ADDR_DELETE = 60
+ADDR_ADD = 61
+ROUTE_DELETE = 70
+ROUTE_ADD = 71
+NFT = 80
+SYSCTL = 90
+NETNS_DELETE = 95
+
+
+class Op(object):
+    """One change. Either `requests(resolver)` returns netlink Requests for namespace `ns`, or
+    `call(session)` does the change itself (mounts, files, sysctls)."""
+
+    __slots__ = ('stage', 'ns', 'summary', 'requests', 'call')
+
+    def __init__(self, stage, ns, summary, requests=None, call=None):
+        self.stage = stage
+        self.ns = ns
+        self.summary = summary
+        self.requests = requests
+        self.call = call
+
+
+class Resolver(object):
+    """Interface indexes by name, asked of the kernel at apply time (a link made earlier in the
+    same run has no index at planning time). Kernel-side lookup by name: no dump."""
+
+    def __init__(self, session):
+        self.session = session
+        self.cache = {}
+        self.fds = {}
+
+    def ns_fd(self, ns):
+        """A descriptor of namespace `ns` for IFLA_NET_NS_FD, open until the apply ends."""
+        if ns is None:
+            return self.session.home
+        if ns not in self.fds:
+            self.fds[ns] = self.session.open_fd(ns)
+        return self.fds[ns]
+
+    def close(self):
+        for fd in self.fds.values():
+            _nl.os.close(fd)
+        self.fds.clear()
+
+    def index(self, ns, name):
+        key = (ns, name)
+        if key not in self.cache:
+            reply = self.session.rtnl(ns).dump(_nl.ifinfmsg, _nl.RTM_GETLINK,
+                                               attrs=[('IFLA_IFNAME', name)], flags=0)
+            self.cache[key] = reply[0]['index']
+        return self.cache[key]
+
+    def known(self, ns, name, index):
+        self.cache[(ns, name)] = index
+
+
+class Plan(object):
+    def __init__(self):
+        self.ops = []
+        self.before = {}
+        self.after = {}
+        self.warnings = []
+
+    def add(self, stage, ns, summary, requests=None, call=None):
+        self.ops.append(Op(stage, ns, summary, requests, call))
+
+    def record(self, key, before, after):
+        """Before/after of one object as the diff shows it (None: absent)."""
+        if before != after:
+            self.before[key] = before
+            self.after[key] = after
+
+    @property
+    def changed(self):
+        return bool(self.ops)
+
+    @property
+    def actions(self):
+        return [op.summary for op in sorted(self.ops, key=lambda op: op.stage) if op.summary]
+
+    def diff(self):
+        return {
+            'before': dict((k, v) for k, v in sorted(self.before.items()) if v is not None),
+            'after': dict((k, v) for k, v in sorted(self.after.items()) if v is not None),
+        }
+
+    def apply(self, session):
+        ops = sorted(self.ops, key=lambda op: op.stage)  # stable: keeps order within a stage
+        resolver = Resolver(session)
+        try:
+            start = 0
+            while start < len(ops):
+                end = start
+                while end < len(ops) and ops[end].stage == ops[start].stage:
+                    end += 1
+                self._apply_stage(session, resolver, ops[start:end])
+                start = end
+        finally:
+            resolver.close()
+
+    @staticmethod
+    def _apply_stage(session, resolver, ops):
+        pending = {}
+        order = []
+        for op in ops:
+            if op.call is not None:
+                op.call(session)
+                continue
+            if op.ns not in pending:
+                pending[op.ns] = []
+                order.append(op.ns)
+            reqs = op.requests(resolver)
+            pending[op.ns].extend(reqs if isinstance(reqs, list) else [reqs])
+        for ns in order:
+            session.rtnl(ns).request(pending[ns])

@@ -1,0 +1,163 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Routes in a namespace or on the host. A route is identified as the kernel identifies it:
+namespace, destination, table and metric; gateway and device are what it says."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import errno
+import socket
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
+
+RTNH_F_ONLINK = 0x4
+
+
+class RouteSpec(object):
+    def __init__(self, spec, param):
+        self.param = param
+        self.state = spec.get('state') or 'present'
+        self.ns = V.netns_name(spec.get('netns'), param + '.netns')
+        self.dest = V.prefix(spec.get('dest') or 'default', param + '.dest')
+        family = self.dest.version
+        if spec.get('dest') in ('default', None) and spec.get('gateway'):
+            # "default" takes the family of its gateway
+            gw = V.address(spec['gateway'], param + '.gateway')
+            if gw.version == 6:
+                self.dest = V.prefix('::/0', param + '.dest')
+                family = 6
+        self.gateway = None
+        if spec.get('gateway'):
+            self.gateway = V.address(spec['gateway'], param + '.gateway')
+            V.same_family(param + '.gateway', self.gateway, family, param + '.dest', self.dest)
+        self.dev = V.ifname(spec['dev'], param + '.dev') if spec.get('dev') else None
+        # the kernel stores an IPv6 route without a metric as metric 1024; say so up front so that
+        # a re-run finds the route it made
+        self.metric = spec.get('metric') if spec.get('metric') is not None else (1024 if family == 6 else 0)
+        if not 0 <= self.metric <= 0xffffffff:
+            V._fail(param + '.metric', self.metric, 'is out of range', 'give 0..4294967295')
+        self.table = spec.get('table') or S.RT_TABLE_MAIN
+        if not 1 <= self.table <= 0xffffffff or self.table == S.RT_TABLE_LOCAL:
+            V._fail(param + '.table', self.table, 'is not a usable routing table id',
+                    'give 1..4294967295 except 255 (local); 254 is main')
+        self.onlink = bool(spec.get('onlink'))
+        if self.state == 'present' and self.gateway is None and self.dev is None:
+            V._fail(param + '.gateway', None, 'and dev are both missing', 'a route needs a gateway, a dev or both')
+        if self.gateway is not None and self.gateway.version == 6 and self.gateway.is_link_local and not self.dev:
+            V._fail(param + '.dev', None, 'is required with the link-local gateway %s' % self.gateway,
+                    'name the interface the gateway is on')
+
+    @property
+    def key(self):
+        return (self.ns, self.dest, self.table, self.metric)
+
+    def label(self):
+        text = 'route %s %s' % (ns_key(self.ns), 'default' if self.dest.prefixlen == 0 else self.dest)
+        if self.dest.version == 6 and self.dest.prefixlen == 0:
+            text += ' (IPv6)'
+        if self.table != S.RT_TABLE_MAIN:
+            text += ' table %d' % self.table
+        if self.metric:
+            text += ' metric %d' % self.metric
+        return text
+
+
+def _route_state(route, view):
+    if route is None:
+        return None
+    state = {}
+    if route.gateway is not None:
+        state['gateway'] = str(route.gateway)
+    if route.oif is not None:
+        state['dev'] = view.link_name(route.oif)
+    return state
+
+
+def _request(msg_type, flags, spec, oif, what):
+    family = socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6
+    fields = {'family': family, 'dst_len': spec.dest.prefixlen, 'table': spec.table if spec.table < 256 else 252,
+              'proto': S.RTPROT_STATIC, 'type': S.RTN_UNICAST,
+              'scope': S.RT_SCOPE_UNIVERSE if spec.gateway is not None else S.RT_SCOPE_LINK,
+              'flags': RTNH_F_ONLINK if spec.onlink else 0}
+    attrs = [('RTA_TABLE', spec.table)]
+    if spec.dest.prefixlen:
+        attrs.append(('RTA_DST', str(spec.dest.network_address)))
+    if spec.gateway is not None:
+        attrs.append(('RTA_GATEWAY', str(spec.gateway)))
+    if oif is not None:
+        attrs.append(('RTA_OIF', oif))
+    if spec.metric:
+        attrs.append(('RTA_PRIORITY', spec.metric))
+    return _nl.Request(_nl.encode(_nl.rtmsg, msg_type, flags, fields, attrs), what)
+
+
+def _connected(view, dev):
+    nets = []
+    for link in view.links.values():
+        if dev is None or link.name == dev:
+            nets.extend(addr.network for addr in link.addresses)
+    return nets
+
+
+def plan_routes(plan, reader, specs):
+    results = []
+    for spec in specs:
+        require_namespace(reader, spec.ns, spec.param + '.netns')
+        view = reader.view(spec.ns, routes=True)
+        current = None
+        for route in view.routes:
+            if (route.dest, route.table, route.metric) == (spec.dest, spec.table, spec.metric):
+                current = route
+                break
+        before = _route_state(current, view)
+        if spec.state == 'absent':
+            if current is not None:
+                summary = 'delete %s' % spec.label()
+                plan.add(P.ROUTE_DELETE, spec.ns, summary, requests=lambda r, s=spec, c=current, m=summary:
+                         _nl.Request(_nl.encode(_nl.rtmsg, _nl.RTM_DELROUTE, 0, {
+                             'family': socket.AF_INET if s.dest.version == 4 else socket.AF_INET6,
+                             'dst_len': s.dest.prefixlen, 'table': s.table if s.table < 256 else 252},
+                             [('RTA_TABLE', s.table)] + ([('RTA_DST', str(s.dest.network_address))] if s.dest.prefixlen else [])
+                             + ([('RTA_PRIORITY', s.metric)] if s.metric else [])), m, ignore=(errno.ESRCH,)))
+            plan.record(spec.label(), before, None)
+            results.append({'netns': spec.ns, 'dest': str(spec.dest), 'table': spec.table, 'metric': spec.metric,
+                            'state': 'absent'})
+            continue
+        oif = None
+        if spec.dev is not None:
+            link = view.links.get(spec.dev)
+            if link is None:
+                raise PlanError('%s.dev=%r: no such interface in %s' % (spec.param, spec.dev, where(spec.ns)))
+            oif = link.index
+        if spec.gateway is not None and not spec.onlink and not spec.gateway.is_link_local:
+            nets = _connected(view, spec.dev)
+            if not any(spec.gateway in net for net in nets):
+                raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
+                                'address in that subnet first, or set onlink: true' % (
+                                    spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',
+                                    where(spec.ns), ', '.join(sorted(set(str(n) for n in nets))) or 'none'))
+        after = {}
+        if spec.gateway is not None:
+            after['gateway'] = str(spec.gateway)
+        if spec.dev is not None:
+            after['dev'] = spec.dev
+        elif current is not None and current.oif is not None and spec.gateway is not None:
+            # the kernel fills in the device of a gateway route; only a different gateway is a change
+            after['dev'] = view.link_name(current.oif)
+        if before != after:
+            flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)
+            summary = '%s %s via %s' % ('replace' if current is not None else 'add', spec.label(),
+                                        ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x))
+            plan.add(P.ROUTE_ADD, spec.ns, summary, requests=lambda r, s=spec, o=oif, f=flags, m=summary:
+                     _request(_nl.RTM_NEWROUTE, f, s, o, m))
+        plan.record(spec.label(), before, after)
+        results.append(dict(after, netns=spec.ns, dest=str(spec.dest), table=spec.table, metric=spec.metric,
+                            state='present'))
+    return results

@@ -1,0 +1,116 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""IP forwarding, per network namespace (each namespace has its own /proc/sys/net), and its
+persistence in /etc/sysctl.d for the host."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import os
+import tempfile
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
+
+KEYS = {
+    'ipv4': ('net.ipv4.ip_forward', '/proc/sys/net/ipv4/ip_forward'),
+    'ipv6': ('net.ipv6.conf.all.forwarding', '/proc/sys/net/ipv6/conf/all/forwarding'),
+}
+DEFAULT_PERSIST_FILE = '/etc/sysctl.d/90-linuxnet-netns.conf'
+HEADER = '# Managed by linuxnet.netns.sysctl_forward; edits here are overwritten.\n'
+
+
+class Forward(object):
+    def __init__(self, spec, param):
+        self.param = param
+        self.ns = V.netns_name(spec.get('netns'), param + '.netns')
+        self.wanted = dict((family, spec.get(family)) for family in KEYS if spec.get(family) is not None)
+        if not self.wanted:
+            V._fail(param + '.ipv4', None, 'and ipv6 are both unset', 'set ipv4 and/or ipv6 to true or false')
+        self.persist = bool(spec.get('persist'))
+        self.persist_file = spec.get('persist_file') or DEFAULT_PERSIST_FILE
+        if self.persist and self.ns is not None:
+            V._fail(param + '.persist', True, 'is for the host only (netns=%r): a namespace does not survive a '
+                    'reboot, and /etc/sysctl.d applies to the host' % self.ns,
+                    'drop persist, or recreate the namespace at boot with this collection')
+        if self.persist and (not os.path.isabs(self.persist_file) or not self.persist_file.endswith('.conf')):
+            V._fail(param + '.persist_file', self.persist_file, 'is not an absolute path ending in .conf',
+                    'give a path like %s' % DEFAULT_PERSIST_FILE)
+
+    @property
+    def key(self):
+        return self.ns
+
+
+def _read_proc(path):
+    try:
+        with open(path) as handle:
+            return handle.read().strip() == '1'
+    except IOError:
+        return None
+
+
+def _write_proc(path, value):
+    with open(path, 'w') as handle:
+        handle.write('1\n' if value else '0\n')
+
+
+def render(values):
+    return HEADER + ''.join('%s = %d\n' % (KEYS[family][0], int(values[family])) for family in sorted(values))
+
+
+def write_atomic(path, content):
+    directory = os.path.dirname(path)
+    if not os.path.isdir(directory):
+        os.makedirs(directory, 0o755)
+    fd, tmp = tempfile.mkstemp(prefix='.linuxnet-', dir=directory)
+    try:
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(content)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.rename(tmp, path)
+    except Exception:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def plan_forward(plan, reader, specs):
+    results = []
+    for spec in specs:
+        require_namespace(reader, spec.ns, spec.param + '.netns')
+        paths = dict((family, KEYS[family][1]) for family in spec.wanted)
+        current = reader.session.run_in(spec.ns, lambda: dict((f, _read_proc(p)) for f, p in paths.items()))
+        for family, value in current.items():
+            if value is None:
+                raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (
+                    spec.param, family, paths[family], where(spec.ns), family.upper()))
+        key = 'forwarding %s' % ns_key(spec.ns)
+        plan.record(key, dict((KEYS[f][0], current[f]) for f in current),
+                    dict((KEYS[f][0], spec.wanted[f]) for f in spec.wanted))
+        for family, value in sorted(spec.wanted.items()):
+            if current[family] != value:
+                summary = 'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns))
+                plan.add(P.SYSCTL, spec.ns, summary, call=lambda session, s=spec, f=family, v=value:
+                         session.run_in(s.ns, lambda: _write_proc(KEYS[f][1], v)))
+        result = {'netns': spec.ns}
+        result.update(spec.wanted)
+        if spec.persist:
+            content = render(spec.wanted)
+            try:
+                with open(spec.persist_file) as handle:
+                    existing = handle.read()
+            except IOError:
+                existing = None
+            plan.record('file %s' % spec.persist_file, existing, content)
+            if existing != content:
+                plan.add(P.SYSCTL, None, 'write %s' % spec.persist_file,
+                         call=lambda session, p=spec.persist_file, c=content: write_atomic(p, c))
+            result['persist_file'] = spec.persist_file
+        results.append(result)
+    return results

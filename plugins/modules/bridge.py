@@ -1,0 +1,109 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: bridge
+short_description: Manage Linux bridges on the host or in network namespaces
+version_added: 0.1.0
+description:
+  - Creates a Linux bridge (like Docker's C(docker0)) on the host or in a namespace, with its
+    addresses (the gateway of the namespaces behind it), MTU and up state.
+  - Ports are attached from the other side, with the O(linuxnet.netns.veth#module:master) option
+    of M(linuxnet.netns.veth).
+  - An existing interface of that name that is not a bridge is an error unless O(replace=true);
+    O(state=absent) never deletes an interface that is not a bridge.
+  - Every bridge the module creates carries the alias C(linuxnet.netns).
+  - Takes one bridge or many (O(bridges)) in one call.
+options:
+  name:
+    description: Name of the bridge. At most 15 bytes.
+    type: str
+  netns:
+    description: Namespace of the bridge; omit for the host.
+    type: str
+  addresses:
+    description:
+      - Addresses in CIDR form (IPv4 and IPv6). Exact - other addresses are removed (IPv6
+        link-local ones excepted). Omit to leave the addresses alone.
+    type: list
+    elements: str
+  mtu:
+    description: MTU of the bridge.
+    type: int
+  up:
+    description: Whether the bridge is up.
+    type: bool
+    default: true
+  replace:
+    description: Delete an existing interface of that name that is not a bridge, then create the bridge.
+    type: bool
+    default: false
+  state:
+    description: Whether the bridge should exist. Deleting a bridge releases its ports.
+    type: str
+    choices: [present, absent]
+    default: present
+  bridges:
+    description: Many bridges in one call, each with the options above.
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - linuxnet.netns._common
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: A docker0-style bridge with the subnet's gateway address
+  linuxnet.netns.bridge:
+    name: br0
+    addresses: [172.30.0.1/24, "fd30::1/64"]
+
+- name: A bridge inside a namespace
+  linuxnet.netns.bridge:
+    name: br-inner
+    netns: router
+    mtu: 9000
+'''
+
+RETURN = r'''
+bridges:
+  description: Each declared bridge as it is after the run (as it would be, in check mode); null for an absent one.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {name: br0, netns: null, kind: bridge, up: true, mtu: 1500, addresses: [172.30.0.1/24]}
+actions:
+  description: The changes made (in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _links
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+
+OPTIONS = dict(
+    name=dict(type='str'),
+    netns=dict(type='str'),
+    addresses=dict(type='list', elements='str'),
+    mtu=dict(type='int'),
+    up=dict(type='bool', default=True),
+    replace=dict(type='bool', default=False),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
+
+
+def main():
+    _module.main(OPTIONS, 'bridges', 'name', _links.Bridge, _links.plan_bridges, 'bridges')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,105 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: netns
+short_description: Manage named Linux network namespaces
+version_added: 0.1.0
+description:
+  - Creates and removes named network namespaces, the ones C(ip netns) lists (files under C(/run/netns)).
+  - Names are compared exactly, so an existing V(mario2) never stands in for a missing V(mario).
+  - A new namespace gets its loopback interface up (a fresh namespace has C(lo) down, and anything that
+    binds to 127.0.0.1 in it fails); O(lo_up=false) keeps it down.
+  - O(state=absent) removes the namespace so that no host-side end of its veth pairs survives it. When
+    processes still run in the namespace, the kernel keeps it alive; the module then deletes its
+    interfaces as well, removes its name, and warns with the PIDs of those processes.
+  - Takes one namespace (O(name)) or many (O(namespaces)) in one call.
+options:
+  name:
+    description: Name of the namespace. Mutually exclusive with O(namespaces).
+    type: str
+  state:
+    description: Whether the namespace should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  lo_up:
+    description:
+      - Whether C(lo) in the namespace is up. V(null) leaves it as it is.
+    type: bool
+    default: true
+  namespaces:
+    description:
+      - Many namespaces in one call, each with the options above (O(namespaces[].name),
+        O(namespaces[].state), O(namespaces[].lo_up)).
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - linuxnet.netns._common
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: The tutorial's namespace, with lo up
+  linuxnet.netns.netns:
+    name: ns1
+
+- name: Many namespaces in one task
+  linuxnet.netns.netns:
+    namespaces:
+      - name: app1
+      - name: app2
+      - name: app3
+        lo_up: false
+
+- name: Remove a namespace (its veth pairs go with it, host side included)
+  linuxnet.netns.netns:
+    name: ns1
+    state: absent
+'''
+
+RETURN = r'''
+namespaces:
+  description: Each declared namespace as it is after the run (as it would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: ns1
+      state: present
+      lo_up: true
+      interfaces: [lo]
+    - name: old
+      state: absent
+      pids: [4242]
+actions:
+  description: The changes made (in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+  sample: [create netns ns1, set lo up in netns ns1]
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _netns
+
+OPTIONS = dict(
+    name=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    lo_up=dict(type='bool', default=True),
+)
+
+
+def main():
+    _module.main(OPTIONS, 'namespaces', 'name', _netns.Netns, _netns.plan_netns, 'namespaces')
+
+
+if __name__ == '__main__':
+    main()

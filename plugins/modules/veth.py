@@ -1,0 +1,170 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: veth
+short_description: Manage veth pairs between the host and network namespaces
+version_added: 0.1.0
+description:
+  - Creates a veth pair whose two ends may each sit on the host or in a named namespace, and
+    manages each end's addresses, MTU, up state and bridge (master).
+  - The end named by O(name) is created where O(netns) says; its O(peer) is created directly in
+    O(peer.netns), so no end ever passes through a namespace it does not belong to.
+  - Both ends are brought up by default. An end without an address is allowed (a bridge port needs
+    none), but an end that should carry traffic needs one; see O(addresses).
+  - An existing interface with one of the names that is not this pair (not a veth, paired with
+    something else, or in another namespace) is an error, unless O(replace=true).
+  - Every interface the module creates carries the alias C(linuxnet.netns).
+  - Takes one pair or many (O(pairs)) in one call.
+options:
+  name:
+    description: Name of the first end (for example the host side). At most 15 bytes.
+    type: str
+  netns:
+    description: Namespace of the first end; omit for the host.
+    type: str
+  addresses:
+    description:
+      - Addresses of the first end in CIDR form (IPv4 and IPv6), for example V(10.0.0.1/24).
+      - The list is exact - other addresses on that end are removed (IPv6 link-local ones excepted).
+        Omit to leave the addresses alone.
+    type: list
+    elements: str
+  mtu:
+    description: MTU of the first end; also the default for O(peer.mtu).
+    type: int
+  up:
+    description: Whether the first end is up.
+    type: bool
+    default: true
+  master:
+    description: Bridge (in the same namespace as this end) the first end is a port of.
+    type: str
+  peer:
+    description: The other end.
+    type: dict
+    suboptions:
+      name:
+        description: Name of the other end. At most 15 bytes.
+        type: str
+        required: true
+      netns:
+        description: Namespace of the other end; omit for the host.
+        type: str
+      addresses:
+        description: Addresses of the other end; exact, like O(addresses).
+        type: list
+        elements: str
+      mtu:
+        description: MTU of the other end; defaults to O(mtu).
+        type: int
+      up:
+        description: Whether the other end is up.
+        type: bool
+        default: true
+      master:
+        description: Bridge (in the other end's namespace) the other end is a port of.
+        type: str
+  replace:
+    description:
+      - Delete an existing interface that has one of the names but is not this pair, then create
+        the pair.
+    type: bool
+    default: false
+  state:
+    description:
+      - V(absent) deletes the pair (deleting one end deletes both). It refuses to delete an
+        interface of that name that is not a veth.
+    type: str
+    choices: [present, absent]
+    default: present
+  pairs:
+    description: Many pairs in one call, each with the options above.
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - linuxnet.netns._common
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: The tutorial's pair, host end 10.0.0.1/24, namespace end 10.0.0.2/24
+  linuxnet.netns.veth:
+    name: veth-host
+    addresses: [10.0.0.1/24]
+    peer:
+      name: veth-ns1
+      netns: ns1
+      addresses: [10.0.0.2/24]
+
+- name: Namespaces on a bridge (docker0-style), many pairs in one task
+  linuxnet.netns.veth:
+    pairs:
+      - name: veth-app1
+        master: br0
+        peer: {name: eth0, netns: app1, addresses: [172.30.0.11/24, "fd30::11/64"]}
+      - name: veth-app2
+        master: br0
+        peer: {name: eth0, netns: app2, addresses: [172.30.0.12/24, "fd30::12/64"]}
+
+- name: Remove a pair
+  linuxnet.netns.veth:
+    name: veth-host
+    peer: {name: veth-ns1, netns: ns1}
+    state: absent
+'''
+
+RETURN = r'''
+pairs:
+  description: Each declared pair as it is after the run (as it would be, in check mode); null for an absent pair.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - name: veth-host
+      netns: null
+      kind: veth
+      up: true
+      mtu: 1500
+      addresses: [10.0.0.1/24]
+      peer: {name: veth-ns1, netns: ns1, kind: veth, up: true, mtu: 1500, addresses: [10.0.0.2/24]}
+actions:
+  description: The changes made (in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _links
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+
+END = dict(
+    name=dict(type='str'),
+    netns=dict(type='str'),
+    addresses=dict(type='list', elements='str'),
+    mtu=dict(type='int'),
+    up=dict(type='bool', default=True),
+    master=dict(type='str'),
+)
+PEER = dict(END, name=dict(type='str', required=True))
+OPTIONS = dict(
+    END,
+    peer=dict(type='dict', options=PEER),
+    replace=dict(type='bool', default=False),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
+
+
+def main():
+    _module.main(OPTIONS, 'pairs', 'name', _links.VethPair, _links.plan_veths, 'pairs')
+
+
+if __name__ == '__main__':
+    main()
