@@ -157,6 +157,13 @@ def configure(plan, iface, link, view, kind, label):
     return after
 
 
+def mark_ours(plan, iface):
+    """Set the owner alias on a link made in this run (the kernel ignores an alias given at creation)."""
+    summary = 'mark %s in %s as made by linuxnet.netns' % (iface.name, where(iface.ns))
+    plan.add(P.LINK_SET, iface.ns, summary, requests=lambda r: link_request(
+        _nl.RTM_NEWLINK, 0, {'index': r.index(iface.ns, iface.name)}, [('IFLA_IFALIAS', OWNER_ALIAS)], summary))
+
+
 def require_namespace(reader, ns, param):
     if not reader.exists(ns):
         raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
@@ -242,7 +249,7 @@ def plan_veth(plan, reader, pair):
         attrs_peer = [('IFLA_IFNAME', b.name)]
         if b.mtu is not None:
             attrs_peer.append(('IFLA_MTU', b.mtu))
-        attrs = [('IFLA_IFNAME', a.name), ('IFLA_IFALIAS', OWNER_ALIAS)]
+        attrs = [('IFLA_IFNAME', a.name)]
         if a.mtu is not None:
             attrs.append(('IFLA_MTU', a.mtu))
         summary = 'create veth %s in %s with peer %s in %s' % (a.name, where(a.ns), b.name, where(b.ns))
@@ -256,10 +263,8 @@ def plan_veth(plan, reader, pair):
             return link_request(_nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {},
                                 attrs + [('IFLA_LINKINFO', info)], summary)
         plan.add(P.LINK_CREATE, a.ns, summary, requests=create)
-        # the peer's alias is set from inside its own namespace: a peer's ifinfmsg takes no alias
-        alias_summary = 'mark %s in %s as ours' % (b.name, where(b.ns))
-        plan.add(P.LINK_SET, b.ns, alias_summary, requests=lambda r: link_request(
-            _nl.RTM_NEWLINK, 0, {'index': r.index(b.ns, b.name)}, [('IFLA_IFALIAS', OWNER_ALIAS)], alias_summary))
+        mark_ours(plan, a)
+        mark_ours(plan, b)
     after_a = configure(plan, a, a_link, a_view, 'veth', label)
     after_b = configure(plan, b, b_link, b_view, 'veth', label)
     return {'name': a.name, 'netns': a.ns, 'peer': dict(after_b, name=b.name, netns=b.ns),
@@ -303,13 +308,13 @@ def plan_bridge(plan, reader, bridge):
         plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name), link_state(link, view), None)
         return None
     if link is None:
-        attrs = [('IFLA_IFNAME', iface.name), ('IFLA_IFALIAS', OWNER_ALIAS),
-                 ('IFLA_LINKINFO', {'attrs': [('IFLA_INFO_KIND', 'bridge')]})]
+        attrs = [('IFLA_IFNAME', iface.name), ('IFLA_LINKINFO', {'attrs': [('IFLA_INFO_KIND', 'bridge')]})]
         if iface.mtu is not None:
             attrs.append(('IFLA_MTU', iface.mtu))
         summary = 'create bridge %s in %s' % (iface.name, where(iface.ns))
         plan.add(P.LINK_CREATE, iface.ns, summary, requests=lambda r: link_request(
             _nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {}, attrs, summary))
+        mark_ours(plan, iface)
     after = configure(plan, iface, link, view, 'bridge', label)
     return dict(after, name=iface.name, netns=iface.ns)
 

@@ -34,11 +34,20 @@ def list_form(options, list_name, identity):
     """
     spec = copy.deepcopy(options)
     spec[list_name] = dict(type='list', elements='dict', options=copy.deepcopy(options))
+    if identity is None:
+        # objects without a name of their own (a route, a namespace's settings): the list form is
+        # used when given, the top-level options otherwise
+        return spec, {}
     return spec, dict(mutually_exclusive=[(identity, list_name)], required_one_of=[(identity, list_name)])
 
 
 def items_of(module, options, list_name):
     if module.params.get(list_name):
+        stray = sorted(name for name, option in options.items()
+                       if module.params.get(name) is not None and module.params[name] != option.get('default'))
+        if stray:
+            V._fail(stray[0], module.params[stray[0]], 'cannot be combined with %s' % list_name,
+                    'put it into each item of %s' % list_name)
         return list_name, module.params[list_name]
     return None, [dict((name, module.params.get(name)) for name in options)]
 

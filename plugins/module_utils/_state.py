@@ -37,8 +37,9 @@ class Link(object):
         self.peer_index = msg.get_attr('IFLA_LINK')
         nsid = msg.get_attr('IFLA_LINK_NETNSID')
         self.peer_nsid = nsid if nsid is not None and nsid >= 0 else None
-        if self.peer_index == self.index:
-            self.peer_index = None
+        if self.kind != 'veth':
+            # IFLA_LINK is only a peer for a veth; other devices report themselves or a lower device
+            self.peer_index = self.peer_nsid = None
         self.addresses = []  # ipaddress.ip_interface, link-local IPv6 left out
 
 

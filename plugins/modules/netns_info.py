@@ -1,0 +1,119 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: netns_info
+short_description: Read network namespaces, veth pairs, bridges, routes, NAT and forwarding
+version_added: 0.1.0
+description:
+  - Reports the named network namespaces and the host - interfaces, addresses, routes, forwarding -
+    which veth end is where (across namespaces), the bridges and their ports, and this collection's
+    MASQUERADE rules. Changes nothing.
+  - Interfaces created by this collection are marked RV(host.interfaces.ours=true).
+options:
+  netns:
+    description: Only these namespaces (the host is always included). Default is all of them.
+    type: list
+    elements: str
+  routes:
+    description: Include routes.
+    type: bool
+    default: true
+  nat:
+    description: Include this collection's nf_tables MASQUERADE rules.
+    type: bool
+    default: true
+extends_documentation_fragment:
+  - linuxnet.netns._common.INFO
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: Read everything
+  linuxnet.netns.netns_info:
+  register: net
+
+- name: Where is the other end of veth-host?
+  ansible.builtin.debug:
+    msg: "{{ net.veth_pairs | selectattr('name', 'eq', 'veth-host') | map(attribute='peer') | first }}"
+'''
+
+RETURN = r'''
+namespaces:
+  description: Names of the network namespaces (as C(ip netns list) shows them), sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [ns1, ns2]
+host:
+  description: The host's (the module's own namespace's) state.
+  returned: always
+  type: dict
+  contains:
+    lo_up:
+      description: Whether C(lo) is up.
+      type: bool
+    forwarding:
+      description: IPv4 and IPv6 forwarding.
+      type: dict
+      sample: {ipv4: true, ipv6: false}
+    interfaces:
+      description: Interfaces by name, with kind, index, up, mtu, addresses, master and whether we made it (ours).
+      type: dict
+      sample: {veth-host: {index: 3, kind: veth, up: true, mtu: 1500, addresses: [10.0.0.1/24], ours: true}}
+    routes:
+      description: Routes of every table but C(local).
+      type: list
+      elements: dict
+      sample: [{dest: 0.0.0.0/0, gateway: 192.0.2.1, dev: eth0, metric: 0, table: 254}]
+netns:
+  description: The same as RV(host), for each namespace, by name.
+  returned: always
+  type: dict
+veth_pairs:
+  description: Each veth pair once, with where each end is. A peer outside every namespace read has RV(veth_pairs[].peer.outside=true).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: veth-host, netns: null, peer: {name: veth-ns1, netns: ns1}}]
+bridges:
+  description: Bridges and their ports.
+  returned: always
+  type: list
+  elements: dict
+  sample: [{name: br0, netns: null, ports: [veth-app1, veth-app2]}]
+nat:
+  description: This collection's MASQUERADE rules, per namespace (V(null) is the host).
+  returned: always
+  type: list
+  elements: dict
+  sample: [{netns: null, source: 10.0.0.0/24, out_interface: eth0}]
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _info
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+
+
+def main():
+    module = _module.new_module(dict(
+        netns=dict(type='list', elements='str'),
+        routes=dict(type='bool', default=True),
+        nat=dict(type='bool', default=True),
+    ))
+    try:
+        query = _info.InfoQuery(module.params, '')
+    except _module.V.ValidationError as exc:
+        module.fail_json(msg=str(exc))
+    _module.run(module, lambda plan, reader: _info.gather(reader, query.namespaces, query.routes, query.nat),
+                read_only=True)
+
+
+if __name__ == '__main__':
+    main()

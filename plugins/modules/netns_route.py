@@ -1,0 +1,120 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: netns_route
+short_description: Manage IPv4 and IPv6 routes in network namespaces or on the host
+version_added: 0.1.0
+description:
+  - Adds, changes and removes routes in a named namespace or on the host - a default route via the
+    host, as in the tutorial, or a prefix via a gateway and/or a device.
+  - A route is identified as the kernel identifies it - namespace, destination, table and metric.
+    A route with that identity but another gateway or device is replaced.
+  - The gateway must lie in a subnet connected in that namespace (an address on one of its
+    interfaces), unless O(onlink=true); the error says which subnets are connected.
+  - Takes one route or many (O(routes)) in one call.
+options:
+  dest:
+    description:
+      - Destination prefix, for example V(10.1.0.0/24) or V(fd01::/64), or V(default) (the family
+        of a default route is that of its O(gateway)).
+    type: str
+    default: default
+  gateway:
+    description: Next hop, of the same family as O(dest).
+    type: str
+  dev:
+    description: Outgoing interface. Required with an IPv6 link-local gateway, or without a gateway.
+    type: str
+  metric:
+    description: Route metric (priority). Defaults to the kernel's own default, 0 for IPv4 and 1024 for IPv6.
+    type: int
+  table:
+    description: Routing table id; 254 is C(main).
+    type: int
+    default: 254
+  onlink:
+    description: Accept a gateway outside every connected subnet (the kernel's C(onlink) flag).
+    type: bool
+    default: false
+  netns:
+    description: Namespace of the route; omit for the host.
+    type: str
+  state:
+    description: Whether the route should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  routes:
+    description: Many routes in one call, each with the options above.
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - linuxnet.netns._common
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: The tutorial's default route, inside ns1, via the host end of its veth
+  linuxnet.netns.netns_route:
+    netns: ns1
+    gateway: 10.0.0.1
+
+- name: Several routes in one task, IPv4 and IPv6
+  linuxnet.netns.netns_route:
+    routes:
+      - {netns: ns1, dest: default, gateway: "fd00::1"}
+      - {netns: ns1, dest: 10.20.0.0/16, gateway: 10.0.0.254, metric: 100}
+      - {dest: 10.0.1.0/24, dev: br0}
+
+- name: Remove a route
+  linuxnet.netns.netns_route:
+    netns: ns1
+    dest: 10.20.0.0/16
+    metric: 100
+    state: absent
+'''
+
+RETURN = r'''
+routes:
+  description: Each declared route as it is after the run (as it would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {netns: ns1, dest: 0.0.0.0/0, table: 254, metric: 0, gateway: 10.0.0.1, dev: veth-ns1, state: present}
+actions:
+  description: The changes made (in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _route
+
+OPTIONS = dict(
+    dest=dict(type='str', default='default'),
+    gateway=dict(type='str'),
+    dev=dict(type='str'),
+    metric=dict(type='int'),
+    table=dict(type='int', default=254),
+    onlink=dict(type='bool', default=False),
+    netns=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
+
+
+def main():
+    _module.main(OPTIONS, 'routes', None, _route.RouteSpec, _route.plan_routes, 'routes')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,93 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: sysctl_forward
+short_description: Turn IPv4/IPv6 forwarding on or off, on the host or inside a network namespace
+version_added: 0.1.0
+description:
+  - Sets C(net.ipv4.ip_forward) and C(net.ipv6.conf.all.forwarding). Every network namespace has
+    its own values, so the host's setting does not reach its namespaces, and the other way round.
+  - On the host, O(persist=true) also writes them to a file in C(/etc/sysctl.d), atomically, so
+    that they survive a reboot.
+  - Takes one namespace's settings or many (O(settings)) in one call.
+options:
+  netns:
+    description: Namespace whose forwarding to set; omit for the host.
+    type: str
+  ipv4:
+    description: C(net.ipv4.ip_forward). Omit to leave it as it is.
+    type: bool
+  ipv6:
+    description: C(net.ipv6.conf.all.forwarding). Omit to leave it as it is.
+    type: bool
+  persist:
+    description: Also write the values to O(persist_file). Host only.
+    type: bool
+    default: false
+  persist_file:
+    description: The file O(persist=true) writes.
+    type: path
+    default: /etc/sysctl.d/90-linuxnet-netns.conf
+  settings:
+    description: Several namespaces' settings in one call, each with the options above.
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - linuxnet.netns._common
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: Forwarding on the host, now and after a reboot (the tutorial's sysctl -w net.ipv4.ip_forward=1)
+  linuxnet.netns.sysctl_forward:
+    ipv4: true
+    persist: true
+
+- name: A namespace that routes for others
+  linuxnet.netns.sysctl_forward:
+    netns: router
+    ipv4: true
+    ipv6: true
+'''
+
+RETURN = r'''
+settings:
+  description: Each declared setting as it is after the run (as it would be, in check mode).
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - {netns: null, ipv4: true, persist_file: /etc/sysctl.d/90-linuxnet-netns.conf}
+actions:
+  description: The changes made (in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
+
+OPTIONS = dict(
+    netns=dict(type='str'),
+    ipv4=dict(type='bool'),
+    ipv6=dict(type='bool'),
+    persist=dict(type='bool', default=False),
+    persist_file=dict(type='path', default=_sysctl.DEFAULT_PERSIST_FILE),
+)
+
+
+def main():
+    _module.main(OPTIONS, 'settings', None, _sysctl.Forward, _sysctl.plan_forward, 'settings')
+
+
+if __name__ == '__main__':
+    main()
