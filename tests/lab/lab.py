@@ -35,6 +35,7 @@ asks it from inside any node.
 
 State directory (``--dir``):
     lab.json        what ``up`` made: PIDs, namespace ids, addresses, interface names (read by down/exec)
+    lab.lock        flock held by the lab's router for as long as the lab lives (in any sandbox)
     inventory.yml   Ansible inventory: group ``lab`` with hosts lab1..labN
     keys/           id_ed25519 (client key Ansible uses), ssh_host_ed25519_key, authorized_keys
     ssh/            one sshd_config per host
@@ -59,6 +60,7 @@ Only the standard library is used, so any Python 3.9+ runs it.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import ipaddress
 import json
 import os
@@ -283,7 +285,7 @@ class Node:
         self.batch: list[str] = []  # ip commands run inside the node
         self.record: dict = {}
 
-    def spawn(self, shadow: str) -> None:
+    def spawn(self, shadow: str, pass_fds: tuple[int, ...] = ()) -> None:
         argv = [
             "unshare", "--net", "--mount", "--uts", "--propagation", "private",
             "/bin/sh", "-c", NODE_INIT, f"lab-init-{self.name}",
@@ -296,6 +298,7 @@ class Node:
                 stdout=subprocess.PIPE,
                 stderr=log,
                 start_new_session=True,  # a Ctrl-C for lab.py must not hit the lab's sshd
+                pass_fds=pass_fds,
                 env={"PATH": NODE_PATH, "LANG": "C.UTF-8", "HOME": "/root"},
                 cwd="/",
             )
@@ -455,6 +458,21 @@ def plan_nodes(args, state_dir: Path) -> tuple[list[Node], list[str], list[str]]
     return nodes, sandbox_batch, links
 
 
+def lock_state_dir(state_dir: Path) -> int | None:
+    """Take STATE_DIR/lab.lock (flock); None if a live lab, of any sandbox, holds it.
+
+    ``up`` hands the locked descriptor to the router's process, so the lock lives exactly as long
+    as the lab: whichever sandbox it is in, however it ends.
+    """
+    fd = os.open(state_dir / "lab.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
 def cmd_up(args) -> int:
     require_sandbox()
     state_dir = validate_state_dir(args.dir)
@@ -466,8 +484,15 @@ def cmd_up(args) -> int:
         old = load_state(state_dir)
         if same_sandbox(old) and any(alive(n) for n in all_nodes(old).values()):
             raise LabError(f"a lab is already up in {state_dir}; run `lab.py down --dir {state_dir}` first")
-        (state_dir / "lab.json").unlink()  # left over from a sandbox that is gone
     started = time.monotonic()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = lock_state_dir(state_dir)
+    if lock is None:
+        raise LabError(
+            f"a lab is running in {state_dir} (in this or another sandbox: {state_dir / 'lab.lock'} is "
+            "held by its router); bring it down from its own sandbox, or use another --dir"
+        )
+    (state_dir / "lab.json").unlink(missing_ok=True)  # left over from a sandbox that is gone
     for sub in ("keys", "ssh", "logs", "run", "cp"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     (state_dir / "run" / "echo.ready").unlink(missing_ok=True)
@@ -496,7 +521,7 @@ def cmd_up(args) -> int:
     }
     try:
         for node in nodes:
-            node.spawn(shadow)
+            node.spawn(shadow, (lock,) if node.kind == "router" else ())
         ip_batch(sandbox_batch)
         state["links"] = links  # from here on, down must remove them
         write_state(state_dir, state, nodes)
@@ -546,6 +571,7 @@ def cmd_up(args) -> int:
             (state_dir / "lab.json").unlink(missing_ok=True)
         raise
     finally:
+        os.close(lock)
         for node in nodes:
             if node.proc is not None and node.proc.stdout is not None:
                 node.proc.stdout.close()
@@ -716,7 +742,14 @@ def cmd_down(args) -> int:
             return 0
         raise
     if not same_sandbox(state):
-        print(f"lab down: the lab in {state_dir} belongs to another sandbox (gone with it); only removing its files")
+        lock = lock_state_dir(state_dir)
+        if lock is None:
+            raise LabError(
+                f"the lab in {state_dir} is running in another sandbox; bring it down from there "
+                "(its PIDs and interfaces mean nothing here)"
+            )
+        os.close(lock)
+        print(f"lab down: the lab in {state_dir} was made in another sandbox, gone with it; removing its files")
         left = []
     else:
         left = teardown(state)
@@ -737,7 +770,7 @@ def purge(state_dir: Path) -> None:
     """Remove the state directory (only if it looks like a lab's)."""
     if not state_dir.exists():
         return
-    ours = {"lab.json", "inventory.yml", "keys", "ssh", "logs", "run", "cp"}
+    ours = {"lab.json", "lab.lock", "inventory.yml", "keys", "ssh", "logs", "run", "cp"}
     foreign = [p.name for p in state_dir.iterdir() if p.name not in ours]
     if foreign:
         raise LabError(f"--purge: {state_dir} holds files lab.py did not make ({', '.join(sorted(foreign))}); not removing it")
