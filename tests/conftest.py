@@ -1,0 +1,107 @@
+"""Shared fixtures. Integration tests run only inside tests/sandbox.sh (LINUXNET_SANDBOX=1)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
+SYSTEM_PYTHON = '/usr/bin/python3'  # Debian's python3 with python3-pyroute2 0.7.2
+
+
+@pytest.fixture(scope='session')
+def collections_dir(tmp_path_factory):
+    """A collections path holding linuxnet.netns (this checkout) and, for the module runner, a
+    directory with just the `ansible` package, so that the system Python can import
+    ansible.module_utils without picking up pip's pyroute2."""
+    root = tmp_path_factory.mktemp('collections')
+    ns_dir = root / 'ansible_collections' / 'linuxnet'
+    ns_dir.mkdir(parents=True)
+    os.symlink(REPO, str(ns_dir / 'netns'))
+    import ansible
+    ansible_only = root / 'ansible_only'
+    ansible_only.mkdir()
+    os.symlink(os.path.dirname(ansible.__file__), str(ansible_only / 'ansible'))
+    return root
+
+
+def _pythons():
+    found = [pytest.param(sys.executable, id='pyroute2-pip')]
+    if os.path.exists(SYSTEM_PYTHON) and subprocess.call(
+            [SYSTEM_PYTHON, '-c', 'import pyroute2'], stderr=subprocess.DEVNULL) == 0:
+        found.append(pytest.param(SYSTEM_PYTHON, id='pyroute2-debian'))
+    return found
+
+
+@pytest.fixture(params=_pythons())
+def python(request):
+    return request.param
+
+
+class Host(object):
+    """A fresh network namespace standing in for a managed host; modules run inside it."""
+
+    def __init__(self, collections, python, tmp_path):
+        self.collections = collections
+        self.python = python
+        self.tmp = tmp_path
+        self.prefix = 't' + uuid.uuid4().hex[:6]
+        self.name = self.prefix + '-host'
+        subprocess.check_call(['ip', 'netns', 'add', self.name])
+        self.sh('ip link set lo up')
+        self.calls = 0
+
+    def ns(self, suffix):
+        return '%s-%s' % (self.prefix, suffix)
+
+    def sh(self, command, check=True):
+        out = subprocess.run(['ip', 'netns', 'exec', self.name, 'sh', '-c', command],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        if check and out.returncode:
+            raise AssertionError('%s failed (%d): %s' % (command, out.returncode, out.stdout))
+        return out.stdout
+
+    def module(self, name, args, check=False, diff=True):
+        self.calls += 1
+        payload = dict(args, _ansible_check_mode=check, _ansible_diff=diff)
+        path = self.tmp / ('args%d.json' % self.calls)
+        path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': payload}))
+        env = dict(os.environ, PYTHONPATH='%s:%s' % (self.collections, self.collections / 'ansible_only'))
+        out = subprocess.run(
+            ['nsenter', '--net=/run/netns/' + self.name, self.python,
+             os.path.join(REPO, 'plugins', 'modules', name + '.py'), str(path)],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env)
+        try:
+            return json.loads(out.stdout)
+        except ValueError:
+            raise AssertionError('module %s printed no JSON (rc %d): %s %s' % (name, out.returncode, out.stdout, out.stderr))
+
+    def ok(self, name, args, **kw):
+        result = self.module(name, args, **kw)
+        assert not result.get('failed'), result.get('msg')
+        return result
+
+    def netns_list(self):
+        return sorted(n for n in os.listdir('/run/netns') if n.startswith(self.prefix) and n != self.name)
+
+    def cleanup(self):
+        for name in os.listdir('/run/netns'):
+            if name.startswith(self.prefix):
+                subprocess.call(['ip', 'netns', 'del', name], stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def host(collections_dir, python, tmp_path):
+    if not IN_SANDBOX:
+        pytest.skip('integration tests run only inside tests/sandbox.sh')
+    h = Host(collections_dir, python, tmp_path)
+    yield h
+    h.cleanup()
+
+
+def pytest_report_header(config):
+    return 'sandbox: %s; ip: %s' % (IN_SANDBOX, shutil.which('ip'))

@@ -1,0 +1,297 @@
+"""Every module against the real kernel: create, identical re-run, check mode, diff, absent, bad input.
+
+Each test runs its modules inside a fresh network namespace (the `host` fixture), once with pip's
+pyroute2 and once with Debian's 0.7.2 where it is installed.
+"""
+import json
+import subprocess
+
+import pytest
+
+
+def links(host, ns=None):
+    cmd = 'ip -j -d addr show' if ns is None else 'ip -n %s -j -d addr show' % ns
+    return dict((link['ifname'], link) for link in json.loads(host.sh(cmd)))
+
+
+def addrs(link):
+    return sorted('%s/%d' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
+                  if a.get('scope') != 'link')
+
+
+# ---- netns ---------------------------------------------------------------------------------------------
+def test_netns_lifecycle(host):
+    names = [host.ns('a'), host.ns('b')]
+    spec = {'namespaces': [{'name': names[0]}, {'name': names[1], 'lo_up': False}]}
+
+    predicted = host.ok('netns', spec, check=True)
+    assert predicted['changed'] and host.netns_list() == []
+    created = host.ok('netns', spec)
+    assert created['changed'] and created['actions'] == predicted['actions']
+    assert created['diff']['after'] == predicted['diff']['after']
+    assert host.netns_list() == sorted(names)
+    assert 'UP' in links(host, names[0])['lo']['flags']
+    assert 'UP' not in links(host, names[1])['lo']['flags']
+
+    again = host.ok('netns', spec)
+    assert not again['changed'] and again['actions'] == []
+    assert not host.ok('netns', spec, check=True)['changed']
+
+    removed = host.ok('netns', {'namespaces': [{'name': n, 'state': 'absent'} for n in names]})
+    assert removed['changed'] and host.netns_list() == []
+    assert not host.ok('netns', {'name': names[0], 'state': 'absent'})['changed']
+
+
+def test_netns_exact_names(host):
+    """An existing `mario2` never stands in for a missing `mario` (community.general.ip_netns does)."""
+    host.ok('netns', {'name': host.ns('mario2')})
+    result = host.ok('netns', {'name': host.ns('mario')}, check=True)
+    assert result['changed'] and result['actions'] == ['create netns %s' % host.ns('mario'),
+                                                       'set lo up in netns %s' % host.ns('mario')]
+    assert not host.ok('netns', {'name': host.ns('mario'), 'state': 'absent'})['changed']
+    assert host.netns_list() == [host.ns('mario2')]
+
+
+def test_netns_absent_takes_host_side_veth(host):
+    ns = host.ns('v')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', {'name': host.prefix + 'h', 'peer': {'name': 'eth0', 'netns': ns}})
+    assert host.prefix + 'h' in links(host)
+    host.ok('netns', {'name': ns, 'state': 'absent'})
+    # the module waits for the kernel's teardown: the host end is gone when it returns
+    assert host.prefix + 'h' not in links(host)
+
+
+def test_netns_absent_with_process_inside(host):
+    ns = host.ns('busy')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', {'name': host.prefix + 'h', 'peer': {'name': 'eth0', 'netns': ns}})
+    sleeper = subprocess.Popen(['ip', 'netns', 'exec', ns, 'sleep', '60'])
+    try:
+        for _ in range(100):
+            out = subprocess.run(['ip', 'netns', 'pids', ns], stdout=subprocess.PIPE, universal_newlines=True).stdout
+            if out.strip():
+                break
+        result = host.ok('netns', {'name': ns, 'state': 'absent'})
+        assert result['changed']
+        pids = result['namespaces'][0]['pids']
+        assert pids and all(str(pid) in json.dumps(result.get('warnings')) for pid in pids)
+        assert host.prefix + 'h' not in links(host), 'host-side veth survived a busy namespace'
+        assert host.netns_list() == []
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@pytest.mark.parametrize('name', ['a/b', '..', '.', '', 'x y', 'tab\there', 'caf\u00e9', 'n' * 300])
+def test_netns_bad_names(host, name):
+    result = host.module('netns', {'name': name})
+    assert result['failed'] and 'name=' in result['msg']
+    assert host.netns_list() == []
+
+
+# ---- veth ------------------------------------------------------------------------------------------------
+def tutorial_pair(host, ns):
+    return {'name': host.prefix + 'h', 'addresses': ['10.0.0.1/24'],
+            'peer': {'name': host.prefix + 'n', 'netns': ns, 'addresses': ['10.0.0.2/24', 'fd00::2/64'], 'mtu': 1400}}
+
+
+def test_veth_lifecycle(host):
+    ns = host.ns('ns1')
+    host.ok('netns', {'name': ns})
+    pair = tutorial_pair(host, ns)
+    predicted = host.ok('veth', pair, check=True)
+    assert predicted['changed'] and host.prefix + 'h' not in links(host)
+    created = host.ok('veth', pair)
+    assert created['actions'] == predicted['actions']
+    assert created['diff'] == predicted['diff']
+    hl, nl = links(host)[host.prefix + 'h'], links(host, ns)[host.prefix + 'n']
+    assert addrs(hl) == ['10.0.0.1/24'] and addrs(nl) == ['10.0.0.2/24', 'fd00::2/64']
+    assert 'UP' in hl['flags'] and 'UP' in nl['flags'] and nl['mtu'] == 1400 and hl['mtu'] == 1500
+    assert hl.get('ifalias') == 'linuxnet.netns' and nl.get('ifalias') == 'linuxnet.netns'
+    assert subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', '10.0.0.1'],
+                           stdout=subprocess.DEVNULL) == 0
+
+    again = host.ok('veth', pair)
+    assert not again['changed'], again['actions']
+
+    pair['peer']['addresses'] = ['10.0.0.3/24']
+    changed = host.ok('veth', pair, check=True)
+    assert changed['actions'] == ['remove address 10.0.0.2/24 from %sn in netns %s' % (host.prefix, ns),
+                                  'remove address fd00::2/64 from %sn in netns %s' % (host.prefix, ns),
+                                  'add address 10.0.0.3/24 to %sn in netns %s' % (host.prefix, ns)]
+    assert changed['diff']['before']['veth %s %sn' % (ns, host.prefix)]['addresses'] == ['10.0.0.2/24', 'fd00::2/64']
+    assert changed['diff']['after']['veth %s %sn' % (ns, host.prefix)]['addresses'] == ['10.0.0.3/24']
+    host.ok('veth', pair)
+    assert addrs(links(host, ns)[host.prefix + 'n']) == ['10.0.0.3/24']
+
+    gone = host.ok('veth', dict(pair, state='absent'))
+    assert gone['changed'] and host.prefix + 'h' not in links(host) and host.prefix + 'n' not in links(host, ns)
+    assert not host.ok('veth', dict(pair, state='absent'))['changed']
+
+
+def test_veth_conflicts(host):
+    ns = host.ns('c')
+    host.ok('netns', {'name': ns})
+    host.sh('ip link add %sh type bridge' % host.prefix)
+    pair = {'name': host.prefix + 'h', 'peer': {'name': 'eth0', 'netns': ns}}
+    refused = host.module('veth', pair)
+    assert refused['failed'] and 'not as the peer' in refused['msg'] and 'replace: true' in refused['msg']
+    assert links(host)[host.prefix + 'h']['linkinfo']['info_kind'] == 'bridge'
+    absent = host.module('veth', dict(pair, state='absent'))
+    assert absent['failed'] and 'not a veth' in absent['msg']
+    replaced = host.ok('veth', dict(pair, replace=True))
+    assert replaced['changed'] and links(host)[host.prefix + 'h']['linkinfo']['info_kind'] == 'veth'
+    assert not host.ok('veth', pair)['changed']
+    # the same name on the other side of another pair is a conflict too
+    other = {'name': host.prefix + 'x', 'peer': {'name': 'eth0', 'netns': ns}}
+    assert 'not as the peer' in host.module('veth', other)['msg']
+
+
+def test_veth_both_ends_in_namespaces_and_bridge(host):
+    a, b = host.ns('a'), host.ns('b')
+    host.ok('netns', {'namespaces': [{'name': a}, {'name': b}]})
+    host.ok('bridge', {'name': 'br0', 'netns': a, 'addresses': ['172.30.0.1/24']})
+    pairs = {'pairs': [
+        {'name': 'p1', 'netns': a, 'master': 'br0', 'peer': {'name': 'eth0', 'netns': b, 'addresses': ['172.30.0.2/24']}},
+        {'name': 'x1', 'netns': b, 'peer': {'name': 'x2', 'netns': b}},
+    ]}
+    host.ok('veth', pairs)
+    assert links(host, a)['p1']['master'] == 'br0'
+    assert subprocess.call(['ip', 'netns', 'exec', b, 'ping', '-c1', '-W2', '172.30.0.1'], stdout=subprocess.DEVNULL) == 0
+    assert not host.ok('veth', pairs)['changed']
+    info = host.ok('netns_info', {'netns': [a, b]})
+    assert {'name': 'p1', 'netns': a, 'peer': {'name': 'eth0', 'netns': b}} in info['veth_pairs'] or \
+        {'name': 'eth0', 'netns': b, 'peer': {'name': 'p1', 'netns': a}} in info['veth_pairs']
+    assert {'name': 'br0', 'netns': a, 'ports': ['p1']} in info['bridges']
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'name': 'a' * 16, 'peer': {'name': 'b'}}, 'name='),
+    ({'name': 'a b', 'peer': {'name': 'b'}}, 'name='),
+    ({'name': 'a', 'peer': {'name': 'b/c'}}, 'peer.name='),
+    ({'name': 'a', 'peer': {'name': 'b'}, 'addresses': ['10.0.0.1']}, 'addresses[0]='),
+    ({'name': 'a', 'peer': {'name': 'b'}, 'addresses': ['10.0.0.0/24']}, 'network address'),
+    ({'name': 'a', 'peer': {'name': 'b'}, 'addresses': ['300.0.0.1/24']}, 'addresses[0]='),
+    ({'name': 'a', 'peer': {'name': 'a'}}, 'same interface'),
+    ({'name': 'a', 'peer': {'name': 'b', 'netns': 'nope-missing'}}, 'does not exist'),
+    ({'name': 'a', 'peer': {'name': 'b'}, 'master': 'nobridge'}, 'create the bridge first'),
+    ({'name': 'a', 'peer': {'name': 'b'}, 'mtu': 20}, 'mtu='),
+    ({'pairs': [{'name': 'a', 'peer': {'name': 'b'}}, {'name': 'a', 'peer': {'name': 'c'}}]}, 'declared twice'),
+])
+def test_veth_bad_input(host, args, fragment):
+    before = host.sh('ip -d link; ip addr')
+    result = host.module('veth', args)
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert host.sh('ip -d link; ip addr') == before
+
+
+# ---- bridge ----------------------------------------------------------------------------------------------
+def test_bridge_lifecycle(host):
+    spec = {'name': 'br0', 'addresses': ['172.30.0.1/24', 'fd30::1/64'], 'mtu': 9000}
+    predicted = host.ok('bridge', spec, check=True)
+    assert predicted['changed'] and 'br0' not in links(host)
+    created = host.ok('bridge', spec)
+    assert created['actions'] == predicted['actions']
+    br = links(host)['br0']
+    assert br['linkinfo']['info_kind'] == 'bridge' and br['mtu'] == 9000 and addrs(br) == ['172.30.0.1/24', 'fd30::1/64']
+    assert not host.ok('bridge', spec)['changed']
+    host.sh('ip link add lnx-v1 type veth peer name lnx-v2')
+    refused = host.module('bridge', {'name': 'lnx-v1', 'state': 'absent'})
+    assert refused['failed'] and 'not a bridge' in refused['msg']
+    assert host.ok('bridge', dict(spec, state='absent'))['changed']
+    assert 'br0' not in links(host)
+    assert not host.ok('bridge', dict(spec, state='absent'))['changed']
+
+
+# ---- routes ----------------------------------------------------------------------------------------------
+def test_routes(host):
+    ns = host.ns('r')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', tutorial_pair(host, ns))
+    routes = {'routes': [{'netns': ns, 'gateway': '10.0.0.1'},
+                         {'netns': ns, 'gateway': 'fd00::1'},
+                         {'netns': ns, 'dest': '10.20.0.0/16', 'gateway': '10.0.0.1', 'metric': 100, 'table': 100}]}
+    predicted = host.ok('netns_route', routes, check=True)
+    assert len(predicted['actions']) == 3
+    assert host.ok('netns_route', routes)['actions'] == predicted['actions']
+    table = host.sh('ip -n %s route show default; ip -n %s -6 route show default; ip -n %s route show table 100' % (ns, ns, ns))
+    assert 'default via 10.0.0.1' in table and 'default via fd00::1' in table and '10.20.0.0/16 via 10.0.0.1' in table
+    assert not host.ok('netns_route', routes)['changed']
+    # another gateway for the same route replaces it
+    host.sh('ip -n %s addr add 10.0.0.9/24 dev %sn' % (ns, host.prefix), check=False)
+    moved = host.ok('netns_route', {'netns': ns, 'gateway': '10.0.0.254'})
+    assert moved['actions'] == ['replace route %s default via 10.0.0.254' % ns]
+    assert moved['diff']['before']['route %s default' % ns]['gateway'] == '10.0.0.1'
+    assert host.ok('netns_route', {'netns': ns, 'dest': '10.20.0.0/16', 'metric': 100, 'table': 100, 'state': 'absent'})['changed']
+    assert '10.20.0.0' not in host.sh('ip -n %s route show table 100' % ns)
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'gateway': '10.0.0.1', 'dest': 'fd00::/64'}, 'gateway='),
+    ({'gateway': 'nonsense'}, 'gateway='),
+    ({'dest': '10.0.0.1/24', 'gateway': '10.0.0.1'}, 'host bits'),
+    ({'dest': '10.1.0.0/16'}, 'both missing'),
+    ({'gateway': '10.99.0.1'}, 'not in any subnet connected'),
+    ({'gateway': 'fe80::1'}, 'dev='),
+    ({'dev': 'nosuchdev'}, 'no such interface'),
+    ({'gateway': '10.0.0.1', 'table': 255}, 'table='),
+    ({'gateway': '10.0.0.1', 'netns': 'missing-ns'}, 'does not exist'),
+])
+def test_route_bad_input(host, args, fragment):
+    before = host.sh('ip route show table all; ip -6 route show table all')
+    result = host.module('netns_route', args)
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert host.sh('ip route show table all; ip -6 route show table all') == before
+
+
+# ---- forwarding ------------------------------------------------------------------------------------------
+def test_forwarding(host, tmp_path):
+    ns = host.ns('f')
+    host.ok('netns', {'name': ns})
+    conf = str(tmp_path / 'sysctl.d' / '90-test.conf')
+    spec = {'settings': [{'ipv4': True, 'ipv6': True, 'persist': True, 'persist_file': conf},
+                         {'netns': ns, 'ipv4': True}]}
+    predicted = host.ok('sysctl_forward', spec, check=True)
+    assert predicted['changed'] and host.sh('cat /proc/sys/net/ipv4/ip_forward').strip() == '0'
+    done = host.ok('sysctl_forward', spec)
+    assert done['actions'] == predicted['actions']
+    assert host.sh('cat /proc/sys/net/ipv4/ip_forward /proc/sys/net/ipv6/conf/all/forwarding').split() == ['1', '1']
+    assert subprocess.check_output(['ip', 'netns', 'exec', ns, 'cat', '/proc/sys/net/ipv4/ip_forward']).strip() == b'1'
+    assert 'net.ipv4.ip_forward = 1' in open(conf).read()
+    assert not host.ok('sysctl_forward', spec)['changed']
+    off = host.ok('sysctl_forward', {'netns': ns, 'ipv4': False})
+    assert off['diff']['before'] == {'forwarding %s' % ns: {'net.ipv4.ip_forward': True}}
+    # the host's value is its own
+    assert host.sh('cat /proc/sys/net/ipv4/ip_forward').strip() == '1'
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({}, 'both unset'),
+    ({'netns': 'x', 'ipv4': True, 'persist': True}, 'host only'),
+    ({'ipv4': True, 'persist': True, 'persist_file': 'relative.conf'}, 'persist_file='),
+    ({'ipv4': True, 'netns': 'no-such-ns'}, 'does not exist'),
+])
+def test_forwarding_bad_input(host, args, fragment):
+    result = host.module('sysctl_forward', args)
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert host.sh('cat /proc/sys/net/ipv4/ip_forward').strip() == '0'
+
+
+# ---- info ------------------------------------------------------------------------------------------------
+def test_info(host):
+    ns = host.ns('i')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', tutorial_pair(host, ns))
+    host.ok('netns_route', {'netns': ns, 'gateway': '10.0.0.1'})
+    info = host.ok('netns_info', {'netns': [ns]}, check=True)
+    assert not info['changed'] and info['namespaces'] == [ns]
+    assert info['host']['interfaces'][host.prefix + 'h']['addresses'] == ['10.0.0.1/24']
+    assert info['host']['interfaces'][host.prefix + 'h']['ours'] is True
+    assert info['netns'][ns]['lo_up'] is True
+    assert {'dest': '0.0.0.0/0', 'gateway': '10.0.0.1', 'dev': host.prefix + 'n', 'metric': 0, 'table': 254} \
+        in info['netns'][ns]['routes']
+    assert {'name': host.prefix + 'h', 'netns': None, 'peer': {'name': host.prefix + 'n', 'netns': ns}} in info['veth_pairs'] \
+        or {'name': host.prefix + 'n', 'netns': ns, 'peer': {'name': host.prefix + 'h', 'netns': None}} in info['veth_pairs']
+    missing = host.module('netns_info', {'netns': ['no-such']})
+    assert missing['failed'] and 'no-such' in missing['msg']
