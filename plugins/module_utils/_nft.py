@@ -372,6 +372,9 @@ def _data_value(nla):
     return bytes(value) if value is not None else None
 
 
+_IFNAME_SOURCES = (('meta', NFT_META_IIFNAME), ('meta', NFT_META_OIFNAME))
+
+
 def decode_expressions(exprs):
     """A rule's expressions in the canonical form of Term.canonical()."""
     regs = {}
@@ -407,6 +410,11 @@ def decode_expressions(exprs):
                 out.append(('unknown', name))
             else:
                 mask = source[2][:len(value)] if source[2] is not None else b'\xff' * len(value)
+                if source[0] in _IFNAME_SOURCES and source[2] is None and b'\0' in value:
+                    # iptables compares a name up to its NUL only; the register holds the name
+                    # padded with NULs, so that is the same match as nft's full IFNAMSIZ compare
+                    value = value[:IFNAMSIZ] + b'\0' * (IFNAMSIZ - len(value))
+                    mask = b'\xff' * IFNAMSIZ
                 out.append(_cmp_item(source[0], op, mask, value))
         elif name == 'masq':
             flags = _attr(data, 'NFTA_MASQ_FLAGS')
