@@ -98,16 +98,8 @@ def gather(reader, namespaces=None, routes=True, nat=True):
 
 
 def nat_rules(session, namespaces):
-    try:
-        from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
-    except ImportError:
-        return []
-    rules = []
-    for ns in namespaces:
-        for rule in _nft.describe(_nft.read(session.nfnl(ns))):
-            rule['netns'] = ns
-            rules.append(rule)
-    return rules
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
+    return _masq.describe(session, namespaces)
 
 
 class InfoQuery(object):

@@ -295,3 +295,41 @@ def test_info(host):
         or {'name': host.prefix + 'n', 'netns': ns, 'peer': {'name': host.prefix + 'h', 'netns': None}} in info['veth_pairs']
     missing = host.module('netns_info', {'netns': ['no-such']})
     assert missing['failed'] and 'no-such' in missing['msg']
+
+
+# ---- nat_masquerade --------------------------------------------------------------------------------------
+def test_nat_masquerade(host):
+    host.sh('nft add table ip nat; nft add chain ip nat POSTROUTING "{ type nat hook postrouting priority 100; }";'
+            ' nft add rule ip nat POSTROUTING oifname "eth9" masquerade comment "the user\'s own"')
+    theirs = host.sh('nft list table ip nat')
+    rules = {'rules': [{'source': '10.0.0.0/24', 'out_interface': 'up0'}, {'source': 'fd00::/64', 'out_interface': 'up0'}]}
+    predicted = host.ok('nat_masquerade', rules, check=True)
+    assert predicted['changed'] and 'linuxnet_netns' not in host.sh('nft list tables')
+    done = host.ok('nat_masquerade', rules)
+    assert done['actions'] == predicted['actions'] and done['diff'] == predicted['diff']
+    ruleset = host.sh('nft list table inet linuxnet_netns')
+    assert 'ip saddr 10.0.0.0/24 oifname "up0" masquerade comment "linuxnet:masq 10.0.0.0/24 up0"' in ruleset
+    assert 'ip6 saddr fd00::/64 oifname "up0" masquerade' in ruleset
+    assert not host.ok('nat_masquerade', rules)['changed']
+    info = host.ok('netns_info', {'routes': False})
+    assert {(r['source'], r['out_interface']) for r in info['nat']} == {('10.0.0.0/24', 'up0'), ('fd00::/64', 'up0')}
+    one = host.ok('nat_masquerade', {'source': 'fd00::/64', 'out_interface': 'up0', 'state': 'absent'})
+    assert one['changed'] and 'fd00::/64' not in host.sh('nft list table inet linuxnet_netns')
+    host.ok('nat_masquerade', {'source': '10.0.0.0/24', 'out_interface': 'up0', 'state': 'absent'})
+    assert 'linuxnet_netns' not in host.sh('nft list tables')
+    assert host.sh('nft list table ip nat') == theirs
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'source': '10.0.0.1/24', 'out_interface': 'eth0'}, 'host bits'),
+    ({'source': 'banana', 'out_interface': 'eth0'}, 'source='),
+    ({'source': '10.0.0.0/24'}, 'out_interface='),
+    ({'source': '10.0.0.0/24', 'out_interface': 'x' * 16}, 'out_interface='),
+    ({'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'no-such'}, 'does not exist'),
+    ({'rules': [{'source': '10.0.0.0/24', 'out_interface': 'e'}, {'source': '10.0.0.0/24', 'out_interface': 'e'}]},
+     'declared twice'),
+])
+def test_nat_bad_input(host, args, fragment):
+    result = host.module('nat_masquerade', args)
+    assert result['failed'] and fragment in result['msg'], result['msg']
+    assert host.sh('nft list ruleset') == ''

@@ -1,0 +1,69 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""MASQUERADE rules as plan operations: one nf_tables read and one atomic batch per namespace."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import ns_key, require_namespace, where
+
+
+class MasqRule(object):
+    def __init__(self, spec, param):
+        self.param = param
+        self.state = spec.get('state') or 'present'
+        self.ns = V.netns_name(spec.get('netns'), param + '.netns')
+        if not spec.get('source'):
+            V._fail(param + '.source', spec.get('source'), 'is missing', 'give the prefix to masquerade, like 10.0.0.0/24')
+        self.source = V.prefix(spec['source'], param + '.source', allow_default=False)
+        if not spec.get('out_interface'):
+            V._fail(param + '.out_interface', spec.get('out_interface'), 'is missing',
+                    'give the uplink interface, like eth0')
+        self.out_interface = V.ifname(spec['out_interface'], param + '.out_interface')
+
+    @property
+    def key(self):
+        return (self.ns, str(self.source), self.out_interface)
+
+
+def plan_masquerade(plan, reader, rules):
+    by_ns = {}
+    for rule in rules:
+        require_namespace(reader, rule.ns, rule.param + '.netns')
+        by_ns.setdefault(rule.ns, []).append(rule)
+    results = []
+    for ns, group in by_ns.items():
+        sock = reader.session.nfnl(ns)
+        nft_plan = _nft.plan_masquerade(_nft.read(sock), [(str(r.source), r.out_interface, r.state) for r in group])
+        plan.record('nftables %s' % ns_key(ns), nft_plan.before or None, nft_plan.after or None)
+        lines = nft_plan.lines()
+        for index, line in enumerate(lines):
+            summary = '%s in %s' % (line, where(ns))
+            if index == 0:
+                # the whole batch is one atomic transaction; the other lines describe parts of it
+                plan.add(P.NFT, ns, summary, call=lambda session, n=ns, p=nft_plan: _nft.apply(session.nfnl(n), p))
+            else:
+                plan.add(P.NFT, ns, summary, call=lambda session: None)
+        for rule in group:
+            results.append({'netns': ns, 'source': str(rule.source), 'out_interface': rule.out_interface,
+                            'state': rule.state,
+                            'rule': _nft.masquerade_rule(str(rule.source), rule.out_interface).text})
+    return results
+
+
+def describe(session, namespaces):
+    """Our MASQUERADE rules in each namespace, for netns_info."""
+    found = []
+    for ns in namespaces:
+        for rule in _nft.read(session.nfnl(ns)).rules:
+            entry = {'netns': ns, 'chain': rule.chain, 'rule': rule.text, 'verified': rule.verified}
+            if rule.spec is not None and rule.chain == 'postrouting':
+                source, _sep, oif = rule.spec.comment.split(' ', 1)[1].partition(' ')
+                entry.update(source=source, out_interface=oif)
+            found.append(entry)
+    return found

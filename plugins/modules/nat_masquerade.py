@@ -1,0 +1,107 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: nat_masquerade
+short_description: MASQUERADE source prefixes out an interface, with nf_tables over netlink
+version_added: 0.1.0
+description:
+  - The tutorial's C(iptables -t nat -A POSTROUTING -s 10.0.0.0/24 -o eth0 -j MASQUERADE), as an
+    nf_tables rule in a table this collection owns, C(inet linuxnet_netns) (chain C(postrouting),
+    type nat, hook postrouting, priority srcnat), on the host or inside a namespace.
+  - The rule reads C(ip saddr 10.0.0.0/24 oifname "eth0" masquerade comment "linuxnet:masq 10.0.0.0/24 eth0")
+    in C(nft list ruleset). The comment identifies it; the rule's expressions are checked too, and a
+    rule that does not match its comment is replaced.
+  - Other tables (iptables-nft's, firewalld's, the user's own) are never read for planning, changed or
+    flushed, so the rule coexists with them. All changes of one call go to the kernel as one atomic
+    nf_tables transaction.
+  - O(state=absent) removes only our rule, and our table once it holds no rule.
+  - Each namespace has its own nf_tables ruleset and its own conntrack table; a rule on the host does
+    not apply to traffic inside a namespace, and the other way round. Set O(netns) for a namespace.
+  - Takes one rule or many (O(rules)) in one call.
+options:
+  source:
+    description: Source prefix to masquerade, IPv4 or IPv6, for example V(10.0.0.0/24).
+    type: str
+  out_interface:
+    description: Interface the traffic leaves through (the uplink), for example V(eth0).
+    type: str
+  netns:
+    description: Namespace whose ruleset holds the rule; omit for the host.
+    type: str
+  state:
+    description: Whether the rule should exist.
+    type: str
+    choices: [present, absent]
+    default: present
+  rules:
+    description: Many rules in one call, each with the options above.
+    type: list
+    elements: dict
+extends_documentation_fragment:
+  - linuxnet.netns._common
+author:
+  - linuxnet.netns contributors
+'''
+
+EXAMPLES = r'''
+- name: The tutorial's NAT, out eth0
+  linuxnet.netns.nat_masquerade:
+    source: 10.0.0.0/24
+    out_interface: eth0
+
+- name: IPv4 and IPv6 in one transaction
+  linuxnet.netns.nat_masquerade:
+    rules:
+      - {source: 172.30.0.0/24, out_interface: eth0}
+      - {source: "fd30::/64", out_interface: eth0}
+
+- name: Remove it (our table goes with the last rule)
+  linuxnet.netns.nat_masquerade:
+    source: 10.0.0.0/24
+    out_interface: eth0
+    state: absent
+'''
+
+RETURN = r'''
+rules:
+  description: Each declared rule, with the text C(nft list ruleset) shows for it.
+  returned: always
+  type: list
+  elements: dict
+  sample:
+    - netns: null
+      source: 10.0.0.0/24
+      out_interface: eth0
+      state: present
+      rule: ip saddr 10.0.0.0/24 oifname "eth0" masquerade comment "linuxnet:masq 10.0.0.0/24 eth0"
+actions:
+  description: The changes made (in check mode, that would be made), in order.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+
+OPTIONS = dict(
+    source=dict(type='str'),
+    out_interface=dict(type='str'),
+    netns=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
+
+
+def main():
+    _module.main(OPTIONS, 'rules', 'source', _masq.MasqRule, _masq.plan_masquerade, 'rules')
+
+
+if __name__ == '__main__':
+    main()
