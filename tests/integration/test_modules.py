@@ -300,7 +300,7 @@ def test_info(host):
 # ---- nat_masquerade --------------------------------------------------------------------------------------
 def test_nat_masquerade(host):
     host.sh('nft add table ip nat; nft add chain ip nat POSTROUTING "{ type nat hook postrouting priority 100; }";'
-            ' nft add rule ip nat POSTROUTING oifname "eth9" masquerade comment "the user\'s own"')
+            ' nft add rule ip nat POSTROUTING oifname \\"eth9\\" masquerade comment \\"users-own\\"')
     theirs = host.sh('nft list table ip nat')
     rules = {'rules': [{'source': '10.0.0.0/24', 'out_interface': 'up0'}, {'source': 'fd00::/64', 'out_interface': 'up0'}]}
     predicted = host.ok('nat_masquerade', rules, check=True)
