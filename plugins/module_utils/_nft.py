@@ -994,8 +994,12 @@ def apply(sock, plan_or_changes, genid=None, timeout=ANSWER_TIMEOUT):
     by_seq = dict((seq, change) for seq, (_data_, change) in zip(seqs, messages))
     last_seq = seqs[-2]
     payload = b''.join(bytes(data) for data, _change in messages)
-    _ensure_sndbuf(sock.sock, len(payload))
-    sock.sock.send(payload)
+    try:
+        _ensure_sndbuf(sock.sock, len(payload))
+        sock.sock.send(payload)
+    except (OSError, socket.error) as exc:
+        raise NftError(exc.errno or errno.EIO, 'nf_tables transaction of %d changes (%d bytes): could not '
+                       'send it; nothing was changed' % (len(changes), len(payload)))
 
     errors = []  # (index in batch, code, kernel text)
     batch_error = None

@@ -7,6 +7,7 @@ neighbours (iptables-nft's `ip nat`, an `inet filter`) whose survival the tests 
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -124,10 +125,24 @@ table ip user_nat {
 """
 
 
+# what iptables-nft makes of Docker's rule, for machines without iptables
+IPTABLES_NAT = """
+table ip nat {
+    chain POSTROUTING {
+        type nat hook postrouting priority srcnat; policy accept;
+        oifname != "docker0" ip saddr 172.17.0.0/16 counter masquerade comment "linuxnet:masq 172.17.0.0/16 eth0"
+    }
+}
+"""
+
+
 def neighbours(ns):
     """Tables that are not ours, with rules that even carry comments like ours."""
-    ns.run('iptables-nft', '-t', 'nat', '-A', 'POSTROUTING', '-s', '172.17.0.0/16', '!', '-o', 'docker0',
-           '-m', 'comment', '--comment', 'linuxnet:masq 172.17.0.0/16 eth0', '-j', 'MASQUERADE')
+    if shutil.which('iptables-nft'):
+        ns.run('iptables-nft', '-t', 'nat', '-A', 'POSTROUTING', '-s', '172.17.0.0/16', '!', '-o', 'docker0',
+               '-m', 'comment', '--comment', 'linuxnet:masq 172.17.0.0/16 eth0', '-j', 'MASQUERADE')
+    else:
+        ns.nft_script(IPTABLES_NAT)
     ns.nft_script(NEIGHBOURS)
 
 
