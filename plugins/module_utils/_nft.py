@@ -857,13 +857,13 @@ def plan(current, present=(), absent=()):
     for key in sorted(absent_keys):
         for rule in by_key.get(key, []):
             deletes[rule.handle] = DeleteRule(rule, 'absent')
-    readd = []
+    readd = {}
     for rule in current.rules:
         if rule.chain in replaced_names and rule.handle not in deletes:
             deletes[rule.handle] = DeleteRule(rule, 'chain')
-            if rule.verified and rule.key not in wanted:
-                readd.append(AddRule(rule.spec, replaces=True))
-    adds.extend(readd)
+            if rule.verified and rule.key not in wanted and rule.key not in readd:
+                readd[rule.key] = AddRule(rule.spec, replaces=True)
+    adds.extend(readd.values())
 
     remaining = [rule for rule in current.rules if rule.handle not in deletes]
     changes = []

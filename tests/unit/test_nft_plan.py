@@ -172,6 +172,13 @@ def test_wrong_chain_is_replaced_with_its_rules():
         [current.rules[0].text, _nft.masquerade_rule('10.0.0.0/24', 'eth0').text])
 
 
+def test_wrong_chain_re_adds_a_duplicate_once():
+    bad = _nft.ChainInfo('postrouting', 1, 'nat', 'postrouting', 0, 'accept')
+    current = state(rule(2, '10.1.0.0/24', 'eth1'), rule(3, '10.1.0.0/24', 'eth1'), chains={'postrouting': bad})
+    plan = _nft.plan_masquerade(current, [('10.0.0.0/24', 'eth0', 'present')])
+    assert actions(plan) == ['delete_rule', 'delete_rule', 'delete_chain', 'add_chain', 'add_rule', 'add_rule']
+
+
 def test_dormant_table_is_woken():
     current = state(rule(2, '10.0.0.0/24', 'eth0'), flags=_nft.NFT_TABLE_F_DORMANT)
     assert current.view()['dormant'] is True
