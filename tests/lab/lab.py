@@ -27,7 +27,9 @@ Nodes are reached by PID (``nsenter``), never by a name in /run/netns, so the sa
 
 Hosts have default route via the router (192.0.2.1); the router has no NAT, and ``internet`` routes
 192.0.2.0/24 back via 198.51.100.1, so the echo server sees each host's real underlay address (or,
-once a host masquerades for namespaces behind it, that host's address rather than theirs).
+once a host masquerades for namespaces behind it, that host's address rather than theirs).  The
+controller itself has no route to 198.51.100.0/24.  ``--prefix`` renames hosts and interfaces only;
+the inventory group is always ``lab``.
 
 Echo server: on 198.51.100.2 port 8080, TCP and UDP.  To every TCP connection, and to every UDP
 datagram, it answers one line ``<peer-address> <peer-port>\\n`` and (TCP) closes.  ``lab.py probe``
@@ -382,28 +384,49 @@ def check_free(prefix: str, links: list[str]) -> None:
         raise LabError(f"interfaces {', '.join(taken)} already exist in this sandbox; run `lab.py down` first")
 
 
+def wait_for_banner(address: str, deadline: float, stop: threading.Event) -> bool:
+    """Connect to address:22 until sshd sends its "SSH-" banner; False at deadline or stop."""
+    while not stop.is_set() and time.monotonic() < deadline:
+        try:
+            with socket.create_connection((address, 22), timeout=0.5) as sock:
+                sock.settimeout(1.0)
+                if sock.recv(64).startswith(b"SSH-"):
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.005)
+    return False
+
+
 def wait_ready(hosts: list[Node], echo_ready: Path, nodes: list[Node], timeout: float) -> None:
-    """Wait until every host's sshd sends its banner and the echo server is listening."""
+    """Wait until every host's sshd sends its banner and the echo server is listening.
+
+    One thread per host, so a slow host never delays the check of the others.
+    """
     deadline = time.monotonic() + timeout
-    pending = {node.name: node for node in hosts}
-    while True:
-        for name, node in list(pending.items()):
-            try:
-                with socket.create_connection((node.record["address"], 22), timeout=0.5) as sock:
-                    sock.settimeout(1.0)
-                    if sock.recv(64).startswith(b"SSH-"):
-                        del pending[name]
-            except OSError:
-                pass
-        if not pending and echo_ready.exists():
-            return
-        for node in nodes:
-            if node.proc.poll() is not None:
-                raise LabError(f"node {node.name} exited with {node.proc.returncode}: {tail(node.log)}")
-        if time.monotonic() > deadline:
-            waiting = sorted(pending) + ([] if echo_ready.exists() else ["internet echo server"])
-            raise LabError(f"still not ready after {timeout:.0f}s: {', '.join(waiting)}")
-        time.sleep(0.01)
+    stop = threading.Event()
+    ready: dict[str, bool] = {}
+
+    def check(node: Node) -> None:
+        ready[node.name] = wait_for_banner(node.record["address"], deadline, stop)
+
+    threads = [threading.Thread(target=check, args=(node,), daemon=True) for node in hosts]
+    for thread in threads:
+        thread.start()
+    try:
+        while True:
+            if all(ready.get(node.name) for node in hosts) and echo_ready.exists():
+                return
+            for node in nodes:
+                if node.proc.poll() is not None:
+                    raise LabError(f"node {node.name} exited with {node.proc.returncode}: {tail(node.log)}")
+            if time.monotonic() > deadline:
+                waiting = [node.name for node in hosts if not ready.get(node.name)]
+                waiting += [] if echo_ready.exists() else ["internet echo server"]
+                raise LabError(f"still not ready after {timeout:g}s: {', '.join(waiting)}")
+            time.sleep(0.005)
+    finally:
+        stop.set()
 
 
 def plan_nodes(args, state_dir: Path) -> tuple[list[Node], list[str], list[str]]:
@@ -473,8 +496,15 @@ def lock_state_dir(state_dir: Path) -> int | None:
     return fd
 
 
+def raise_interrupt(signum, frame):
+    """Signal handler: turn SIGTERM/SIGHUP into KeyboardInterrupt so cleanup code runs."""
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def cmd_up(args) -> int:
     require_sandbox()
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, raise_interrupt)
     state_dir = validate_state_dir(args.dir)
     if not re.fullmatch(r"[a-z][a-z0-9]{0,7}", args.prefix):
         raise LabError(f"--prefix {args.prefix!r}: use 1-8 lowercase letters/digits starting with a letter (interface names are limited to 15 characters)")
@@ -492,7 +522,8 @@ def cmd_up(args) -> int:
             f"a lab is running in {state_dir} (in this or another sandbox: {state_dir / 'lab.lock'} is "
             "held by its router); bring it down from its own sandbox, or use another --dir"
         )
-    (state_dir / "lab.json").unlink(missing_ok=True)  # left over from a sandbox that is gone
+    for stale in ("lab.json", "inventory.yml"):  # left over from a sandbox that is gone
+        (state_dir / stale).unlink(missing_ok=True)
     for sub in ("keys", "ssh", "logs", "run", "cp"):
         (state_dir / sub).mkdir(parents=True, exist_ok=True)
     (state_dir / "run" / "echo.ready").unlink(missing_ok=True)
@@ -568,7 +599,8 @@ def cmd_up(args) -> int:
                     node.proc.kill()
                 if node.proc is not None:
                     node.proc.wait()
-            (state_dir / "lab.json").unlink(missing_ok=True)
+            for partial in ("lab.json", "inventory.yml"):
+                (state_dir / partial).unlink(missing_ok=True)
         raise
     finally:
         os.close(lock)
@@ -856,11 +888,8 @@ def cmd_run(args) -> int:
     state_dir = Path(tempfile.mkdtemp(prefix="linuxnet-lab-")) if made_dir else validate_state_dir(args.dir)
     args.dir = str(state_dir)
 
-    def terminate(signum, frame):  # turn SIGTERM/SIGHUP into an exception so `finally` runs
-        raise KeyboardInterrupt(f"signal {signum}")
-
     for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, terminate)
+        signal.signal(sig, raise_interrupt)
     child = None
     try:
         cmd_up(args)
@@ -1014,13 +1043,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("cmd", nargs=argparse.REMAINDER, metavar="-- CMD")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("_echo", help=argparse.SUPPRESS)
+    return parser
+
+
+def build_internal_parser() -> argparse.ArgumentParser:
+    """Payloads lab.py runs inside nodes; not part of the user interface."""
+    parser = argparse.ArgumentParser(prog="lab.py (internal)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("_echo")
     p.add_argument("--address", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--ready-file", required=True)
     p.set_defaults(func=cmd_echo)
-
-    p = sub.add_parser("_probe", help=argparse.SUPPRESS)
+    p = sub.add_parser("_probe")
     p.add_argument("--address", required=True)
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--timeout", type=float, default=3.0)
@@ -1030,12 +1065,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    internal = bool(argv) and argv[0] in ("_echo", "_probe")
+    args = (build_internal_parser() if internal else build_parser()).parse_args(argv)
     try:
         return args.func(args)
     except LabError as exc:
         print(f"lab.py {args.command}: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as exc:
+        print(f"lab.py {args.command}: interrupted ({exc or 'SIGINT'}); cleaned up", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
