@@ -945,10 +945,20 @@ def plan_masquerade(current, desired):
 def batch(plan_or_changes, genid=None):
     """The encoded batch: [(bytes, change or None)], BEGIN and END included.
 
-    NLM_F_ACK is set on the last change only: errors are reported for every message whatever its
-    flags, and the last change's ack (sent after all errors, in order) says the kernel is done.
-    BEGIN and END carry no NLM_F_ACK: kernels before 6.10 never ack them, later ones only when
-    asked to.
+    How the kernel answers a batch (nfnetlink_rcv_batch; checked on 6.18, see tests):
+    - every message in between that fails gets an error, whatever its flags; it does not stop
+      the kernel from checking the rest, and then nothing of the batch is committed;
+    - a message with NLM_F_ACK also gets an ack when it succeeds; errors and acks come in batch
+      order, after the whole batch was processed;
+    - batch-wide failures (no CAP_NET_ADMIN, a stale NFNL_BATCH_GENID -> ERESTART, no memory,
+      a commit that fails) are one error carrying BEGIN's sequence number, and may come with no
+      per-message answer at all;
+    - BEGIN and END are acked only on kernels >= 6.10 and only when they ask for it (END only
+      after a successful commit), so we never ask: older kernels would leave us waiting;
+    - a batch without END is dropped silently (acks, no commit): ours always ends in END, in the
+      same sendmsg.
+    So NLM_F_ACK goes on the last change only: its answer comes after every other one, and the
+    number of answers stays small however big the batch (no receive buffer overflow).
     """
     begin_attrs = [('NFNL_BATCH_GENID', genid)] if genid else []
     fields = {'nfgen_family': 0, 'version': 0, 'res_id': NFNL_SUBSYS_NFTABLES}
