@@ -4,6 +4,7 @@ Run: tests/sandbox.sh python3 -m pytest -q tests/integration/test_nft.py (and wi
 for Debian's pyroute2 0.7.2). `nft` is used only to look at the results and to build the
 neighbours (iptables-nft's `ip nat`, an `inet filter`) whose survival the tests check.
 """
+import atexit
 import errno
 import json
 import os
@@ -28,6 +29,7 @@ def _import_engine():
         os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
         os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
         sys.path.insert(0, root)
+        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
     from ansible_collections.linuxnet.netns.plugins.module_utils import _nl, _nft
     return _nl, _nft
 

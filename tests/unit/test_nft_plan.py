@@ -1,5 +1,7 @@
 """_nft.py without a kernel: planning on made-up states, expression encoding and decoding, batches."""
+import atexit
 import os
+import shutil
 import struct
 import sys
 import tempfile
@@ -18,6 +20,7 @@ def _import_engine():
         os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
         os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
         sys.path.insert(0, root)
+        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
     from ansible_collections.linuxnet.netns.plugins.module_utils import _nl, _nft
     return _nl, _nft
 
