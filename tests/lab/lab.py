@@ -96,7 +96,7 @@ INIT_PID_NS_INODE = 0xEFFFFFFC
 SPECIAL_NODES = ("router", "internet", "bystander")
 NODE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# Init of every node.  Runs as PID of the node inside its fresh net+mount+uts namespaces.
+# Init of every node: the node's first process, already inside its fresh net+mount+uts namespaces.
 # $1 hostname, $2 net.ipv4.ip_forward, $3 shadow copy to bind (or ""), then the payload argv.
 # Protocol with the parent: print "ready" once the namespaces exist; read an `ip -batch` script
 # from stdin until EOF (the parent has plugged the veth in by then); print "configured"; exec.
@@ -554,8 +554,7 @@ def cmd_up(args) -> int:
         for node in nodes:
             node.spawn(shadow, (lock,) if node.kind == "router" else ())
         ip_batch(sandbox_batch)
-        state["links"] = links  # from here on, down must remove them
-        write_state(state_dir, state, nodes)
+        write_state(state_dir, state, nodes)  # from here on, down can find and remove everything
         for node in nodes:
             node.expect("ready")
             node.record.update(
