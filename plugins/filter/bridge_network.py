@@ -220,6 +220,10 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     own = [ipaddress.ip_network(u'%s' % s, strict=False) for s in (subnet, current) if s]
     errors, warnings = [], []
 
+    if present and not subnet:
+        raise AnsibleFilterError('host %s has no subnet: it is not in linuxnet_netns_fleet (%s); add it, or '
+                                 'leave linuxnet_netns_fleet unset (all inventory hosts)'
+                                 % (self_host, ', '.join(sorted(subnets)) or 'empty'))
     if present:
         plan = topology(subnet, count, mode, prefix, veth_prefix, bridge, ns_interface, p2p_prefixlen, mtu)
     else:

@@ -345,3 +345,8 @@ def test_absent_removes_only_the_roles_objects():
 def test_absent_on_a_clean_host_is_empty():
     p = plan(info=info(), state='absent')
     assert all(p[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
+
+
+def test_host_outside_the_fleet():
+    with pytest.raises(Exception, match='not in linuxnet_netns_fleet'):
+        plan(subnet=None, self_host='stranger')
