@@ -1,0 +1,194 @@
+"""The bridge_network role end to end, through playbooks/site.yml, verify.yml and teardown.yml with
+a local connection, against the real kernel.
+
+Each test gets a host of its own: a process in fresh network and mount namespaces (private tmpfs on
+/run/netns and /etc/sysctl.d) whose uplink `up0` (192.0.2.5/24, default route via 192.0.2.1) leads
+to a second, unnamed namespace playing the internet: it holds 192.0.2.1 and 198.51.100.1 and has no
+route back to the namespaces' subnets, so only masqueraded traffic gets an answer. Every command
+runs in the host through nsenter; nothing outside it is touched. Runs only inside tests/sandbox.sh.
+"""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
+INTERNET = '198.51.100.1'
+RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+
+pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='integration tests run only inside tests/sandbox.sh')
+
+HOST_INIT = r'''
+set -e
+mount -t tmpfs -o mode=0755 role-netns /run/netns
+mount -t tmpfs -o mode=0755 role-sysctl /etc/sysctl.d
+ip link set lo up
+echo ready
+exec sleep infinity
+'''
+INTERNET_INIT = 'echo ready; exec sleep infinity'
+
+
+def _start(argv):
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, universal_newlines=True)
+    assert proc.stdout.readline().strip() == 'ready'
+    return proc
+
+
+class Host(object):
+    def __init__(self, collections, python):
+        self.collections = collections
+        self.python = python
+        self.proc = _start(['unshare', '--net', '--mount', '--propagation', 'private', 'sh', '-c', HOST_INIT])
+        self.internet = _start(['unshare', '--net', 'sh', '-c', INTERNET_INIT])
+        self.sh('ip link add up0 type veth peer name up0p && ip link set up0p netns %d' % self.internet.pid)
+        self.sh('ip addr add 192.0.2.5/24 dev up0 && ip link set up0 up && ip route add default via 192.0.2.1')
+        self.inet_sh('ip link set lo up && ip addr add %s/32 dev lo && ip addr add 192.0.2.1/24 dev up0p '
+                     '&& ip link set up0p up' % INTERNET)
+
+    def run(self, argv, pid=None, check=True):
+        out = subprocess.run(['nsenter', '-t', str(pid or self.proc.pid), '--net', '--mount'] + argv,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        if check and out.returncode:
+            raise AssertionError('%s failed (%d):\n%s' % (' '.join(argv), out.returncode, out.stdout))
+        return out
+
+    def sh(self, command, check=True):
+        return self.run(['sh', '-c', command], check=check).stdout
+
+    def inet_sh(self, command):
+        out = subprocess.run(['nsenter', '-t', str(self.internet.pid), '--net', 'sh', '-c', command],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+        assert out.returncode == 0, out.stdout
+        return out.stdout
+
+    def playbook(self, name, *extra, **kw):
+        argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
+                '-i', 'localhost,', '-c', 'local',
+                '-e', 'ansible_python_interpreter=%s' % self.python,
+                '-e', 'linuxnet_netns_install_deps=false',
+                os.path.join(REPO, 'playbooks', name)] + list(extra)
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(self.collections), ANSIBLE_NOCOLOR='1',
+                   ANSIBLE_FORCE_COLOR='0', ANSIBLE_LOCAL_TEMP='/tmp/.ansible-role-test',
+                   ANSIBLE_RETRY_FILES_ENABLED='0')
+        out = subprocess.run(['nsenter', '-t', str(self.proc.pid), '--net', '--mount'] + argv,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+        recap = dict((m.group(1), dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
+                                       failed=int(m.group(5)))) for m in RECAP.finditer(out.stdout))
+        if kw.get('check', True):
+            assert out.returncode == 0, out.stdout
+        return out, recap.get('localhost')
+
+    def netns(self):
+        return sorted(line.split()[0] for line in self.sh('ip netns list').splitlines() if line.strip())
+
+    def links(self, kind=None):
+        return dict((link['ifname'], link) for link in
+                    json.loads(self.sh('ip -j -d addr show' + (' type %s' % kind if kind else ''))))
+
+    def ping(self, ns, address):
+        return self.run(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W1', address], check=False).returncode == 0
+
+    def close(self):
+        for proc in (self.proc, self.internet):
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def make_host(collections_dir):
+    made = []
+
+    def make(python=sys.executable):
+        made.append(Host(collections_dir, python))
+        return made[-1]
+    yield make
+    for host in made:
+        host.close()
+
+
+def _addresses(link):
+    return sorted('%s/%d' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
+                  if a['family'] == 'inet')
+
+
+def assert_nothing_left(host):
+    assert host.netns() == []
+    links = host.links()
+    assert sorted(links) == ['lo', 'up0'], sorted(links)
+    assert '10.200.' not in host.sh('ip route show table all')
+    assert 'linuxnet' not in host.sh('nft list ruleset')
+
+
+def test_bridge_network_lifecycle(make_host, python):
+    host = make_host(python)  # with pip's pyroute2 and with Debian's 0.7.2
+    out, recap = host.playbook('site.yml', '-e', 'linuxnet_netns_namespaces=3')
+    assert recap['changed'] > 0 and recap['failed'] == 0
+
+    assert host.netns() == ['lnns1', 'lnns2', 'lnns3']
+    bridge = host.links()['lnbr0']
+    gateway_cidr = _addresses(bridge)
+    assert len(gateway_cidr) == 1 and gateway_cidr[0].startswith('10.200.') and gateway_cidr[0].endswith('.1/24')
+    gateway = gateway_cidr[0].split('/')[0]
+    ports = host.links('veth')
+    for i in (1, 2, 3):
+        assert ports['lnv%d' % i].get('master') == 'lnbr0'
+        assert _addresses(ports['lnv%d' % i]) == []
+        assert host.sh('ip -n lnns%d route show default' % i).split()[:3] == ['default', 'via', gateway]
+        assert host.ping('lnns%d' % i, gateway), 'lnns%d cannot reach its gateway %s' % (i, gateway)
+        assert host.ping('lnns%d' % i, INTERNET), 'lnns%d cannot reach the internet through NAT' % i
+    assert host.sh('sysctl -n net.ipv4.ip_forward').strip() == '1'
+    subnet = gateway_cidr[0].rsplit('.', 1)[0] + '.0/24'
+    assert 'ip saddr %s oifname "up0" masquerade' % subnet in host.sh('nft list table inet linuxnet_netns')
+
+    out, recap = host.playbook('site.yml', '-e', 'linuxnet_netns_namespaces=3')
+    assert recap['changed'] == 0, out.stdout
+
+    out, recap = host.playbook('verify.yml', '-e', 'linuxnet_netns_namespaces=3',
+                               '-e', 'linuxnet_netns_verify_internet=%s' % INTERNET)
+    assert re.search(r'"localhost +ok +ok +"', out.stdout), out.stdout
+
+    # fewer namespaces: the extra one goes, with its veth pair
+    out, recap = host.playbook('site.yml', '-e', 'linuxnet_netns_namespaces=2')
+    assert host.netns() == ['lnns1', 'lnns2'] and 'lnv3' not in host.links()
+
+    out, recap = host.playbook('teardown.yml')
+    assert recap['changed'] > 0
+    assert_nothing_left(host)
+    assert host.sh('sysctl -n net.ipv4.ip_forward').strip() == '1'  # left as it is
+    out, recap = host.playbook('teardown.yml')
+    assert recap['changed'] == 0, out.stdout
+
+
+def test_p2p_mode_is_the_tutorial_per_namespace(make_host):
+    host = make_host()
+    args = ('-e', 'linuxnet_netns_mode=p2p', '-e', 'linuxnet_netns_namespaces=3',
+            '-e', 'linuxnet_netns_subnet=10.200.77.0/24')
+    host.playbook('site.yml', *args)
+    links = host.links()
+    assert 'lnbr0' not in links
+    for i in (1, 2, 3):
+        host_end = '10.200.77.%d' % (4 * (i - 1) + 1)
+        assert _addresses(links['lnv%d' % i]) == ['%s/30' % host_end]
+        ns_links = json.loads(host.sh('ip -n lnns%d -j addr show eth0' % i))
+        assert _addresses(ns_links[0]) == ['10.200.77.%d/30' % (4 * (i - 1) + 2)]
+        assert host.ping('lnns%d' % i, host_end)
+        assert host.ping('lnns%d' % i, INTERNET)
+    out, recap = host.playbook('site.yml', *args)
+    assert recap['changed'] == 0, out.stdout
+    host.playbook('teardown.yml', '-e', 'linuxnet_netns_subnet=10.200.77.0/24')
+    assert_nothing_left(host)
+
+
+def test_refuses_a_subnet_overlapping_a_route(make_host):
+    host = make_host()
+    host.sh('ip route add 10.200.0.0/16 via 192.0.2.1')
+    out, recap = host.playbook('site.yml', check=False)
+    assert out.returncode != 0 and recap['failed'] == 1
+    assert 'overlaps the route 10.200.0.0/16 via 192.0.2.1 dev up0' in out.stdout, out.stdout
+    assert host.netns() == [] and 'lnbr0' not in host.links()
