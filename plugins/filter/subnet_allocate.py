@@ -100,13 +100,15 @@ class _Taken(object):
             self.ranges.append((low, low + (1 << (self.prefixlen - network.prefixlen))))
 
 
-def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None,
+def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None, partial=False,
                     pool_var='linuxnet_netns_pool', prefixlen_var='linuxnet_netns_subnet_prefixlen',
                     subnet_var='linuxnet_netns_subnet'):
     """Give every host in `hosts` a subnet of length `prefixlen` out of `pool`, none overlapping.
 
     explicit: {host: subnet} pinned subnets (None or '' for none).
     current:  {host: subnet} subnets the hosts already have (None or '' for unknown).
+    partial:  instead of failing on overlapping pins or a full pool, leave the hosts concerned out
+              (for a teardown, which must work whatever the inventory says now).
     Returns {host: 'a.b.c.d/len'}, keys in sorted order. The *_var names only word the errors.
     """
     if isinstance(hosts, str):
@@ -127,12 +129,22 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None,
     slots = 1 << (prefixlen - pool.prefixlen)
     taken = _Taken(pool, prefixlen)
     result = {}
+    left_out = set()
 
     for host in hosts:
         if host not in explicit:
             continue
-        network = _network(explicit[host], '%s of host %s' % (subnet_var, host))
+        try:
+            network = _network(explicit[host], '%s of host %s' % (subnet_var, host))
+        except AnsibleFilterError:
+            if partial:
+                left_out.add(host)
+                continue
+            raise
         clash = taken.overlapping(network)
+        if clash and partial:
+            left_out.add(host)
+            continue
         if clash:
             raise AnsibleFilterError(
                 '%s of host %s (%s) overlaps %s of host %s (%s): every host needs a subnet of its '
@@ -141,7 +153,7 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None,
         result[host] = network
 
     for host in hosts:
-        if host in result or host not in current:
+        if host in result or host in left_out or host not in current:
             continue
         try:
             network = ipaddress.ip_network(_text(current[host]), strict=True)
@@ -154,7 +166,7 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None,
         result[host] = network
 
     for host in hosts:
-        if host in result:
+        if host in result or host in left_out:
             continue
         start = hash_slot(host, slots)
         for step in range(slots):
@@ -162,6 +174,8 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None,
             if taken.slot_free(index):
                 break
         else:
+            if partial:
+                continue
             raise AnsibleFilterError(
                 '%s=%s holds %d subnets of /%d and all are taken, but %d hosts need one: widen %s or '
                 'raise %s' % (pool_var, pool, slots, prefixlen, len(hosts), pool_var, prefixlen_var))
@@ -170,7 +184,7 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None,
         taken.add(network, host)
         result[host] = network
 
-    return dict((host, str(result[host])) for host in hosts)
+    return dict((host, str(result[host])) for host in hosts if host in result)
 
 
 def _route_text(route):

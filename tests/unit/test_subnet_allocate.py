@@ -364,3 +364,10 @@ def test_check_mode_defers_what_needs_new_namespaces():
                           for i in (1, 2, 3))
     again = plan(info=built, check_mode=True)
     assert len(again['pairs']) == 3 and len(again['routes']) == 3 and again['warnings'] == []
+
+
+def test_partial_allocation_for_teardown():
+    result = allocate(['alpha', 'beta', 'gamma'], explicit={'alpha': '10.1.0.0/16', 'beta': '10.1.2.0/24',
+                                                            'gamma': 'junk'}, partial=True)
+    assert result == {'alpha': '10.1.0.0/16'}
+    assert len(allocate(['a', 'b', 'c', 'd', 'e'], '10.0.0.0/24', 26, partial=True)) == 4
