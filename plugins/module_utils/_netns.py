@@ -12,6 +12,7 @@ import time
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request, where
 
@@ -50,9 +51,8 @@ class Teardown(object):
         if not self.host_peers:
             return
         deadline = time.time() + TEARDOWN_TIMEOUT
-        sock = session.rtnl(None)
         while True:
-            alive = set(msg['index'] for msg in sock.dump(_nl.ifinfmsg, _nl.RTM_GETLINK)) & self.host_peers
+            alive = set(link.index for link in _state.read_links(session, None, addresses=False)) & self.host_peers
             if not alive or time.time() > deadline:
                 break
             time.sleep(0.005)

@@ -76,6 +76,25 @@ MAX_BATCH_BYTES = 48 * 1024
 MAX_BATCH_MSGS = 256
 
 _HDR = struct.Struct('=IHHII')
+_NLA = struct.Struct('=HH')
+
+
+def attributes(data, offset):
+    """{type: payload} of the netlink attributes in data[offset:] (nested flag masked off)."""
+    found = {}
+    end = len(data)
+    while offset + 4 <= end:
+        length, kind = _NLA.unpack_from(data, offset)
+        if length < 4:
+            break
+        found[kind & 0x3fff] = data[offset + 4:offset + length]
+        offset += (length + 3) & ~3
+    return found
+
+
+def nla(kind, payload):
+    """One encoded netlink attribute."""
+    return _NLA.pack(4 + len(payload), kind) + payload + b'\0' * (-len(payload) % 4)
 
 
 class NetlinkError(Exception):
@@ -187,8 +206,14 @@ class Netlink(object):
         struct.pack_into('=I', data, 8, self.seq)
         return self.seq
 
+    _buffer = None
+
     def _recv(self):
-        return self.sock.recv(1024 * 1024)
+        # recv_into one reused buffer: recv(1 MiB) would allocate and shrink a 1 MiB object per call
+        if Netlink._buffer is None:
+            Netlink._buffer = bytearray(1024 * 1024)
+        size = self.sock.recv_into(Netlink._buffer)
+        return bytes(Netlink._buffer[:size])
 
     def request(self, requests):
         """Send requests (each with NLM_F_ACK added), in as few sendmsg calls as the buffers allow.
@@ -234,6 +259,37 @@ class Netlink(object):
                 offset += (length + 3) & ~3
         if failure is not None:
             raise failure
+
+    def dump_raw(self, msg_type, body, flags=NLM_F_DUMP):
+        """The payloads (bytes after the netlink header) of one dump or get, undecoded.
+
+        `body` is the request after its header: the family struct and any attributes. Reading
+        state is the hot path of a run: the callers parse only the few attributes they use,
+        which costs a fraction of decoding every attribute of every message.
+        """
+        data = bytearray(_HDR.pack(16 + len(body), msg_type, flags | NLM_F_REQUEST, 0, 0) + body)
+        seq = self._number(data)
+        self.sock.send(bytes(data))
+        result = []
+        while True:
+            chunk = self._recv()
+            offset = 0
+            while offset + 16 <= len(chunk):
+                length, mtype, mflags, mseq, _pid = _HDR.unpack_from(chunk, offset)
+                if length < 16:
+                    return result
+                if mseq == seq:
+                    if mtype == NLMSG_DONE:
+                        return result
+                    if mtype == NLMSG_ERROR:
+                        code = -struct.unpack_from('=i', chunk, offset + 16)[0]
+                        if code:
+                            raise NetlinkError(code, 'netlink query', _ext_ack_text(chunk, offset, length, mflags))
+                        return result
+                    result.append(chunk[offset + 16:offset + length])
+                    if not mflags & NLM_F_MULTI:
+                        return result
+                offset += (length + 3) & ~3
 
     def dump(self, cls, msg_type, fields=None, attrs=None, flags=NLM_F_DUMP):
         """All messages of one dump (or one get), decoded by cls."""

@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 
 # Stages, in the order they run.
 NETNS_CREATE = 10
@@ -69,9 +70,7 @@ class Resolver(object):
     def index(self, ns, name):
         key = (ns, name)
         if key not in self.cache:
-            reply = self.session.rtnl(ns).dump(_nl.ifinfmsg, _nl.RTM_GETLINK,
-                                               attrs=[('IFLA_IFNAME', name)], flags=0)
-            self.cache[key] = reply[0]['index']
+            self.cache[key] = _state.link_index(self.session, ns, name)
         return self.cache[key]
 
     def known(self, ns, name, index):

@@ -9,6 +9,7 @@ __metaclass__ = type
 
 import ipaddress
 import socket
+import struct
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 
@@ -22,43 +23,71 @@ RT_SCOPE_LINK = 253
 NETNSA_NSID_NOT_ASSIGNED = -1
 
 
+IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 4, 5, 10, 18, 20
+IFLA_EXT_MASK, IFLA_LINK_NETNSID = 29, 37
+IFLA_INFO_KIND = 1
+RTEXT_FILTER_SKIP_STATS = 1 << 3
+IFA_ADDRESS, IFA_LOCAL = 1, 2
+RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
+
+_IFINFO = struct.Struct('=BxHiII')
+_IFADDR = struct.Struct('=BBBBI')
+_RTMSG = struct.Struct('=BBBBBBBBI')
+_U32 = struct.Struct('=I')
+_S32 = struct.Struct('=i')
+
+# link requests: no statistics (the kernel skips gathering them, and the answer is smaller)
+LINK_REQUEST_TAIL = _nl.nla(IFLA_EXT_MASK, _U32.pack(RTEXT_FILTER_SKIP_STATS))
+
+
+def _text(raw):
+    return bytes(raw).split(b'\0', 1)[0].decode('utf-8', 'replace') if raw is not None else None
+
+
+def _u32(raw):
+    return _U32.unpack_from(raw)[0] if raw is not None and len(raw) >= 4 else None
+
+
 class Link(object):
     __slots__ = ('name', 'index', 'kind', 'up', 'mtu', 'master', 'peer_index', 'peer_nsid', 'alias', 'addresses')
 
-    def __init__(self, msg):
-        self.name = msg.get_attr('IFLA_IFNAME')
-        self.index = msg['index']
-        self.up = bool(msg['flags'] & _nl.IFF_UP)
-        self.mtu = msg.get_attr('IFLA_MTU')
-        self.master = msg.get_attr('IFLA_MASTER')
-        self.alias = msg.get_attr('IFLA_IFALIAS')
-        info = msg.get_attr('IFLA_LINKINFO')
-        self.kind = info.get_attr('IFLA_INFO_KIND') if info is not None else None
-        self.peer_index = msg.get_attr('IFLA_LINK')
-        nsid = msg.get_attr('IFLA_LINK_NETNSID')
-        self.peer_nsid = nsid if nsid is not None and nsid >= 0 else None
-        if self.kind != 'veth':
-            # IFLA_LINK is only a peer for a veth; other devices report themselves or a lower device
-            self.peer_index = self.peer_nsid = None
+    def __init__(self, payload):
+        _family, _type, self.index, flags, _change = _IFINFO.unpack_from(payload)
+        attrs = _nl.attributes(payload, _IFINFO.size)
+        self.name = _text(attrs.get(IFLA_IFNAME))
+        self.up = bool(flags & _nl.IFF_UP)
+        self.mtu = _u32(attrs.get(IFLA_MTU))
+        self.master = _u32(attrs.get(IFLA_MASTER))
+        self.alias = _text(attrs.get(IFLA_IFALIAS)) or None
+        info = attrs.get(IFLA_LINKINFO)
+        self.kind = _text(_nl.attributes(info, 0).get(IFLA_INFO_KIND)) if info is not None else None
+        self.peer_index = self.peer_nsid = None
+        if self.kind == 'veth':
+            # IFLA_LINK is a peer only for a veth; other devices report themselves or a lower device
+            self.peer_index = _u32(attrs.get(IFLA_LINK))
+            nsid = attrs.get(IFLA_LINK_NETNSID)
+            if nsid is not None:
+                value = _S32.unpack_from(nsid)[0]
+                self.peer_nsid = value if value >= 0 else None
         self.addresses = []  # ipaddress.ip_interface, link-local IPv6 left out
 
 
 class Route(object):
-    __slots__ = ('dest', 'table', 'metric', 'gateway', 'oif', 'proto', 'scope')
+    __slots__ = ('dest', 'table', 'metric', 'gateway', 'oif', 'proto', 'scope', 'family', 'rtype')
 
-    def __init__(self, msg):
-        family = msg['family']
-        dst = msg.get_attr('RTA_DST')
+    def __init__(self, payload):
+        (self.family, dst_len, _src_len, _tos, table, self.proto, self.scope, self.rtype,
+         _flags) = _RTMSG.unpack_from(payload)
+        attrs = _nl.attributes(payload, _RTMSG.size)
+        dst = attrs.get(RTA_DST)
         if dst is None:
-            dst = '0.0.0.0' if family == socket.AF_INET else '::'
-        self.dest = ipaddress.ip_network('%s/%d' % (dst, msg['dst_len']), strict=False)
-        self.table = msg.get_attr('RTA_TABLE') or msg['table']
-        self.metric = msg.get_attr('RTA_PRIORITY') or 0
-        gateway = msg.get_attr('RTA_GATEWAY')
-        self.gateway = ipaddress.ip_address(gateway) if gateway else None
-        self.oif = msg.get_attr('RTA_OIF')
-        self.proto = msg['proto']
-        self.scope = msg['scope']
+            dst = b'\0' * (4 if self.family == socket.AF_INET else 16)
+        self.dest = ipaddress.ip_network((ipaddress.ip_address(bytes(dst)), dst_len), strict=False)
+        self.table = _u32(attrs.get(RTA_TABLE)) or table
+        self.metric = _u32(attrs.get(RTA_PRIORITY)) or 0
+        gateway = attrs.get(RTA_GATEWAY)
+        self.gateway = ipaddress.ip_address(bytes(gateway)) if gateway is not None else None
+        self.oif = _u32(attrs.get(RTA_OIF))
 
 
 class NsView(object):
@@ -77,15 +106,17 @@ class NsView(object):
 
 def read_links(session, ns, addresses=True):
     sock = session.rtnl(ns)
-    links = [Link(msg) for msg in sock.dump(_nl.ifinfmsg, _nl.RTM_GETLINK)]
+    links = [Link(payload) for payload in sock.dump_raw(_nl.RTM_GETLINK, bytes(_IFINFO.size) + LINK_REQUEST_TAIL)]
     if addresses:
         by_index = dict((link.index, link) for link in links)
-        for msg in sock.dump(_nl.ifaddrmsg, _nl.RTM_GETADDR):
-            link = by_index.get(msg['index'])
-            addr = msg.get_attr('IFA_LOCAL') or msg.get_attr('IFA_ADDRESS')
+        for payload in sock.dump_raw(_nl.RTM_GETADDR, bytes(_IFADDR.size)):
+            _family, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
+            link = by_index.get(index)
+            attrs = _nl.attributes(payload, _IFADDR.size)
+            addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
             if link is None or addr is None:
                 continue
-            iface = ipaddress.ip_interface('%s/%d' % (addr, msg['prefixlen']))
+            iface = ipaddress.ip_interface((ipaddress.ip_address(bytes(addr)), prefixlen))
             if iface.version == 6 and iface.ip.is_link_local:
                 continue
             link.addresses.append(iface)
@@ -94,11 +125,21 @@ def read_links(session, ns, addresses=True):
 
 def read_routes(session, ns):
     routes = []
-    for msg in session.rtnl(ns).dump(_nl.rtmsg, _nl.RTM_GETROUTE, fields={'family': 0}):
-        if msg['type'] != RTN_UNICAST or msg['table'] == RT_TABLE_LOCAL:
+    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETROUTE, bytes(_RTMSG.size)):
+        route = Route(payload)
+        if route.family not in (socket.AF_INET, socket.AF_INET6) or route.rtype != RTN_UNICAST:
             continue
-        routes.append(Route(msg))
+        if route.table == RT_TABLE_LOCAL:
+            continue
+        routes.append(route)
     return routes
+
+
+def link_index(session, ns, name):
+    """The index of one interface, looked up by name in the kernel (no dump)."""
+    reply = session.rtnl(ns).dump_raw(_nl.RTM_GETLINK, bytes(_IFINFO.size) + _nl.nla(
+        IFLA_IFNAME, name.encode() + b'\0') + LINK_REQUEST_TAIL, flags=0)
+    return _IFINFO.unpack_from(reply[0])[2]
 
 
 def read_ns(session, ns, routes=False):
