@@ -21,30 +21,30 @@ description:
   - Every bridge the module creates carries the alias C(linuxnet.netns).
   - Takes one bridge or many (O(bridges)) in one call.
 options:
-  name:
+  name: &name
     description: Name of the bridge. At most 15 bytes.
     type: str
-  netns:
+  netns: &netns
     description: Namespace of the bridge; omit for the host.
     type: str
-  addresses:
+  addresses: &addresses
     description:
       - Addresses in CIDR form (IPv4 and IPv6). Exact - other addresses are removed (IPv6
         link-local ones excepted). Omit to leave the addresses alone.
     type: list
     elements: str
-  mtu:
+  mtu: &mtu
     description: MTU of the bridge.
     type: int
-  up:
+  up: &up
     description: Whether the bridge is up.
     type: bool
     default: true
-  replace:
+  replace: &replace
     description: Delete an existing interface of that name that is not a bridge, then create the bridge.
     type: bool
     default: false
-  state:
+  state: &state
     description: Whether the bridge should exist. Deleting a bridge releases its ports.
     type: str
     choices: [present, absent]
@@ -53,10 +53,18 @@ options:
     description: Many bridges in one call, each with the options above.
     type: list
     elements: dict
+    suboptions:
+      name: *name
+      netns: *netns
+      addresses: *addresses
+      mtu: *mtu
+      up: *up
+      replace: *replace
+      state: *state
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''

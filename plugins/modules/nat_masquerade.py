@@ -26,16 +26,16 @@ description:
     not apply to traffic inside a namespace, and the other way round. Set O(netns) for a namespace.
   - Takes one rule or many (O(rules)) in one call.
 options:
-  source:
+  source: &source
     description: Source prefix to masquerade, IPv4 or IPv6, for example V(10.0.0.0/24).
     type: str
-  out_interface:
+  out_interface: &out_interface
     description: Interface the traffic leaves through (the uplink), for example V(eth0).
     type: str
-  netns:
+  netns: &netns
     description: Namespace whose ruleset holds the rule; omit for the host.
     type: str
-  state:
+  state: &state
     description: Whether the rule should exist.
     type: str
     choices: [present, absent]
@@ -44,10 +44,15 @@ options:
     description: Many rules in one call, each with the options above.
     type: list
     elements: dict
+    suboptions:
+      source: *source
+      out_interface: *out_interface
+      netns: *netns
+      state: *state
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''

@@ -21,15 +21,15 @@ description:
     interfaces as well, removes its name, and warns with the PIDs of those processes.
   - Takes one namespace (O(name)) or many (O(namespaces)) in one call.
 options:
-  name:
+  name: &name
     description: Name of the namespace. Mutually exclusive with O(namespaces).
     type: str
-  state:
+  state: &state
     description: Whether the namespace should exist.
     type: str
     choices: [present, absent]
     default: present
-  lo_up:
+  lo_up: &lo_up
     description:
       - Whether C(lo) in the namespace is up. V(null) leaves it as it is.
     type: bool
@@ -40,10 +40,14 @@ options:
         O(namespaces[].state), O(namespaces[].lo_up)).
     type: list
     elements: dict
+    suboptions:
+      name: *name
+      state: *state
+      lo_up: *lo_up
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''

@@ -15,7 +15,8 @@ description:
   - Reports the named network namespaces and the host - interfaces, addresses, routes, forwarding -
     which veth end is where (across namespaces), the bridges and their ports, and this collection's
     MASQUERADE rules. Changes nothing.
-  - Interfaces created by this collection are marked RV(host.interfaces.ours=true).
+  - Interfaces created by this collection are marked C(ours=true) in RV(host.interfaces) and in
+    each namespace's interfaces (RV(netns)).
 options:
   netns:
     description: Only these namespaces (the host is always included). Default is all of them.
@@ -32,7 +33,7 @@ options:
 extends_documentation_fragment:
   - linuxnet.netns._common.INFO
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''
@@ -83,6 +84,31 @@ veth_pairs:
   type: list
   elements: dict
   sample: [{name: veth-host, netns: null, peer: {name: veth-ns1, netns: ns1}}]
+  contains:
+    name:
+      description: Name of one end.
+      type: str
+    netns:
+      description: Namespace of that end; V(null) for the host.
+      type: str
+    peer:
+      description: The other end.
+      type: dict
+      contains:
+        name:
+          description: Its name; V(null) when it is outside every namespace read.
+          type: str
+        netns:
+          description: Its namespace; V(null) for the host (or when it is outside).
+          type: str
+        index:
+          description: Its interface index, in a namespace that was not read.
+          type: int
+          returned: when RV(veth_pairs[].peer.outside=true)
+        outside:
+          description: The other end is in a namespace that was not read (not named, or filtered out by O(netns)).
+          type: bool
+          returned: when true
 bridges:
   description: Bridges and their ports.
   returned: always

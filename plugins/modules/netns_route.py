@@ -20,33 +20,33 @@ description:
     interfaces), unless O(onlink=true); the error says which subnets are connected.
   - Takes one route or many (O(routes)) in one call.
 options:
-  dest:
+  dest: &dest
     description:
       - Destination prefix, for example V(10.1.0.0/24) or V(fd01::/64), or V(default) (the family
         of a default route is that of its O(gateway)).
     type: str
     default: default
-  gateway:
+  gateway: &gateway
     description: Next hop, of the same family as O(dest).
     type: str
-  dev:
+  dev: &dev
     description: Outgoing interface. Required with an IPv6 link-local gateway, or without a gateway.
     type: str
-  metric:
+  metric: &metric
     description: Route metric (priority). Defaults to the kernel's own default, 0 for IPv4 and 1024 for IPv6.
     type: int
-  table:
+  table: &table
     description: Routing table id; 254 is C(main).
     type: int
     default: 254
-  onlink:
+  onlink: &onlink
     description: Accept a gateway outside every connected subnet (the kernel's C(onlink) flag).
     type: bool
     default: false
-  netns:
+  netns: &netns
     description: Namespace of the route; omit for the host.
     type: str
-  state:
+  state: &state
     description: Whether the route should exist.
     type: str
     choices: [present, absent]
@@ -55,10 +55,19 @@ options:
     description: Many routes in one call, each with the options above.
     type: list
     elements: dict
+    suboptions:
+      dest: *dest
+      gateway: *gateway
+      dev: *dev
+      metric: *metric
+      table: *table
+      onlink: *onlink
+      netns: *netns
+      state: *state
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''

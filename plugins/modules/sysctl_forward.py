@@ -18,20 +18,20 @@ description:
     that they survive a reboot.
   - Takes one namespace's settings or many (O(settings)) in one call.
 options:
-  netns:
+  netns: &netns
     description: Namespace whose forwarding to set; omit for the host.
     type: str
-  ipv4:
+  ipv4: &ipv4
     description: C(net.ipv4.ip_forward). Omit to leave it as it is.
     type: bool
-  ipv6:
+  ipv6: &ipv6
     description: C(net.ipv6.conf.all.forwarding). Omit to leave it as it is.
     type: bool
-  persist:
+  persist: &persist
     description: Also write the values to O(persist_file). Host only.
     type: bool
     default: false
-  persist_file:
+  persist_file: &persist_file
     description: The file O(persist=true) writes.
     type: path
     default: /etc/sysctl.d/90-linuxnet-netns.conf
@@ -39,10 +39,16 @@ options:
     description: Several namespaces' settings in one call, each with the options above.
     type: list
     elements: dict
+    suboptions:
+      netns: *netns
+      ipv4: *ipv4
+      ipv6: *ipv6
+      persist: *persist
+      persist_file: *persist_file
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''

@@ -23,30 +23,30 @@ description:
   - Every interface the module creates carries the alias C(linuxnet.netns).
   - Takes one pair or many (O(pairs)) in one call.
 options:
-  name:
+  name: &name
     description: Name of the first end (for example the host side). At most 15 bytes.
     type: str
-  netns:
+  netns: &netns
     description: Namespace of the first end; omit for the host.
     type: str
-  addresses:
+  addresses: &addresses
     description:
       - Addresses of the first end in CIDR form (IPv4 and IPv6), for example V(10.0.0.1/24).
       - The list is exact - other addresses on that end are removed (IPv6 link-local ones excepted).
         Omit to leave the addresses alone.
     type: list
     elements: str
-  mtu:
+  mtu: &mtu
     description: MTU of the first end; also the default for O(peer.mtu).
     type: int
-  up:
+  up: &up
     description: Whether the first end is up.
     type: bool
     default: true
-  master:
+  master: &master
     description: Bridge (in the same namespace as this end) the first end is a port of.
     type: str
-  peer:
+  peer: &peer
     description: The other end.
     type: dict
     suboptions:
@@ -71,13 +71,13 @@ options:
       master:
         description: Bridge (in the other end's namespace) the other end is a port of.
         type: str
-  replace:
+  replace: &replace
     description:
       - Delete an existing interface that has one of the names but is not this pair, then create
         the pair.
     type: bool
     default: false
-  state:
+  state: &state
     description:
       - V(absent) deletes the pair (deleting one end deletes both). It refuses to delete an
         interface of that name that is not a veth.
@@ -88,10 +88,20 @@ options:
     description: Many pairs in one call, each with the options above.
     type: list
     elements: dict
+    suboptions:
+      name: *name
+      netns: *netns
+      addresses: *addresses
+      mtu: *mtu
+      up: *up
+      master: *master
+      peer: *peer
+      replace: *replace
+      state: *state
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
-  - linuxnet.netns contributors
+  - linuxnet.netns contributors (@linuxnet)
 '''
 
 EXAMPLES = r'''

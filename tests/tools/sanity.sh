@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Run ansible-test on a copy of this checkout laid out as ansible-test wants it
+# (.../ansible_collections/linuxnet/netns), with no ignore file.
+#   tests/tools/sanity.sh [sanity|units] [ANSIBLE-TEST ARGS...]      (default: sanity)
+#
+# Sanity tests run in the virtual environments ansible-test makes for each of them (--venv), so
+# their pinned linters (pylint, pycodestyle, yamllint, voluptuous ...) never meet the newer ones
+# tests/requirements-lint.txt installs for ansible-lint and ruff. ansible-test bootstraps pip into
+# those environments with a get-pip.py that only ansible's CI file host serves; where it is not
+# cached we put tests/tools/get_pip.py, a stand-in that takes pip from Python's ensurepip and the
+# pinned packages from the package index. All of ansible-test's state (that script, the cached
+# environments) lives in its own HOME, $LINUXNET_ANSIBLE_TEST_HOME, never in the user's.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/../.." && pwd)
+command=sanity
+case "${1:-}" in sanity|units) command=$1; shift ;; esac
+python=${LINUXNET_PYTHON:-python3}
+python_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+ansible_test=$(command -v ansible-test) || { echo "ansible-test not found (pip install ansible-core)" >&2; exit 2; }
+
+state=${LINUXNET_ANSIBLE_TEST_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/linuxnet-netns/ansible-test-home}
+mkdir -p "$state"
+pip_version=$("$python" -c '
+import types
+from ansible_test._internal.python_requirements import get_venv_packages
+print(get_venv_packages(types.SimpleNamespace(version="'"$python_version"'"))["pip"])')
+get_pip="$state/.ansible/test/cache/get_pip_${pip_version//./_}.py"
+if [ ! -s "$get_pip" ]; then
+  mkdir -p "$(dirname "$get_pip")"
+  cp "$here/tests/tools/get_pip.py" "$get_pip"
+fi
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/linuxnet-ansible-test.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+dest="$work/ansible_collections/linuxnet/netns"
+mkdir -p "$dest"
+# The files git tracks (add new ones first), as they are in the work tree (not symlinked:
+# ansible-test resolves the collection root from its real path).
+if git -C "$here" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  (cd "$here" && git ls-files -z --cached \
+     | while IFS= read -r -d '' f; do [ -e "$f" ] && printf '%s\0' "$f"; done \
+     | tar --null -T - -cf -) | tar -xf - -C "$dest"
+else
+  (cd "$here" && tar --exclude=./tests/output --exclude=__pycache__ --exclude=.pytest_cache -cf - .) \
+    | tar -xf - -C "$dest"
+fi
+
+cd "$dest"
+export HOME="$state" PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$state/..}/pip}" PIP_DISABLE_PIP_VERSION_CHECK=1
+if [ "$command" = sanity ]; then
+  "$ansible_test" sanity --local --python "$python_version" --color no "$@"
+else
+  "$ansible_test" units --venv --requirements --python "$python_version" --color no "$@"
+fi
