@@ -371,3 +371,9 @@ def test_partial_allocation_for_teardown():
                                                             'gamma': 'junk'}, partial=True)
     assert result == {'alpha': '10.1.0.0/16'}
     assert len(allocate(['a', 'b', 'c', 'd', 'e'], '10.0.0.0/24', 26, partial=True)) == 4
+
+
+def test_documented_example_never_changes():
+    # the answer must be the same on every controller, Python and release: a change here moves hosts
+    assert allocate(['web1', 'web2', 'db1'], explicit={'web1': '10.200.0.0/24'}) == {
+        'db1': '10.200.80.0/24', 'web1': '10.200.0.0/24', 'web2': '10.200.243.0/24'}
