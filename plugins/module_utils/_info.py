@@ -67,9 +67,9 @@ def gather(reader, namespaces=None, routes=True, nat=True):
             raise PlanError('netns=%r: no such network namespace (have: %s)' % (
                 missing[0], ', '.join(names) or 'none'))
         names = [name for name in names if name in namespaces]
-    views = {HOST: reader.view(HOST, routes=routes)}
+    views = {HOST: reader.view(HOST)}
     for name in names:
-        views[name] = reader.view(name, routes=routes)
+        views[name] = reader.view(name)
     result = {'namespaces': names, 'host': None, 'netns': {}, 'veth_pairs': pair_veths(reader, views),
               'bridges': [], 'nat': []}
     for ns, view in views.items():

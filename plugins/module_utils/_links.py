@@ -108,8 +108,11 @@ def _addr_request(msg_type, flags, index, addr, what):
 
 
 def configure(plan, iface, link, view, kind, label):
-    """Plan the shared settings of one interface, existing (`link`) or about to be made (None).
+    """Plan the shared settings of one interface, existing (`link`) or made in this run (None).
 
+    Link-level settings (bridge, MTU, owner mark, up) go to the kernel as one message per
+    interface, addressed by name when the link is new, so that no index lookup is needed; only
+    addresses need the index, asked for once per interface at apply time.
     Returns the interface's after-state for the diff.
     """
     ns, name = iface.ns, iface.name
@@ -120,6 +123,7 @@ def configure(plan, iface, link, view, kind, label):
     def index(resolver):
         return current_index if current_index is not None else resolver.index(ns, name)
 
+    summaries, attrs, fields = [], [], {}
     if iface.master is not None:
         master = view.links.get(iface.master)
         if master is None:
@@ -129,13 +133,27 @@ def configure(plan, iface, link, view, kind, label):
             raise PlanError('%s.master=%r is a %s in %s, not a bridge' % (
                 iface.param, iface.master, master.kind or 'plain interface', where(ns)))
         if link is None or link.master != master.index:
-            summary = 'attach %s to bridge %s in %s' % (name, iface.master, where(ns))
-            plan.add(P.LINK_SET, ns, summary, requests=lambda r, m=master.index: link_request(
-                _nl.RTM_NEWLINK, 0, {'index': index(r)}, [('IFLA_MASTER', m)], summary))
+            summaries.append('attach %s to bridge %s in %s' % (name, iface.master, where(ns)))
+            attrs.append(('IFLA_MASTER', master.index))
     if link is not None and iface.mtu is not None and link.mtu != iface.mtu:
-        summary = 'set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu)
-        plan.add(P.LINK_SET, ns, summary, requests=lambda r: link_request(
-            _nl.RTM_NEWLINK, 0, {'index': index(r)}, [('IFLA_MTU', iface.mtu)], summary))
+        summaries.append('set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu))
+        attrs.append(('IFLA_MTU', iface.mtu))
+    if link is None:
+        # the kernel ignores an alias given at creation, so the owner mark comes with the settings
+        summaries.append('mark %s in %s as made by linuxnet.netns' % (name, where(ns)))
+        attrs.append(('IFLA_IFALIAS', OWNER_ALIAS))
+    current_up = link.up if link is not None else False
+    if iface.up is not None and iface.up != current_up:
+        summaries.append('set %s %s in %s' % (name, 'up' if iface.up else 'down', where(ns)))
+        fields = {'flags': _nl.IFF_UP if iface.up else 0, 'change': _nl.IFF_UP}
+    if summaries:
+        what = '; '.join(summaries)
+        if link is None:
+            plan.add(P.LINK_SET, ns, summaries, requests=lambda r: link_request(
+                _nl.RTM_NEWLINK, 0, fields, [('IFLA_IFNAME', name)] + attrs, what))
+        else:
+            plan.add(P.LINK_SET, ns, summaries, requests=lambda r: link_request(
+                _nl.RTM_NEWLINK, 0, dict(fields, index=current_index), attrs, what))
     if iface.addresses is not None:
         current = set(link.addresses) if link is not None else set()
         for addr in sorted(current - set(iface.addresses), key=str):
@@ -147,21 +165,8 @@ def configure(plan, iface, link, view, kind, label):
                 summary = 'add address %s to %s in %s' % (addr, name, where(ns))
                 plan.add(P.ADDR_ADD, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
                     _nl.RTM_NEWADDR, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, index(r), a, s))
-    current_up = link.up if link is not None else False
-    if iface.up is not None and iface.up != current_up:
-        summary = 'set %s %s in %s' % (name, 'up' if iface.up else 'down', where(ns))
-        plan.add(P.LINK_UP, ns, summary, requests=lambda r: link_request(
-            _nl.RTM_NEWLINK, 0, {'index': index(r), 'flags': _nl.IFF_UP if iface.up else 0,
-                                 'change': _nl.IFF_UP}, [], summary))
     plan.record('%s %s %s' % (label, ns_key(ns), name), before, after)
     return after
-
-
-def mark_ours(plan, iface):
-    """Set the owner alias on a link made in this run (the kernel ignores an alias given at creation)."""
-    summary = 'mark %s in %s as made by linuxnet.netns' % (iface.name, where(iface.ns))
-    plan.add(P.LINK_SET, iface.ns, summary, requests=lambda r: link_request(
-        _nl.RTM_NEWLINK, 0, {'index': r.index(iface.ns, iface.name)}, [('IFLA_IFALIAS', OWNER_ALIAS)], summary))
 
 
 def require_namespace(reader, ns, param):
@@ -263,8 +268,6 @@ def plan_veth(plan, reader, pair):
             return link_request(_nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {},
                                 attrs + [('IFLA_LINKINFO', info)], summary)
         plan.add(P.LINK_CREATE, a.ns, summary, requests=create)
-        mark_ours(plan, a)
-        mark_ours(plan, b)
     after_a = configure(plan, a, a_link, a_view, 'veth', label)
     after_b = configure(plan, b, b_link, b_view, 'veth', label)
     return {'name': a.name, 'netns': a.ns, 'peer': dict(after_b, name=b.name, netns=b.ns),
@@ -314,7 +317,6 @@ def plan_bridge(plan, reader, bridge):
         summary = 'create bridge %s in %s' % (iface.name, where(iface.ns))
         plan.add(P.LINK_CREATE, iface.ns, summary, requests=lambda r: link_request(
             _nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {}, attrs, summary))
-        mark_ours(plan, iface)
     after = configure(plan, iface, link, view, 'bridge', label)
     return dict(after, name=iface.name, netns=iface.ns)
 

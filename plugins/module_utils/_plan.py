@@ -99,7 +99,13 @@ class Plan(object):
 
     @property
     def actions(self):
-        return [op.summary for op in sorted(self.ops, key=lambda op: op.stage) if op.summary]
+        actions = []
+        for op in sorted(self.ops, key=lambda op: op.stage):
+            if isinstance(op.summary, list):
+                actions.extend(op.summary)  # one request doing several things
+            elif op.summary:
+                actions.append(op.summary)
+        return actions
 
     def diff(self):
         return {

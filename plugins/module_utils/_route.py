@@ -69,13 +69,15 @@ class RouteSpec(object):
         return text
 
 
-def _route_state(route, view):
+def _route_state(route, view, with_dev):
+    """What the diff shows of a route. The device counts only when the spec names one: the kernel
+    fills in the device of a gateway route itself, and reading it would cost a links dump."""
     if route is None:
         return None
     state = {}
     if route.gateway is not None:
         state['gateway'] = str(route.gateway)
-    if route.oif is not None:
+    if with_dev and route.oif is not None:
         state['dev'] = view.link_name(route.oif)
     return state
 
@@ -98,25 +100,18 @@ def _request(msg_type, flags, spec, oif, what):
     return _nl.Request(_nl.encode(_nl.rtmsg, msg_type, flags, fields, attrs), what)
 
 
-def _connected(view, dev):
-    nets = []
-    for link in view.links.values():
-        if dev is None or link.name == dev:
-            nets.extend(addr.network for addr in link.addresses)
-    return nets
+def _connected(view, oif):
+    return [iface.network for index, iface in view.addresses if oif is None or index == oif]
 
 
 def plan_routes(plan, reader, specs):
     results = []
     for spec in specs:
         require_namespace(reader, spec.ns, spec.param + '.netns')
-        view = reader.view(spec.ns, routes=True)
-        current = None
-        for route in view.routes:
-            if (route.dest, route.table, route.metric) == (spec.dest, spec.table, spec.metric):
-                current = route
-                break
-        before = _route_state(current, view)
+        view = reader.view(spec.ns)
+        wanted = S.route_key(spec.dest, spec.table, spec.metric)
+        current = next((route for route in view.routes if route.key == wanted), None)
+        before = _route_state(current, view, spec.dev is not None)
         if spec.state == 'absent':
             if current is not None:
                 summary = 'delete %s' % spec.label()
@@ -137,7 +132,7 @@ def plan_routes(plan, reader, specs):
                 raise PlanError('%s.dev=%r: no such interface in %s' % (spec.param, spec.dev, where(spec.ns)))
             oif = link.index
         if spec.gateway is not None and not spec.onlink and not spec.gateway.is_link_local:
-            nets = _connected(view, spec.dev)
+            nets = _connected(view, oif)
             if not any(spec.gateway in net for net in nets):
                 raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
                                 'address in that subnet first, or set onlink: true' % (
@@ -148,9 +143,6 @@ def plan_routes(plan, reader, specs):
             after['gateway'] = str(spec.gateway)
         if spec.dev is not None:
             after['dev'] = spec.dev
-        elif current is not None and current.oif is not None and spec.gateway is not None:
-            # the kernel fills in the device of a gateway route; only a different gateway is a change
-            after['dev'] = view.link_name(current.oif)
         if before != after:
             flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)
             summary = '%s %s via %s' % ('replace' if current is not None else 'add', spec.label(),

@@ -73,53 +73,111 @@ class Link(object):
 
 
 class Route(object):
-    __slots__ = ('dest', 'table', 'metric', 'gateway', 'oif', 'proto', 'scope', 'family', 'rtype')
+    """A route as the kernel reports it; the address objects are built only when asked for."""
+
+    __slots__ = ('family', 'dst', 'dst_len', 'table', 'metric', 'gateway_raw', 'oif', 'proto', 'scope', 'rtype')
 
     def __init__(self, payload):
-        (self.family, dst_len, _src_len, _tos, table, self.proto, self.scope, self.rtype,
+        (self.family, self.dst_len, _src_len, _tos, table, self.proto, self.scope, self.rtype,
          _flags) = _RTMSG.unpack_from(payload)
         attrs = _nl.attributes(payload, _RTMSG.size)
         dst = attrs.get(RTA_DST)
-        if dst is None:
-            dst = b'\0' * (4 if self.family == socket.AF_INET else 16)
-        self.dest = ipaddress.ip_network((ipaddress.ip_address(bytes(dst)), dst_len), strict=False)
+        self.dst = bytes(dst) if dst is not None else bytes(4 if self.family == socket.AF_INET else 16)
         self.table = _u32(attrs.get(RTA_TABLE)) or table
         self.metric = _u32(attrs.get(RTA_PRIORITY)) or 0
         gateway = attrs.get(RTA_GATEWAY)
-        self.gateway = ipaddress.ip_address(bytes(gateway)) if gateway is not None else None
+        self.gateway_raw = bytes(gateway) if gateway is not None else None
         self.oif = _u32(attrs.get(RTA_OIF))
+
+    @property
+    def key(self):
+        return (self.dst, self.dst_len, self.table, self.metric)
+
+    @property
+    def dest(self):
+        return ipaddress.ip_network((ipaddress.ip_address(self.dst), self.dst_len), strict=False)
+
+    @property
+    def gateway(self):
+        return ipaddress.ip_address(self.gateway_raw) if self.gateway_raw is not None else None
+
+
+def route_key(dest, table, metric):
+    """The key Route.key has for a route to `dest` (an ip_network) in `table` with `metric`."""
+    return (dest.network_address.packed, dest.prefixlen, table, metric)
 
 
 class NsView(object):
-    """What one namespace holds: its links by name and index, and (when asked) its routes."""
+    """What one namespace holds, read lazily: each kind of object with one dump, on first use.
 
-    def __init__(self, name, links, routes=None):
+    A namespace that does not exist (yet) reads as empty.
+    """
+
+    def __init__(self, session, name, exists=True):
+        self.session = session
         self.name = name
-        self.links = dict((link.name, link) for link in links)
-        self.by_index = dict((link.index, link) for link in links)
-        self.routes = routes
+        self.exists = exists
+        self._links = self._by_index = self._addresses = self._routes = None
+
+    @property
+    def addresses(self):
+        """[(ifindex, ip_interface)], IPv6 link-local addresses left out."""
+        if self._addresses is None:
+            self._addresses = read_addresses(self.session, self.name) if self.exists else []
+        return self._addresses
+
+    @property
+    def links(self):
+        if self._links is None:
+            links = read_links(self.session, self.name, addresses=False) if self.exists else []
+            self._links = dict((link.name, link) for link in links)
+            self._by_index = dict((link.index, link) for link in links)
+            for index, iface in self.addresses:
+                link = self._by_index.get(index)
+                if link is not None:
+                    link.addresses.append(iface)
+        return self._links
+
+    @property
+    def by_index(self):
+        if self._by_index is None:
+            self.links
+        return self._by_index
+
+    @property
+    def routes(self):
+        if self._routes is None:
+            self._routes = read_routes(self.session, self.name) if self.exists else []
+        return self._routes
 
     def link_name(self, index):
         link = self.by_index.get(index)
         return link.name if link else None
 
 
+def read_addresses(session, ns):
+    found = []
+    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETADDR, bytes(_IFADDR.size)):
+        _family, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
+        attrs = _nl.attributes(payload, _IFADDR.size)
+        addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
+        if addr is None:
+            continue
+        iface = ipaddress.ip_interface((ipaddress.ip_address(bytes(addr)), prefixlen))
+        if iface.version == 6 and iface.ip.is_link_local:
+            continue
+        found.append((index, iface))
+    return found
+
+
 def read_links(session, ns, addresses=True):
-    sock = session.rtnl(ns)
-    links = [Link(payload) for payload in sock.dump_raw(_nl.RTM_GETLINK, bytes(_IFINFO.size) + LINK_REQUEST_TAIL)]
+    links = [Link(payload) for payload in session.rtnl(ns).dump_raw(
+        _nl.RTM_GETLINK, bytes(_IFINFO.size) + LINK_REQUEST_TAIL)]
     if addresses:
         by_index = dict((link.index, link) for link in links)
-        for payload in sock.dump_raw(_nl.RTM_GETADDR, bytes(_IFADDR.size)):
-            _family, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
-            link = by_index.get(index)
-            attrs = _nl.attributes(payload, _IFADDR.size)
-            addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
-            if link is None or addr is None:
-                continue
-            iface = ipaddress.ip_interface((ipaddress.ip_address(bytes(addr)), prefixlen))
-            if iface.version == 6 and iface.ip.is_link_local:
-                continue
-            link.addresses.append(iface)
+        for index, iface in read_addresses(session, ns):
+            if index in by_index:
+                by_index[index].addresses.append(iface)
     return links
 
 
@@ -142,10 +200,6 @@ def link_index(session, ns, name):
     return _IFINFO.unpack_from(reply[0])[2]
 
 
-def read_ns(session, ns, routes=False):
-    return NsView(ns, read_links(session, ns), read_routes(session, ns) if routes else None)
-
-
 class Reader(object):
     """Reads each namespace at most once per run and remembers what it saw."""
 
@@ -163,15 +217,11 @@ class Reader(object):
     def exists(self, ns):
         return ns is None or ns in self.mounted()
 
-    def view(self, ns, routes=False):
-        """The namespace's state; an absent namespace reads as empty (it will be created first)."""
+    def view(self, ns):
+        """The namespace's state, read on first use; an absent namespace reads as empty."""
         view = self.views.get(ns)
-        if view is None or (routes and view.routes is None):
-            if self.exists(ns):
-                view = read_ns(self.session, ns, routes=routes)
-            else:
-                view = NsView(ns, [], [] if routes else None)
-            self.views[ns] = view
+        if view is None:
+            view = self.views[ns] = NsView(self.session, ns, self.exists(ns))
         return view
 
     def nsid(self, from_ns, target_ns):

@@ -86,9 +86,9 @@ class FakeReader(object):
     def exists(self, ns):
         return ns is None or ns in self._mounted
 
-    def view(self, ns, routes=False):
+    def view(self, ns):
         from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsView
-        return self.views.get(ns) or NsView(ns, [], [])
+        return self.views.get(ns) or NsView(None, ns, exists=False)
 
     def nsid(self, a, b):
         return 0
