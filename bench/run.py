@@ -1,0 +1,761 @@
+#!/usr/bin/env python3
+"""The scale benchmark (issue 4), in one run so that the ratios sit side by side:
+
+  role       playbooks/site.yml (the bridge_network role) on one host, N namespaces: converge from
+             scratch, the identical re-run (must report changed=0), playbooks/teardown.yml
+  floor      the same operations through `ip -batch` (plus one `nft -f` and a /proc write)
+  loop       the same network from the tutorial's `ip` commands as ansible.builtin.command tasks
+             with `loop:` (bench/playbooks/command_loop.yml)
+  ip_netns   community.general.ip_netns in a loop, namespaces only (if community.general is installed)
+  fleet      the lab fleet (tests/lab/lab.py): H hosts over SSH, 50 namespaces each: site.yml,
+             re-run, verify.yml
+
+Run it inside the sandbox, from the repository root:
+
+    tests/sandbox.sh python3 bench/run.py            # full run; rewrites docs/benchmark.md and .png
+    tests/sandbox.sh python3 bench/run.py --quick    # loop at N=10 only (N=100 extrapolated), H=5 only
+    tests/sandbox.sh python3 bench/run.py --smoke --out DIR   # N=5, seconds; what the test suite runs
+
+"Module time" is the sum of the durations (runner start to result, as ansible.posix.profile_tasks
+measures them) of the tasks that run linuxnet.netns modules, recorded by the callback plugin
+bench/callback_plugins/linuxnet_bench.py; "wall" is the whole ansible-playbook process. The
+benchmark re-executes itself in a fresh network+mount+pid namespace nested in the sandbox, which
+plays the managed host (its uplink `uplink0` leads to a namespace acting as its router), so it never
+disturbs the sandbox it runs in and everything it makes dies with it.
+"""
+import argparse
+import ctypes
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.join(REPO, 'bench')
+LAB_PY = os.path.join(REPO, 'tests', 'lab', 'lab.py')
+NESTED = 'LINUXNET_BENCH_NESTED'
+CLONE_NEWNET = 0x40000000
+
+# The host's uplink: TEST-NET-3, clear of the role's pool (10.200.0.0/16), the loop's subnet
+# (10.201.0.0/21), the floor's (10.202.0.0/21) and the lab's underlay (192.0.2.0/24).
+UPLINK, UPLINK_ADDRESS, ROUTER_ADDRESS = 'uplink0', '203.0.113.2/24', '203.0.113.1'
+ROLE_PREFIXLEN = 21  # room for 1000 namespaces and the gateway in one bridge subnet
+FLEET_NAMESPACES = 50
+INTERNET = '198.51.100.2'  # the lab's echo server
+
+TARGETS_NOTE = ('Targets (issue 4, 2-core machine): N=1000 converge <= 5 s module time and <= 1.5x the '
+                'ip -batch floor; identical re-run of N=1000 <= 2 s module time with changed=0; '
+                'teardown of N=1000 <= 2 s; tasks per host equal for N=10 and N=1000; N=100 end to end '
+                '>= 100x faster than the command loop.')
+
+
+def log(message):
+    sys.stderr.write('[bench %s] %s\n' % (time.strftime('%H:%M:%S'), message))
+    sys.stderr.flush()
+
+
+def sh(command, check=True, **kw):
+    out = subprocess.run(command, shell=isinstance(command, str), stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, universal_newlines=True, **kw)
+    if check and out.returncode:
+        raise RuntimeError('%s failed (%d): %s' % (command, out.returncode, out.stdout[-3000:]))
+    return out.stdout
+
+
+def netns_names():
+    try:
+        return sorted(os.listdir('/run/netns'))
+    except OSError:
+        return []
+
+
+def links():
+    return set(line.split()[0].split('@')[0] for line in sh(['ip', '-br', 'link']).splitlines() if line.strip())
+
+
+# ---------------------------------------------------------------------------------------------
+# the host: this (nested) namespace, with an uplink to a router namespace
+
+
+class Host(object):
+    def __init__(self, tmp):
+        self.tmp = tmp
+        self.router = subprocess.Popen(['unshare', '--net', 'sh', '-c', 'echo ready; exec sleep infinity'],
+                                       stdout=subprocess.PIPE, universal_newlines=True)
+        assert self.router.stdout.readline().strip() == 'ready'
+        sh(['ip', 'link', 'add', UPLINK, 'type', 'veth', 'peer', 'name', 'uplink0r', 'netns', str(self.router.pid)])
+        sh(['nsenter', '-t', str(self.router.pid), '--net', 'sh', '-c',
+            'ip link set lo up && ip addr add %s/24 dev uplink0r && ip link set uplink0r up' % ROUTER_ADDRESS])
+        sh('ip addr add %s dev %s && ip link set %s up && ip route add default via %s'
+           % (UPLINK_ADDRESS, UPLINK, UPLINK, ROUTER_ADDRESS))
+        self.collections = os.path.join(tmp, 'collections')
+        os.makedirs(os.path.join(self.collections, 'ansible_collections', 'linuxnet'))
+        os.symlink(REPO, os.path.join(self.collections, 'ansible_collections', 'linuxnet', 'netns'))
+        self.runs = 0
+
+    def playbook(self, playbook, extra_vars, inventory=('-i', 'localhost,', '-c', 'local'), forks=None):
+        """Run ansible-playbook; return wall time, the callback's task records and the recap."""
+        self.runs += 1
+        timings = os.path.join(self.tmp, 'timings%d.json' % self.runs)
+        argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')] + list(inventory)
+        if forks:
+            argv += ['--forks', str(forks)]
+        argv += ['-e', json.dumps(extra_vars), playbook]
+        env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections,
+                   ANSIBLE_CALLBACK_PLUGINS=os.path.join(BENCH, 'callback_plugins'),
+                   ANSIBLE_CALLBACKS_ENABLED='linuxnet_bench', LINUXNET_BENCH_TIMINGS=timings,
+                   ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0',
+                   ANSIBLE_LOCAL_TEMP=os.path.join(self.tmp, 'ansible-local'),
+                   ANSIBLE_DEPRECATION_WARNINGS='0', ANSIBLE_HOST_KEY_CHECKING='0')
+        start = time.perf_counter()
+        out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                             env=env, cwd=self.tmp)
+        wall = time.perf_counter() - start
+        if out.returncode:
+            raise RuntimeError('%s failed (rc %d):\n%s' % (os.path.basename(playbook), out.returncode,
+                                                           out.stdout[-6000:]))
+        with open(timings) as handle:
+            data = json.load(handle)
+        return Run(wall, data['tasks'], data['recap'])
+
+    def close(self):
+        cleanup_local()
+        if self.router.poll() is None:
+            self.router.kill()
+            self.router.wait()
+
+
+class Run(object):
+    def __init__(self, wall, tasks, recap):
+        self.wall, self.tasks, self.recap = wall, tasks, recap
+
+    def hosts(self):
+        return sorted(self.recap)
+
+    def module_time(self, host=None, prefix='linuxnet.netns.'):
+        return sum(t['duration'] for t in self.tasks if t['action'].startswith(prefix)
+                   and t['status'] != 'skipped' and (host is None or t['host'] == host))
+
+    def max_host_module_time(self, prefix='linuxnet.netns.'):
+        return max(self.module_time(h, prefix) for h in self.hosts())
+
+    def task_count(self, host=None):
+        host = host or self.hosts()[0]
+        return sum(1 for t in self.tasks if t['host'] == host)
+
+    def module_runs(self, host=None, prefix='linuxnet.netns.'):
+        host = host or self.hosts()[0]
+        return sum((t['items'] or 1) for t in self.tasks
+                   if t['host'] == host and t['action'].startswith(prefix) and t['status'] != 'skipped')
+
+    def changed(self):
+        return sum(r['changed'] for r in self.recap.values())
+
+    def failed(self):
+        return sum(r['failures'] + r['unreachable'] for r in self.recap.values())
+
+
+def cleanup_local():
+    """Whatever any step left in this namespace: namespaces, our links, our nf_tables and iptables."""
+    names = netns_names()
+    if names:
+        batch = os.path.join(tempfile.gettempdir(), 'lnbench-cleanup-%d.batch' % os.getpid())
+        with open(batch, 'w') as handle:
+            handle.write(''.join('netns del %s\n' % name for name in names))
+        sh(['ip', '-force', '-batch', batch], check=False)
+        os.unlink(batch)
+    for link in ('lnbr0', 'clbr0', 'flbr0', UPLINK):
+        if link in links():
+            sh(['ip', 'link', 'del', link], check=False)
+    for table in ('inet linuxnet_netns', 'ip lnbench_floor'):
+        sh('nft delete table %s' % table, check=False)
+    sh('iptables -t nat -F POSTROUTING', check=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the measurements
+
+
+def role_step(host, python, n):
+    base = {'linuxnet_netns_namespaces': n, 'linuxnet_netns_subnet_prefixlen': ROLE_PREFIXLEN,
+            'linuxnet_netns_install_deps': False, 'ansible_python_interpreter': python}
+    site = os.path.join(REPO, 'playbooks', 'site.yml')
+    teardown = os.path.join(REPO, 'playbooks', 'teardown.yml')
+    log('role N=%d: converge' % n)
+    converge = host.playbook(site, base)
+    made = [name for name in netns_names() if name.startswith('lnns')]
+    if len(made) != n or 'lnbr0' not in links():
+        raise RuntimeError('site.yml N=%d made %d namespaces (bridge: %s)' % (n, len(made), 'lnbr0' in links()))
+    log('role N=%d: re-run' % n)
+    rerun = host.playbook(site, base)
+    log('role N=%d: teardown' % n)
+    down = host.playbook(teardown, base)
+    left = [name for name in netns_names() if name.startswith('lnns')]
+    if left or 'lnbr0' in links():
+        raise RuntimeError('teardown.yml N=%d left %d namespaces (bridge: %s)' % (n, len(left), 'lnbr0' in links()))
+    rows = []
+    for step, run in (('converge', converge), ('re-run', rerun), ('teardown', down)):
+        rows.append(dict(method='role', step=step, n=n, wall=run.wall, module=run.module_time(),
+                         other=run.module_time(prefix='') - run.module_time(),
+                         tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(),
+                         detail=[(t['task'], t['action'], t['status'], t['changed'], round(t['duration'], 3))
+                                 for t in run.tasks]))
+    return rows
+
+
+def _setns(fd):
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
+
+def floor_step(tmp, n):
+    """The bridge recipe through `ip -batch`: one batch on the host (bridge, namespaces, veth pairs
+    with the peer created in its namespace, ports on the bridge and up), then one `ip -batch` per
+    namespace (lo up, address, eth0 up, default route) — `ip -batch` lines cannot switch namespace,
+    and `ip -n NS` unshares a mount namespace per call, which copies all N /run/netns mounts, so
+    each batch is started from a parent that has setns()ed into the namespace. Plus forwarding (a
+    /proc write) and the MASQUERADE rule (one `nft -f`)."""
+    gateway = '10.202.0.1'
+    host_lines = ['link add flbr0 type bridge', 'addr add %s/21 dev flbr0' % gateway, 'link set flbr0 up']
+    ns_files = []
+    for i in range(1, n + 1):
+        ns = 'flns%d' % i
+        host_lines += ['netns add %s' % ns, 'link add flv%d type veth peer name eth0 netns %s' % (i, ns),
+                       'link set flv%d master flbr0 up' % i]
+        address = 1 + i
+        path = os.path.join(tmp, 'floor-%s.batch' % ns)
+        with open(path, 'w') as handle:
+            handle.write('link set lo up\naddr add 10.202.%d.%d/21 dev eth0\nlink set eth0 up\n'
+                         'route add default via %s\n' % (address // 256, address % 256, gateway))
+        ns_files.append((ns, path))
+    host_batch = os.path.join(tmp, 'floor-host.batch')
+    with open(host_batch, 'w') as handle:
+        handle.write('\n'.join(host_lines) + '\n')
+    nft = os.path.join(tmp, 'floor.nft')
+    with open(nft, 'w') as handle:
+        handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
+                     '  ip saddr 10.202.0.0/21 oifname "%s" masquerade\n }\n}\n' % UPLINK)
+    own = os.open('/proc/self/ns/net', os.O_RDONLY)
+    log('floor N=%d: ip -batch' % n)
+    start = time.perf_counter()
+    subprocess.run(['ip', '-batch', host_batch], check=True)
+    try:
+        for ns, path in ns_files:
+            fd = os.open('/run/netns/' + ns, os.O_RDONLY)
+            try:
+                _setns(fd)
+                subprocess.run(['ip', '-batch', path], check=True)
+            finally:
+                _setns(own)
+                os.close(fd)
+    finally:
+        os.close(own)
+    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
+        handle.write('1\n')
+    subprocess.run(['nft', '-f', nft], check=True)
+    build = time.perf_counter() - start
+    made = [name for name in netns_names() if name.startswith('flns')]
+    if len(made) != n:
+        raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
+    if n and 'default via %s' % gateway not in sh(['ip', '-n', 'flns%d' % n, 'route']):
+        raise RuntimeError('ip -batch: no default route in flns%d' % n)
+    del_batch = os.path.join(tmp, 'floor-del.batch')
+    with open(del_batch, 'w') as handle:
+        handle.write(''.join('netns del flns%d\n' % i for i in range(1, n + 1)) + 'link del flbr0\n')
+    start = time.perf_counter()
+    subprocess.run(['ip', '-batch', del_batch], check=True)
+    subprocess.run(['nft', 'delete', 'table', 'ip', 'lnbench_floor'], check=True)
+    teardown = time.perf_counter() - start
+    if any(name.startswith('flns') for name in netns_names()) or 'flbr0' in links():
+        raise RuntimeError('ip -batch teardown left something behind')
+    return [dict(method='ip -batch', step='converge', n=n, wall=build, module=build, tasks=None,
+                 module_runs=n + 2, changed=None),
+            dict(method='ip -batch', step='teardown', n=n, wall=teardown, module=teardown, tasks=None,
+                 module_runs=2, changed=None)]
+
+
+def loop_step(host, python, n):
+    log('command loop N=%d (about 2 s per namespace)' % n)
+    run = host.playbook(os.path.join(BENCH, 'playbooks', 'command_loop.yml'),
+                        {'bench_count': n, 'bench_uplink': UPLINK, 'ansible_python_interpreter': python})
+    made = [name for name in netns_names() if name.startswith('clns')]
+    if len(made) != n:
+        raise RuntimeError('command loop made %d namespaces, not %d' % (len(made), n))
+    if 'default via 10.201.0.1' not in sh(['ip', '-n', 'clns%d' % n, 'route']):
+        raise RuntimeError('command loop: no default route in clns%d' % n)
+    cleanup_local_prefix('clns', 'clbr0')
+    sh('iptables -t nat -F POSTROUTING', check=False)
+    return dict(method='command loop', step='converge', n=n, wall=run.wall,
+                module=run.module_time(prefix='ansible.builtin.command'), tasks=run.task_count(),
+                module_runs=run.module_runs(prefix='ansible.builtin.command'), changed=run.changed(),
+                loop_time=sum(t['duration'] for t in run.tasks if t['items']),
+                once_time=sum(t['duration'] for t in run.tasks if not t['items']))
+
+
+def extrapolate_loop(measured, n):
+    """The loop at n from a measurement at a smaller N: its looped tasks scale with N, the rest (the
+    once-only tasks and ansible-playbook's own start-up) does not."""
+    per_ns = measured['loop_time'] / measured['n']
+    fixed_wall = measured['wall'] - measured['loop_time']
+    fixed_module = measured['module'] - measured['loop_time']
+    return dict(measured, n=n, wall=fixed_wall + per_ns * n, module=fixed_module + per_ns * n,
+                module_runs=measured['module_runs'] - 9 * measured['n'] + 9 * n, changed=None,
+                loop_time=per_ns * n, extrapolated_from=measured['n'])
+
+
+def cleanup_local_prefix(prefix, bridge):
+    names = [name for name in netns_names() if name.startswith(prefix)]
+    if names:
+        path = os.path.join(tempfile.gettempdir(), 'lnbench-del-%d.batch' % os.getpid())
+        with open(path, 'w') as handle:
+            handle.write(''.join('netns del %s\n' % name for name in names))
+        sh(['ip', '-batch', path])
+        os.unlink(path)
+    if bridge in links():
+        sh(['ip', 'link', 'del', bridge])
+
+
+def community_general_available():
+    try:
+        import importlib.util
+        return importlib.util.find_spec('ansible_collections.community.general') is not None
+    except ImportError:
+        return False
+
+
+def ip_netns_step(host, python, n):
+    log('community.general.ip_netns loop N=%d' % n)
+    playbook = os.path.join(BENCH, 'playbooks', 'ip_netns_loop.yml')
+    base = {'bench_count': n, 'ansible_python_interpreter': python}
+    up = host.playbook(playbook, base)
+    made = [name for name in netns_names() if name.startswith('cgns')]
+    if len(made) != n:
+        raise RuntimeError('ip_netns made %d namespaces, not %d' % (len(made), n))
+    down = host.playbook(playbook, dict(base, bench_state='absent'))
+    if any(name.startswith('cgns') for name in netns_names()):
+        raise RuntimeError('ip_netns absent left namespaces behind')
+    rows = []
+    for step, run in (('converge (netns only)', up), ('teardown (netns only)', down)):
+        rows.append(dict(method='community.general.ip_netns loop', step=step, n=n, wall=run.wall,
+                         module=run.module_time(prefix='community.general.ip_netns'), tasks=run.task_count(),
+                         module_runs=run.module_runs(prefix='community.general.ip_netns'),
+                         changed=run.changed()))
+    return rows
+
+
+def fleet_step(host, hosts, verify):
+    log('fleet H=%d: lab up' % hosts)
+    lab_dir = os.path.join(host.tmp, 'lab%d' % hosts)
+    sh([sys.executable, LAB_PY, 'up', '--hosts', str(hosts), '--dir', lab_dir, '--timeout', '60'])
+    try:
+        inventory = ('-i', os.path.join(lab_dir, 'inventory.yml'))
+        base = {'linuxnet_netns_namespaces': FLEET_NAMESPACES, 'linuxnet_netns_host_gw': True,
+                'linuxnet_netns_install_deps': False}
+        site = os.path.join(REPO, 'playbooks', 'site.yml')
+        log('fleet H=%d: site.yml' % hosts)
+        converge = host.playbook(site, base, inventory, forks=hosts)
+        log('fleet H=%d: re-run' % hosts)
+        rerun = host.playbook(site, base, inventory, forks=hosts)
+        checked = None
+        if verify:
+            log('fleet H=%d: verify.yml' % hosts)
+            checked = host.playbook(os.path.join(REPO, 'playbooks', 'verify.yml'),
+                                    dict(base, linuxnet_netns_verify_internet=INTERNET), inventory, forks=hosts)
+        log('fleet H=%d: teardown.yml' % hosts)
+        down = host.playbook(os.path.join(REPO, 'playbooks', 'teardown.yml'), base, inventory, forks=hosts)
+    finally:
+        log('fleet H=%d: lab down' % hosts)
+        sh([sys.executable, LAB_PY, 'down', '--dir', lab_dir, '--purge'], check=False)
+    rows = []
+    for step, run in (('converge', converge), ('re-run', rerun), ('verify', checked), ('teardown', down)):
+        if run is None:
+            continue
+        rows.append(dict(method='fleet', step=step, hosts=hosts, n=FLEET_NAMESPACES, wall=run.wall,
+                         module=run.max_host_module_time(), tasks=run.task_count(),
+                         tasks_equal=len(set(run.task_count(h) for h in run.hosts())) == 1,
+                         changed=run.changed(), failed=run.failed()))
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+
+
+def find(rows, method, step, n, **kw):
+    for row in rows:
+        if row['method'] == method and row['step'] == step and row['n'] == n and \
+                all(row.get(k) == v for k, v in kw.items()):
+            return row
+    return None
+
+
+def targets(rows):
+    """[(target, measured, PASS/FAIL/n/a)]"""
+    out = []
+    conv = find(rows, 'role', 'converge', 1000)
+    rerun = find(rows, 'role', 're-run', 1000)
+    down = find(rows, 'role', 'teardown', 1000)
+    floor = find(rows, 'ip -batch', 'converge', 1000)
+
+    def verdict(ok):
+        return 'PASS' if ok else 'FAIL'
+    if conv:
+        out.append(('N=1000 converge: module time <= 5 s', '%.2f s' % conv['module'], verdict(conv['module'] <= 5)))
+    else:
+        out.append(('N=1000 converge: module time <= 5 s', 'not measured', 'n/a'))
+    if conv and floor:
+        ratio = conv['module'] / floor['wall']
+        out.append(('N=1000 converge: module time <= 1.5x the ip -batch floor',
+                    '%.2fx (%.2f s / %.2f s)' % (ratio, conv['module'], floor['wall']), verdict(ratio <= 1.5)))
+    else:
+        out.append(('N=1000 converge: module time <= 1.5x the ip -batch floor', 'not measured', 'n/a'))
+    if rerun:
+        out.append(('N=1000 re-run: module time <= 2 s', '%.2f s' % rerun['module'], verdict(rerun['module'] <= 2)))
+    else:
+        out.append(('N=1000 re-run: module time <= 2 s', 'not measured', 'n/a'))
+    reruns = [r for r in rows if r['method'] in ('role', 'fleet') and r['step'] == 're-run']
+    changed = sum(r['changed'] for r in reruns)
+    out.append(('re-run: changed=0 (every N, and the fleet)',
+                'changed=%d over %d re-runs' % (changed, len(reruns)), verdict(changed == 0) if reruns else 'n/a'))
+    if down:
+        out.append(('N=1000 teardown: module time <= 2 s', '%.2f s' % down['module'], verdict(down['module'] <= 2)))
+    else:
+        out.append(('N=1000 teardown: module time <= 2 s', 'not measured', 'n/a'))
+    sizes = sorted(set(r['n'] for r in rows if r['method'] == 'role'))
+    if len(sizes) > 1:
+        counts = dict((n, tuple(find(rows, 'role', s, n)['tasks'] for s in ('converge', 're-run', 'teardown')))
+                      for n in sizes)
+        low, high = sizes[0], sizes[-1]
+        out.append(('tasks per host: N=%d == N=%d (converge, re-run, teardown)' % (low, high),
+                    ' / '.join('N=%d: %s' % (n, ', '.join(map(str, counts[n]))) for n in sizes),
+                    verdict(len(set(counts.values())) == 1)))
+    else:
+        out.append(('tasks per host: N=10 == N=1000', 'one N only', 'n/a'))
+    role100 = find(rows, 'role', 'converge', 100)
+    loop100 = find(rows, 'command loop', 'converge', 100)
+    if role100 and loop100:
+        ratio = loop100['wall'] / role100['wall']
+        label = ' (loop extrapolated from N=%d)' % loop100['extrapolated_from'] if loop100.get('extrapolated_from') else ''
+        out.append(('N=100: end to end >= 100x faster than the command loop',
+                    '%.0fx (%.1f s / %.2f s)%s' % (ratio, loop100['wall'], role100['wall'], label),
+                    verdict(ratio >= 100)))
+        out.append(('(for comparison) N=100 module time vs the loop\'s command tasks',
+                    '%.0fx (%.1f s / %.2f s)%s' % (loop100['module'] / role100['module'], loop100['module'],
+                                                  role100['module'], label), 'info'))
+    else:
+        out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
+    return out
+
+
+def fmt(value, spec='%.2f'):
+    return '-' if value is None else spec % value
+
+
+def main_table(rows):
+    header = ['method', 'step', 'N', 'tasks/host', 'module runs', 'module s', 'wall s', 'ms/ns module',
+              'ms/ns wall', 'changed']
+    lines = []
+    for row in rows:
+        if row['method'] == 'fleet':
+            continue
+        n = row['n']
+        method = row['method'] + (' (extrapolated from N=%d)' % row['extrapolated_from']
+                                   if row.get('extrapolated_from') else '')
+        lines.append([method, row['step'], str(n), fmt(row.get('tasks'), '%d'), fmt(row.get('module_runs'), '%d'),
+                      fmt(row['module']), fmt(row['wall']), fmt(row['module'] * 1000.0 / n if n else None, '%.1f'),
+                      fmt(row['wall'] * 1000.0 / n if n else None, '%.1f'), fmt(row.get('changed'), '%d')])
+    return header, lines
+
+
+def fleet_table(rows):
+    header = ['hosts', 'namespaces/host', 'step', 'tasks/host (all equal)', 'module s (slowest host)', 'wall s',
+              'changed', 'failed']
+    lines = [[str(r['hosts']), str(r['n']), r['step'], '%d (%s)' % (r['tasks'], 'yes' if r['tasks_equal'] else 'NO'),
+              fmt(r['module']), fmt(r['wall']), str(r['changed']), str(r['failed'])]
+             for r in rows if r['method'] == 'fleet']
+    return header, lines
+
+
+def text_table(header, lines):
+    widths = [max(len(x) for x in col) for col in zip(header, *lines)] if lines else [len(h) for h in header]
+    out = ['  '.join(h.ljust(w) for h, w in zip(header, widths)), '  '.join('-' * w for w in widths)]
+    out += ['  '.join(c.ljust(w) for c, w in zip(line, widths)) for line in lines]
+    return '\n'.join(out)
+
+
+def md_table(header, lines):
+    out = ['| ' + ' | '.join(header) + ' |', '|' + '|'.join(' --- ' for _ in header) + '|']
+    out += ['| ' + ' | '.join(line) + ' |' for line in lines]
+    return '\n'.join(out)
+
+
+def plot(rows, path, title):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fleet = [r for r in rows if r['method'] == 'fleet']
+    fig, axes = plt.subplots(1, 2 if fleet else 1, figsize=(13 if fleet else 8, 5.5), squeeze=False)
+    ax = axes[0][0]
+
+    def series(method, step, key, label, style, **kw):
+        points = sorted((r['n'], r[key]) for r in rows if r['method'] == method and r['step'] == step
+                        and not r.get('extrapolated_from'))
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], style, label=label, **kw)
+        return points
+    series('role', 'converge', 'wall', 'role converge, playbook wall', 'o-', color='tab:blue')
+    series('role', 'converge', 'module', 'role converge, module time', 's-', color='tab:cyan')
+    series('role', 're-run', 'module', 'identical re-run, module time', '^-', color='tab:green')
+    series('role', 'teardown', 'module', 'teardown, module time', 'v-', color='tab:olive')
+    series('ip -batch', 'converge', 'wall', 'ip -batch floor', 'D-', color='black')
+    loop = series('command loop', 'converge', 'wall', 'command: loop (measured)', 'x-', color='tab:red', markersize=9)
+    series('community.general.ip_netns loop', 'converge (netns only)', 'wall',
+           'community.general.ip_netns loop, namespaces only', '+-', color='tab:purple', markersize=9)
+    sizes = sorted(set(r['n'] for r in rows if r['method'] in ('role', 'ip -batch')))
+    if loop and sizes:
+        base = [r for r in rows if r['method'] == 'command loop' and not r.get('extrapolated_from')]
+        biggest = max(base, key=lambda r: r['n'])
+        xs = sorted(set(sizes + [p[0] for p in loop]))
+        ys = [extrapolate_loop(biggest, x)['wall'] for x in xs]
+        ax.plot(xs, ys, ':', color='tab:red', label='command: loop, extrapolated (%.2f s/ns)'
+                % (biggest['loop_time'] / biggest['n']))
+    ax.set_xscale('log')
+    ax.set_yscale('log')
+    ax.set_xlabel('namespaces on one host (N)')
+    ax.set_ylabel('seconds')
+    ax.set_title('One host: time against N')
+    ax.grid(True, which='both', alpha=0.3)
+    ax.legend(fontsize=8, loc='upper left')
+    if fleet:
+        ax = axes[0][1]
+        for step, style, color in (('converge', 'o-', 'tab:blue'), ('re-run', '^-', 'tab:green'),
+                                   ('verify', 's-', 'tab:orange'), ('teardown', 'v-', 'tab:olive')):
+            points = sorted((r['hosts'], r['wall']) for r in fleet if r['step'] == step)
+            if points:
+                ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color,
+                        label='%s.yml wall' % {'converge': 'site', 're-run': 'site (re-run)'}.get(step, step))
+        ax.set_xlabel('lab hosts over SSH (H), %d namespaces each' % FLEET_NAMESPACES)
+        ax.set_ylabel('seconds (playbook wall time)')
+        ax.set_title('Fleet: time against H')
+        ax.set_ylim(bottom=0)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8, loc='upper left')
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def environment(python):
+    def version(argv):
+        try:
+            return sh(argv, check=False).strip().splitlines()[-1]
+        except (OSError, IndexError):
+            return '?'
+    head = version(['git', '-C', REPO, 'log', '-1', '--format=%h %s'])
+    engine = version(['git', '-C', REPO, 'log', '-1', '--format=%h %ad', '--date=iso', '--', 'plugins/module_utils'])
+    dirty = sh(['git', '-C', REPO, 'status', '--porcelain', '--', 'plugins'], check=False).strip()
+    return {
+        'date': datetime.datetime.now().strftime('%Y-%m-%d %H:%M'),
+        'cpus': os.cpu_count(),
+        'kernel': platform.release(),
+        'python': '%s (%s)' % (python, version([python, '-c', 'import sys; print(sys.version.split()[0])'])),
+        'pyroute2': version([python, '-c', 'import pyroute2; print(getattr(pyroute2, "__version__", "?"))']),
+        'ansible-core': version([sys.executable, '-c', 'import ansible.release as r; print(r.__version__)']),
+        'ip': version(['ip', '-V']),
+        'commit': head,
+        'engine commit': engine + (' (plugins/ has uncommitted changes)' if dirty else ''),
+        'load': open('/proc/loadavg').read().split()[:3],
+    }
+
+
+def report(rows, env, notes, args):
+    header, lines = main_table(rows)
+    fheader, flines = fleet_table(rows)
+    goals = targets(rows)
+    text = [text_table(header, lines)]
+    if flines:
+        text += ['', text_table(fheader, flines)]
+    text += ['', text_table(['target', 'measured', 'verdict'], [list(g) for g in goals])]
+    text += [''] + ['note: ' + n for n in notes]
+    md = ['# Benchmark: 1000 namespaces per host, side by side', '',
+          '<!-- generated by bench/run.py; do not edit by hand -->', '',
+          'Regenerate (as root, about %s):' % ('15 minutes' if not args.quick else '5 minutes'), '',
+          '```sh', 'tests/sandbox.sh python3 bench/run.py', '```', '',
+          'Measured %s on %d CPUs, kernel %s, load average %s at the start and %s at the end; '
+          'ansible-core %s, modules run by %s with pyroute2 %s; %s. Repository at %s; engine '
+          '(plugins/module_utils) at %s.'
+          % (env['date'], env['cpus'], env['kernel'], ' '.join(env['load']), ' '.join(env['load_end']),
+             env['ansible-core'], env['python'], env['pyroute2'], env['ip'], env['commit'], env['engine commit']),
+          '', '![time against N](benchmark.png)', '',
+          '## Targets', '', md_table(['target', 'measured', 'verdict'], [list(g) for g in goals]), '',
+          '## One host, N namespaces', '', md_table(header, lines), '']
+    if flines:
+        md += ['## The fleet over SSH', '', md_table(fheader, flines), '']
+    md += ['## What is measured', '',
+           '- **role**: `playbooks/site.yml` (role `bridge_network`, bridge mode, a /%d subnet, NAT out the '
+           'uplink) against the host with a local connection; **re-run** is the identical second run, '
+           '**teardown** is `playbooks/teardown.yml`. The host is a fresh network namespace whose '
+           'default route leaves through `uplink0` to a namespace acting as its router.' % ROLE_PREFIXLEN,
+           '- **module s**: the sum of the durations (runner start to result, what '
+           '`ansible.posix.profile_tasks` reports) of the tasks running `linuxnet.netns.*` modules '
+           '(for the loops: of the `command` / `ip_netns` tasks), recorded by '
+           '`bench/callback_plugins/linuxnet_bench.py`. It includes Ansible\'s per-task cost (about '
+           '0.2 s: templating, shipping and starting the module). **wall s**: the whole '
+           '`ansible-playbook` process, start-up, fact tasks and templating included.',
+           '- **tasks/host**: task results for the host in the callback data (skipped ones included); '
+           '**module runs**: module executions (a looped task counts one per item).',
+           '- **ip -batch**: the floor. One `ip -batch` on the host (bridge, `netns add`, `link add ... '
+           'peer name eth0 netns NS`, port on the bridge and up) and one `ip -batch` per namespace (lo '
+           'up, address, eth0 up, default route), started from a parent that `setns()`es into the '
+           'namespace (batch lines cannot switch namespace, and `ip -n NS` copies the mount table, '
+           'all N `/run/netns` mounts, on every call), plus the forwarding sysctl and one `nft -f` '
+           'for the MASQUERADE rule; `time.perf_counter()` around all of it. Teardown: one batch of '
+           '`netns del` and the bridge.',
+           '- **command loop**: `bench/playbooks/command_loop.yml`, the tutorial\'s `ip` commands as '
+           '`ansible.builtin.command` tasks with `loop:` (netns add, lo up, veth add, set netns, addr add, '
+           'link up, master, host end up, route add: 9 module runs per namespace). Rows marked '
+           '*extrapolated* scale the looped tasks linearly from the measured N.',
+           '- **community.general.ip_netns loop**: `bench/playbooks/ip_netns_loop.yml`; that module '
+           'manages namespaces only, so the row is one step of the network, not all of it.',
+           '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
+           'each, host-gw routes between the hosts; module s is the slowest host\'s sum.' % FLEET_NAMESPACES,
+           '- Everything runs on the same 2-core machine as Ansible itself (controller and managed host '
+           'share the CPUs), while other work may be running: compare rows of one run with each other, '
+           'and expect a few tens of percent between runs.', '']
+    if notes:
+        md += ['## Notes from this run', ''] + ['- ' + n for n in notes] + ['']
+    return '\n'.join(text), '\n'.join(md)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def nest():
+    """Re-execute inside a fresh net+mount+pid namespace nested in the sandbox."""
+    script = ('set -e; mount -t tmpfs -o mode=0755 lnbench-netns /run/netns; '
+              'mount -t tmpfs -o mode=0755 lnbench-sysctl /etc/sysctl.d; ip link set lo up; exec "$@"')
+    argv = ['unshare', '--net', '--mount', '--pid', '--fork', '--kill-child', '--mount-proc',
+            '--propagation', 'private', 'env', '%s=1' % NESTED, 'bash', '-c', script, 'bench',
+            sys.executable, os.path.abspath(__file__)] + sys.argv[1:]
+    proc = subprocess.Popen(argv)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.send_signal(signal.SIGTERM)
+        return proc.wait()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--quick', action='store_true',
+                        help='command loop at N=10 only (N=100 extrapolated), fleet H=5 only; writes to --out')
+    parser.add_argument('--smoke', action='store_true',
+                        help='N=5 only, loop N=2, no fleet: seconds; writes to --out (required)')
+    parser.add_argument('--out', help='directory for benchmark.md/.png/.json (default: docs/ for the full run)')
+    parser.add_argument('--python', default=sys.executable,
+                        help='interpreter the modules run with (default: this one; /usr/bin/python3 has '
+                             "Debian's pyroute2 0.7.2)")
+    parser.add_argument('--sizes', type=lambda s: [int(x) for x in s.split(',')],
+                        help='comma-separated N for the role and the floor (default 10,100,1000)')
+    parser.add_argument('--loop-sizes', type=lambda s: [int(x) for x in s.split(',')],
+                        help='comma-separated N for the command loop (default 10,100)')
+    parser.add_argument('--fleet', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated lab host counts (default 5,20; empty: none)')
+    parser.add_argument('--json', help='also write every measurement as JSON to this file')
+    parser.add_argument('--no-ip-netns', action='store_true', help='skip community.general.ip_netns')
+    args = parser.parse_args()
+    if os.environ.get('LINUXNET_SANDBOX') != '1':
+        sys.exit('bench/run.py changes networking: run it inside the sandbox, '
+                 'tests/sandbox.sh python3 bench/run.py')
+    if os.geteuid() != 0:
+        sys.exit('bench/run.py needs root (inside tests/sandbox.sh)')
+    if (args.quick or args.smoke) and not args.out:
+        sys.exit('--quick and --smoke write their results to --out DIR (docs/ holds the full run)')
+    if os.environ.get(NESTED) != '1':
+        sys.exit(nest())
+
+    if args.smoke:
+        sizes, loop_sizes, fleet, ip_netns = [5], [2], [], []
+    elif args.quick:
+        sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10], [5], [10]
+    else:
+        sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10, 100], [5, 20], [10, 100]
+    sizes = args.sizes or sizes
+    loop_sizes = args.loop_sizes or loop_sizes
+    fleet = fleet if args.fleet is None else args.fleet
+    if args.no_ip_netns:
+        ip_netns = []
+    out_dir = os.path.abspath(args.out or os.path.join(REPO, 'docs'))
+    os.makedirs(out_dir, exist_ok=True)
+
+    notes = []
+    if args.quick:
+        notes.append('--quick: the command loop ran at N=10 only; its N=100 row is extrapolated.')
+    if args.smoke:
+        notes.append('--smoke: N=5 only, a check that the benchmark runs, not a measurement.')
+    env = environment(args.python)
+    tmp = tempfile.mkdtemp(prefix='lnbench-')
+    rows = []
+    host = None
+    started = time.perf_counter()
+    try:
+        host = Host(tmp)
+        for n in sizes:
+            rows += role_step(host, args.python, n)
+            rows += floor_step(tmp, n)
+        measured_loops = []
+        for n in loop_sizes:
+            row = loop_step(host, args.python, n)
+            rows.append(row)
+            measured_loops.append(row)
+        if measured_loops and not args.smoke:
+            biggest = max(measured_loops, key=lambda r: r['n'])
+            for n in (100,):
+                if n > biggest['n'] and n in sizes:
+                    rows.append(extrapolate_loop(biggest, n))
+        if ip_netns:
+            if community_general_available():
+                for n in ip_netns:
+                    rows += ip_netns_step(host, args.python, n)
+            else:
+                notes.append('community.general is not installed, so community.general.ip_netns was not '
+                             'measured (`pip install ansible` brings it: a 54 MB wheel).')
+        for hosts in fleet:
+            rows += fleet_step(host, hosts, verify=True)
+    finally:
+        if host:
+            host.close()
+        else:
+            cleanup_local()
+        shutil.rmtree(tmp, ignore_errors=True)
+    env['load_end'] = open('/proc/loadavg').read().split()[:3]
+    env['seconds'] = time.perf_counter() - started
+    notes.append('The whole benchmark took %.0f s.' % env['seconds'])
+    title = 'linuxnet.netns bridge recipe - %s, %d CPUs, engine %s' % (env['date'], env['cpus'],
+                                                                     env['engine commit'].split(' ')[0])
+    text, md = report(rows, env, notes, args)
+    print(text)
+    plot(rows, os.path.join(out_dir, 'benchmark.png'), title)
+    with open(os.path.join(out_dir, 'benchmark.md'), 'w') as handle:
+        handle.write(md)
+    if args.json:
+        with open(args.json, 'w') as handle:
+            json.dump({'environment': env, 'rows': rows, 'targets': targets(rows), 'notes': notes}, handle, indent=1)
+    log('wrote %s/benchmark.md and benchmark.png' % out_dir)
+    left = netns_names()
+    if left:
+        log('left behind (the nested namespace removes them on exit): %s' % left[:10])
+
+
+if __name__ == '__main__':
+    main()
