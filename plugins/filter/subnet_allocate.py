@@ -36,7 +36,6 @@ except ImportError:  # pragma: no cover - outside Ansible (the unit tests import
     AnsibleFilterError = ValueError
 
 
-
 def _text(value):
     if isinstance(value, bytes):
         return value.decode('utf-8')
@@ -124,8 +123,8 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None, partial
     if not pool.prefixlen <= prefixlen <= pool.max_prefixlen:
         raise AnsibleFilterError(
             '%s=%d does not fit %s=%s: a host subnet must be at least as long as the pool '
-            '(between /%d and /%d)' % (prefixlen_var, prefixlen, pool_var, pool, pool.prefixlen,
-                                      pool.max_prefixlen))
+            '(between /%d and /%d)'
+            % (prefixlen_var, prefixlen, pool_var, pool, pool.prefixlen, pool.max_prefixlen))
     slots = 1 << (prefixlen - pool.prefixlen)
     taken = _Taken(pool, prefixlen)
     result = {}
