@@ -85,7 +85,7 @@ def plan_forward(plan, reader, specs):
     for spec in specs:
         require_namespace(reader, spec.ns, spec.param + '.netns')
         paths = dict((family, KEYS[family][1]) for family in spec.wanted)
-        current = reader.session.run_in(spec.ns, lambda: dict((f, _read_proc(p)) for f, p in paths.items()))
+        current = reader.session.run_in(spec.ns, lambda paths=paths: dict((f, _read_proc(p)) for f, p in paths.items()))
         for family, value in current.items():
             if value is None:
                 raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (

@@ -50,5 +50,5 @@ export HOME="$state" PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$state/..
 if [ "$command" = sanity ]; then
   "$ansible_test" sanity --local --python "$python_version" --color no "$@"
 else
-  "$ansible_test" units --venv --requirements --python "$python_version" --color no "$@"
+  "$ansible_test" units --local --python "$python_version" --color no "$@"
 fi
