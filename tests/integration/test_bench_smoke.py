@@ -1,0 +1,50 @@
+"""bench/run.py --smoke: the benchmark still runs end to end (role converge, re-run, teardown, the
+ip -batch floor, a tiny command loop) and writes its table and plot. Not a measurement: the real
+benchmark is `tests/sandbox.sh python3 bench/run.py`, outside the test suite. Runs only inside
+tests/sandbox.sh; the benchmark nests its own namespace, so nothing it makes reaches this sandbox.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
+
+pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='integration tests run only inside tests/sandbox.sh')
+
+
+def _mtime(path):
+    return os.stat(path).st_mtime if os.path.exists(path) else None
+
+
+def test_bench_smoke(tmp_path):
+    pytest.importorskip('matplotlib')
+    docs = [os.path.join(REPO, 'docs', name) for name in ('benchmark.md', 'benchmark.png')]
+    before = [_mtime(path) for path in docs]
+    netns_before = sorted(os.listdir('/run/netns'))
+    results = tmp_path / 'results.json'
+    out = subprocess.run([sys.executable, os.path.join(REPO, 'bench', 'run.py'), '--smoke',
+                          '--out', str(tmp_path), '--json', str(results)],
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-5000:]
+
+    data = json.loads(results.read_text())
+    rows = dict(((r['method'], r['step'], r['n']), r) for r in data['rows'])
+    converge, rerun, teardown = (rows[('role', step, 5)] for step in ('converge', 're-run', 'teardown'))
+    assert converge['changed'] > 0 and rerun['changed'] == 0
+    assert converge['tasks'] == rerun['tasks'] == teardown['tasks'] > 0
+    assert converge['module'] > 0 and converge['wall'] >= converge['module']
+    assert rows[('ip -batch', 'converge', 5)]['wall'] > 0
+    assert rows[('command loop', 'converge', 2)]['module_runs'] == 2 * 9 + 5
+    assert ('re-run: changed=0 (every N, and the fleet)', 'changed=0 over 1 re-runs', 'PASS') in \
+        [tuple(t) for t in data['targets']]
+
+    assert (tmp_path / 'benchmark.png').stat().st_size > 10000
+    md = (tmp_path / 'benchmark.md').read_text()
+    assert '| role | converge | 5 |' in md and '## Targets' in md
+    assert 'role' in out.stdout and 'ip -batch' in out.stdout  # the printed table
+    assert [_mtime(path) for path in docs] == before  # docs/ holds the full run only
+    assert sorted(os.listdir('/run/netns')) == netns_before
