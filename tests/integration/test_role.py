@@ -53,7 +53,7 @@ class Host(object):
 
     def run(self, argv, pid=None, check=True):
         out = subprocess.run(['nsenter', '-t', str(pid or self.proc.pid), '--net', '--mount'] + argv,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         if check and out.returncode:
             raise AssertionError('%s failed (%d):\n%s' % (' '.join(argv), out.returncode, out.stdout))
         return out
@@ -63,7 +63,7 @@ class Host(object):
 
     def inet_sh(self, command):
         out = subprocess.run(['nsenter', '-t', str(self.internet.pid), '--net', 'sh', '-c', command],
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, check=False)
         assert out.returncode == 0, out.stdout
         return out.stdout
 
@@ -77,7 +77,8 @@ class Host(object):
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_LOCAL_TEMP='/tmp/.ansible-role-test',
                    ANSIBLE_RETRY_FILES_ENABLED='0')
         out = subprocess.run(['nsenter', '-t', str(self.proc.pid), '--net', '--mount'] + argv,
-                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env,
+                             check=False)
         recap = dict((m.group(1), dict(ok=int(m.group(2)), changed=int(m.group(3)), unreachable=int(m.group(4)),
                                        failed=int(m.group(5)))) for m in RECAP.finditer(out.stdout))
         if kw.get('check', True):

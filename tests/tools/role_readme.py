@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """Generate a role's README.md from its meta/argument_specs.yml.
 
     python3 tests/tools/role_readme.py roles/bridge_network           # write README.md
@@ -138,7 +137,7 @@ def defaults_mismatches(role_dir):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('roles', nargs='+', help='role directories (holding meta/argument_specs.yml)')
     parser.add_argument('--check', action='store_true', help='write nothing; exit 1 if a README is out of date')
     args = parser.parse_args(argv)
