@@ -9,11 +9,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import socket
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
 
 # Every interface we create carries this alias (`ip link` shows it as "alias linuxnet.netns"), so
 # that what we made can be told from what the user made.
@@ -87,24 +87,24 @@ def link_after(iface, before, kind):
 
 
 # ---- requests --------------------------------------------------------------------------------------
-def link_request(msg_type, flags, fields, attrs, what, ignore=()):
-    return _nl.Request(_nl.encode(_nl.ifinfmsg, msg_type, flags, fields, attrs), what, ignore)
+def link_request(msg_type, flags, what, index=0, up=None, info=None, ignore=(), **attrs):
+    """One RTM_NEWLINK/RTM_DELLINK. `attrs`: name, mtu, master, alias; `up`: True/False/None."""
+    extra = _wire.link_attrs(**attrs)
+    if info is not None:
+        extra.append(info)
+    ifi_flags, change = (0, 0) if up is None else (_nl.IFF_UP if up else 0, _nl.IFF_UP)
+    return _nl.Request(_wire.link(msg_type, flags, extra, index, ifi_flags, change), what, ignore)
 
 
 def delete_link(plan, ns, name, index, summary):
     """Delete by index read at planning time; ENODEV means it is gone already (a veth's peer)."""
     plan.add(P.LINK_DELETE, ns, summary, requests=lambda r: link_request(
-        _nl.RTM_DELLINK, 0, {'index': index}, [], summary, ignore=(errno.ENODEV,)))
+        _nl.RTM_DELLINK, 0, summary, index=index, ignore=(errno.ENODEV,)))
 
 
 def _addr_request(msg_type, flags, index, addr, what):
-    family = socket.AF_INET if addr.version == 4 else socket.AF_INET6
-    attrs = [('IFA_ADDRESS', str(addr.ip))]
-    if family == socket.AF_INET:
-        attrs.insert(0, ('IFA_LOCAL', str(addr.ip)))
-    fields = {'family': family, 'prefixlen': addr.network.prefixlen, 'index': index,
-              'flags': IFA_F_NODAD if family == socket.AF_INET6 else 0}
-    return _nl.Request(_nl.encode(_nl.ifaddrmsg, msg_type, flags, fields, attrs), what)
+    # IPv6 without duplicate address detection: usable at once, on links this collection owns
+    return _nl.Request(_wire.address(msg_type, flags, index, addr, IFA_F_NODAD if addr.version == 6 else 0), what)
 
 
 def configure(plan, iface, link, view, kind, label):
@@ -123,7 +123,7 @@ def configure(plan, iface, link, view, kind, label):
     def index(resolver):
         return current_index if current_index is not None else resolver.index(ns, name)
 
-    summaries, attrs, fields = [], [], {}
+    summaries, attrs, up = [], {}, None
     if iface.master is not None:
         master = view.links.get(iface.master)
         if master is None:
@@ -134,26 +134,24 @@ def configure(plan, iface, link, view, kind, label):
                 iface.param, iface.master, master.kind or 'plain interface', where(ns)))
         if link is None or link.master != master.index:
             summaries.append('attach %s to bridge %s in %s' % (name, iface.master, where(ns)))
-            attrs.append(('IFLA_MASTER', master.index))
+            attrs['master'] = master.index
     if link is not None and iface.mtu is not None and link.mtu != iface.mtu:
         summaries.append('set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu))
-        attrs.append(('IFLA_MTU', iface.mtu))
+        attrs['mtu'] = iface.mtu
     if link is None:
         # the kernel ignores an alias given at creation, so the owner mark comes with the settings
         summaries.append('mark %s in %s as made by linuxnet.netns' % (name, where(ns)))
-        attrs.append(('IFLA_IFALIAS', OWNER_ALIAS))
+        attrs['alias'] = OWNER_ALIAS
     current_up = link.up if link is not None else False
     if iface.up is not None and iface.up != current_up:
         summaries.append('set %s %s in %s' % (name, 'up' if iface.up else 'down', where(ns)))
-        fields = {'flags': _nl.IFF_UP if iface.up else 0, 'change': _nl.IFF_UP}
+        up = iface.up
     if summaries:
         what = '; '.join(summaries)
         if link is None:
-            plan.add(P.LINK_SET, ns, summaries, requests=lambda r: link_request(
-                _nl.RTM_NEWLINK, 0, fields, [('IFLA_IFNAME', name)] + attrs, what))
-        else:
-            plan.add(P.LINK_SET, ns, summaries, requests=lambda r: link_request(
-                _nl.RTM_NEWLINK, 0, dict(fields, index=current_index), attrs, what))
+            attrs['name'] = name
+        plan.add(P.LINK_SET, ns, summaries, requests=lambda r: link_request(
+            _nl.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, **attrs))
     if iface.addresses is not None:
         current = set(link.addresses) if link is not None else set()
         for addr in sorted(current - set(iface.addresses), key=str):
@@ -251,22 +249,12 @@ def plan_veth(plan, reader, pair):
             a_link = b_link = None
 
     if a_link is None:
-        attrs_peer = [('IFLA_IFNAME', b.name)]
-        if b.mtu is not None:
-            attrs_peer.append(('IFLA_MTU', b.mtu))
-        attrs = [('IFLA_IFNAME', a.name)]
-        if a.mtu is not None:
-            attrs.append(('IFLA_MTU', a.mtu))
         summary = 'create veth %s in %s with peer %s in %s' % (a.name, where(a.ns), b.name, where(b.ns))
 
-        def create(resolver, attrs=attrs, attrs_peer=attrs_peer, summary=summary):
-            peer = list(attrs_peer)
-            if b.ns != a.ns:
-                peer.append(('IFLA_NET_NS_FD', resolver.ns_fd(b.ns)))
-            info = {'attrs': [('IFLA_INFO_KIND', 'veth'),
-                              ('IFLA_INFO_DATA', {'attrs': [('VETH_INFO_PEER', {'attrs': peer})]})]}
-            return link_request(_nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {},
-                                attrs + [('IFLA_LINKINFO', info)], summary)
+        def create(resolver, summary=summary):
+            info = _wire.veth_info(b.name, b.mtu, resolver.ns_fd(b.ns) if b.ns != a.ns else None)
+            return link_request(_nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, summary,
+                                name=a.name, mtu=a.mtu, info=info)
         plan.add(P.LINK_CREATE, a.ns, summary, requests=create)
     after_a = configure(plan, a, a_link, a_view, 'veth', label)
     after_b = configure(plan, b, b_link, b_view, 'veth', label)
@@ -311,12 +299,10 @@ def plan_bridge(plan, reader, bridge):
         plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name), link_state(link, view), None)
         return None
     if link is None:
-        attrs = [('IFLA_IFNAME', iface.name), ('IFLA_LINKINFO', {'attrs': [('IFLA_INFO_KIND', 'bridge')]})]
-        if iface.mtu is not None:
-            attrs.append(('IFLA_MTU', iface.mtu))
         summary = 'create bridge %s in %s' % (iface.name, where(iface.ns))
         plan.add(P.LINK_CREATE, iface.ns, summary, requests=lambda r: link_request(
-            _nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, {}, attrs, summary))
+            _nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, summary, name=iface.name, mtu=iface.mtu,
+            info=_wire.kind_info('bridge')))
     after = configure(plan, iface, link, view, 'bridge', label)
     return dict(after, name=iface.name, netns=iface.ns)
 

@@ -93,7 +93,7 @@ def plan_netns(plan, reader, items):
                         summary = 'delete %s in netns %s (still used by PIDs %s)' % (
                             link.name, ns.name, ', '.join(map(str, pids)))
                         plan.add(P.NETNS_DELETE - 1, ns.name, summary, requests=lambda r, i=link.index, s=summary:
-                                 link_request(_nl.RTM_DELLINK, 0, {'index': i}, [], s, ignore=(errno.ENODEV,)))
+                                 link_request(_nl.RTM_DELLINK, 0, s, index=i, ignore=(errno.ENODEV,)))
                 plan.warnings.append(
                     'netns %s is still used by %s. Its name was removed and its interfaces deleted, so '
                     'nothing of it is reachable from the host, but the kernel keeps the empty namespace '
@@ -121,7 +121,7 @@ def plan_netns(plan, reader, items):
             summary = 'set lo %s in netns %s' % ('up' if ns.lo_up else 'down', ns.name)
             # lo is ifindex 1 in every network namespace
             plan.add(P.LINK_UP, ns.name, summary, requests=lambda r, up=ns.lo_up, s=summary: link_request(
-                _nl.RTM_NEWLINK, 0, {'index': 1, 'flags': _nl.IFF_UP if up else 0, 'change': _nl.IFF_UP}, [], s))
+                _nl.RTM_NEWLINK, 0, s, index=1, up=up))
             lo_up = ns.lo_up
         after = {'lo_up': lo_up, 'interfaces': after_links}
         plan.record(key, before, after)

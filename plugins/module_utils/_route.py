@@ -15,6 +15,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
 
 RTNH_F_ONLINK = 0x4
@@ -82,22 +83,16 @@ def _route_state(route, view, with_dev):
     return state
 
 
-def _request(msg_type, flags, spec, oif, what):
-    family = socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6
-    fields = {'family': family, 'dst_len': spec.dest.prefixlen, 'table': spec.table if spec.table < 256 else 252,
-              'proto': S.RTPROT_STATIC, 'type': S.RTN_UNICAST,
-              'scope': S.RT_SCOPE_UNIVERSE if spec.gateway is not None else S.RT_SCOPE_LINK,
-              'flags': RTNH_F_ONLINK if spec.onlink else 0}
-    attrs = [('RTA_TABLE', spec.table)]
-    if spec.dest.prefixlen:
-        attrs.append(('RTA_DST', str(spec.dest.network_address)))
-    if spec.gateway is not None:
-        attrs.append(('RTA_GATEWAY', str(spec.gateway)))
-    if oif is not None:
-        attrs.append(('RTA_OIF', oif))
-    if spec.metric:
-        attrs.append(('RTA_PRIORITY', spec.metric))
-    return _nl.Request(_nl.encode(_nl.rtmsg, msg_type, flags, fields, attrs), what)
+def _request(msg_type, flags, spec, oif, what, ignore=()):
+    present = msg_type == _nl.RTM_NEWROUTE
+    data = _wire.route(
+        msg_type, flags, socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6, spec.dest.prefixlen,
+        spec.table, proto=S.RTPROT_STATIC if present else 0, rtype=S.RTN_UNICAST if present else 0,
+        scope=(S.RT_SCOPE_UNIVERSE if spec.gateway is not None else S.RT_SCOPE_LINK) if present else 0,
+        rtm_flags=RTNH_F_ONLINK if spec.onlink and present else 0,
+        dst=spec.dest.network_address if spec.dest.prefixlen else None,
+        gateway=spec.gateway if present else None, oif=oif if present else None, metric=spec.metric)
+    return _nl.Request(data, what, ignore)
 
 
 def _connected(view, oif):
@@ -115,12 +110,8 @@ def plan_routes(plan, reader, specs):
         if spec.state == 'absent':
             if current is not None:
                 summary = 'delete %s' % spec.label()
-                plan.add(P.ROUTE_DELETE, spec.ns, summary, requests=lambda r, s=spec, c=current, m=summary:
-                         _nl.Request(_nl.encode(_nl.rtmsg, _nl.RTM_DELROUTE, 0, {
-                             'family': socket.AF_INET if s.dest.version == 4 else socket.AF_INET6,
-                             'dst_len': s.dest.prefixlen, 'table': s.table if s.table < 256 else 252},
-                             [('RTA_TABLE', s.table)] + ([('RTA_DST', str(s.dest.network_address))] if s.dest.prefixlen else [])
-                             + ([('RTA_PRIORITY', s.metric)] if s.metric else [])), m, ignore=(errno.ESRCH,)))
+                plan.add(P.ROUTE_DELETE, spec.ns, summary, requests=lambda r, s=spec, m=summary:
+                         _request(_nl.RTM_DELROUTE, 0, s, None, m, ignore=(errno.ESRCH,)))
             plan.record(spec.label(), before, None)
             results.append({'netns': spec.ns, 'dest': str(spec.dest), 'table': spec.table, 'metric': spec.metric,
                             'state': 'absent'})
