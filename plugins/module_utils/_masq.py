@@ -25,6 +25,13 @@ class MasqRule(object):
             V._fail(param + '.out_interface', spec.get('out_interface'), 'is missing',
                     'give the uplink interface, like eth0')
         self.out_interface = V.ifname(spec['out_interface'], param + '.out_interface')
+        self.exclude = []
+        for index, item in enumerate(spec.get('exclude_destinations') or []):
+            name = '%s.exclude_destinations[%d]' % (param, index)
+            net = V.prefix(item, name, allow_default=False)
+            V.same_family(name, net, self.source.version, param + '.source', self.source)
+            self.exclude.append(net)
+        V.unique(self.exclude, str, param + '.exclude_destinations')
 
     @property
     def key(self):
@@ -39,7 +46,7 @@ def plan_masquerade(plan, reader, rules):
     results = []
     for ns, group in by_ns.items():
         sock = reader.session.nfnl(ns)
-        nft_plan = _nft.plan_masquerade(_nft.read(sock), [(str(r.source), r.out_interface, r.state) for r in group])
+        nft_plan = _nft.plan_masquerade(_nft.read(sock), [(str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group])
         plan.record('nftables %s' % ns_key(ns), nft_plan.before or None, nft_plan.after or None)
         lines = nft_plan.lines()
         for index, line in enumerate(lines):
@@ -52,7 +59,9 @@ def plan_masquerade(plan, reader, rules):
         for rule in group:
             results.append({'netns': ns, 'source': str(rule.source), 'out_interface': rule.out_interface,
                             'state': rule.state,
-                            'rule': _nft.masquerade_rule(str(rule.source), rule.out_interface).text})
+                            'exclude_destinations': [str(n) for n in rule.exclude],
+                            'rule': _nft.masquerade_rule(str(rule.source), rule.out_interface,
+                                                         [str(n) for n in rule.exclude]).text})
     return results
 
 
@@ -63,7 +72,9 @@ def describe(session, namespaces):
         for rule in _nft.read(session.nfnl(ns)).rules:
             entry = {'netns': ns, 'chain': rule.chain, 'rule': rule.text, 'verified': rule.verified}
             if rule.spec is not None and rule.chain == 'postrouting':
-                source, _sep, oif = rule.spec.comment.split(' ', 1)[1].partition(' ')
-                entry.update(source=source, out_interface=oif)
+                _kind, source, oif = rule.spec.key.split(' ')
+                entry.update(source=source, out_interface=oif, exclude_destinations=[
+                    str(term.network) for term in rule.spec.terms
+                    if isinstance(term, _nft.MatchAddress) and term.field == 'daddr'])
             found.append(entry)
     return found

@@ -26,6 +26,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import hashlib
 import ipaddress
 import select
 import socket
@@ -460,7 +461,7 @@ CHAINS = {
 class RuleSpec(object):
     """A rule we want: its chain, its identity (the comment) and its terms."""
 
-    def __init__(self, chain, comment, terms):
+    def __init__(self, chain, comment, terms, key=None):
         if chain not in CHAINS:
             raise ValueError('unknown chain %r (known: %s)' % (chain, ', '.join(sorted(CHAINS))))
         if not comment.startswith(COMMENT_PREFIX):
@@ -469,10 +470,12 @@ class RuleSpec(object):
         self.chain = chain
         self.comment = comment
         self.terms = tuple(terms)
+        self._key = key
 
     @property
     def key(self):
-        return self.comment
+        """Identity: the comment, or the part of it that names the rule when the rest varies."""
+        return self._key or self.comment
 
     @property
     def text(self):
@@ -499,32 +502,66 @@ class RuleSpec(object):
         return 'RuleSpec(%r, %r)' % (self.chain, self.text)
 
 
-def masquerade_rule(source, oifname):
-    """`ip saddr <source> oifname "<oifname>" masquerade` in chain postrouting.
+def masquerade_rule(source, oifname, exclude=()):
+    """`ip saddr <source> [ip daddr != <x> ...] oifname "<oifname>" masquerade` in chain postrouting.
 
     No `ip daddr != <source>`: the rule only applies to packets leaving through `oifname`, and
     traffic that stays inside the prefix does not leave through the uplink (this is what Docker's
-    `-s <net> ! -o docker0 -j MASQUERADE` achieves too).
+    `-s <net> ! -o docker0 -j MASQUERADE` achieves too). `exclude` lists destinations that keep
+    their source address (other managed subnets reached over the underlay, host-gw style).
+
+    The identity is `linuxnet:masq <source> <oifname>`; with exclusions the comment adds
+    `except=<hash of them>` (a comment holds at most 128 bytes, a list of prefixes would not fit),
+    and the prefixes themselves are read back from the rule's expressions.
     """
     try:
         network = ipaddress.ip_network(source, strict=False)
     except ValueError as exc:
         raise ValueError('source %r is not an IPv4 or IPv6 prefix: %s' % (source, exc))
     validate_ifname(oifname, 'oifname')
-    return RuleSpec('postrouting', '%smasq %s %s' % (COMMENT_PREFIX, network, oifname),
-                    [MatchAddress('saddr', network), MatchIfname('oifname', oifname), Masquerade()])
+    excluded = sorted(set(ipaddress.ip_network(x, strict=False) for x in exclude), key=lambda n: (n.version, n))
+    for net in excluded:
+        if net.version != network.version:
+            raise ValueError('excluded destination %s is IPv%d but source %s is IPv%d' % (
+                net, net.version, network, network.version))
+    key = '%smasq %s %s' % (COMMENT_PREFIX, network, oifname)
+    comment = key
+    if excluded:
+        digest = hashlib.sha256(','.join(str(n) for n in excluded).encode()).hexdigest()[:8]
+        comment = '%s except=%s' % (key, digest)
+    terms = [MatchAddress('saddr', network)] + [MatchAddress('daddr', n, negate=True) for n in excluded]
+    return RuleSpec('postrouting', comment, terms + [MatchIfname('oifname', oifname), Masquerade()], key=key)
 
 
-def _parse_masq(args):
-    source, oifname = args.split(' ')
-    return masquerade_rule(source, oifname)
+def _excluded(canonical, version):
+    """The destinations a masquerade rule's expressions exclude (`ip daddr != ...`)."""
+    offset = MatchAddress.OFFSETS[(version, 'daddr')]
+    size = 4 if version == 4 else 16
+    found = []
+    for item in canonical or ():
+        if item[0] == 'cmp' and item[1] == ('payload', NFT_PAYLOAD_NETWORK_HEADER, offset) and item[2] == NFT_CMP_NEQ:
+            mask, value = item[3], item[4]
+            prefixlen = sum(bin(byte).count('1') for byte in bytearray(mask))
+            address = ipaddress.ip_address(bytes(value) + b'\0' * (size - len(value)))
+            found.append(ipaddress.ip_network((address, prefixlen), strict=False))
+    return found
+
+
+def _parse_masq(args, canonical=None):
+    words = args.split(' ')
+    if len(words) == 2:
+        return masquerade_rule(words[0], words[1])
+    if len(words) == 3 and words[2].startswith('except='):
+        source = ipaddress.ip_network(words[0], strict=False)
+        return masquerade_rule(words[0], words[1], _excluded(canonical, source.version))
+    raise ValueError('not a masquerade comment: %r' % args)
 
 
 # kind (the word after `linuxnet:`) -> spec from the rest of the comment
 KINDS = {'masq': _parse_masq}
 
 
-def spec_from_comment(comment):
+def spec_from_comment(comment, canonical=None):
     """The RuleSpec a comment of ours names; None for a comment that is not ours or not valid."""
     if not comment or not comment.startswith(COMMENT_PREFIX):
         return None
@@ -533,7 +570,7 @@ def spec_from_comment(comment):
     if parse is None:
         return None
     try:
-        return parse(args)
+        return parse(args, canonical)
     except ValueError:
         return None
 
@@ -571,7 +608,7 @@ class RuleInfo(object):
         self.handle = handle
         self.comment = comment
         self.canonical = canonical
-        self.spec = spec_from_comment(comment)
+        self.spec = spec_from_comment(comment, canonical)
         self.verified = bool(self.spec is not None and self.spec.comment == comment and
                              self.spec.chain == chain and self.spec.canonical() == canonical)
 
@@ -848,7 +885,7 @@ def plan(current, present=(), absent=()):
         existing = by_key.get(key, [])
         keep = None
         if spec.chain not in replaced_names:
-            keep = next((rule for rule in existing if rule.verified), None)
+            keep = next((rule for rule in existing if rule.verified and rule.spec == spec), None)
         for rule in existing:
             if rule is not keep:
                 deletes[rule.handle] = DeleteRule(rule, 'duplicate' if keep is not None else 'differs')
@@ -924,13 +961,14 @@ def plan_masquerade(current, desired):
     present, absent = [], []
     for index, item in enumerate(desired):
         try:
-            source, oifname, state = item
+            source, oifname, state = item[:3]
+            exclude = item[3] if len(item) > 3 else ()
         except (TypeError, ValueError):
-            raise ValueError('masquerade entry %d must be (source, oifname, state), got %r' % (index, item))
+            raise ValueError('masquerade entry %d must be (source, oifname, state[, exclude]), got %r' % (index, item))
         if state not in ('present', 'absent'):
             raise ValueError("masquerade entry %d (%s via %s): state must be 'present' or 'absent', not %r"
                              % (index, source, oifname, state))
-        spec = masquerade_rule(source, oifname)
+        spec = masquerade_rule(source, oifname, exclude)
         (present if state == 'present' else absent).append(spec)
     present_keys = set(spec.key for spec in present)
     for spec in absent:

@@ -67,6 +67,12 @@ EXAMPLES = r'''
       - {source: 172.30.0.0/24, out_interface: eth0}
       - {source: "fd30::/64", out_interface: eth0}
 
+- name: Namespaces on other hosts are reached without NAT (host-gw routes over the underlay)
+  linuxnet.netns.nat_masquerade:
+    source: 10.200.1.0/24
+    out_interface: eth0
+    exclude_destinations: [10.200.2.0/24, 10.200.3.0/24]
+
 - name: Remove it (our table goes with the last rule)
   linuxnet.netns.nat_masquerade:
     source: 10.0.0.0/24
@@ -85,6 +91,7 @@ rules:
       source: 10.0.0.0/24
       out_interface: eth0
       state: present
+      exclude_destinations: []
       rule: ip saddr 10.0.0.0/24 oifname "eth0" masquerade comment "linuxnet:masq 10.0.0.0/24 eth0"
 actions:
   description: The changes made (in check mode, that would be made), in order.
@@ -99,6 +106,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _module
 OPTIONS = dict(
     source=dict(type='str'),
     out_interface=dict(type='str'),
+    exclude_destinations=dict(type='list', elements='str'),
     netns=dict(type='str'),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
 )

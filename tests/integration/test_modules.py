@@ -333,3 +333,18 @@ def test_nat_bad_input(host, args, fragment):
     result = host.module('nat_masquerade', args)
     assert result['failed'] and fragment in result['msg'], result['msg']
     assert host.sh('nft list ruleset') == ''
+
+
+def test_nat_exclude_destinations(host):
+    spec = {'source': '10.200.1.0/24', 'out_interface': 'up0', 'exclude_destinations': ['10.200.3.0/24', '10.200.2.0/24']}
+    host.ok('nat_masquerade', spec)
+    ruleset = host.sh('nft list table inet linuxnet_netns')
+    assert 'ip saddr 10.200.1.0/24 ip daddr != 10.200.2.0/24 ip daddr != 10.200.3.0/24 oifname "up0" masquerade' in ruleset
+    assert not host.ok('nat_masquerade', spec)['changed']
+    info = host.ok('netns_info', {'routes': False})
+    assert info['nat'][0]['exclude_destinations'] == ['10.200.2.0/24', '10.200.3.0/24']
+    fewer = host.ok('nat_masquerade', dict(spec, exclude_destinations=['10.200.2.0/24']))
+    assert fewer['changed'] and host.sh('nft list table inet linuxnet_netns').count('masquerade') == 1
+    assert '10.200.3.0' not in host.sh('nft list table inet linuxnet_netns')
+    bad = host.module('nat_masquerade', dict(spec, exclude_destinations=['fd00::/64']))
+    assert bad['failed'] and 'exclude_destinations[0]=' in bad['msg']

@@ -378,7 +378,7 @@ def test_many_rules_in_one_transaction(ns):
 
 def test_forward_rules_fit_the_same_model(ns, monkeypatch):
     """The forward chain is for later work: a new kind is a parser in KINDS and a RuleSpec."""
-    def forward_rule(args):
+    def forward_rule(args, canonical=None):
         bridge, prefix = args.split(' ')
         return _nft.RuleSpec('forward', 'linuxnet:fwd %s %s' % (bridge, prefix), [
             _nft.MatchIfname('iifname', bridge), _nft.MatchAddress('saddr', prefix), _nft.Verdict('accept')])

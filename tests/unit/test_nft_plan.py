@@ -197,7 +197,7 @@ def test_dormant_table_is_woken():
     ([('10.0.0.0/24', '', 'present')], 'oifname must be a non-empty string'),
     ([('10.0.0.0/24', 'eth 0', 'present')], 'is not a valid interface name'),
     ([('10.0.0.0/24', 'eth0', 'gone')], "state must be 'present' or 'absent', not 'gone'"),
-    ([('10.0.0.0/24', 'eth0')], 'must be (source, oifname, state)'),
+    ([('10.0.0.0/24', 'eth0')], 'must be (source, oifname, state'),
     ([('10.0.0.0/24', 'eth0', 'present'), ('10.0.0.5/24', 'eth0', 'absent')],
      'masq 10.0.0.0/24 eth0 is listed with state present and with state absent'),
 ])
@@ -309,3 +309,28 @@ def test_batch_flags_and_genid():
     begin = _nft.nfnl_batch_msg(bytes(_nft.batch(plan)[0][0]))
     begin.decode()
     assert begin.get_attr('NFNL_BATCH_GENID') is None
+
+
+def test_masquerade_with_exclusions_round_trips():
+    """Excluded destinations are read back from the expressions; the comment only carries a hash."""
+    spec = _nft.masquerade_rule('10.200.1.0/24', 'eth0', ['10.200.3.0/24', '10.200.2.0/24'])
+    assert spec.key == 'linuxnet:masq 10.200.1.0/24 eth0'
+    assert spec.comment.startswith(spec.key + ' except=')
+    assert spec.text.startswith('ip saddr 10.200.1.0/24 ip daddr != 10.200.2.0/24 ip daddr != 10.200.3.0/24 oifname "eth0"')
+    back = _nft.spec_from_comment(spec.comment, spec.canonical())
+    assert back == spec
+    # a rule whose exclusions were edited does not verify against its comment's hash
+    other = _nft.masquerade_rule('10.200.1.0/24', 'eth0', ['10.200.2.0/24'])
+    assert _nft.spec_from_comment(spec.comment, other.canonical()) != spec
+    with pytest.raises(ValueError, match='IPv6'):
+        _nft.masquerade_rule('10.0.0.0/24', 'eth0', ['fd00::/64'])
+
+
+def test_changed_exclusions_replace_the_rule():
+    old = _nft.masquerade_rule('10.200.1.0/24', 'eth0', ['10.200.2.0/24'])
+    current = state(_nft.RuleInfo('postrouting', 5, old.comment, old.canonical()))
+    assert _nft.plan_masquerade(current, [('10.200.1.0/24', 'eth0', 'present', ['10.200.2.0/24'])]) == []
+    plan = _nft.plan_masquerade(current, [('10.200.1.0/24', 'eth0', 'present', ['10.200.2.0/24', '10.200.3.0/24'])])
+    assert [change.action for change in plan] == ['delete_rule', 'add_rule']
+    plan = _nft.plan_masquerade(current, [('10.200.1.0/24', 'eth0', 'absent')])
+    assert [change.action for change in plan][0] == 'delete_rule'
