@@ -211,6 +211,10 @@ def _defer_in_check_mode(info, plan, bridge, warnings):
     plan['pairs'], plan['routes'] = pairs, routes
 
 
+def _network_key(network):
+    return network.version, int(network.network_address), network.prefixlen
+
+
 def _in_any(network, networks):
     return any(network.version == n.version and network.subnet_of(n) for n in networks)
 
@@ -222,7 +226,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     """Everything the role declares on one host, given what netns_info read there.
 
     state=present: the topology of `subnet`, host-gw routes to every other host's subnet
-    (`subnets`, `underlays`: {host: ...}, `self_host` excluded) and the MASQUERADE rule, plus the
+    (`subnets`, `underlays`: {host: ...}, `self_host` excluded) and the MASQUERADE rule - which,
+    with host-gw, leaves traffic to the other hosts' subnets alone (exclude_destinations) - plus the
     role's objects that are no longer wanted, with state=absent. state=absent: only the latter.
 
     The role's objects, as found on the host: namespaces named <prefix><digits>; the bridge when
@@ -263,7 +268,14 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
         peers = dict((h, s) for h, s in subnets.items() if h != self_host)
         if masquerade:
             if uplink:
-                nat.append({'source': plan['subnet'], 'out_interface': uplink})
+                # host-gw: traffic to another host's namespaces leaves through the uplink too, and must
+                # keep its source address (no NAT between the fleet's subnets)
+                exclude = []
+                if host_gw:
+                    exclude = sorted(set(ipaddress.ip_network(u'%s' % s, strict=False) for s in peers.values()),
+                                     key=_network_key)
+                nat.append({'source': plan['subnet'], 'out_interface': uplink,
+                            'exclude_destinations': [str(n) for n in exclude]})
             else:
                 errors.append('no uplink for the MASQUERADE rule: this host has no IPv4 default route; '
                               'set linuxnet_netns_uplink, or linuxnet_netns_masquerade: false')

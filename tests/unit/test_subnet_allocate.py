@@ -239,7 +239,7 @@ def test_bridge_topology():
     assert p['pairs'][0] == {'name': 'lnv1', 'master': 'lnbr0', 'addresses': [], 'mtu': None,
                              'peer': {'name': 'eth0', 'netns': 'lnns1', 'addresses': ['10.200.3.2/24']}}
     assert p['routes'] == [{'netns': 'lnns%d' % i, 'dest': 'default', 'gateway': '10.200.3.1'} for i in (1, 2, 3)]
-    assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0'}]
+    assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0', 'exclude_destinations': []}]
     assert p['targets'][2] == {'netns': 'lnns3', 'address': '10.200.3.4', 'gateway': '10.200.3.1'}
 
 
@@ -305,6 +305,16 @@ def test_host_gw_routes_and_prune():
     assert 'd' in p['warnings'][0]
 
 
+def test_host_gw_keeps_the_source_address_towards_other_hosts():
+    # traffic to another host's namespaces is routed, not masqueraded; every peer's subnet is
+    # excluded, including one whose next hop is unknown here (its route is left as it is)
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.200.5.0/24', 'd': '172.20.0.0/26'}
+    p = plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12', 'c': '192.0.2.13'})
+    assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0',
+                         'exclude_destinations': ['10.200.5.0/24', '10.200.40.0/24', '172.20.0.0/26']}]
+    assert plan(host_gw=False, subnets=fleet)['nat'][0]['exclude_destinations'] == []
+
+
 def test_host_gw_next_hop_must_be_on_link():
     p = plan(host_gw=True, subnets={'me': '10.200.3.0/24', 'b': '10.200.4.0/24'}, underlays={'b': '198.51.100.7'})
     assert 'host b' in p['errors'][0] and '198.51.100.7' in p['errors'][0]
@@ -321,7 +331,7 @@ def test_prune_extra_namespaces_bridge_and_old_nat():
     assert p['namespaces'] == [{'name': 'lnns1'}, {'name': 'lnns2'}, {'name': 'lnns10', 'state': 'absent'},
                                {'name': 'lnns3', 'state': 'absent'}, {'name': 'lnns4', 'state': 'absent'}]
     assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'old0', 'state': 'absent'},
-                        {'source': '10.200.3.0/24', 'out_interface': 'up0'}]
+                        {'source': '10.200.3.0/24', 'out_interface': 'up0', 'exclude_destinations': []}]
     p2p = plan(info=current, count=2, mode='p2p')
     assert {'name': 'lnbr0', 'state': 'absent'} in p2p['bridges']
 
