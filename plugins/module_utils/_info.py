@@ -58,7 +58,7 @@ def pair_veths(reader, views):
     return pairs
 
 
-def gather(reader, namespaces=None, routes=True, nat=True):
+def gather(reader, namespaces=None, routes=True, nat=True, details=True):
     session = reader.session
     names = sorted(reader.mounted())
     if namespaces is not None:
@@ -68,7 +68,9 @@ def gather(reader, namespaces=None, routes=True, nat=True):
                 missing[0], ', '.join(names) or 'none'))
         names = [name for name in names if name in namespaces]
     views = {HOST: reader.view(HOST)}
-    for name in names:
+    # without details, the namespaces are listed by name only: one read of the host, whatever
+    # their number
+    for name in names if details else ():
         views[name] = reader.view(name)
     result = {'namespaces': names, 'host': None, 'netns': {}, 'veth_pairs': pair_veths(reader, views),
               'bridges': [], 'nat': []}
@@ -93,7 +95,7 @@ def gather(reader, namespaces=None, routes=True, nat=True):
         else:
             result['netns'][ns] = entry
     if nat:
-        result['nat'] = nat_rules(session, [HOST] + names)
+        result['nat'] = nat_rules(session, [HOST] + (names if details else []))
     return result
 
 
@@ -109,3 +111,4 @@ class InfoQuery(object):
             self.namespaces = [V.netns_name(n, 'netns[%d]' % i) for i, n in enumerate(spec['netns'])]
         self.routes = spec.get('routes', True)
         self.nat = spec.get('nat', True)
+        self.details = spec.get('netns_details', True)

@@ -22,6 +22,13 @@ options:
     description: Only these namespaces (the host is always included). Default is all of them.
     type: list
     elements: str
+  netns_details:
+    description:
+      - Read each namespace (interfaces, routes, forwarding, NAT). With V(false), only the host is
+        read and RV(namespaces) still lists every namespace by name, so the cost does not grow with
+        their number.
+    type: bool
+    default: true
   routes:
     description: Include routes.
     type: bool
@@ -132,12 +139,14 @@ def main():
         netns=dict(type='list', elements='str'),
         routes=dict(type='bool', default=True),
         nat=dict(type='bool', default=True),
+        netns_details=dict(type='bool', default=True),
     ))
     try:
         query = _info.InfoQuery(module.params, '')
     except _module.V.ValidationError as exc:
         module.fail_json(msg=str(exc))
-    _module.run(module, lambda plan, reader: _info.gather(reader, query.namespaces, query.routes, query.nat),
+    _module.run(module, lambda plan, reader: _info.gather(
+        reader, query.namespaces, query.routes, query.nat, query.details),
                 read_only=True)
 
 
