@@ -1,0 +1,320 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""netns_info facts drawn as a Graphviz diagram (DOT text), for one host or a whole fleet.
+
+What is drawn, per host (a cluster):
+- the host's own namespace and each named namespace as nested clusters, labelled (at the bottom,
+  where no edge comes in) with their name, lo's state, forwarding and the routes via a gateway;
+- interfaces as boxes (name, kind, addresses): ours (made by this collection) with a bold solid
+  border, the others dashed, bridges as filled 3D boxes, interfaces that are down in grey; ``lo``
+  only in its namespace's label;
+- veth pairs as thick edges between their two ends, across namespaces; a bridge's ports as dashed
+  edges from the bridge;
+- each of our MASQUERADE rules as a red note, in its namespace, between the interface it leaves
+  through and the interfaces that hold addresses of its source prefix;
+- the networks of the hosts' other interfaces (their uplinks) as shared ellipses, so a fleet on one
+  underlay is one picture (routes via other hosts, as host-gw makes them, are in the labels).
+
+Edges are written top to bottom (network, uplink, NAT, bridge, port, namespace end), which is the
+order Graphviz ranks them in. Pure Python and deterministic (everything sorted), so the same facts
+always give the same text.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+try:
+    from ansible.errors import AnsibleFilterError
+except ImportError:  # pragma: no cover - outside Ansible
+    AnsibleFilterError = ValueError
+
+INFO_KEYS = ('host', 'netns')
+DEFAULT_DESTS = ('default', '0.0.0.0/0', '::/0')
+COLORS = {
+    'host': '#f2f2f2',
+    'netns': '#e1eefa',
+    'bridge': '#ffe0b3',
+    'network': '#fff5bf',
+    'nat': '#b03a2e',
+    'down': 'grey55',
+}
+
+
+def _escape(text):
+    return str(text).replace('\\', '\\\\').replace('"', '\\"')
+
+
+class _Left(str):
+    """A label whose lines are left-justified (each line ends with DOT's \\l)."""
+
+
+class _Html(str):
+    """A label in Graphviz's HTML-like syntax, written as it is."""
+
+
+def _html_text(text):
+    return str(text).replace('&', '&amp;').replace('<', '&lt;').replace('>', '&gt;').replace('"', '&quot;')
+
+
+def _value(value):
+    if isinstance(value, _Html):
+        return '<%s>' % value
+    if isinstance(value, _Left):
+        return '"%s\\l"' % '\\l'.join(_escape(line) for line in value.split('\n'))
+    return '"%s"' % _escape(value).replace('\n', '\\n')
+
+
+def _attrs(**attrs):
+    return '[%s]' % ', '.join('%s=%s' % (key, _value(value)) for key, value in sorted(attrs.items())
+                              if value is not None)
+
+
+def _on(value):
+    return {True: 'on', False: 'off'}.get(value, '?')
+
+
+def _is_info(value):
+    return isinstance(value, dict) and all(key in value for key in INFO_KEYS)
+
+
+def _interfaces(address_list):
+    """ip_interface objects of a list of CIDR strings, without IPv6 link-local ones."""
+    found = []
+    for address in address_list or []:
+        try:
+            iface = ipaddress.ip_interface(str(address))
+        except ValueError:
+            continue
+        if not (iface.version == 6 and iface.is_link_local):
+            found.append(iface)
+    return found
+
+
+class _Diagram(object):
+    def __init__(self, hosts):
+        self.hosts = hosts          # [(hostname, netns_info result)], sorted by hostname
+        self.lines = []
+        self.nodes = {}             # (host, ns, ifname) -> node id
+        self.owners = {}            # ip address -> (host, node id) of the interface holding it
+        self.networks = {}          # uplink network -> node id
+
+    @staticmethod
+    def node_id(host, ns, name):
+        return '%s|%s|%s' % (host, '' if ns is None else ns, name)
+
+    def emit(self, depth, text):
+        self.lines.append('  ' * depth + text)
+
+    @staticmethod
+    def spaces(info):
+        """(ns, state): the host's own namespace (ns None) first, then the named ones, sorted."""
+        yield None, info.get('host') or {}
+        for ns in sorted(info.get('netns') or {}, key=str):
+            yield ns, info['netns'][ns] or {}
+
+    def index(self):
+        for host, info in self.hosts:
+            for ns, state in self.spaces(info):
+                for name, interface in sorted((state.get('interfaces') or {}).items()):
+                    if name == 'lo':
+                        continue
+                    node = self.node_id(host, ns, name)
+                    self.nodes[(host, ns, name)] = node
+                    for iface in _interfaces(interface.get('addresses')):
+                        if not iface.is_loopback:
+                            self.owners.setdefault(iface.ip, (host, node))
+
+    # labels
+
+    @staticmethod
+    def route_lines(state):
+        lines = []
+        for route in state.get('routes') or []:
+            if not route.get('gateway'):
+                continue
+            dest = route.get('dest')
+            text = '%s via %s' % ('default' if dest in DEFAULT_DESTS else dest, route['gateway'])
+            if route.get('dev'):
+                text += ' dev %s' % route['dev']
+            if route.get('table') not in (None, 254):
+                text += ' table %s' % route['table']
+            lines.append(text)
+        return lines
+
+    def cluster_label(self, title, state, size):
+        """The title in bold, then lo, forwarding and the routes via a gateway, left-justified."""
+        forwarding = state.get('forwarding') or {}
+        lines = ['lo %s, forwarding IPv4 %s, IPv6 %s' % (
+            'up' if state.get('lo_up') else 'DOWN', _on(forwarding.get('ipv4')), _on(forwarding.get('ipv6')))]
+        lines.extend(self.route_lines(state))
+        return _Html('<FONT POINT-SIZE="%s"><B>%s</B></FONT><BR ALIGN="LEFT"/>%s' % (
+            size, _html_text(title), ''.join('%s<BR ALIGN="LEFT"/>' % _html_text(line) for line in lines)))
+
+    # nodes
+
+    def interface_node(self, depth, host, ns, name, interface):
+        kind = interface.get('kind') or 'device'
+        lines = ['%s (%s)' % (name, kind)]
+        lines.extend(str(iface) for iface in _interfaces(interface.get('addresses')))
+        if interface.get('mtu') not in (None, 1500):
+            lines.append('mtu %s' % interface['mtu'])
+        up = interface.get('up', True)
+        if not up:
+            lines.append('DOWN')
+        ours = bool(interface.get('ours'))
+        style = ['rounded', 'solid' if ours else 'dashed']
+        attrs = dict(label='\n'.join(lines), penwidth='2' if ours else '1',
+                     color=None if up else COLORS['down'], fontcolor=None if up else COLORS['down'],
+                     tooltip='%s %s: %s' % (host or 'host', 'netns %s' % ns if ns else 'host namespace', name))
+        if kind == 'bridge':
+            style.append('filled')
+            attrs.update(shape='box3d', fillcolor=COLORS['bridge'])
+        attrs['style'] = ','.join(style)
+        self.emit(depth, '"%s" %s;' % (_escape(self.node_id(host, ns, name)), _attrs(**attrs)))
+
+    def nat_node(self, depth, host, rule):
+        self.emit(depth, '"%s" %s;' % (_escape(self.nat_id(host, rule)), _attrs(
+            label='MASQUERADE\n%s\nout %s' % (rule.get('source'), rule.get('out_interface')),
+            shape='note', color=COLORS['nat'], fontcolor=COLORS['nat'])))
+
+    def nat_id(self, host, rule):
+        return self.node_id(host, rule.get('netns'), 'masquerade %s %s' % (rule.get('source'), rule.get('out_interface')))
+
+    def cluster(self, depth, cluster_id, label, fill, body):
+        # labels at the bottom: edges come in from the top, so they never cross a label
+        self.emit(depth, 'subgraph "cluster_%s" {' % _escape(cluster_id))
+        self.emit(depth + 1, 'graph %s;' % _attrs(label=label, style='rounded,filled', fillcolor=fill,
+                                                   color='grey50', labeljust='l', labelloc='b', fontsize='10'))
+        body(depth + 1)
+        self.emit(depth, '}')
+
+    def space_body(self, host, ns, state, nat_rules):
+        def body(depth):
+            interfaces = state.get('interfaces') or {}
+            shown = sorted(name for name in interfaces if name != 'lo')
+            for name in shown:
+                self.interface_node(depth, host, ns, name, interfaces[name])
+            for rule in nat_rules:
+                self.nat_node(depth, host, rule)
+            if not shown and not nat_rules:
+                # Graphviz does not draw an empty cluster
+                self.emit(depth, '"%s" [shape=point, style=invis];' % _escape(self.node_id(host, ns, '')))
+        return body
+
+    def host(self, depth, host, info):
+        nat = {}
+        for rule in info.get('nat') or []:
+            nat.setdefault(rule.get('netns'), []).append(rule)
+
+        def host_body(d):
+            for ns, state in self.spaces(info):
+                if ns is None:
+                    self.space_body(host, None, state, nat.get(None, []))(d)
+                else:
+                    self.cluster(d, '%s|%s' % (host, ns), self.cluster_label('netns %s' % ns, state, 11),
+                                 COLORS['netns'], self.space_body(host, ns, state, nat.get(ns, [])))
+
+        self.cluster(depth, host + '|', self.cluster_label(host or 'host', info.get('host') or {}, 14),
+                     COLORS['host'], host_body)
+
+    # edges, written top (tail) to bottom (head): network, uplink, NAT, bridge, port, namespace end
+
+    def edge(self, tail, head, **attrs):
+        return '"%s" -- "%s"%s;' % (_escape(tail), _escape(head), ' ' + _attrs(**attrs) if attrs else '')
+
+    def edges(self, host, info):
+        out = []
+        for ns, state in self.spaces(info):
+            for name, interface in sorted((state.get('interfaces') or {}).items()):
+                if ns is not None or name == 'lo' or interface.get('ours'):
+                    continue
+                for iface in _interfaces(interface.get('addresses')):
+                    if iface.is_loopback:
+                        continue
+                    network = self.networks.setdefault(iface.network, 'network|%s' % iface.network)
+                    out.append(self.edge(network, self.node_id(host, ns, name)))
+        for rule in info.get('nat') or []:
+            ns, nat = rule.get('netns'), self.nat_id(host, rule)
+            out_node = self.nodes.get((host, ns, rule.get('out_interface')))
+            if out_node:
+                out.append(self.edge(out_node, nat, style='dotted', color=COLORS['nat'], penwidth='2'))
+            try:
+                source = ipaddress.ip_network(str(rule.get('source')), strict=False)
+            except ValueError:
+                continue
+            interfaces = (info.get('host') if ns is None else (info.get('netns') or {}).get(ns)) or {}
+            for name, interface in sorted((interfaces.get('interfaces') or {}).items()):
+                if any(iface.version == source.version and iface.ip in source
+                       for iface in _interfaces(interface.get('addresses'))):
+                    out.append(self.edge(nat, self.node_id(host, ns, name), style='dotted', color=COLORS['nat'],
+                                         penwidth='2'))
+        for bridge in info.get('bridges') or []:
+            bridge_node = self.nodes.get((host, bridge.get('netns'), bridge.get('name')))
+            for port in bridge.get('ports') or []:
+                port_node = self.nodes.get((host, bridge.get('netns'), port))
+                if bridge_node and port_node:
+                    out.append(self.edge(bridge_node, port_node, style='dashed'))
+        for pair in info.get('veth_pairs') or []:
+            end = self.nodes.get((host, pair.get('netns'), pair.get('name')))
+            peer = pair.get('peer') or {}
+            other = self.nodes.get((host, peer.get('netns'), peer.get('name')))
+            if end and other:
+                if pair.get('netns') is not None and peer.get('netns') is None:
+                    end, other = other, end     # the host's end on top
+                out.append(self.edge(end, other, penwidth='3', color='grey25'))
+        return out
+
+    def render(self, title, legend):
+        self.index()
+        self.emit(0, 'graph "linuxnet.netns" {')
+        self.emit(1, 'graph %s;' % _attrs(label=title, labelloc='t', fontname='Helvetica', fontsize='16',
+                                           rankdir='TB', nodesep='0.25', ranksep='0.45', newrank='true'))
+        self.emit(1, 'node %s;' % _attrs(shape='box', fontname='Helvetica', fontsize='10', margin='0.1,0.04'))
+        self.emit(1, 'edge %s;' % _attrs(fontname='Helvetica', fontsize='9'))
+        edges = []
+        for host, info in self.hosts:
+            self.host(1, host, info)
+            edges.extend(self.edges(host, info))
+        for network, network_id in sorted(self.networks.items(), key=lambda item: str(item[0])):
+            self.emit(1, '"%s" %s;' % (_escape(network_id), _attrs(
+                label='network %s' % network, shape='ellipse', style='filled', fillcolor=COLORS['network'])))
+        if legend:
+            self.emit(1, '"legend" %s;' % _attrs(shape='plaintext', fontsize='9', label=_Left(
+                'bold box: made by linuxnet.netns; dashed box: not ours; 3D box: bridge\n'
+                'thick line: veth pair; dashed line: bridge port; dotted red: MASQUERADE (source, rule, uplink)')))
+        for edge in edges:
+            self.emit(1, edge)
+        self.emit(0, '}')
+        return '\n'.join(self.lines) + '\n'
+
+
+def topology_dot(data, title=None, name=None, legend=True):
+    """DOT text of one host's netns_info result, or of a dict hostname -> netns_info result."""
+    if _is_info(data):
+        hosts = [(str(name) if name else '', data)]
+    elif isinstance(data, dict) and data:
+        hosts = []
+        for host in sorted(data, key=str):
+            if not _is_info(data[host]):
+                raise AnsibleFilterError(
+                    'topology_dot: the value for host %r is not a netns_info result (it lacks %s); pass one '
+                    "host's netns_info result, or a dict of hostname -> netns_info result" % (
+                        host, ' or '.join(repr(key) for key in INFO_KEYS if key not in (data[host] or {}))
+                        if isinstance(data[host], dict) else 'both %r' % (INFO_KEYS,)))
+            hosts.append((str(host), data[host]))
+    else:
+        raise AnsibleFilterError("topology_dot: expected one host's netns_info result or a non-empty dict of "
+                                 'hostname -> netns_info result, got %s' % (
+                                     'an empty dict' if data == {} else type(data).__name__))
+    if title is None:
+        title = 'linuxnet.netns: %s' % (', '.join(host for host, _info in hosts if host) or 'host')
+    return _Diagram(hosts).render(title, legend)
+
+
+class FilterModule(object):
+    def filters(self):
+        return {'topology_dot': topology_dot}

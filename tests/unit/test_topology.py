@@ -1,0 +1,188 @@
+"""The topology_dot filter (plugins/filter/topology.py): netns_info facts -> Graphviz DOT text.
+
+Works on a real netns_info result (fixtures/netns_info_lab1.json: one lab host after the
+bridge_network role, two namespaces on a bridge, MASQUERADE out eth0). Where Graphviz's `dot` is
+installed, the text is also given to it, which is the real test of its syntax."""
+import copy
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'netns_info_lab1.json')
+DOT = shutil.which('dot')
+
+
+@pytest.fixture(scope='module', autouse=True)
+def importable(tmp_path_factory):
+    root = tmp_path_factory.mktemp('coll')
+    (root / 'ansible_collections' / 'linuxnet').mkdir(parents=True)
+    os.symlink(REPO, str(root / 'ansible_collections' / 'linuxnet' / 'netns'))
+    sys.path.insert(0, str(root))
+    yield
+    sys.path.remove(str(root))
+
+
+def T():
+    from ansible_collections.linuxnet.netns.plugins.filter import topology
+    return topology
+
+
+def lab1():
+    with open(FIXTURE) as handle:
+        return json.load(handle)
+
+
+def other_host(info, third_octet, address):
+    """The same host, renumbered: its own subnet and underlay address."""
+    text = json.dumps(info).replace('10.200.9.', '10.200.%d.' % third_octet).replace('192.0.2.11', address)
+    return json.loads(text)
+
+
+def fleet():
+    return {'lab1': lab1(), 'lab2': other_host(lab1(), 7, '192.0.2.12'), 'lab3': other_host(lab1(), 5, '192.0.2.13')}
+
+
+def nodes(dot):
+    """node id -> attribute text, for every node statement."""
+    return dict(re.findall(r'^\s*"([^"]+)" (\[.*\]);$', dot, re.M))
+
+
+def edges(dot):
+    return re.findall(r'^\s*"([^"]+)" -- "([^"]+)"', dot, re.M)
+
+
+def clusters(dot):
+    return re.findall(r'subgraph "cluster_([^"]+)"', dot)
+
+
+def render(dot, tmp_path):
+    """Give the text to Graphviz; returns the SVG (skips only the rendering when dot is missing)."""
+    if not DOT:
+        return None
+    src = tmp_path / 'g.dot'
+    src.write_text(dot)
+    out = subprocess.run([DOT, '-Tsvg', str(src)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         universal_newlines=True, check=False)
+    assert out.returncode == 0 and not out.stderr, out.stderr
+    return out.stdout
+
+
+def test_one_host_clusters_interfaces_and_edges(tmp_path):
+    dot = T().topology_dot(lab1(), name='lab1')
+    assert dot.startswith('graph "linuxnet.netns" {') and dot.rstrip().endswith('}')
+    assert clusters(dot) == ['lab1|', 'lab1|lnns1', 'lab1|lnns2']
+    found = nodes(dot)
+    assert {'lab1||eth0', 'lab1||lnbr0', 'lab1||lnv1', 'lab1||lnv2', 'lab1|lnns1|eth0', 'lab1|lnns2|eth0',
+            'network|192.0.2.0/24'} <= set(found)
+    assert not [node for node in found if node.endswith('|lo')], 'lo is a label, not a box'
+    assert 'shape="box3d"' in found['lab1||lnbr0'] and '10.200.9.1/24' in found['lab1||lnbr0']
+    assert 'penwidth="2"' in found['lab1|lnns1|eth0'], 'ours: bold'
+    assert 'dashed' in found['lab1||eth0'], 'the uplink is not ours: dashed'
+    drawn = edges(dot)
+    assert ('lab1||lnv1', 'lab1|lnns1|eth0') in drawn and ('lab1||lnv2', 'lab1|lnns2|eth0') in drawn
+    assert ('lab1||lnbr0', 'lab1||lnv1') in drawn and ('lab1||lnbr0', 'lab1||lnv2') in drawn
+    assert ('network|192.0.2.0/24', 'lab1||eth0') in drawn
+    nat = [node for node in found if 'masquerade' in node]
+    assert nat == ['lab1||masquerade 10.200.9.0/24 eth0']
+    assert ('lab1||eth0', nat[0]) in drawn and (nat[0], 'lab1||lnbr0') in drawn
+    # the namespaces' routes and forwarding are in their labels
+    assert 'default via 10.200.9.1 dev eth0' in dot and 'forwarding IPv4 on, IPv6 off' in dot
+    svg = render(dot, tmp_path)
+    if svg is not None:
+        assert 'MASQUERADE' in svg and 'lnns2' in svg
+
+
+def test_same_facts_same_text_whatever_the_order():
+    info = lab1()
+    shuffled = copy.deepcopy(info)
+    shuffled['netns'] = dict(reversed(list(shuffled['netns'].items())))
+    shuffled['host']['interfaces'] = dict(reversed(list(shuffled['host']['interfaces'].items())))
+    assert T().topology_dot(info) == T().topology_dot(shuffled)
+    assert T().topology_dot(fleet()) == T().topology_dot(dict(reversed(list(fleet().items()))))
+
+
+def test_fleet_shares_the_underlay_network(tmp_path):
+    dot = T().topology_dot(fleet(), title='The lab')
+    assert 'label="The lab"' in dot
+    assert [c for c in clusters(dot) if c.endswith('|')] == ['lab1|', 'lab2|', 'lab3|']
+    found = nodes(dot)
+    assert [node for node in found if node.startswith('network|')] == ['network|192.0.2.0/24']
+    assert [tail for tail, head in edges(dot) if tail == 'network|192.0.2.0/24'] == ['network|192.0.2.0/24'] * 3
+    assert 'lab2|lnns1|eth0' in found and '10.200.7.2/24' in found['lab2|lnns1|eth0']
+    render(dot, tmp_path)
+
+
+def test_registered_result_and_routes_via_other_hosts():
+    facts = fleet()
+    facts['lab1']['host']['routes'].append(
+        {'dest': '10.200.7.0/24', 'gateway': '192.0.2.12', 'dev': 'eth0', 'metric': 0, 'table': 254})
+    facts['lab1']['host']['routes'].append(
+        {'dest': '10.9.0.0/16', 'gateway': '192.0.2.99', 'dev': 'eth0', 'metric': 5, 'table': 100})
+    facts['lab1'].update(changed=False, failed=False, invocation={'module_args': {}})  # as registered
+    dot = T().topology_dot(facts)
+    assert '10.200.7.0/24 via 192.0.2.12 dev eth0' in dot
+    assert '10.9.0.0/16 via 192.0.2.99 dev eth0 table 100' in dot
+    assert 'fe80' not in dot, 'no link-local routes or addresses'
+
+
+def test_down_mtu_outside_peer_and_empty_namespace(tmp_path):
+    info = lab1()
+    info['host']['interfaces']['lnv2']['up'] = False
+    info['host']['interfaces']['lnbr0']['mtu'] = 9000
+    info['netns']['empty'] = {'forwarding': {'ipv4': False, 'ipv6': False}, 'lo_up': False, 'routes': [],
+                              'interfaces': {'lo': {'addresses': [], 'index': 1, 'kind': None, 'mtu': 65536,
+                                                    'ours': False, 'up': False}}}
+    dot = T().topology_dot(info)
+    found = nodes(dot)
+    assert 'DOWN' in found['||lnv2'] and 'grey' in found['||lnv2']
+    assert 'mtu 9000' in found['||lnbr0']
+    assert '|empty|' in found, 'an empty namespace still gets a cluster'
+    assert 'lo DOWN' in dot
+    # the uplink's peer is outside every namespace read: no edge to it, no error
+    assert sorted(e for e in edges(dot) if '||eth0' in e) == [
+        ('network|192.0.2.0/24', '||eth0'), ('||eth0', '||masquerade 10.200.9.0/24 eth0')]
+    render(dot, tmp_path)
+
+
+def test_names_are_escaped(tmp_path):
+    info = lab1()
+    info['netns']['a"b<&>'] = info['netns'].pop('lnns1')
+    for pair in info['veth_pairs']:
+        if pair['peer'].get('netns') == 'lnns1':
+            pair['peer']['netns'] = 'a"b<&>'
+    info['host']['interfaces']['v\\"x'] = info['host']['interfaces'].pop('lnv1')
+    dot = T().topology_dot(info, name='h"1', title='t "quoted"')
+    assert 'subgraph "cluster_h\\"1|a\\"b<&>"' in dot
+    assert '<B>netns a&quot;b&lt;&amp;&gt;</B>' in dot
+    assert '"h\\"1||v\\\\\\"x"' in dot
+    svg = render(dot, tmp_path)
+    if svg is not None:
+        assert 'netns a&quot;b&lt;&amp;&gt;' in svg or 'netns a"b&lt;&amp;&gt;' in svg
+
+
+def test_no_legend():
+    assert 'legend' in T().topology_dot(lab1())
+    assert 'legend' not in T().topology_dot(lab1(), legend=False)
+
+
+@pytest.mark.parametrize('data, message', [
+    ({'lab1': {'host': {}}}, "the value for host 'lab1' is not a netns_info result (it lacks 'netns')"),
+    ({'lab1': 'x'}, "the value for host 'lab1' is not a netns_info result"),
+    ({}, 'got an empty dict'),
+    ([1], 'got list'),
+])
+def test_bad_input_names_the_problem(data, message):
+    from ansible.errors import AnsibleFilterError
+    with pytest.raises(AnsibleFilterError) as exc:
+        T().topology_dot(data)
+    assert message in str(exc.value)
+
+
+def test_registered_as_a_filter():
+    assert T().FilterModule().filters() == {'topology_dot': T().topology_dot}
