@@ -38,6 +38,14 @@ class MasqRule(object):
         return (self.ns, str(self.source), self.out_interface)
 
 
+def schedule(plan, ns, nft_plan, label='nftables'):
+    """Put an nf_tables plan into the engine's plan: one atomic transaction, one action a line."""
+    plan.record('%s %s' % (label, ns_key(ns)), nft_plan.before or None, nft_plan.after or None)
+    lines = ['%s in %s' % (line, where(ns)) for line in nft_plan.lines()]
+    if lines:
+        plan.add(P.NFT, ns, lines, call=lambda session: _nft.apply(session.nfnl(ns), nft_plan))
+
+
 def plan_masquerade(plan, reader, rules):
     by_ns = {}
     for rule in rules:
@@ -46,16 +54,8 @@ def plan_masquerade(plan, reader, rules):
     results = []
     for ns, group in by_ns.items():
         sock = reader.session.nfnl(ns)
-        nft_plan = _nft.plan_masquerade(_nft.read(sock), [(str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group])
-        plan.record('nftables %s' % ns_key(ns), nft_plan.before or None, nft_plan.after or None)
-        lines = nft_plan.lines()
-        for index, line in enumerate(lines):
-            summary = '%s in %s' % (line, where(ns))
-            if index == 0:
-                # the whole batch is one atomic transaction; the other lines describe parts of it
-                plan.add(P.NFT, ns, summary, call=lambda session, n=ns, p=nft_plan: _nft.apply(session.nfnl(n), p))
-            else:
-                plan.add(P.NFT, ns, summary, call=lambda session: None)
+        schedule(plan, ns, _nft.plan_masquerade(_nft.read(sock), [
+            (str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group]))
         for rule in group:
             results.append({'netns': ns, 'source': str(rule.source), 'out_interface': rule.out_interface,
                             'state': rule.state,

@@ -557,8 +557,37 @@ def _parse_masq(args, canonical=None):
     raise ValueError('not a masquerade comment: %r' % args)
 
 
+def forward_rules(prefixes):
+    """Our forward chain for a safe router, in order: accept what comes from or goes to a managed
+    prefix, then drop every other forwarded packet, so that turning forwarding on does not make
+    the host a router for anyone else on its networks."""
+    networks = sorted(set(ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n))
+    specs = []
+    for net in networks:
+        specs.extend([_forward_accept('saddr', net), _forward_accept('daddr', net)])
+    if specs:
+        specs.append(RuleSpec('forward', '%sfwd-drop' % COMMENT_PREFIX, [Verdict('drop')]))
+    return specs
+
+
+def _forward_accept(field, net):
+    kind = 'src' if field == 'saddr' else 'dst'
+    return RuleSpec('forward', '%sfwd-%s %s' % (COMMENT_PREFIX, kind, net), [MatchAddress(field, net), Verdict('accept')])
+
+
+def _parse_forward(field):
+    return lambda args, canonical=None: _forward_accept(field, ipaddress.ip_network(args, strict=True))
+
+
+def _parse_forward_drop(args, canonical=None):
+    if args:
+        raise ValueError('fwd-drop takes no argument')
+    return RuleSpec('forward', '%sfwd-drop' % COMMENT_PREFIX, [Verdict('drop')])
+
+
 # kind (the word after `linuxnet:`) -> spec from the rest of the comment
-KINDS = {'masq': _parse_masq}
+KINDS = {'masq': _parse_masq, 'fwd-src': _parse_forward('saddr'), 'fwd-dst': _parse_forward('daddr'),
+         'fwd-drop': _parse_forward_drop}
 
 
 def spec_from_comment(comment, canonical=None):
@@ -811,6 +840,7 @@ class DeleteRule(Change):
         'differs': 'the rule does not match its comment; replaced',
         'duplicate': 'duplicate',
         'chain': 'its chain is replaced',
+        'order': 'the forward chain is rewritten in order',
     }
 
     def __init__(self, rule, reason):
@@ -950,6 +980,34 @@ def _after(current, changes):
         elif isinstance(change, AddRule):
             chains.setdefault(change.spec.chain, {'chain': None, 'rules': []})['rules'].append(change.spec.text)
     return view
+
+
+def plan_forward(current, prefixes):
+    """Plan for the forward chain: exactly forward_rules(prefixes), in that order (none: our forward
+    rules removed). Order matters here - the drop must come last - and rules are appended, so any
+    difference rewrites our forward rules as a whole, in the same atomic transaction."""
+    desired = forward_rules(prefixes)
+    ours = [rule for rule in current.rules if rule.chain == 'forward' and rule.ours]
+    if len(ours) == len(desired) and all(rule.verified and rule.spec == spec for rule, spec in zip(ours, desired)):
+        return Plan([], current.view(), current.view(), current.genid)
+    changes = [DeleteRule(rule, 'order' if desired else 'absent') for rule in ours]
+    remaining = [rule for rule in current.rules if rule not in ours]
+    if not desired:
+        if current.exists and not remaining and not current.foreign_objects():
+            changes.append(DeleteTable())
+    else:
+        if not current.exists:
+            changes.insert(0, AddTable())
+        elif current.table.get('flags', 0) & NFT_TABLE_F_DORMANT:
+            changes.insert(0, WakeTable())
+        chain = current.chains.get('forward')
+        if chain is not None and chain.key() != CHAINS['forward'].key():
+            changes.append(DeleteChain(chain, CHAINS['forward']))
+            chain = None
+        if chain is None:
+            changes.append(AddChain(CHAINS['forward']))
+        changes.extend(AddRule(spec) for spec in desired)
+    return Plan(changes, current.view(), _after(current, changes), current.genid)
 
 
 def plan_masquerade(current, desired):

@@ -11,6 +11,8 @@ __metaclass__ = type
 import os
 import tempfile
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
@@ -28,8 +30,13 @@ class Forward(object):
         self.param = param
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
         self.wanted = dict((family, spec.get(family)) for family in KEYS if spec.get(family) is not None)
-        if not self.wanted:
+        if not self.wanted and spec.get('restrict_to') is None:
             V._fail(param + '.ipv4', None, 'and ipv6 are both unset', 'set ipv4 and/or ipv6 to true or false')
+        self.restrict_to = None
+        if spec.get('restrict_to') is not None:
+            self.restrict_to = [V.prefix(p, '%s.restrict_to[%d]' % (param, i), allow_default=False)
+                                for i, p in enumerate(spec['restrict_to'])]
+            V.unique(self.restrict_to, str, param + '.restrict_to')
         self.persist = bool(spec.get('persist'))
         self.persist_file = spec.get('persist_file') or DEFAULT_PERSIST_FILE
         if self.persist and self.ns is not None:
@@ -98,8 +105,14 @@ def plan_forward(plan, reader, specs):
                 summary = 'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns))
                 plan.add(P.SYSCTL, spec.ns, summary, call=lambda session, s=spec, f=family, v=value:
                          session.run_in(s.ns, lambda: _write_proc(KEYS[f][1], v)))
+        if spec.restrict_to is not None:
+            sock = reader.session.nfnl(spec.ns)
+            _masq.schedule(plan, spec.ns, _nft.plan_forward(_nft.read(sock), [str(p) for p in spec.restrict_to]),
+                           label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
+        if spec.restrict_to is not None:
+            result['restrict_to'] = [str(p) for p in spec.restrict_to]
         if spec.persist:
             content = render(spec.wanted)
             try:

@@ -57,6 +57,11 @@ EXAMPLES = r'''
     ipv4: true
     persist: true
 
+- name: Forwarding for the managed subnets only (a safe router)
+  linuxnet.netns.sysctl_forward:
+    ipv4: true
+    restrict_to: [10.200.1.0/24]
+
 - name: A namespace that routes for others
   linuxnet.netns.sysctl_forward:
     netns: router
@@ -71,7 +76,7 @@ settings:
   type: list
   elements: dict
   sample:
-    - {netns: null, ipv4: true, persist_file: /etc/sysctl.d/90-linuxnet-netns.conf}
+    - {netns: null, ipv4: true, restrict_to: [10.200.1.0/24], persist_file: /etc/sysctl.d/90-linuxnet-netns.conf}
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always
@@ -86,6 +91,7 @@ OPTIONS = dict(
     netns=dict(type='str'),
     ipv4=dict(type='bool'),
     ipv6=dict(type='bool'),
+    restrict_to=dict(type='list', elements='str'),
     persist=dict(type='bool', default=False),
     persist_file=dict(type='path', default=_sysctl.DEFAULT_PERSIST_FILE),
 )

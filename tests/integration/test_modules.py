@@ -348,3 +348,39 @@ def test_nat_exclude_destinations(host):
     assert '10.200.3.0' not in host.sh('nft list table inet linuxnet_netns')
     bad = host.module('nat_masquerade', dict(spec, exclude_destinations=['fd00::/64']))
     assert bad['failed'] and 'exclude_destinations[0]=' in bad['msg']
+
+
+def test_safe_router(host):
+    """Forwarding restricted to the managed subnet: our namespace gets through the host, a stranger
+    on another of the host's networks does not."""
+    ns, inet, stranger = host.ns('app'), host.ns('inet'), host.ns('stranger')
+    host.ok('netns', {'namespaces': [{'name': ns}, {'name': inet}, {'name': stranger}]})
+    host.ok('veth', {'pairs': [
+        {'name': 'vapp', 'addresses': ['10.0.0.1/24'], 'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['10.0.0.2/24']}},
+        {'name': 'vinet', 'addresses': ['203.0.113.2/24'], 'peer': {'name': 'eth0', 'netns': inet, 'addresses': ['203.0.113.1/24']}},
+        {'name': 'vstr', 'addresses': ['192.0.2.1/24'], 'peer': {'name': 'eth0', 'netns': stranger, 'addresses': ['192.0.2.9/24']}},
+    ]})
+    host.ok('netns_route', {'routes': [{'netns': ns, 'gateway': '10.0.0.1'}, {'netns': stranger, 'gateway': '192.0.2.1'},
+                                       {'netns': inet, 'dest': '10.0.0.0/24', 'gateway': '203.0.113.2'},
+                                       {'netns': inet, 'dest': '192.0.2.0/24', 'gateway': '203.0.113.2'}]})
+    spec = {'ipv4': True, 'restrict_to': ['10.0.0.0/24']}
+    predicted = host.ok('sysctl_forward', spec, check=True)
+    done = host.ok('sysctl_forward', spec)
+    assert done['actions'] == predicted['actions']
+    assert done['actions'].index('set net.ipv4.ip_forward = 1 in the host') == len(done['actions']) - 1
+    chain = host.sh('nft list chain inet linuxnet_netns forward')
+    assert chain.index('ip saddr 10.0.0.0/24 accept') < chain.index('ip daddr 10.0.0.0/24 accept') < chain.index('drop comment')
+
+    def ping(src):
+        return subprocess.call(['ip', 'netns', 'exec', src, 'ping', '-c1', '-W1', '203.0.113.1'], stdout=subprocess.DEVNULL) == 0
+    assert ping(ns), 'our namespace cannot get through the host'
+    assert not ping(stranger), 'the host routes for a stranger'
+    assert not host.ok('sysctl_forward', spec)['changed']
+    # widening the scope rewrites the chain in order: the drop stays last
+    host.ok('sysctl_forward', {'restrict_to': ['10.0.0.0/24', '192.0.2.0/24']})
+    chain = host.sh('nft list chain inet linuxnet_netns forward')
+    rules = [line.strip() for line in chain.splitlines() if 'comment "linuxnet:' in line]
+    assert len(rules) == 5 and rules[-1].startswith('drop')
+    assert ping(stranger)
+    host.ok('sysctl_forward', {'restrict_to': []})
+    assert 'linuxnet_netns' not in host.sh('nft list tables')
