@@ -242,12 +242,15 @@ class MatchAddress(Term):
 
     OFFSETS = {(4, 'saddr'): 12, (4, 'daddr'): 16, (6, 'saddr'): 8, (6, 'daddr'): 24}
 
-    def __init__(self, field, network, negate=False):
+    def __init__(self, field, network, negate=False, nfproto=True):
         if field not in ('saddr', 'daddr'):
             raise ValueError('address field must be saddr or daddr, not %r' % (field,))
         self.field = field
         self.network = ipaddress.ip_network(network, strict=False)
         self.negate = negate
+        # in an inet table the family must be checked first; in an ip/ip6 table it is implied
+        # (and iptables-nft only understands the rule without the check)
+        self.check_family = nfproto
         self.nfproto = NFPROTO_IPV4 if self.network.version == 4 else NFPROTO_IPV6
         self.offset = self.OFFSETS[(self.network.version, field)]
         net = self.network
@@ -261,10 +264,12 @@ class MatchAddress(Term):
         net = self.network
         size = net.max_prefixlen // 8
         op = NFT_CMP_NEQ if self.negate else NFT_CMP_EQ
-        exprs = [
-            _expr('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', NFT_META_NFPROTO)]),
-            _cmp_expr(NFT_CMP_EQ, struct.pack('B', self.nfproto)),
-        ]
+        exprs = []
+        if self.check_family:
+            exprs = [
+                _expr('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', NFT_META_NFPROTO)]),
+                _cmp_expr(NFT_CMP_EQ, struct.pack('B', self.nfproto)),
+            ]
         # nft 1.0: a whole-byte prefix loads only its bytes; any other needs the full address and
         # a mask (a /0 too, which matches every address of the family)
         if net.prefixlen % 8 == 0 and net.prefixlen:
@@ -283,8 +288,8 @@ class MatchAddress(Term):
         return exprs
 
     def canonical(self):
-        return (
-            _cmp_item(('meta', NFT_META_NFPROTO), NFT_CMP_EQ, b'\xff', struct.pack('B', self.nfproto)),
+        family = (_cmp_item(('meta', NFT_META_NFPROTO), NFT_CMP_EQ, b'\xff', struct.pack('B', self.nfproto)),)
+        return (family if self.check_family else ()) + (
             _cmp_item(('payload', NFT_PAYLOAD_NETWORK_HEADER, self.offset),
                       NFT_CMP_NEQ if self.negate else NFT_CMP_EQ, self._mask(), self.network.network_address.packed),
         )
@@ -751,6 +756,7 @@ class Change(object):
     """One step of a plan: `text` for humans, `messages()` for the kernel."""
 
     action = None
+    family = NFPROTO_INET  # of the table the change is in
 
     def messages(self):
         raise NotImplementedError
@@ -982,6 +988,114 @@ def _after(current, changes):
     return view
 
 
+# --- other rulesets that drop forwarded traffic (Docker's FORWARD DROP) ---------------------------
+
+NFPROTO_NAMES = {NFPROTO_INET: 'inet', NFPROTO_IPV4: 'ip', NFPROTO_IPV6: 'ip6'}
+
+
+def _allow_spec(field, net, family):
+    """A scoped accept for another table's forward chain. In an ip/ip6 table the family check is
+    implied and left out, so that iptables-nft lists the rule as `-s P -j ACCEPT`."""
+    kind = 'src' if field == 'saddr' else 'dst'
+    return RuleSpec('forward', '%sallow-%s %s' % (COMMENT_PREFIX, kind, net),
+                    [MatchAddress(field, net, nfproto=family == NFPROTO_INET), Verdict('accept')])
+
+
+class ForeignRule(object):
+    def __init__(self, handle, comment, canonical):
+        self.handle = handle
+        self.comment = comment
+        self.canonical = canonical
+
+
+class InsertForeignRule(Change):
+    """A scoped accept inserted at the head of another table's chain (ahead of its RETURN/DROP)."""
+    action = 'add_rule'
+
+    def __init__(self, target, spec):
+        self.family, self.table, self.chain = target
+        self.spec = spec
+        self.text = 'insert rule %s %s %s %s' % (NFPROTO_NAMES[self.family], self.table, self.chain, spec.text)
+
+    def messages(self):
+        return [(nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE, [
+            ('NFTA_RULE_TABLE', self.table), ('NFTA_RULE_CHAIN', self.chain),
+            ('NFTA_RULE_EXPRESSIONS', self.spec.expressions()),
+            ('NFTA_RULE_USERDATA', comment_userdata(self.spec.comment))])]
+
+
+class DeleteForeignRule(Change):
+    action = 'delete_rule'
+
+    def __init__(self, target, rule):
+        self.family, self.table, self.chain = target
+        self.rule = rule
+        self.text = 'delete rule %s %s %s handle %d # %s' % (
+            NFPROTO_NAMES[self.family], self.table, self.chain, rule.handle, rule.comment)
+
+    def messages(self):
+        return [(nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
+                                                        ('NFTA_RULE_CHAIN', self.chain),
+                                                        ('NFTA_RULE_HANDLE', self.rule.handle)])]
+
+
+def forward_drop_targets(sock):
+    """The chains where our subnets need an accept: in every other table with a base chain on the
+    forward hook whose policy is drop, its DOCKER-USER chain when it has one (Docker evaluates it
+    first and keeps it for rules like ours), else that base chain."""
+    tables = {}
+    for msg in sock.dump(nft_chain_msg, _msg_type(NFT_MSG_GETCHAIN), dict(_FIELDS, nfgen_family=0), [],
+                         flags=NLM_F_DUMP):
+        family, table = msg['nfgen_family'], msg.get_attr('NFTA_CHAIN_TABLE')
+        if (family, table) == (NFPROTO_INET, TABLE) or family not in NFPROTO_NAMES:
+            continue
+        hook = msg.get_attr('NFTA_CHAIN_HOOK')
+        entry = tables.setdefault((family, table), {'chains': set(), 'drops': []})
+        entry['chains'].add(msg.get_attr('NFTA_CHAIN_NAME'))
+        if hook is not None and _attr(hook, 'NFTA_HOOK_HOOKNUM') == HOOKS['forward'] and \
+                msg.get_attr('NFTA_CHAIN_POLICY') == NF_DROP:
+            entry['drops'].append(msg.get_attr('NFTA_CHAIN_NAME'))
+    targets = []
+    for (family, table), entry in sorted(tables.items()):
+        if entry['drops']:
+            chains = ['DOCKER-USER'] if 'DOCKER-USER' in entry['chains'] else sorted(entry['drops'])
+            targets.extend((family, table, chain) for chain in chains)
+    return targets
+
+
+def _foreign_rules(sock, target):
+    family, table, chain = target
+    rules = []
+    for msg in sock.dump(nft_rule_raw_msg, _msg_type(NFT_MSG_GETRULE), dict(_FIELDS, nfgen_family=family),
+                         [('NFTA_RULE_TABLE', table), ('NFTA_RULE_CHAIN', chain)], flags=NLM_F_DUMP):
+        if msg.get_attr('NFTA_RULE_CHAIN') != chain:
+            continue
+        rules.append(ForeignRule(msg.get_attr('NFTA_RULE_HANDLE'), parse_userdata(msg.get_attr('NFTA_RULE_USERDATA')),
+                                 decode_expressions(msg.get_attr('NFTA_RULE_EXPRESSIONS'))))
+    return rules
+
+
+def plan_foreign_forward(sock, prefixes):
+    """Changes that give `prefixes` scoped accepts in every forward-drop chain of other tables,
+    and remove ours that are no longer wanted. Their rules are never touched."""
+    networks = sorted(set(ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n))
+    changes, before, after = [], {}, {}
+    for target in forward_drop_targets(sock):
+        family = target[0]
+        wanted = [_allow_spec(field, net, family) for net in networks
+                  if family == NFPROTO_INET or net.version == (4 if family == NFPROTO_IPV4 else 6)
+                  for field in ('saddr', 'daddr')]
+        ours = [rule for rule in _foreign_rules(sock, target) if (rule.comment or '').startswith(COMMENT_PREFIX)]
+        name = '%s %s %s' % (NFPROTO_NAMES[family], target[1], target[2])
+        before[name] = [rule.comment for rule in ours]
+        after[name] = [spec.comment for spec in wanted]
+        if sorted((r.comment, r.canonical) for r in ours) != sorted((s.comment, s.canonical()) for s in wanted):
+            changes.extend(DeleteForeignRule(target, rule) for rule in ours)
+            # each insert goes to the head: insert in reverse to keep the listed order
+            changes.extend(InsertForeignRule(target, spec) for spec in reversed(wanted))
+    return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
+
+
 def plan_forward(current, prefixes):
     """Plan for the forward chain: exactly forward_rules(prefixes), in that order (none: our forward
     rules removed). Order matters here - the drop must come last - and rules are appended, so any
@@ -1008,6 +1122,19 @@ def plan_forward(current, prefixes):
             changes.append(AddChain(CHAINS['forward']))
         changes.extend(AddRule(spec) for spec in desired)
     return Plan(changes, current.view(), _after(current, changes), current.genid)
+
+
+def plan_router(sock, current, prefixes, foreign=True):
+    """Our forward chain for `prefixes` and, with `foreign`, the scoped accepts in other rulesets
+    that drop forwarded traffic: one plan, one atomic transaction."""
+    own = plan_forward(current, prefixes)
+    if not foreign:
+        return own
+    changes, before, after = plan_foreign_forward(sock, prefixes)
+    if not changes and not before:
+        return own
+    return Plan(list(own) + changes, dict(own.before, other_rulesets=before),
+                dict(own.after, other_rulesets=after), current.genid)
 
 
 def plan_masquerade(current, desired):
@@ -1062,7 +1189,8 @@ def batch(plan_or_changes, genid=None):
     body = []
     for change in plan_or_changes:
         for cls, nft_msg, flags, attrs in change.messages():
-            body.append((encode(cls, _msg_type(nft_msg), flags, dict(_FIELDS), attrs), change))
+            body.append((encode(cls, _msg_type(nft_msg), flags, dict(_FIELDS, nfgen_family=change.family), attrs),
+                         change))
     if body:
         data = body[-1][0]
         struct.pack_into('=H', data, 6, struct.unpack_from('=H', data, 6)[0] | NLM_F_ACK)

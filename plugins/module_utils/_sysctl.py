@@ -37,6 +37,7 @@ class Forward(object):
             self.restrict_to = [V.prefix(p, '%s.restrict_to[%d]' % (param, i), allow_default=False)
                                 for i, p in enumerate(spec['restrict_to'])]
             V.unique(self.restrict_to, str, param + '.restrict_to')
+        self.accept_in_drop_policies = spec.get('accept_in_drop_policies', True) is not False
         self.persist = bool(spec.get('persist'))
         self.persist_file = spec.get('persist_file') or DEFAULT_PERSIST_FILE
         if self.persist and self.ns is not None:
@@ -107,8 +108,9 @@ def plan_forward(plan, reader, specs):
                          session.run_in(s.ns, lambda: _write_proc(KEYS[f][1], v)))
         if spec.restrict_to is not None:
             sock = reader.session.nfnl(spec.ns)
-            _masq.schedule(plan, spec.ns, _nft.plan_forward(_nft.read(sock), [str(p) for p in spec.restrict_to]),
-                           label='forward filter')
+            _masq.schedule(plan, spec.ns, _nft.plan_router(
+                sock, _nft.read(sock), [str(p) for p in spec.restrict_to], spec.accept_in_drop_policies),
+                label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
         if spec.restrict_to is not None:

@@ -92,6 +92,7 @@ OPTIONS = dict(
     ipv4=dict(type='bool'),
     ipv6=dict(type='bool'),
     restrict_to=dict(type='list', elements='str'),
+    accept_in_drop_policies=dict(type='bool', default=True),
     persist=dict(type='bool', default=False),
     persist_file=dict(type='path', default=_sysctl.DEFAULT_PERSIST_FILE),
 )

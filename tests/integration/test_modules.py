@@ -384,3 +384,36 @@ def test_safe_router(host):
     assert ping(stranger)
     host.ok('sysctl_forward', {'restrict_to': []})
     assert 'linuxnet_netns' not in host.sh('nft list tables')
+
+
+def test_safe_router_with_docker_forward_drop(host):
+    """Docker's FORWARD DROP (iptables-nft `ip filter`, DOCKER-USER ending in RETURN) is present: our
+    namespace still gets out, through scoped accepts at the head of DOCKER-USER; Docker's own rules stay."""
+    ns, inet = host.ns('app'), host.ns('inet')
+    host.ok('netns', {'namespaces': [{'name': ns}, {'name': inet}]})
+    host.ok('veth', {'pairs': [
+        {'name': 'vapp', 'addresses': ['10.0.0.1/24'], 'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['10.0.0.2/24']}},
+        {'name': 'vinet', 'addresses': ['203.0.113.2/24'], 'peer': {'name': 'eth0', 'netns': inet, 'addresses': ['203.0.113.1/24']}},
+    ]})
+    host.ok('netns_route', {'routes': [{'netns': ns, 'gateway': '10.0.0.1'},
+                                       {'netns': inet, 'dest': '10.0.0.0/24', 'gateway': '203.0.113.2'}]})
+    host.sh('nft add table ip filter; nft add chain ip filter FORWARD "{ type filter hook forward priority 0; policy drop; }";'
+            ' nft add chain ip filter DOCKER-USER; nft add rule ip filter FORWARD jump DOCKER-USER;'
+            ' nft add rule ip filter DOCKER-USER return')
+    docker_before = host.sh('nft list table ip filter')
+
+    def ping():
+        return subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W1', '203.0.113.1'], stdout=subprocess.DEVNULL) == 0
+    host.ok('sysctl_forward', {'ipv4': True})
+    assert not ping(), 'Docker-style FORWARD DROP should block before we act'
+    spec = {'ipv4': True, 'restrict_to': ['10.0.0.0/24']}
+    done = host.ok('sysctl_forward', spec)
+    assert any('insert rule ip filter DOCKER-USER' in a for a in done['actions'])
+    assert ping()
+    user_chain = host.sh('nft list chain ip filter DOCKER-USER')
+    assert user_chain.index('ip saddr 10.0.0.0/24 accept') < user_chain.index('return')
+    assert 'meta nfproto' not in user_chain
+    assert not host.ok('sysctl_forward', spec)['changed']
+    host.ok('sysctl_forward', {'restrict_to': []})
+    assert host.sh('nft list table ip filter') == docker_before
+    assert not ping()
