@@ -351,6 +351,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
         'pairs': plan['pairs'],
         'routes': stale_routes + plan['routes'],
         'nat': stale_nat + nat,
+        # a safe router forwards only for the managed subnets: this host's and, with host-gw, the others'
+        'forward_prefixes': ([plan['subnet']] + (sorted(set(peers.values())) if host_gw else [])) if present else [],
         'targets': plan['targets'],
         'errors': errors,
         'warnings': warnings,
