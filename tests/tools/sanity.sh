@@ -3,13 +3,18 @@
 # (.../ansible_collections/linuxnet/netns), with no ignore file.
 #   tests/tools/sanity.sh [sanity|units] [ANSIBLE-TEST ARGS...]      (default: sanity)
 #
-# Sanity tests run in the virtual environments ansible-test makes for each of them (--venv), so
+# ansible-test runs each sanity test in a virtual environment of its own (even with --local), so
 # their pinned linters (pylint, pycodestyle, yamllint, voluptuous ...) never meet the newer ones
 # tests/requirements-lint.txt installs for ansible-lint and ruff. ansible-test bootstraps pip into
 # those environments with a get-pip.py that only ansible's CI file host serves; where it is not
 # cached we put tests/tools/get_pip.py, a stand-in that takes pip from Python's ensurepip and the
 # pinned packages from the package index. All of ansible-test's state (that script, the cached
 # environments) lives in its own HOME, $LINUXNET_ANSIBLE_TEST_HOME, never in the user's.
+#
+#   tests/tools/sanity.sh sanity --prime-venvs     # make the environments (needs the package index)
+#   tests/tools/sanity.sh                          # every sanity test
+#   tests/tools/sanity.sh sanity --test pylint     # one
+#   tests/tools/sanity.sh units                    # tests/unit under ansible-test
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 command=sanity
@@ -46,9 +51,14 @@ else
 fi
 
 cd "$dest"
-export HOME="$state" PIP_CACHE_DIR="${PIP_CACHE_DIR:-${XDG_CACHE_HOME:-$state/..}/pip}" PIP_DISABLE_PIP_VERSION_CHECK=1
-if [ "$command" = sanity ]; then
-  "$ansible_test" sanity --local --python "$python_version" --color no "$@"
-else
-  "$ansible_test" units --local --python "$python_version" --color no "$@"
-fi
+# ansible-test passes on only a few variables (HOME, PATH ...): pip in its environments reads the
+# machine's pip configuration and keeps its cache under this HOME.
+export HOME="$state"
+version=$("$ansible_test" --version | awk '{print $NF}')
+primed="$state/primed-ansible-test-$version-python$python_version"
+status=0
+"$ansible_test" "$command" --local --python "$python_version" --color no "$@" || status=$?
+# `sanity --prime-venvs` makes the environments (it needs the package index); tests run later in
+# the offline sandbox find them and this stamp (tests/integration/test_ecosystem.py looks for it).
+case " $* " in *" --prime-venvs "*) [ "$status" = 0 ] && touch "$primed" ;; esac
+exit "$status"
