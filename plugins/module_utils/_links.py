@@ -188,9 +188,21 @@ class VethPair(object):
                     'give the ends different names or put them in different namespaces')
         self.param = param
 
+    @classmethod
+    def unlisted(cls, ns, name):
+        """One end of a pair we made that a purge removes (its peer goes with it)."""
+        pair = cls.__new__(cls)
+        pair.state, pair.replace, pair.param = 'absent', False, 'purge'
+        pair.end = Iface({'name': name, 'netns': ns}, 'purge')
+        pair.peer = None
+        return pair
+
     @property
     def key(self):
         return self.end.key
+
+    def describe(self):
+        return 'veth %s in %s' % (self.end.name, where(self.end.ns))
 
 
 def _is_pair(reader, a_ns, a_link, b_ns, b_link):
@@ -212,6 +224,14 @@ def _describe(link, view):
 
 def plan_veth(plan, reader, pair):
     a, b = pair.end, pair.peer
+    if b is None:
+        # a purged end: only its own name is known
+        view = reader.view(a.ns)
+        link = view.links.get(a.name)
+        delete_link(plan, a.ns, a.name, link.index, 'delete veth %s in %s (and its peer; purge: not declared)' % (
+            a.name, where(a.ns)))
+        plan.record('veth %s %s' % (ns_key(a.ns), a.name), link_state(link, view), None)
+        return None
     for iface in (a, b):
         require_namespace(reader, iface.ns, iface.param + '.netns')
     a_view, b_view = reader.view(a.ns), reader.view(b.ns)
@@ -276,6 +296,9 @@ class Bridge(object):
     def key(self):
         return self.iface.key
 
+    def describe(self):
+        return 'bridge %s in %s' % (self.iface.name, where(self.iface.ns))
+
 
 def plan_bridge(plan, reader, bridge):
     iface = bridge.iface
@@ -305,6 +328,43 @@ def plan_bridge(plan, reader, bridge):
             info=_wire.kind_info('bridge')))
     after = configure(plan, iface, link, view, 'bridge', label)
     return dict(after, name=iface.name, netns=iface.ns)
+
+
+def _owned(reader, namespaces, kind, declared):
+    """(ns, link) of each link of `kind` this collection made in `namespaces`, not in `declared`."""
+    found = []
+    for ns in sorted(set(namespaces), key=lambda n: (n is not None, n or '')):
+        if not reader.exists(ns):
+            continue
+        for link in sorted(reader.view(ns).links.values(), key=lambda link: link.index):
+            if link.kind == kind and link.alias == OWNER_ALIAS and (ns, link.name) not in declared:
+                found.append((ns, link))
+    return found
+
+
+def purge_veths(reader, pairs):
+    """Veths we made, on the host and in the namespaces the call names, that it does not declare.
+    Deleting one end deletes its peer, so each pair is listed once."""
+    declared = set()
+    for pair in pairs:
+        declared.update([pair.end.key, pair.peer.key])
+    namespaces = [None] + [iface.ns for pair in pairs for iface in (pair.end, pair.peer)]
+    extra, chosen = [], []
+    for ns, link in _owned(reader, namespaces, 'veth', declared):
+        # the other end of a pair already listed (same namespace: by index; another: index both ways)
+        if any(link.peer_index == other.index and other.peer_index == link.index and
+               (other_ns == ns) == (link.peer_nsid is None) for other_ns, other in chosen):
+            continue
+        chosen.append((ns, link))
+        extra.append(VethPair.unlisted(ns, link.name))
+    return extra
+
+
+def purge_bridges(reader, bridges):
+    declared = set(bridge.key for bridge in bridges)
+    namespaces = [None] + [bridge.iface.ns for bridge in bridges]
+    return [Bridge({'name': link.name, 'netns': ns, 'state': 'absent'}, 'purge')
+            for ns, link in _owned(reader, namespaces, 'bridge', declared)]
 
 
 def plan_veths(plan, reader, pairs):

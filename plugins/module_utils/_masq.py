@@ -37,6 +37,25 @@ class MasqRule(object):
     def key(self):
         return (self.ns, str(self.source), self.out_interface)
 
+    def describe(self):
+        return 'masquerade %s out %s in %s' % (self.source, self.out_interface, where(self.ns))
+
+
+def purge_masquerade(reader, rules):
+    """Our MASQUERADE rules, in the namespaces the call names, that it does not declare."""
+    declared = set(rule.key for rule in rules)
+    extra = []
+    for ns in sorted(set(rule.ns for rule in rules), key=lambda n: (n is not None, n or '')):
+        if not reader.exists(ns):
+            continue
+        for found in _nft.read(reader.session.nfnl(ns)).rules:
+            if found.chain != 'postrouting' or found.spec is None or not found.key.startswith('linuxnet:masq '):
+                continue
+            _kind, source, oif = found.key.split(' ')
+            if (ns, source, oif) not in declared:
+                extra.append(MasqRule({'source': source, 'out_interface': oif, 'netns': ns, 'state': 'absent'}, 'purge'))
+    return extra
+
 
 def schedule(plan, ns, nft_plan, label='nftables'):
     """Put an nf_tables plan into the engine's plan: one atomic transaction, one action a line."""

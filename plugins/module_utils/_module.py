@@ -107,13 +107,20 @@ def new_module(argument_spec, **kwargs):
     return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
 
 
-def main(options, list_name, identity, factory, planner, result_key, **constraints):
+PURGE_OPTION = dict(type='bool', default=False)
+
+
+def main(options, list_name, identity, factory, planner, result_key, purge=None, **constraints):
     """The whole of a module that manages objects: spec, validation, plan, apply, result.
 
     factory(spec, param) validates one object; planner(plan, reader, objects) fills the plan and
-    returns the objects' resulting states, returned under `result_key`.
+    returns the objects' resulting states, returned under `result_key`. With `purge`, the module
+    takes a top-level `purge` option: purge(reader, objects) returns more objects (state absent)
+    for what this collection made and the call does not declare.
     """
     spec, list_constraints = list_form(options, list_name, identity)
+    if purge is not None:
+        spec['purge'] = dict(PURGE_OPTION)
     for key, value in constraints.items():
         list_constraints.setdefault(key, []).extend(value)
     module = new_module(spec, **list_constraints)
@@ -121,7 +128,13 @@ def main(options, list_name, identity, factory, planner, result_key, **constrain
         objects = parse(module, options, list_name, factory)
     except V.ValidationError as exc:
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
-    run(module, lambda plan, reader: {result_key: planner(plan, reader, objects)})
+    def plan_all(plan, reader):
+        extra = purge(reader, objects) if purge is not None and module.params.get('purge') else []
+        result = {result_key: planner(plan, reader, objects + extra)}
+        if purge is not None:
+            result['purged'] = [obj.describe() for obj in extra]
+        return result
+    run(module, plan_all)
 
 
 def run(module, planner, read_only=False):

@@ -14,7 +14,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import OWNER_ALIAS, link_request, where
 
 # How long an absent run waits for the kernel's asynchronous namespace teardown to remove the
 # host-side ends of the namespace's veth pairs, so that nothing of it outlives the task.
@@ -31,6 +31,20 @@ class Netns(object):
     @property
     def key(self):
         return self.name
+
+    def describe(self):
+        return 'netns %s' % self.name
+
+
+def purge_netns(reader, items):
+    """Namespaces this collection made (lo marked) that the call does not declare, as absent."""
+    declared = set(ns.name for ns in items)
+    extra = []
+    for name in sorted(reader.mounted()):
+        lo = reader.view(name).links.get('lo')
+        if name not in declared and lo is not None and lo.alias == OWNER_ALIAS:
+            extra.append(Netns({'name': name, 'state': 'absent'}, 'purge'))
+    return extra
 
 
 def _comm(pid):
@@ -117,12 +131,18 @@ def plan_netns(plan, reader, items):
             lo_up = bool(lo and lo.up)
             before = {'lo_up': lo_up, 'interfaces': sorted(view.links)}
             after_links = sorted(view.links)
+        summaries, up, alias = [], None, None
+        if not exists:
+            # a namespace has no label of its own: its lo carries our mark (`ip -n NS link show lo`)
+            summaries.append('mark netns %s as made by linuxnet.netns (alias of its lo)' % ns.name)
+            alias = OWNER_ALIAS
         if ns.lo_up is not None and ns.lo_up != lo_up:
-            summary = 'set lo %s in netns %s' % ('up' if ns.lo_up else 'down', ns.name)
+            summaries.append('set lo %s in netns %s' % ('up' if ns.lo_up else 'down', ns.name))
+            up = lo_up = ns.lo_up
+        if summaries:
             # lo is ifindex 1 in every network namespace
-            plan.add(P.LINK_UP, ns.name, summary, requests=lambda r, up=ns.lo_up, s=summary: link_request(
-                _nl.RTM_NEWLINK, 0, s, index=1, up=up))
-            lo_up = ns.lo_up
+            plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, u=up, a=alias, s='; '.join(summaries):
+                     link_request(_nl.RTM_NEWLINK, 0, s, index=1, up=u, alias=a))
         after = {'lo_up': lo_up, 'interfaces': after_links}
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))

@@ -61,6 +61,11 @@ options:
       up: *up
       replace: *replace
       state: *state
+  purge:
+    description:
+      - Also delete every bridge this collection made (alias C(linuxnet.netns)), on the host and in the namespaces the call names, that the call does not declare. Bridges made by anything else (C(docker0), yours) are never touched.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
@@ -88,6 +93,12 @@ bridges:
   elements: dict
   sample:
     - {name: br0, netns: null, kind: bridge, up: true, mtu: 1500, addresses: [172.30.0.1/24]}
+purged:
+  description: The objects O(purge=true) removed (in check mode, would remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [netns old1]
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always
@@ -110,7 +121,8 @@ OPTIONS = dict(
 
 
 def main():
-    _module.main(OPTIONS, 'bridges', 'name', _links.Bridge, _links.plan_bridges, 'bridges')
+    _module.main(OPTIONS, 'bridges', 'name', _links.Bridge, _links.plan_bridges, 'bridges',
+                 purge=_links.purge_bridges)
 
 
 if __name__ == '__main__':

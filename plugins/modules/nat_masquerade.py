@@ -49,6 +49,11 @@ options:
       out_interface: *out_interface
       netns: *netns
       state: *state
+  purge:
+    description:
+      - Also remove this collection's MASQUERADE rules, in the namespaces the call names (the host when none), that the call does not declare. Other rules and tables are never touched.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
@@ -93,6 +98,12 @@ rules:
       state: present
       exclude_destinations: []
       rule: ip saddr 10.0.0.0/24 oifname "eth0" masquerade comment "linuxnet:masq 10.0.0.0/24 eth0"
+purged:
+  description: The objects O(purge=true) removed (in check mode, would remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [netns old1]
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always
@@ -113,7 +124,8 @@ OPTIONS = dict(
 
 
 def main():
-    _module.main(OPTIONS, 'rules', 'source', _masq.MasqRule, _masq.plan_masquerade, 'rules')
+    _module.main(OPTIONS, 'rules', 'source', _masq.MasqRule, _masq.plan_masquerade, 'rules',
+                 purge=_masq.purge_masquerade)
 
 
 if __name__ == '__main__':

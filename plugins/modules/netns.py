@@ -44,6 +44,11 @@ options:
       name: *name
       state: *state
       lo_up: *lo_up
+  purge:
+    description:
+      - Also remove every namespace this collection made (its C(lo) carries the alias C(linuxnet.netns)) that the call does not declare. Namespaces made by anything else are never touched.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
@@ -83,6 +88,12 @@ namespaces:
     - name: old
       state: absent
       pids: [4242]
+purged:
+  description: The objects O(purge=true) removed (in check mode, would remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [netns old1]
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always
@@ -102,7 +113,8 @@ OPTIONS = dict(
 
 
 def main():
-    _module.main(OPTIONS, 'namespaces', 'name', _netns.Netns, _netns.plan_netns, 'namespaces')
+    _module.main(OPTIONS, 'namespaces', 'name', _netns.Netns, _netns.plan_netns, 'namespaces',
+                 purge=_netns.purge_netns)
 
 
 if __name__ == '__main__':

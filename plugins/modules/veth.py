@@ -98,6 +98,11 @@ options:
       peer: *peer
       replace: *replace
       state: *state
+  purge:
+    description:
+      - Also delete every veth pair this collection made (alias C(linuxnet.netns)), on the host and in the namespaces the call names, that the call does not declare. Interfaces made by anything else are never touched.
+    type: bool
+    default: false
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
@@ -145,6 +150,12 @@ pairs:
       mtu: 1500
       addresses: [10.0.0.1/24]
       peer: {name: veth-ns1, netns: ns1, kind: veth, up: true, mtu: 1500, addresses: [10.0.0.2/24]}
+purged:
+  description: The objects O(purge=true) removed (in check mode, would remove).
+  returned: always
+  type: list
+  elements: str
+  sample: [netns old1]
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always
@@ -173,7 +184,8 @@ OPTIONS = dict(
 
 
 def main():
-    _module.main(OPTIONS, 'pairs', 'name', _links.VethPair, _links.plan_veths, 'pairs')
+    _module.main(OPTIONS, 'pairs', 'name', _links.VethPair, _links.plan_veths, 'pairs',
+                 purge=_links.purge_veths)
 
 
 if __name__ == '__main__':

@@ -46,8 +46,10 @@ def test_netns_exact_names(host):
     """An existing `mario2` never stands in for a missing `mario` (community.general.ip_netns does)."""
     host.ok('netns', {'name': host.ns('mario2')})
     result = host.ok('netns', {'name': host.ns('mario')}, check=True)
-    assert result['changed'] and result['actions'] == ['create netns %s' % host.ns('mario'),
-                                                       'set lo up in netns %s' % host.ns('mario')]
+    assert result['changed'] and result['actions'] == [
+        'create netns %s' % host.ns('mario'),
+        'mark netns %s as made by linuxnet.netns (alias of its lo)' % host.ns('mario'),
+        'set lo up in netns %s' % host.ns('mario')]
     assert not host.ok('netns', {'name': host.ns('mario'), 'state': 'absent'})['changed']
     assert host.netns_list() == [host.ns('mario2')]
 
@@ -417,3 +419,32 @@ def test_safe_router_with_docker_forward_drop(host):
     host.ok('sysctl_forward', {'restrict_to': []})
     assert host.sh('nft list table ip filter') == docker_before
     assert not ping()
+
+
+def test_purge_removes_only_our_undeclared_objects(host):
+    """mario (ours, undeclared) goes; mario2 made with `ip netns add` and the user's bridge stay."""
+    mario, mario2, keep = host.ns('mario'), host.ns('mario2'), host.ns('keep')
+    host.ok('netns', {'namespaces': [{'name': mario}, {'name': keep}]})
+    subprocess.check_call(['ip', 'netns', 'add', mario2])
+    host.sh('ip link add userbr type bridge; ip link add uv1 type veth peer name uv2')
+    host.ok('bridge', {'bridges': [{'name': 'br-a'}, {'name': 'br-b'}]})
+    host.ok('veth', {'pairs': [{'name': 'va', 'peer': {'name': 'eth0', 'netns': keep}},
+                               {'name': 'vb', 'peer': {'name': 'eth1', 'netns': keep}}]})
+    host.ok('nat_masquerade', {'rules': [{'source': '10.1.0.0/24', 'out_interface': 'up0'},
+                                         {'source': '10.2.0.0/24', 'out_interface': 'up0'}]})
+
+    predicted = host.ok('netns', {'name': keep, 'purge': True}, check=True)
+    assert predicted['purged'] == ['netns %s' % mario] and host.ns('mario') in host.netns_list()
+    done = host.ok('netns', {'name': keep, 'purge': True})
+    assert done['actions'] == predicted['actions']
+    assert host.netns_list() == sorted([mario2, keep])
+    assert not host.ok('netns', {'name': keep, 'purge': True})['changed']
+
+    assert host.ok('bridge', {'name': 'br-a', 'purge': True})['purged'] == ['bridge br-b in the host']
+    veth = host.ok('veth', {'name': 'va', 'peer': {'name': 'eth0', 'netns': keep}, 'purge': True})
+    assert veth['purged'] == ['veth vb in the host']
+    nat = host.ok('nat_masquerade', {'source': '10.1.0.0/24', 'out_interface': 'up0', 'purge': True})
+    assert nat['purged'] == ['masquerade 10.2.0.0/24 out up0 in the host']
+    names = set(links(host))
+    assert {'userbr', 'uv1', 'uv2', 'br-a', 'va'} <= names and not {'br-b', 'vb'} & names
+    assert '10.2.0.0' not in host.sh('nft list ruleset') and '10.1.0.0' in host.sh('nft list ruleset')
