@@ -25,6 +25,7 @@ try:
     from ansible.errors import AnsibleFilterError
 except ImportError:  # pragma: no cover
     AnsibleFilterError = ValueError
+from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.linuxnet.netns.plugins.filter.subnet_allocate import subnet_conflicts
 
@@ -243,6 +244,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     `targets` (each namespace's address and gateway, for verification) and `gateway`.
     """
     present = state == 'present'
+    # -e linuxnet_netns_host_gw=false arrives as the string 'false': argument_specs validate, not convert
+    masquerade, host_gw, check_mode = (boolean(v, strict=False) for v in (masquerade, host_gw, check_mode))
     host = _host(info)
     interfaces = host.get('interfaces') or {}
     subnets = dict((k, v) for k, v in (subnets or {}).items() if v)

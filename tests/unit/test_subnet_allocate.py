@@ -77,7 +77,7 @@ def test_adding_hosts_moves_no_remembered_host():
 def test_random_growth_never_moves_an_existing_host():
     rng = random.Random(7)
     fleet, memory = [], {}
-    for step in range(60):
+    for _step in range(60):
         fleet.append('node-%d' % rng.randrange(10 ** 6))
         result = allocate(fleet, '10.0.0.0/22', 28, current=memory)  # 64 slots, dense
         for host, subnet in memory.items():
@@ -313,6 +313,9 @@ def test_host_gw_keeps_the_source_address_towards_other_hosts():
     assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0',
                          'exclude_destinations': ['10.200.5.0/24', '10.200.40.0/24', '172.20.0.0/26']}]
     assert plan(host_gw=False, subnets=fleet)['nat'][0]['exclude_destinations'] == []
+    # extra vars on the command line are strings
+    assert plan(host_gw='false', subnets=fleet, underlays={'b': '192.0.2.12'})['routes'] == plan(subnets=fleet)['routes']
+    assert plan(masquerade='no')['nat'] == []
 
 
 def test_host_gw_next_hop_must_be_on_link():
