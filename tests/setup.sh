@@ -46,7 +46,8 @@ quiet() {  # run quietly; on failure show what it said
 
 # --- Debian packages: the kernel tools, sshd for the lab hosts, Debian's pyroute2 -----------------
 packages=(iproute2 nftables iptables iputils-ping openssh-server openssh-client python3 python3-pyroute2
-          util-linux procps)
+          util-linux procps
+          shellcheck graphviz)  # ansible-test's shellcheck sanity test; dot for playbooks/diagram.yml
 python=$(controller_python)
 if [ "$python" = "$venv/bin/python3" ]; then packages+=(python3-venv); fi
 missing=()
