@@ -19,9 +19,13 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 command=sanity
 case "${1:-}" in sanity|units) command=$1; shift ;; esac
-python=${LINUXNET_PYTHON:-python3}
+# the controller Python (tests/setup.sh --python) and the ansible-test installed with it
+python=${LINUXNET_PYTHON:-$(command -v python3)}
 python_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
-ansible_test=$(command -v ansible-test) || { echo "ansible-test not found (pip install ansible-core)" >&2; exit 2; }
+ansible_test=$(dirname "$python")/ansible-test
+if [ ! -x "$ansible_test" ]; then
+  ansible_test=$(command -v ansible-test) || { echo "ansible-test not found (tests/setup.sh installs it)" >&2; exit 2; }
+fi
 
 state=${LINUXNET_ANSIBLE_TEST_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/linuxnet-netns/ansible-test-home}
 mkdir -p "$state"
