@@ -25,6 +25,11 @@ class MasqRule(object):
             V._fail(param + '.out_interface', spec.get('out_interface'), 'is missing',
                     'give the uplink interface, like eth0')
         self.out_interface = V.ifname(spec['out_interface'], param + '.out_interface')
+        try:
+            _nft.validate_ifname(self.out_interface, 'oifname')
+        except ValueError:
+            V._fail(param + '.out_interface', self.out_interface, 'contains a character nf_tables treats specially '
+                    '("*" is a wildcard there, quotes and backslashes end the name)', 'name the interface exactly')
         self.exclude = []
         for index, item in enumerate(spec.get('exclude_destinations') or []):
             name = '%s.exclude_destinations[%d]' % (param, index)

@@ -155,7 +155,8 @@ def run(module, planner, read_only=False):
                 plan.apply(session)
     except V.ValidationError as exc:
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
-    except PlanError as exc:
+    except (PlanError, ValueError) as exc:
+        # ValueError: input the engine refused past validation; nothing was applied yet
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
     except _nl.NamespaceError as exc:
         module.fail_json(msg=str(exc), changed=False)
