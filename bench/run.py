@@ -99,8 +99,10 @@ class Host(object):
         os.symlink(REPO, os.path.join(self.collections, 'ansible_collections', 'linuxnet', 'netns'))
         self.runs = 0
 
-    def playbook(self, playbook, extra_vars, inventory=('-i', 'localhost,', '-c', 'local'), forks=None):
-        """Run ansible-playbook; return wall time, the callback's task records and the recap."""
+    def playbook(self, playbook, extra_vars, inventory=('-i', 'localhost,', '-c', 'local'), forks=None,
+                 check=True):
+        """Run ansible-playbook; return wall time, the callback's task records and the recap. A
+        failed run raises, unless check=False (then Run.rc and Run.output tell)."""
         self.runs += 1
         timings = os.path.join(self.tmp, 'timings%d.json' % self.runs)
         argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')] + list(inventory)
@@ -117,15 +119,17 @@ class Host(object):
         out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                              env=env, cwd=self.tmp)
         wall = time.perf_counter() - start
-        if out.returncode:
+        if out.returncode and (check or not os.path.exists(timings)):
             raise RuntimeError('%s failed (rc %d):\n%s' % (os.path.basename(playbook), out.returncode,
-                                                           out.stdout[-6000:]))
+                                                           out.stdout[-3000:]))
         with open(timings) as handle:
             data = json.load(handle)
-        return Run(wall, data['tasks'], data['recap'])
+        run = Run(wall, data['tasks'], data['recap'])
+        run.rc, run.output = out.returncode, out.stdout
+        return run
 
     def close(self):
-        cleanup_local()
+        cleanup_local(uplink=True)
         if self.router.poll() is None:
             self.router.kill()
             self.router.wait()
@@ -145,9 +149,11 @@ class Run(object):
     def max_host_module_time(self, prefix='linuxnet.netns.'):
         return max(self.module_time(h, prefix) for h in self.hosts())
 
-    def task_count(self, host=None):
+    def task_count(self, host=None, run_once=True):
+        """Task results of one host; run_once=False leaves out the tasks Ansible runs (and reports)
+        for the first host only."""
         host = host or self.hosts()[0]
-        return sum(1 for t in self.tasks if t['host'] == host)
+        return sum(1 for t in self.tasks if t['host'] == host and (run_once or not t.get('run_once')))
 
     def module_runs(self, host=None, prefix='linuxnet.netns.'):
         host = host or self.hosts()[0]
@@ -161,8 +167,9 @@ class Run(object):
         return sum(r['failures'] + r['unreachable'] for r in self.recap.values())
 
 
-def cleanup_local():
-    """Whatever any step left in this namespace: namespaces, our links, our nf_tables and iptables."""
+def cleanup_local(uplink=False):
+    """Whatever any step left in this namespace: namespaces, our links, our nf_tables and iptables
+    rules (and the uplink, at the end)."""
     names = netns_names()
     if names:
         batch = os.path.join(tempfile.gettempdir(), 'lnbench-cleanup-%d.batch' % os.getpid())
@@ -170,7 +177,7 @@ def cleanup_local():
             handle.write(''.join('netns del %s\n' % name for name in names))
         sh(['ip', '-force', '-batch', batch], check=False)
         os.unlink(batch)
-    for link in ('lnbr0', 'clbr0', 'flbr0', UPLINK):
+    for link in ('lnbr0', 'clbr0', 'flbr0') + ((UPLINK,) if uplink else ()):
         if link in links():
             sh(['ip', 'link', 'del', link], check=False)
     for table in ('inet linuxnet_netns', 'ip lnbench_floor'):
@@ -182,31 +189,30 @@ def cleanup_local():
 # the measurements
 
 
-def role_step(host, python, n):
+def role_step(host, python, n, rows):
     base = {'linuxnet_netns_namespaces': n, 'linuxnet_netns_subnet_prefixlen': ROLE_PREFIXLEN,
             'linuxnet_netns_install_deps': False, 'ansible_python_interpreter': python}
     site = os.path.join(REPO, 'playbooks', 'site.yml')
     teardown = os.path.join(REPO, 'playbooks', 'teardown.yml')
-    log('role N=%d: converge' % n)
-    converge = host.playbook(site, base)
-    made = [name for name in netns_names() if name.startswith('lnns')]
-    if len(made) != n or 'lnbr0' not in links():
-        raise RuntimeError('site.yml N=%d made %d namespaces (bridge: %s)' % (n, len(made), 'lnbr0' in links()))
-    log('role N=%d: re-run' % n)
-    rerun = host.playbook(site, base)
-    log('role N=%d: teardown' % n)
-    down = host.playbook(teardown, base)
-    left = [name for name in netns_names() if name.startswith('lnns')]
-    if left or 'lnbr0' in links():
-        raise RuntimeError('teardown.yml N=%d left %d namespaces (bridge: %s)' % (n, len(left), 'lnbr0' in links()))
-    rows = []
-    for step, run in (('converge', converge), ('re-run', rerun), ('teardown', down)):
+
+    def row(step, run):
         rows.append(dict(method='role', step=step, n=n, wall=run.wall, module=run.module_time(),
                          other=run.module_time(prefix='') - run.module_time(),
                          tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(),
                          detail=[(t['task'], t['action'], t['status'], t['changed'], round(t['duration'], 3))
                                  for t in run.tasks]))
-    return rows
+    log('role N=%d: converge' % n)
+    row('converge', host.playbook(site, base))
+    made = [name for name in netns_names() if name.startswith('lnns')]
+    if len(made) != n or 'lnbr0' not in links():
+        raise RuntimeError('site.yml N=%d made %d namespaces (bridge: %s)' % (n, len(made), 'lnbr0' in links()))
+    log('role N=%d: re-run' % n)
+    row('re-run', host.playbook(site, base))
+    log('role N=%d: teardown' % n)
+    row('teardown', host.playbook(teardown, base))
+    left = [name for name in netns_names() if name.startswith('lnns')]
+    if left or 'lnbr0' in links():
+        raise RuntimeError('teardown.yml N=%d left %d namespaces (bridge: %s)' % (n, len(left), 'lnbr0' in links()))
 
 
 def _setns(fd):
@@ -331,7 +337,7 @@ def community_general_available():
         return False
 
 
-def ip_netns_step(host, python, n):
+def ip_netns_step(host, python, n, rows):
     log('community.general.ip_netns loop N=%d' % n)
     playbook = os.path.join(BENCH, 'playbooks', 'ip_netns_loop.yml')
     base = {'bench_count': n, 'ansible_python_interpreter': python}
@@ -342,16 +348,18 @@ def ip_netns_step(host, python, n):
     down = host.playbook(playbook, dict(base, bench_state='absent'))
     if any(name.startswith('cgns') for name in netns_names()):
         raise RuntimeError('ip_netns absent left namespaces behind')
-    rows = []
     for step, run in (('converge (netns only)', up), ('teardown (netns only)', down)):
         rows.append(dict(method='community.general.ip_netns loop', step=step, n=n, wall=run.wall,
                          module=run.module_time(prefix='community.general.ip_netns'), tasks=run.task_count(),
                          module_runs=run.module_runs(prefix='community.general.ip_netns'),
                          changed=run.changed()))
-    return rows
 
 
-def fleet_step(host, hosts, verify):
+def fleet_step(host, hosts, cross_host, rows, notes):
+    """site.yml, its re-run, verify.yml and teardown.yml on H lab hosts over SSH. verify.yml pings
+    from every namespace at once; with the full matrix (gateway, internet, every other host) that is
+    H x 50 x (H + 2) pings, which a 2-core machine cannot answer within ping's 1 s for H=20, so
+    cross_host=False keeps it to the gateway and the internet."""
     log('fleet H=%d: lab up' % hosts)
     lab_dir = os.path.join(host.tmp, 'lab%d' % hosts)
     sh([sys.executable, LAB_PY, 'up', '--hosts', str(hosts), '--dir', lab_dir, '--timeout', '60'])
@@ -360,29 +368,32 @@ def fleet_step(host, hosts, verify):
         base = {'linuxnet_netns_namespaces': FLEET_NAMESPACES, 'linuxnet_netns_host_gw': True,
                 'linuxnet_netns_install_deps': False}
         site = os.path.join(REPO, 'playbooks', 'site.yml')
+
+        def row(step, run):
+            rows.append(dict(method='fleet', step=step, hosts=hosts, n=FLEET_NAMESPACES, wall=run.wall,
+                             module=run.max_host_module_time(), tasks=run.task_count(),
+                             tasks_equal=len(set(run.task_count(h, run_once=False) for h in run.hosts())) == 1,
+                             changed=run.changed(), failed=run.failed()))
         log('fleet H=%d: site.yml' % hosts)
-        converge = host.playbook(site, base, inventory, forks=hosts)
+        row('converge', host.playbook(site, base, inventory, forks=hosts))
         log('fleet H=%d: re-run' % hosts)
-        rerun = host.playbook(site, base, inventory, forks=hosts)
-        checked = None
-        if verify:
-            log('fleet H=%d: verify.yml' % hosts)
-            checked = host.playbook(os.path.join(REPO, 'playbooks', 'verify.yml'),
-                                    dict(base, linuxnet_netns_verify_internet=INTERNET), inventory, forks=hosts)
+        row('re-run', host.playbook(site, base, inventory, forks=hosts))
+        log('fleet H=%d: verify.yml' % hosts)
+        checked = host.playbook(os.path.join(REPO, 'playbooks', 'verify.yml'),
+                                dict(base, linuxnet_netns_verify_internet=INTERNET,
+                                     linuxnet_netns_verify_cross_host=cross_host),
+                                inventory, forks=hosts, check=False)
+        row('verify (gateway, internet%s)' % (', every other host' if cross_host else ''), checked)
+        if checked.rc:
+            misses = [line for line in checked.output.splitlines() if 'no answer' in line]
+            notes.append('fleet H=%d: verify.yml failed on %d hosts%s' % (
+                hosts, checked.failed(), (': ' + misses[0][:300] + ' ...') if misses else ''))
         log('fleet H=%d: teardown.yml' % hosts)
-        down = host.playbook(os.path.join(REPO, 'playbooks', 'teardown.yml'), base, inventory, forks=hosts)
+        row('teardown', host.playbook(os.path.join(REPO, 'playbooks', 'teardown.yml'), base, inventory,
+                                      forks=hosts))
     finally:
         log('fleet H=%d: lab down' % hosts)
         sh([sys.executable, LAB_PY, 'down', '--dir', lab_dir, '--purge'], check=False)
-    rows = []
-    for step, run in (('converge', converge), ('re-run', rerun), ('verify', checked), ('teardown', down)):
-        if run is None:
-            continue
-        rows.append(dict(method='fleet', step=step, hosts=hosts, n=FLEET_NAMESPACES, wall=run.wall,
-                         module=run.max_host_module_time(), tasks=run.task_count(),
-                         tasks_equal=len(set(run.task_count(h) for h in run.hosts())) == 1,
-                         changed=run.changed(), failed=run.failed()))
-    return rows
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,7 +487,7 @@ def main_table(rows):
 
 
 def fleet_table(rows):
-    header = ['hosts', 'namespaces/host', 'step', 'tasks/host (all equal)', 'module s (slowest host)', 'wall s',
+    header = ['hosts', 'namespaces/host', 'step', 'tasks/host (all equal but run_once)', 'module s (slowest host)', 'wall s',
               'changed', 'failed']
     lines = [[str(r['hosts']), str(r['n']), r['step'], '%d (%s)' % (r['tasks'], 'yes' if r['tasks_equal'] else 'NO'),
               fmt(r['module']), fmt(r['wall']), str(r['changed']), str(r['failed'])]
@@ -538,7 +549,7 @@ def plot(rows, path, title):
         ax = axes[0][1]
         for step, style, color in (('converge', 'o-', 'tab:blue'), ('re-run', '^-', 'tab:green'),
                                    ('verify', 's-', 'tab:orange'), ('teardown', 'v-', 'tab:olive')):
-            points = sorted((r['hosts'], r['wall']) for r in fleet if r['step'] == step)
+            points = sorted((r['hosts'], r['wall']) for r in fleet if r['step'].split(' ')[0] == step)
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color,
                         label='%s.yml wall' % {'converge': 'site', 're-run': 'site (re-run)'}.get(step, step))
@@ -699,8 +710,6 @@ def main():
     os.makedirs(out_dir, exist_ok=True)
 
     notes = []
-    if args.quick:
-        notes.append('--quick: the command loop ran at N=10 only; its N=100 row is extrapolated.')
     if args.smoke:
         notes.append('--smoke: N=5 only, a check that the benchmark runs, not a measurement.')
     env = environment(args.python)
@@ -708,30 +717,45 @@ def main():
     rows = []
     host = None
     started = time.perf_counter()
+    failures = []
+
+    def attempt(label, fn, *fargs):
+        """One step; a failure is reported (table, notes, exit status) and the run goes on."""
+        try:
+            return fn(*fargs)
+        except Exception as exc:  # noqa: BLE001 - any failure of a step is reported, then the next runs
+            text = str(exc).strip() or exc.__class__.__name__
+            log('%s FAILED: %s' % (label, text[-3000:]))
+            failures.append('%s FAILED: %s' % (label, text.splitlines()[0][:300]))
+            cleanup_local()
+            return None
     try:
         host = Host(tmp)
         for n in sizes:
-            rows += role_step(host, args.python, n)
-            rows += floor_step(tmp, n)
+            attempt('role N=%d' % n, role_step, host, args.python, n, rows)
+            rows += attempt('ip -batch N=%d' % n, floor_step, tmp, n) or []
         measured_loops = []
         for n in loop_sizes:
-            row = loop_step(host, args.python, n)
-            rows.append(row)
-            measured_loops.append(row)
+            row = attempt('command loop N=%d' % n, loop_step, host, args.python, n)
+            if row:
+                rows.append(row)
+                measured_loops.append(row)
         if measured_loops and not args.smoke:
             biggest = max(measured_loops, key=lambda r: r['n'])
             for n in (100,):
                 if n > biggest['n'] and n in sizes:
                     rows.append(extrapolate_loop(biggest, n))
+                    notes.append('The command loop ran at N=%d only; its N=%d row is extrapolated from it.'
+                                 % (biggest['n'], n))
         if ip_netns:
             if community_general_available():
                 for n in ip_netns:
-                    rows += ip_netns_step(host, args.python, n)
+                    attempt('community.general.ip_netns N=%d' % n, ip_netns_step, host, args.python, n, rows)
             else:
                 notes.append('community.general is not installed, so community.general.ip_netns was not '
                              'measured (`pip install ansible` brings it: a 54 MB wheel).')
         for hosts in fleet:
-            rows += fleet_step(host, hosts, verify=True)
+            attempt('fleet H=%d' % hosts, fleet_step, host, hosts, hosts <= 5, rows, notes)
     finally:
         if host:
             host.close()
@@ -740,6 +764,7 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
     env['load_end'] = open('/proc/loadavg').read().split()[:3]
     env['seconds'] = time.perf_counter() - started
+    notes[:0] = failures
     notes.append('The whole benchmark took %.0f s.' % env['seconds'])
     title = 'linuxnet.netns bridge recipe - %s, %d CPUs, engine %s' % (env['date'], env['cpus'],
                                                                      env['engine commit'].split(' ')[0])
@@ -755,6 +780,9 @@ def main():
     left = netns_names()
     if left:
         log('left behind (the nested namespace removes them on exit): %s' % left[:10])
+    if failures:
+        log('%d step(s) failed:\n  %s' % (len(failures), '\n  '.join(failures)))
+        sys.exit(1)
 
 
 if __name__ == '__main__':

@@ -1,6 +1,6 @@
 # -*- coding: utf-8 -*-
 """Aggregate callback for bench/run.py: each task result per host (start, end, duration, action,
-changed, status, loop items) and the play recap, written as JSON to $LINUXNET_BENCH_TIMINGS when
+changed, status, loop items, run_once) and the play recap, written as JSON to $LINUXNET_BENCH_TIMINGS when
 the playbook ends. Like ansible.posix.profile_tasks, but machine-readable and per host.
 
 Enable with ANSIBLE_CALLBACK_PLUGINS=bench/callback_plugins ANSIBLE_CALLBACKS_ENABLED=linuxnet_bench.
@@ -57,6 +57,7 @@ class CallbackModule(CallbackBase):
             'status': status,
             'changed': bool(res.get('changed', False)),
             'items': len(res['results']) if isinstance(res.get('results'), list) else None,
+            'run_once': bool(task.run_once),
             'start': start,
             'end': end,
             'duration': end - start,
