@@ -95,8 +95,8 @@ def _request(msg_type, flags, spec, oif, what, ignore=()):
     return _nl.Request(data, what, ignore)
 
 
-def _connected(view, oif):
-    return [iface.network for index, iface in view.addresses if oif is None or index == oif]
+def _family(spec):
+    return socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6
 
 
 def plan_routes(plan, reader, specs):
@@ -105,7 +105,7 @@ def plan_routes(plan, reader, specs):
         require_namespace(reader, spec.ns, spec.param + '.netns')
         view = reader.view(spec.ns)
         wanted = S.route_key(spec.dest, spec.table, spec.metric)
-        current = next((route for route in view.routes if route.key == wanted), None)
+        current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)
         before = _route_state(current, view, spec.dev is not None)
         if spec.state == 'absent':
             if current is not None:
@@ -123,8 +123,9 @@ def plan_routes(plan, reader, specs):
                 raise PlanError('%s.dev=%r: no such interface in %s' % (spec.param, spec.dev, where(spec.ns)))
             oif = link.index
         if spec.gateway is not None and not spec.onlink and not spec.gateway.is_link_local:
-            nets = _connected(view, oif)
-            if not any(spec.gateway in net for net in nets):
+            connected = [a for a in view.addresses_of(_family(spec)) if oif is None or a.index == oif]
+            if not any(a.contains(spec.gateway) for a in connected):
+                nets = [a.iface.network for a in view.addresses if oif is None or a.index == oif]
                 raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
                                 'address in that subnet first, or set onlink: true' % (
                                     spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',

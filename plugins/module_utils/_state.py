@@ -117,14 +117,33 @@ class NsView(object):
         self.session = session
         self.name = name
         self.exists = exists
-        self._links = self._by_index = self._addresses = self._routes = None
+        self._links = self._by_index = self._addresses = None
+        self._by_family = {}
+
+    def _read(self, kind, family):
+        """One dump of `kind` (addresses, routes) of one family (0: all), remembered; a dump of all
+        families answers for each family too."""
+        key = (kind, family)
+        if key not in self._by_family:
+            if (kind, 0) in self._by_family:
+                self._by_family[key] = [x for x in self._by_family[(kind, 0)] if x.family == family]
+            elif not self.exists:
+                self._by_family[key] = []
+            else:
+                reader = read_addresses if kind == 'addresses' else read_routes
+                self._by_family[key] = reader(self.session, self.name, family)
+        return self._by_family[key]
 
     @property
     def addresses(self):
-        """[(ifindex, ip_interface)], IPv6 link-local addresses left out."""
-        if self._addresses is None:
-            self._addresses = read_addresses(self.session, self.name) if self.exists else []
-        return self._addresses
+        """[Address], IPv6 link-local addresses left out."""
+        return self._read('addresses', 0)
+
+    def addresses_of(self, family):
+        return self._read('addresses', family)
+
+    def routes_of(self, family):
+        return self._read('routes', family)
 
     @property
     def links(self):
@@ -132,10 +151,10 @@ class NsView(object):
             links = read_links(self.session, self.name, addresses=False) if self.exists else []
             self._links = dict((link.name, link) for link in links)
             self._by_index = dict((link.index, link) for link in links)
-            for index, iface in self.addresses:
-                link = self._by_index.get(index)
+            for addr in self.addresses:
+                link = self._by_index.get(addr.index)
                 if link is not None:
-                    link.addresses.append(iface)
+                    link.addresses.append(addr.iface)
         return self._links
 
     @property
@@ -146,27 +165,48 @@ class NsView(object):
 
     @property
     def routes(self):
-        if self._routes is None:
-            self._routes = read_routes(self.session, self.name) if self.exists else []
-        return self._routes
+        return self._read('routes', 0)
 
     def link_name(self, index):
         link = self.by_index.get(index)
         return link.name if link else None
 
 
-def read_addresses(session, ns):
+class Address(object):
+    """An interface address as the kernel reports it; the ipaddress object is built on demand."""
+
+    __slots__ = ('index', 'family', 'packed', 'prefixlen', '_iface')
+
+    def __init__(self, index, family, packed, prefixlen):
+        self.index, self.family, self.packed, self.prefixlen = index, family, packed, prefixlen
+        self._iface = None
+
+    @property
+    def iface(self):
+        if self._iface is None:
+            self._iface = ipaddress.ip_interface((ipaddress.ip_address(self.packed), self.prefixlen))
+        return self._iface
+
+    def contains(self, address):
+        """Whether `address` (an ipaddress address of the same family) is in this address's subnet."""
+        bits = len(self.packed) * 8
+        shift = bits - self.prefixlen
+        return (int(address) >> shift) == (int.from_bytes(self.packed, 'big') >> shift) if shift < bits else True
+
+
+def read_addresses(session, ns, family=0):
     found = []
-    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETADDR, bytes(_IFADDR.size)):
-        _family, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
+    body = _IFADDR.pack(family, 0, 0, 0, 0)
+    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETADDR, body):
+        afamily, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
         attrs = _nl.attributes(payload, _IFADDR.size)
         addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
-        if addr is None:
+        if addr is None or (family and afamily != family):
             continue
-        iface = ipaddress.ip_interface((ipaddress.ip_address(bytes(addr)), prefixlen))
-        if iface.version == 6 and iface.ip.is_link_local:
-            continue
-        found.append((index, iface))
+        addr = bytes(addr)
+        if afamily == socket.AF_INET6 and addr[0] == 0xfe and addr[1] & 0xc0 == 0x80:
+            continue  # link-local: every IPv6 interface has one, nobody declares it
+        found.append(Address(index, afamily, addr, prefixlen))
     return found
 
 
@@ -175,17 +215,20 @@ def read_links(session, ns, addresses=True):
         _nl.RTM_GETLINK, bytes(_IFINFO.size) + LINK_REQUEST_TAIL)]
     if addresses:
         by_index = dict((link.index, link) for link in links)
-        for index, iface in read_addresses(session, ns):
-            if index in by_index:
-                by_index[index].addresses.append(iface)
+        for addr in read_addresses(session, ns):
+            if addr.index in by_index:
+                by_index[addr.index].addresses.append(addr.iface)
     return links
 
 
-def read_routes(session, ns):
+def read_routes(session, ns, family=0):
     routes = []
-    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETROUTE, bytes(_RTMSG.size)):
+    body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
+    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETROUTE, body):
         route = Route(payload)
         if route.family not in (socket.AF_INET, socket.AF_INET6) or route.rtype != RTN_UNICAST:
+            continue
+        if family and route.family != family:
             continue
         if route.table == RT_TABLE_LOCAL:
             continue
