@@ -12,7 +12,8 @@ What is drawn, per host (a cluster):
 - veth pairs as thick edges between their two ends, across namespaces; a bridge's ports as dashed
   edges from the bridge;
 - each of our MASQUERADE rules as a red note, in its namespace, between the interface it leaves
-  through and the interfaces that hold addresses of its source prefix;
+  through and the interfaces that hold addresses of its source prefix; our other nf_tables rules
+  (the forward filter of sysctl_forward's restrict_to) summed up in the namespace's label;
 - the networks of the hosts' other interfaces (their uplinks) as shared ellipses, so a fleet on one
   underlay is one picture (routes via other hosts, as host-gw makes them, are in the labels).
 
@@ -26,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import re
 
 try:
     from ansible.errors import AnsibleFilterError
@@ -75,6 +77,39 @@ def _attrs(**attrs):
 
 def _on(value):
     return {True: 'on', False: 'off'}.get(value, '?')
+
+
+def _masquerades(info):
+    """Our MASQUERADE rules: the entries of netns_info's nat list with a source."""
+    return [rule for rule in info.get('nat') or [] if rule.get('source')]
+
+
+FORWARD = re.compile(r'comment "linuxnet:fwd-(src|dst|drop) ?([^"]*)"')
+COMMENT = re.compile(r'\s*comment "[^"]*"')
+
+
+def _filter_lines(rules):
+    """Our other nf_tables rules (sysctl_forward's restrict_to forward filter) in a few lines."""
+    prefixes, drop, other = [], False, []
+    for rule in rules:
+        text = str(rule.get('rule') or '')
+        match = FORWARD.search(text)
+        if match and match.group(1) == 'drop':
+            drop = True
+        elif match:
+            if match.group(2) not in prefixes:
+                prefixes.append(match.group(2))
+        else:
+            other.append('%s: %s' % (rule.get('chain'), COMMENT.sub('', text)))
+    lines = []
+    if prefixes:
+        lines.append('forwards only to and from:')
+        lines.extend('  ' + ', '.join(prefixes[i:i + 3]) for i in range(0, len(prefixes), 3))
+        if drop:
+            lines.append('  and drops the rest')
+    elif drop:
+        lines.append('forward filter drops all')
+    return lines + other
 
 
 def _is_info(value):
@@ -145,12 +180,14 @@ class _Diagram(object):
             lines.append(text)
         return lines
 
-    def cluster_label(self, title, state, size):
-        """The title in bold, then lo, forwarding and the routes via a gateway, left-justified."""
+    def cluster_label(self, title, state, size, rules):
+        """The title in bold, then lo, forwarding, the routes via a gateway and our nf_tables rules
+        other than MASQUERADE, left-justified."""
         forwarding = state.get('forwarding') or {}
         lines = ['lo %s, forwarding IPv4 %s, IPv6 %s' % (
             'up' if state.get('lo_up') else 'DOWN', _on(forwarding.get('ipv4')), _on(forwarding.get('ipv6')))]
         lines.extend(self.route_lines(state))
+        lines.extend(_filter_lines(rules))
         return _Html('<FONT POINT-SIZE="%s"><B>%s</B></FONT><BR ALIGN="LEFT"/>%s' % (
             size, _html_text(title), ''.join('%s<BR ALIGN="LEFT"/>' % _html_text(line) for line in lines)))
 
@@ -178,7 +215,8 @@ class _Diagram(object):
 
     def nat_node(self, depth, host, rule):
         self.emit(depth, '"%s" %s;' % (_escape(self.nat_id(host, rule)), _attrs(
-            label='MASQUERADE\n%s\nout %s' % (rule.get('source'), rule.get('out_interface')),
+            label='\n'.join(['MASQUERADE', str(rule.get('source')), 'out %s' % rule.get('out_interface')] + [
+                'not to %s' % dest for dest in rule.get('exclude_destinations') or []]),
             shape='note', color=COLORS['nat'], fontcolor=COLORS['nat'])))
 
     def nat_id(self, host, rule):
@@ -206,19 +244,21 @@ class _Diagram(object):
         return body
 
     def host(self, depth, host, info):
-        nat = {}
+        nat, rules = {}, {}
         for rule in info.get('nat') or []:
-            nat.setdefault(rule.get('netns'), []).append(rule)
+            (nat if rule.get('source') else rules).setdefault(rule.get('netns'), []).append(rule)
 
         def host_body(d):
             for ns, state in self.spaces(info):
                 if ns is None:
                     self.space_body(host, None, state, nat.get(None, []))(d)
                 else:
-                    self.cluster(d, '%s|%s' % (host, ns), self.cluster_label('netns %s' % ns, state, 11),
+                    self.cluster(d, '%s|%s' % (host, ns), self.cluster_label('netns %s' % ns, state, 11,
+                                                                             rules.get(ns, [])),
                                  COLORS['netns'], self.space_body(host, ns, state, nat.get(ns, [])))
 
-        self.cluster(depth, host + '|', self.cluster_label(host or 'host', info.get('host') or {}, 14),
+        self.cluster(depth, host + '|', self.cluster_label(host or 'host', info.get('host') or {}, 14,
+                                                           rules.get(None, [])),
                      COLORS['host'], host_body)
 
     # edges, written top (tail) to bottom (head): network, uplink, NAT, bridge, port, namespace end
@@ -237,7 +277,7 @@ class _Diagram(object):
                         continue
                     network = self.networks.setdefault(iface.network, 'network|%s' % iface.network)
                     out.append(self.edge(network, self.node_id(host, ns, name)))
-        for rule in info.get('nat') or []:
+        for rule in _masquerades(info):
             ns, nat = rule.get('netns'), self.nat_id(host, rule)
             out_node = self.nodes.get((host, ns, rule.get('out_interface')))
             if out_node:

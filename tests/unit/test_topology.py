@@ -1,8 +1,10 @@
 """The topology_dot filter (plugins/filter/topology.py): netns_info facts -> Graphviz DOT text.
 
-Works on a real netns_info result (fixtures/netns_info_lab1.json: one lab host after the
-bridge_network role, two namespaces on a bridge, MASQUERADE out eth0). Where Graphviz's `dot` is
-installed, the text is also given to it, which is the real test of its syntax."""
+Works on real netns_info results (fixtures/netns_info_lab.json: the three hosts of the lab fleet,
+as registered, after playbooks/site.yml with host-gw routing: on each, two namespaces on a bridge,
+MASQUERADE out eth0 except to the other hosts' subnets, routes to them, and the forward filter of
+sysctl_forward's restrict_to). Where Graphviz's `dot` is installed, the text is also given to it,
+which is the real test of its syntax."""
 import copy
 import json
 import os
@@ -14,7 +16,8 @@ import sys
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'netns_info_lab1.json')
+FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'netns_info_lab.json')
+SUBNETS = {'lab1': '10.200.9', 'lab2': '10.200.162', 'lab3': '10.200.244'}
 DOT = shutil.which('dot')
 
 
@@ -33,19 +36,13 @@ def T():
     return topology
 
 
-def lab1():
+def fleet():
     with open(FIXTURE) as handle:
         return json.load(handle)
 
 
-def other_host(info, third_octet, address):
-    """The same host, renumbered: its own subnet and underlay address."""
-    text = json.dumps(info).replace('10.200.9.', '10.200.%d.' % third_octet).replace('192.0.2.11', address)
-    return json.loads(text)
-
-
-def fleet():
-    return {'lab1': lab1(), 'lab2': other_host(lab1(), 7, '192.0.2.12'), 'lab3': other_host(lab1(), 5, '192.0.2.13')}
+def lab1():
+    return fleet()['lab1']
 
 
 def nodes(dot):
@@ -91,8 +88,12 @@ def test_one_host_clusters_interfaces_and_edges(tmp_path):
     nat = [node for node in found if 'masquerade' in node]
     assert nat == ['lab1||masquerade 10.200.9.0/24 eth0']
     assert ('lab1||eth0', nat[0]) in drawn and (nat[0], 'lab1||lnbr0') in drawn
-    # the namespaces' routes and forwarding are in their labels
+    assert 'not to 10.200.162.0/24\\nnot to 10.200.244.0/24' in found[nat[0]]
+    # forwarding, routes (host-gw) and the forward filter are in the labels
     assert 'default via 10.200.9.1 dev eth0' in dot and 'forwarding IPv4 on, IPv6 off' in dot
+    assert '10.200.162.0/24 via 192.0.2.12 dev eth0' in dot
+    assert 'forwards only to and from:<BR ALIGN="LEFT"/>  10.200.9.0/24, 10.200.162.0/24, 10.200.244.0/24' \
+           '<BR ALIGN="LEFT"/>  and drops the rest' in dot
     svg = render(dot, tmp_path)
     if svg is not None:
         assert 'MASQUERADE' in svg and 'lnns2' in svg
@@ -114,21 +115,24 @@ def test_fleet_shares_the_underlay_network(tmp_path):
     found = nodes(dot)
     assert [node for node in found if node.startswith('network|')] == ['network|192.0.2.0/24']
     assert [tail for tail, head in edges(dot) if tail == 'network|192.0.2.0/24'] == ['network|192.0.2.0/24'] * 3
-    assert 'lab2|lnns1|eth0' in found and '10.200.7.2/24' in found['lab2|lnns1|eth0']
+    for host, subnet in SUBNETS.items():
+        assert '%s.2/24' % subnet in found['%s|lnns1|eth0' % host]
+        assert ('%s||lnv1' % host, '%s|lnns1|eth0' % host) in edges(dot)
     render(dot, tmp_path)
 
 
-def test_registered_result_and_routes_via_other_hosts():
-    facts = fleet()
-    facts['lab1']['host']['routes'].append(
-        {'dest': '10.200.7.0/24', 'gateway': '192.0.2.12', 'dev': 'eth0', 'metric': 0, 'table': 254})
-    facts['lab1']['host']['routes'].append(
+def test_routes_and_other_rules():
+    info = lab1()
+    info['host']['routes'].append(
         {'dest': '10.9.0.0/16', 'gateway': '192.0.2.99', 'dev': 'eth0', 'metric': 5, 'table': 100})
-    facts['lab1'].update(changed=False, failed=False, invocation={'module_args': {}})  # as registered
-    dot = T().topology_dot(facts)
-    assert '10.200.7.0/24 via 192.0.2.12 dev eth0' in dot
+    info['host']['routes'].append({'dest': '10.8.0.0/16', 'gateway': None, 'dev': 'eth0', 'metric': 0, 'table': 254})
+    info['nat'] = [rule for rule in info['nat'] if 'fwd-drop' not in rule['rule']] + [
+        {'chain': 'forward', 'netns': None, 'rule': 'tcp dport 22 accept comment "linuxnet:other"', 'verified': True}]
+    dot = T().topology_dot(info)
     assert '10.9.0.0/16 via 192.0.2.99 dev eth0 table 100' in dot
+    assert '10.8.0.0/16' not in dot, 'connected routes are not listed'
     assert 'fe80' not in dot, 'no link-local routes or addresses'
+    assert 'and drops the rest' not in dot and 'forward: tcp dport 22 accept<BR' in dot
 
 
 def test_down_mtu_outside_peer_and_empty_namespace(tmp_path):
