@@ -90,6 +90,10 @@ def plan_netns(plan, reader, items):
         key = 'netns %s' % ns.name
         if ns.state == 'absent':
             if not exists:
+                if _nl.os.path.lexists(_nl.netns_path(ns.name)):
+                    # a bare file where a namespace was being made or removed by a killed run
+                    plan.add(P.NETNS_DELETE, None, 'remove %s (no namespace mounted there)' % _nl.netns_path(ns.name),
+                             call=lambda session, name=ns.name: session.delete(name))
                 results.append({'name': ns.name, 'state': 'absent'})
                 continue
             view = reader.view(ns.name)

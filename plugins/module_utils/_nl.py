@@ -419,7 +419,14 @@ class Namespaces(object):
             self._prepare_run_dir()
             Namespaces._run_dir_ready = True
         path = netns_path(name)
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
+        except OSError as exc:
+            if exc.errno != errno.EEXIST or name in self.mounted():
+                raise
+            # a bare file, no namespace mounted on it: left by a run killed between the two steps
+            # (or by `ip netns add` killed likewise); the caller holds the lock, so take it over
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         os.close(fd)
         lib = libc()
         try:
