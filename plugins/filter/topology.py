@@ -225,8 +225,9 @@ class _Diagram(object):
     def cluster(self, depth, cluster_id, label, fill, body):
         # labels at the bottom: edges come in from the top, so they never cross a label
         self.emit(depth, 'subgraph "cluster_%s" {' % _escape(cluster_id))
-        self.emit(depth + 1, 'graph %s;' % _attrs(label=label, style='rounded,filled', fillcolor=fill,
-                                                   color='grey50', labeljust='l', labelloc='b', fontsize='10'))
+        attrs = _attrs(label=label, style='rounded,filled', fillcolor=fill, color='grey50', labeljust='l',
+                       labelloc='b', fontsize='10')
+        self.emit(depth + 1, 'graph %s;' % attrs)
         body(depth + 1)
         self.emit(depth, '}')
 
@@ -311,8 +312,8 @@ class _Diagram(object):
     def render(self, title, legend):
         self.index()
         self.emit(0, 'graph "linuxnet.netns" {')
-        self.emit(1, 'graph %s;' % _attrs(label=title, labelloc='t', fontname='Helvetica', fontsize='16',
-                                           rankdir='TB', nodesep='0.25', ranksep='0.45', newrank='true'))
+        self.emit(1, 'graph %s;' % _attrs(label=title, labelloc='t', fontname='Helvetica', fontsize='16', rankdir='TB',
+                                          nodesep='0.25', ranksep='0.45', newrank='true'))
         self.emit(1, 'node %s;' % _attrs(shape='box', fontname='Helvetica', fontsize='10', margin='0.1,0.04'))
         self.emit(1, 'edge %s;' % _attrs(fontname='Helvetica', fontsize='9'))
         edges = []
