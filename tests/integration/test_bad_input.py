@@ -468,7 +468,7 @@ def run_role(collections, tmp_factory, outcomes):
             ['nsenter', '--net=/run/netns/' + state.host.name,
              os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'), '-i', str(inventory),
              os.path.join(REPO, 'playbooks', 'site.yml')],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env, check=False)
         after = state.snapshot()
         change = describe_change(state.baseline, after) if after != state.baseline else None
         fatal = dict((m.group(1), m.group(2)) for m in FATAL.finditer(out.stdout))
