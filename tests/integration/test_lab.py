@@ -30,7 +30,7 @@ def lab_cmd(*args, check=True, env=None, timeout=60):
     """Run lab.py with this interpreter; return the CompletedProcess."""
     proc = subprocess.run(
         [sys.executable, str(LAB_PY), *args],
-        capture_output=True, text=True, env=env, timeout=timeout,
+        capture_output=True, text=True, env=env, timeout=timeout, check=False,
     )
     if check:
         assert proc.returncode == 0, f"lab.py {' '.join(args)} -> {proc.returncode}: {proc.stderr}{proc.stdout}"
@@ -134,7 +134,7 @@ def test_ansible_reaches_every_host_over_ssh(lab):
         pytest.skip("ansible CLI not found")
     env = dict(os.environ, ANSIBLE_NOCOLOR="1", ANSIBLE_DEPRECATION_WARNINGS="0")
     ping = subprocess.run([ansible, "-i", str(lab.inventory), "lab", "-m", "ansible.builtin.ping"],
-                          capture_output=True, text=True, env=env, timeout=120, cwd=lab.dir)
+                          capture_output=True, text=True, env=env, timeout=120, cwd=lab.dir, check=False)
     assert ping.returncode == 0, ping.stdout + ping.stderr
     for name in HOSTS:
         assert re.search(rf"^{name} \| SUCCESS", ping.stdout, re.M), ping.stdout
@@ -142,7 +142,7 @@ def test_ansible_reaches_every_host_over_ssh(lab):
     who = subprocess.run(
         [ansible, "-i", str(lab.inventory), "lab", "-m", "ansible.builtin.command",
          "-a", "sh -c 'echo $(hostname) $SSH_CONNECTION'"],
-        capture_output=True, text=True, env=env, timeout=120, cwd=lab.dir)
+        capture_output=True, text=True, env=env, timeout=120, cwd=lab.dir, check=False)
     assert who.returncode == 0, who.stdout + who.stderr
     for name, address in ADDRESSES.items():
         assert re.search(rf"^{name} 192\.0\.2\.254 \d+ {re.escape(address)} 22$", who.stdout, re.M), who.stdout
@@ -152,7 +152,7 @@ def test_each_host_has_its_own_hostname(lab):
     for name in HOSTS:
         assert lab.exec(name, "hostname").stdout.strip() == name
     assert lab.exec("router", "hostname").stdout.strip() == "router"
-    assert subprocess.run(["hostname"], capture_output=True, text=True).stdout.strip() not in HOSTS
+    assert subprocess.run(["hostname"], capture_output=True, text=True, check=False).stdout.strip() not in HOSTS
 
 
 def test_each_host_has_its_own_run_netns_and_sysctl_d(lab):
@@ -183,7 +183,7 @@ def test_hosts_reach_the_internet_echo_through_the_router_with_their_own_address
     assert lab_cmd("probe", "--dir", str(lab.dir), "lab2", "--udp").stdout.strip() == "192.0.2.12"
     assert lab_cmd("probe", "--dir", str(lab.dir), "bystander").stdout.strip() == "192.0.2.200"
     # The sandbox (controller) itself has no route to the internet: only hosts use the router.
-    assert subprocess.run(["ip", "route", "get", "198.51.100.2"], capture_output=True).returncode != 0
+    assert subprocess.run(["ip", "route", "get", "198.51.100.2"], capture_output=True, check=False).returncode != 0
 
 
 def test_lab_py_refuses_outside_the_sandbox(tmp_path):
@@ -199,7 +199,7 @@ def test_down_leaves_no_processes_namespaces_or_interfaces(lab):
     nodes = dict(state["hosts"], router=state["router"], internet=state["internet"], bystander=state["bystander"])
     pids = [node["pid"] for node in nodes.values()]
     inodes = {(kind, ns_inode(pid, kind)) for pid in pids for kind in ("net", "mnt", "uts")}
-    assert None not in {inode for _, inode in inodes}
+    assert None not in {inode for _name, inode in inodes}
     in_lab = processes_in(inodes)
     assert set(pids) <= set(in_lab)
 
@@ -209,7 +209,7 @@ def test_down_leaves_no_processes_namespaces_or_interfaces(lab):
     assert [pid for pid in in_lab if is_running(pid)] == []
     assert processes_in(inodes) == []
     assert not {link for link in sandbox_links() if link.startswith("lab-")}
-    addresses = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True).stdout
+    addresses = subprocess.run(["ip", "-o", "addr", "show"], capture_output=True, text=True, check=False).stdout
     assert "192.0.2." not in addresses and "198.51.100." not in addresses
     assert not (lab.dir / "lab.json").exists() and not (lab.dir / "inventory.yml").exists()
     assert "nothing to do" in lab.down().stdout  # a second down is a no-op
