@@ -56,7 +56,7 @@ class Netns(object):
 
     def run(self, *argv, **kw):
         out = subprocess.run(['ip', 'netns', 'exec', self.name] + list(argv), stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, universal_newlines=True, **kw)
+                             stderr=subprocess.PIPE, universal_newlines=True, check=False, **kw)
         if out.returncode:
             raise AssertionError('%s failed: %s%s' % (' '.join(argv), out.stdout, out.stderr))
         return out.stdout
