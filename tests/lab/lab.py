@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/env python
 """Lab fleet for linuxnet.netns: "hosts" made of Linux namespaces, each running a real sshd.
 
 Everything here runs inside the throwaway sandbox made by ``tests/sandbox.sh`` (which sets
@@ -183,7 +183,7 @@ def sandbox_identity() -> dict[str, int | None]:
 
 def run(argv: list[str], *, input_text: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
     """Run *argv*, capturing output; raise LabError naming the command when it fails."""
-    proc = subprocess.run(argv, input=input_text, capture_output=True, text=True)
+    proc = subprocess.run(argv, input=input_text, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip()
         raise LabError(f"`{shlex.join(argv)}` failed with exit code {proc.returncode}: {detail}")
@@ -850,7 +850,7 @@ def cmd_probe(args) -> int:
     node = find_node(validate_state_dir(args.dir), args.node)
     probe = [sys.executable, str(Path(__file__).resolve()), "_probe", "--address", args.address,
              "--port", str(args.port), "--timeout", str(args.timeout)] + (["--udp"] if args.udp else [])
-    proc = subprocess.run(nsenter_argv(node, probe), capture_output=True, text=True)
+    proc = subprocess.run(nsenter_argv(node, probe), capture_output=True, text=True, check=False)
     sys.stdout.write(proc.stdout)
     sys.stderr.write(proc.stderr)
     return proc.returncode
@@ -981,7 +981,7 @@ def cmd_probe_inner(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lab.py",
-        description=__doc__.split("\n\n")[0] + " Runs only inside tests/sandbox.sh.",
+        description=__doc__.split("\n\n", maxsplit=1)[0] + " Runs only inside tests/sandbox.sh.",
         epilog=__doc__.split("\n", 2)[2],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -992,7 +992,8 @@ def build_parser() -> argparse.ArgumentParser:
         if dir_required:
             p.add_argument("--dir", required=True, metavar="STATE_DIR", help="state directory (created if missing)")
         p.add_argument("--prefix", default="lab", help="name prefix: hosts PREFIX1..PREFIXN, bridge PREFIX-br0, ports PREFIX-hI (default: lab)")
-        p.add_argument("--bystander", action="store_true", help=f"also start a plain underlay netns at {BYSTANDER_ADDRESS} (no sshd; default route via the router)")
+        p.add_argument("--bystander", action="store_true",
+                       help=f"also start a plain underlay netns at {BYSTANDER_ADDRESS} (no sshd; default route via the router)")
         p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for every sshd and the echo server (default 30)")
 
     p = sub.add_parser("up", help="build the lab and wait until every host accepts SSH",
