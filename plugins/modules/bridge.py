@@ -63,7 +63,9 @@ options:
       state: *state
   purge:
     description:
-      - Also delete every bridge this collection made (alias C(linuxnet.netns)), on the host and in the namespaces the call names, that the call does not declare. Bridges made by anything else (C(docker0), yours) are never touched.
+      - Also delete every bridge this collection made (alias C(linuxnet.netns)), on the host and in
+        the namespaces the call names, that the call does not declare. Bridges made by anything else
+        (C(docker0), yours) are never touched.
     type: bool
     default: false
 extends_documentation_fragment:
