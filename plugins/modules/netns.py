@@ -46,7 +46,9 @@ options:
       lo_up: *lo_up
   purge:
     description:
-      - Also remove every namespace this collection made (its C(lo) carries the alias C(linuxnet.netns)) that the call does not declare. Namespaces made by anything else are never touched.
+      - Also remove every namespace this collection made (its C(lo) carries the alias
+        C(linuxnet.netns)) that the call does not declare. Namespaces made by anything else are
+        never touched.
     type: bool
     default: false
 extends_documentation_fragment:
