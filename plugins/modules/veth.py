@@ -100,7 +100,9 @@ options:
       state: *state
   purge:
     description:
-      - Also delete every veth pair this collection made (alias C(linuxnet.netns)), on the host and in the namespaces the call names, that the call does not declare. Interfaces made by anything else are never touched.
+      - Also delete every veth pair this collection made (alias C(linuxnet.netns)), on the host and
+        in the namespaces the call names, that the call does not declare. Interfaces made by
+        anything else are never touched.
     type: bool
     default: false
 extends_documentation_fragment:
