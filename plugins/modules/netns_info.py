@@ -146,8 +146,7 @@ def main():
     except _module.V.ValidationError as exc:
         module.fail_json(msg=str(exc))
     _module.run(module, lambda plan, reader: _info.gather(
-        reader, query.namespaces, query.routes, query.nat, query.details),
-                read_only=True)
+        reader, query.namespaces, query.routes, query.nat, query.details), read_only=True)
 
 
 if __name__ == '__main__':
