@@ -27,6 +27,24 @@ options:
   ipv6: &ipv6
     description: C(net.ipv6.conf.all.forwarding). Omit to leave it as it is.
     type: bool
+  restrict_to: &restrict_to
+    description:
+      - Forward only traffic from or to these prefixes (IPv4 or IPv6, for example V(10.200.1.0/24)), so
+        that turning forwarding on does not make the host a router for anyone else on its networks.
+      - A chain C(forward) in this collection's nf_tables table C(inet linuxnet_netns) accepts them and
+        drops the rest of the forwarded traffic. It is written before forwarding goes on, in the same run.
+      - V([]) removes those rules. Omit to leave them as they are.
+    type: list
+    elements: str
+  accept_in_drop_policies: &accept_in_drop_policies
+    description:
+      - With O(restrict_to), also give those prefixes scoped accepts at the head of each chain of other
+        tables that drops forwarded traffic (Docker's C(FORWARD DROP), through C(DOCKER-USER)), which would
+        otherwise drop what ours accepts. Those tables' own rules are never changed; our accepts carry
+        this collection's comment.
+      - V(false) leaves other tables alone.
+    type: bool
+    default: true
   persist: &persist
     description: Also write the values to O(persist_file). Host only.
     type: bool
@@ -43,6 +61,8 @@ options:
       netns: *netns
       ipv4: *ipv4
       ipv6: *ipv6
+      restrict_to: *restrict_to
+      accept_in_drop_policies: *accept_in_drop_policies
       persist: *persist
       persist_file: *persist_file
 extends_documentation_fragment:
