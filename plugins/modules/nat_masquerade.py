@@ -32,6 +32,13 @@ options:
   out_interface: &out_interface
     description: Interface the traffic leaves through (the uplink), for example V(eth0).
     type: str
+  exclude_destinations: &exclude_destinations
+    description:
+      - Destinations to leave alone - traffic from O(source) to these prefixes keeps its own source
+        address (for example the other hosts' namespace subnets, reached through host-gw routes).
+      - Part of the rule - a rule with other exceptions is replaced.
+    type: list
+    elements: str
   netns: &netns
     description: Namespace whose ruleset holds the rule; omit for the host.
     type: str
@@ -47,6 +54,7 @@ options:
     suboptions:
       source: *source
       out_interface: *out_interface
+      exclude_destinations: *exclude_destinations
       netns: *netns
       state: *state
   purge:
