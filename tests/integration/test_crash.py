@@ -29,7 +29,8 @@ OWNER_ALIAS = 'linuxnet.netns'
 
 
 def phases(host):
-    """The cycle: (label, module, args), each call's pre-state being the previous call's result."""
+    """The cycle: (label, module, args, progress), each call's pre-state being the previous call's
+    result; `progress` names what grows or shrinks one by one as the call works (see Progress)."""
     names = [host.ns('c%d' % i) for i in range(N)]
     ends = [host.prefix + 'v%d' % i for i in range(N)]  # 7 + 1 + 3 <= 15 bytes
 
@@ -44,16 +45,37 @@ def phases(host):
              for i in range((N + 63) // 64) for j in range(4)]
     absent = [dict(item, state='absent') for item in pairs]
     return [
-        ('netns create', 'netns', {'namespaces': [{'name': n} for n in names]}),
-        ('veth create', 'veth', {'pairs': pairs}),
-        ('route create', 'netns_route', {'routes': routes}),
-        ('bridge create', 'bridge', {'bridges': bridges}),
-        ('nat create', 'nat_masquerade', {'rules': rules}),
-        ('nat remove', 'nat_masquerade', {'rules': [dict(r, state='absent') for r in rules]}),
-        ('bridge remove', 'bridge', {'bridges': [dict(b, state='absent') for b in bridges]}),
-        ('veth remove', 'veth', {'pairs': absent[:N // 2]}),
-        ('netns remove', 'netns', {'namespaces': [{'name': n, 'state': 'absent'} for n in names]}),
+        ('netns create', 'netns', {'namespaces': [{'name': n} for n in names]}, 'netns'),
+        ('veth create', 'veth', {'pairs': pairs}, 'links'),
+        ('route create', 'netns_route', {'routes': routes}, None),
+        ('bridge create', 'bridge', {'bridges': bridges}, 'links'),
+        ('nat create', 'nat_masquerade', {'rules': rules}, None),  # one atomic nf_tables batch
+        ('nat remove', 'nat_masquerade', {'rules': [dict(r, state='absent') for r in rules]}, None),
+        ('bridge remove', 'bridge', {'bridges': [dict(b, state='absent') for b in bridges]}, 'links'),
+        ('veth remove', 'veth', {'pairs': absent[:N // 2]}, 'links'),  # the other half goes with the namespaces
+        ('netns remove', 'netns', {'namespaces': [{'name': n, 'state': 'absent'} for n in names]}, 'netns'),
     ]
+FIRST_REMOVAL = 5
+
+
+class Progress(object):
+    """How far a call has got, read without disturbing it: the namespaces under /run/netns, or the
+    links of the host (through /proc/PID/net/dev of a process that sleeps in the host's namespace)."""
+
+    def __init__(self, host):
+        self.host = host
+        self.sleeper = subprocess.Popen(['nsenter', '--net=/run/netns/' + host.name, 'sleep', '3600'])
+
+    def netns(self):
+        return sum(1 for n in os.listdir('/run/netns') if n.startswith(self.host.prefix + '-c'))
+
+    def links(self):
+        with open('/proc/%d/net/dev' % self.sleeper.pid) as dev:
+            return len(dev.readlines()) - 2
+
+    def close(self):
+        self.sleeper.kill()
+        self.sleeper.wait()
 
 
 def start(host, name, args):
@@ -107,82 +129,132 @@ def unmarked(host, names):
     return bad
 
 
+def kill_at(proc, rng, how, duration, idle, progress, before, after):
+    """SIGKILL `proc` at a random point; returns a description of the point."""
+    if how == 'progress':
+        low, high = sorted((before, after))
+        target = rng.randint(low + 1, high - 1)
+        t = time.time()
+        while proc.poll() is None and time.time() - t < 60:
+            value = progress()
+            if (after > before and value >= target) or (after < before and value <= target):
+                break
+            time.sleep(0.0003)
+        proc.send_signal(signal.SIGKILL)
+        return 'at %d of %d..%d' % (target, before, after)
+    delay = rng.uniform(0, duration) if how == 'timed' else rng.uniform(min(idle, duration) * 0.9, duration)
+    time.sleep(delay)
+    proc.send_signal(signal.SIGKILL)
+    return 'after %.3f s' % delay
+
+
 def test_sigkill_during_large_applies(host, capsys):
-    figures = {'trials': 0, 'partial': 0, 'before_work': 0, 'after_work': 0, 'leftovers': 0}
+    figures = {'trials': 0, 'partial': 0, 'before_work': 0, 'after_work': 0, 'finished': 0, 'leftovers': 0}
     rng = random.Random('%s-%s' % (SEED, os.path.basename(host.python)))
-    pythons = len(_pythons())
-    trials = -(-TRIALS // pythons)
+    trials = -(-TRIALS // len(_pythons()))
     cycle = phases(host)
-    names = cycle[0][2]['namespaces']
+    names = [n['name'] for n in cycle[0][2]['namespaces']]
     started = time.time()
     problems = []
     fresh_routes = routes(host)
+    progress = Progress(host)
+    known_unmarked = set()
+    try:
+        # every call of the cycle run in full, then again with nothing to do: how long each takes (as
+        # the trials start it), how many actions it has and how far its progress measure goes
+        calibration = {}
+        for label, module, args, measure in cycle:
+            read = getattr(progress, measure) if measure else (lambda: 0)
+            before = read()
+            times = []
+            for _ in range(2):
+                t = time.time()
+                proc = start(host, module, args)
+                out, err = proc.communicate()
+                times.append(time.time() - t)
+                result = json.loads(out)
+                assert not result.get('failed'), result.get('msg')
+                if len(times) == 1:
+                    actions = len(result['actions'])
+            calibration[label] = dict(full=times[0], idle=times[1], actions=actions, before=before, after=read())
+        assert leftovers(host, fresh_routes) == []
 
-    # the duration of every call of the cycle, run in full (and the number of actions it takes)
-    full = {}
-    for label, module, args in cycle:
-        t = time.time()
-        result = host.ok(module, args)
-        full[label] = (time.time() - t, len(result['actions']))
-    assert leftovers(host, fresh_routes) == []
+        for trial in range(trials):
+            index = trial % len(cycle)
+            label, module, args, measure = cycle[index]
+            cal = calibration[label]
+            # a third of the kills at any time of the call (most of which is start-up: imports,
+            # arguments, the state read), the others while it changes things
+            if trial % 3 == 0:
+                how = 'timed'
+            elif measure and abs(cal['after'] - cal['before']) >= 2:
+                how = 'progress'
+            else:
+                how = 'timed-late'
+            proc = start(host, module, args)
+            point = kill_at(proc, rng, how, cal['full'], cal['idle'],
+                            getattr(progress, measure) if measure else None, cal['before'], cal['after'])
+            proc.communicate()
+            finished = proc.returncode != -signal.SIGKILL
+            what = 'trial %d (%s, killed %s)' % (trial, label, point)
 
-    for trial in range(trials):
-        label, module, args = cycle[trial % len(cycle)]
-        duration, actions = full[label]
-        delay = rng.uniform(0, duration)
-        proc = start(host, module, args)
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        out, err = proc.communicate()
-        finished = proc.returncode != -signal.SIGKILL
-
-        rerun = run(host, module, args)
-        if rerun.get('failed'):
-            problems.append('trial %d (%s, killed after %.3f s): the re-run failed: %s' % (
-                trial, label, delay, rerun.get('msg')))
-            rerun = run(host, module, args)  # to go on with the next trials
+            rerun = run(host, module, args)
             if rerun.get('failed'):
-                problems.append('trial %d (%s): a second re-run failed too: %s' % (trial, label, rerun.get('msg')))
-                break
-        done = len(rerun['actions'])
-        if finished or done == 0:
-            figures['after_work'] += 1
-        elif done >= actions:
-            figures['before_work'] += 1
-        else:
-            figures['partial'] += 1
-        third = run(host, module, args)
-        if third.get('failed') or third.get('changed'):
-            problems.append('trial %d (%s, killed after %.3f s): the third run %s: %s' % (
-                trial, label, delay, 'failed' if third.get('failed') else 'still changed',
-                third.get('msg') or third.get('actions')[:5]))
-        if label in ('veth create', 'bridge create'):
-            bad = unmarked(host, [n['name'] for n in names])
-            if bad:
-                problems.append('trial %d (%s, killed after %.3f s, %d of %d actions left): made but not marked '
-                                'ours: %s' % (trial, label, delay, done, actions, ', '.join(sorted(bad)[:6])))
-        if label == 'netns remove':
-            left = leftovers(host, fresh_routes)
-            figures['leftovers'] += len(left)
-            if left:
-                problems.append('trial %d (%s, killed after %.3f s): left over: %s' % (trial, label, delay, left[:6]))
-                host.cleanup()
-        figures['trials'] += 1
+                problems.append('%s: the re-run failed: %s' % (what, rerun.get('msg')))
+                rerun = run(host, module, args)  # to go on with the next trials
+                if rerun.get('failed'):
+                    problems.append('%s: a second re-run failed too: %s' % (what, rerun.get('msg')))
+                    break
+            left_to_do = len(rerun['actions'])
+            if os.environ.get('LINUXNET_CRASH_VERBOSE'):
+                with capsys.disabled():
+                    print('%s: rc %s, %d of %d actions left' % (what, proc.returncode, left_to_do, cal['actions']))
+            if finished:
+                figures['finished'] += 1
+            elif left_to_do == 0:
+                figures['after_work'] += 1
+            elif left_to_do >= cal['actions']:
+                figures['before_work'] += 1
+            else:
+                figures['partial'] += 1
+            third = run(host, module, args)
+            if third.get('failed') or third.get('changed'):
+                problems.append('%s: the third run %s: %s' % (
+                    what, 'failed' if third.get('failed') else 'still changed',
+                    third.get('msg') or third.get('actions')[:5]))
+            if label in ('veth create', 'bridge create'):
+                bad = set(unmarked(host, names)) - known_unmarked
+                known_unmarked.update(bad)
+                if bad:
+                    bad = sorted(bad, key=lambda n: ('(host)' not in n, n))
+                    problems.append('%s, %d of %d actions left for the re-run: %d interfaces made but not marked '
+                                    'ours (no alias %s), e.g. %s' % (what, left_to_do, cal['actions'], len(bad),
+                                                                     OWNER_ALIAS, ', '.join(bad[:3] + bad[-2:])))
+            if label == 'netns remove':
+                left = leftovers(host, fresh_routes)
+                figures['leftovers'] += len(left)
+                if left:
+                    problems.append('%s: left over: %s' % (what, left[:6]))
+                    host.cleanup()
+                known_unmarked.clear()
+            figures['trials'] += 1
 
-    # tear down whatever the last trial left, then nothing may remain
-    for label, module, args in cycle[len(cycle) - 4:]:
-        result = run(host, module, args)
-        if result.get('failed'):
-            problems.append('teardown (%s) failed: %s' % (label, result.get('msg')))
+        # finish the teardown from where the last trial stopped, then nothing may remain
+        for label, module, args, measure in cycle[max(FIRST_REMOVAL, index + 1):]:
+            result = run(host, module, args)
+            if result.get('failed'):
+                problems.append('teardown (%s) failed: %s' % (label, result.get('msg')))
+    finally:
+        progress.close()
     left = leftovers(host, fresh_routes)
     figures['leftovers'] += len(left)
-    figures['seconds'] = time.time() - started
     with capsys.disabled():
-        print('\ncrash [%s]: seed %s, %d trials of N=%d (%s), kills landing: %d before any change, %d mid-apply, '
-              '%d after the last change; leftovers found: %d; problems: %d; %.1f s' % (
-                  os.path.basename(host.python), SEED, figures['trials'], N,
-                  ', '.join('%s %.2fs/%d' % (k, v[0], v[1]) for k, v in full.items()),
-                  figures['before_work'], figures['partial'], figures['after_work'], figures['leftovers'],
-                  len(problems), figures['seconds']))
+        print('\ncrash [%s]: seed %s, %d trials of N=%d, kills landing: %d before any change, %d mid-apply, '
+              '%d after the last change, %d too late (the call had finished); leftovers found: %d; '
+              'problems: %d; %.1f s\n  calls in full / with nothing to do: %s' % (
+                  os.path.basename(host.python), SEED, figures['trials'], N, figures['before_work'],
+                  figures['partial'], figures['after_work'], figures['finished'], figures['leftovers'],
+                  len(problems), time.time() - started,
+                  ', '.join('%s %.2f/%.2f s' % (k, v['full'], v['idle']) for k, v in calibration.items())))
     assert not problems, '\n'.join(problems)
     assert left == [], left
