@@ -34,6 +34,8 @@ _IFINFO = struct.Struct('=BxHiII')
 _IFADDR = struct.Struct('=BBBBI')
 _RTMSG = struct.Struct('=BBBBBBBBI')
 _U32 = struct.Struct('=I')
+_RTGEN = struct.Struct('=Bxxx')
+NETNSA_NSID, NETNSA_FD = 1, 3
 _S32 = struct.Struct('=i')
 
 # link requests: no statistics (the kernel skips gathering them, and the answer is smaller)
@@ -273,13 +275,12 @@ class Reader(object):
         if key not in self._nsids:
             fd = self.session.home if target_ns is None else self.session.open_fd(target_ns)
             try:
-                reply = self.session.rtnl(from_ns).dump(
-                    _nl.nsidmsg, _nl.RTM_GETNSID, attrs=[('NETNSA_FD', fd)], flags=0)
+                reply = self.session.rtnl(from_ns).dump_raw(
+                    _nl.RTM_GETNSID, _RTGEN.pack(0) + _nl.nla(NETNSA_FD, _U32.pack(fd)), flags=0)
             finally:
                 if target_ns is not None:
                     _nl.os.close(fd)
-            nsid = reply[0].get_attr('NETNSA_NSID') if reply else None
-            if nsid is not None and nsid >= 0x80000000:
-                nsid -= 0x100000000
+            raw = _nl.attributes(reply[0], _RTGEN.size).get(NETNSA_NSID) if reply else None
+            nsid = _S32.unpack_from(raw)[0] if raw is not None else None
             self._nsids[key] = None if nsid is None or nsid < 0 else nsid
         return self._nsids[key]

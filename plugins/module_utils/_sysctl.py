@@ -11,8 +11,6 @@ __metaclass__ = type
 import os
 import tempfile
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
@@ -107,6 +105,8 @@ def plan_forward(plan, reader, specs):
                 plan.add(P.SYSCTL, spec.ns, summary, call=lambda session, s=spec, f=family, v=value:
                          session.run_in(s.ns, lambda: _write_proc(KEYS[f][1], v)))
         if spec.restrict_to is not None:
+            # nf_tables (and so pyroute2) only when the forward scope is managed
+            from ansible_collections.linuxnet.netns.plugins.module_utils import _masq, _nft
             sock = reader.session.nfnl(spec.ns)
             _masq.schedule(plan, spec.ns, _nft.plan_router(
                 sock, _nft.read(sock), [str(p) for p in spec.restrict_to], spec.accept_in_drop_policies),
