@@ -41,7 +41,7 @@ def purge_netns(reader, items):
     declared = set(ns.name for ns in items)
     extra = []
     for name in sorted(reader.mounted()):
-        lo = reader.view(name).links.get('lo')
+        lo = reader.view(name).lo()
         if name not in declared and lo is not None and lo.alias == OWNER_ALIAS:
             extra.append(Netns({'name': name, 'state': 'absent'}, 'purge'))
     return extra
@@ -119,22 +119,20 @@ def plan_netns(plan, reader, items):
                         ns.name, ', '.join('PID %d (%s)' % (pid, _comm(pid)) for pid in pids)))
             plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.delete(name))
-            plan.record(key, {'lo_up': view.links['lo'].up if 'lo' in view.links else False,
-                              'interfaces': sorted(view.links)}, None)
+            lo = view.links.get('lo')
+            plan.record(key, {'lo_up': bool(lo and lo.up), 'ours': bool(lo and lo.alias == OWNER_ALIAS)}, None)
             results.append({'name': ns.name, 'state': 'absent', 'pids': pids or []})
             continue
         if not exists:
             plan.add(P.NETNS_CREATE, None, 'create netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.create(name))
             before = None
-            lo_up = False
-            after_links = ['lo']
+            lo_up, ours = False, True
         else:
-            view = reader.view(ns.name)
-            lo = view.links.get('lo')
-            lo_up = bool(lo and lo.up)
-            before = {'lo_up': lo_up, 'interfaces': sorted(view.links)}
-            after_links = sorted(view.links)
+            # lo alone tells all a namespace's own state: one kernel-side lookup, no dump
+            lo = reader.view(ns.name).lo()
+            lo_up, ours = bool(lo and lo.up), bool(lo and lo.alias == OWNER_ALIAS)
+            before = {'lo_up': lo_up, 'ours': ours}
         summaries, up, alias = [], None, None
         if not exists:
             # a namespace has no label of its own: its lo carries our mark (`ip -n NS link show lo`)
@@ -147,7 +145,7 @@ def plan_netns(plan, reader, items):
             # lo is ifindex 1 in every network namespace
             plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, u=up, a=alias, s='; '.join(summaries):
                      link_request(_nl.RTM_NEWLINK, 0, s, index=1, up=u, alias=a))
-        after = {'lo_up': lo_up, 'interfaces': after_links}
+        after = {'lo_up': lo_up, 'ours': ours}
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))
     if teardown.host_peers:

@@ -173,6 +173,14 @@ class NsView(object):
         link = self.by_index.get(index)
         return link.name if link else None
 
+    def lo(self):
+        """The loopback link (ifindex 1 in every namespace), without dumping the others."""
+        if self._links is not None or not self.exists:
+            return self.by_index.get(1) if self.exists else None
+        reply = self.session.rtnl(self.name).dump_raw(
+            _nl.RTM_GETLINK, _IFINFO.pack(0, 0, 1, 0, 0) + LINK_REQUEST_TAIL, flags=0)
+        return Link(reply[0]) if reply else None
+
 
 class Address(object):
     """An interface address as the kernel reports it; the ipaddress object is built on demand."""

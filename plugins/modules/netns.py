@@ -86,7 +86,7 @@ namespaces:
     - name: ns1
       state: present
       lo_up: true
-      interfaces: [lo]
+      ours: true
     - name: old
       state: absent
       pids: [4242]
