@@ -94,15 +94,19 @@ _HDR = struct.Struct('=IHHII')
 _NLA = struct.Struct('=HH')
 
 
-def attributes(data, offset):
-    """{type: payload} of the netlink attributes in data[offset:] (nested flag masked off)."""
+def attributes(data, offset, wanted=None):
+    """{type: payload} of the netlink attributes in data[offset:] (nested flag masked off); with
+    `wanted` (a set of types), only those: a link message carries some fifty attributes."""
     found = {}
     end = len(data)
+    unpack = _NLA.unpack_from
     while offset + 4 <= end:
-        length, kind = _NLA.unpack_from(data, offset)
+        length, kind = unpack(data, offset)
         if length < 4:
             break
-        found[kind & 0x3fff] = data[offset + 4:offset + length]
+        kind &= 0x3fff
+        if wanted is None or kind in wanted:
+            found[kind] = data[offset + 4:offset + length]
         offset += (length + 3) & ~3
     return found
 

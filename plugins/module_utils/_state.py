@@ -29,6 +29,9 @@ IFLA_INFO_KIND = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
+_LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID))
+_ADDR_ATTRS = frozenset((IFA_ADDRESS, IFA_LOCAL))
+_ROUTE_ATTRS = frozenset((RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE))
 
 _IFINFO = struct.Struct('=BxHiII')
 _IFADDR = struct.Struct('=BBBBI')
@@ -55,7 +58,7 @@ class Link(object):
 
     def __init__(self, payload):
         _family, _type, self.index, flags, _change = _IFINFO.unpack_from(payload)
-        attrs = _nl.attributes(payload, _IFINFO.size)
+        attrs = _nl.attributes(payload, _IFINFO.size, _LINK_ATTRS)
         self.name = _text(attrs.get(IFLA_IFNAME))
         self.up = bool(flags & _nl.IFF_UP)
         self.mtu = _u32(attrs.get(IFLA_MTU))
@@ -82,7 +85,7 @@ class Route(object):
     def __init__(self, payload):
         (self.family, self.dst_len, _src_len, _tos, table, self.proto, self.scope, self.rtype,
          _flags) = _RTMSG.unpack_from(payload)
-        attrs = _nl.attributes(payload, _RTMSG.size)
+        attrs = _nl.attributes(payload, _RTMSG.size, _ROUTE_ATTRS)
         dst = attrs.get(RTA_DST)
         self.dst = bytes(dst) if dst is not None else bytes(4 if self.family == socket.AF_INET else 16)
         self.table = _u32(attrs.get(RTA_TABLE)) or table
@@ -209,7 +212,7 @@ def read_addresses(session, ns, family=0):
     body = _IFADDR.pack(family, 0, 0, 0, 0)
     for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETADDR, body):
         afamily, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
-        attrs = _nl.attributes(payload, _IFADDR.size)
+        attrs = _nl.attributes(payload, _IFADDR.size, _ADDR_ATTRS)
         addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
         if addr is None or (family and afamily != family):
             continue
