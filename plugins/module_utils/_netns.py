@@ -98,10 +98,13 @@ def plan_netns(plan, reader, items):
                 continue
             view = reader.view(ns.name)
             pids = held.get(ns.name)
-            host_nsid = reader.nsid(ns.name, None)
-            for link in view.links.values():
-                if link.kind == 'veth' and link.peer_nsid is not None and link.peer_nsid == host_nsid:
-                    teardown.host_peers.add(link.peer_index)
+            # the host-side ends of its veths: host veths whose peer is in this namespace, told by
+            # the id the host knows it under (none assigned: no veth ever crossed between them)
+            ns_nsid = reader.nsid(None, ns.name)
+            if ns_nsid is not None:
+                teardown.host_peers.update(
+                    link.index for link in reader.view(None).links.values()
+                    if link.kind == 'veth' and link.peer_nsid == ns_nsid)
             if pids:
                 # The kernel keeps a namespace alive while a process is in it, and with it every
                 # interface inside, including veths whose other end is on the host. Remove the
@@ -119,7 +122,7 @@ def plan_netns(plan, reader, items):
                         ns.name, ', '.join('PID %d (%s)' % (pid, _comm(pid)) for pid in pids)))
             plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.delete(name))
-            lo = view.links.get('lo')
+            lo = view.lo()
             plan.record(key, {'lo_up': bool(lo and lo.up), 'ours': bool(lo and lo.alias == OWNER_ALIAS)}, None)
             results.append({'name': ns.name, 'state': 'absent', 'pids': pids or []})
             continue
