@@ -287,19 +287,54 @@ nft add chain ip users_own post '{ type nat hook postrouting priority 100; }'
 nft add rule ip users_own post oifname "up0" ip saddr 192.168.7.0/24 masquerade comment '"theirs"'
 '''
 
-# Everything a refused call could have touched, in the host's own view. /run/netns and its mounts
-# are shared by every host of the sandbox: the lines of the other hosts running at the same time
-# are left out (OTHERS).
+# Everything a refused call could have touched, as the kernel shows it: links (kind, up, MTU,
+# master, alias), addresses (link-local ones left out: they come and go with DAD), routes of every
+# table, nf_tables and forwarding - of the host and of each of its namespaces - and /run/netns, its
+# nsfs mounts and /etc/sysctl.d. /run/netns and its mounts are shared by every host of the sandbox:
+# the lines of the other hosts running at the same time are left out (PREFIXES).
 SNAPSHOT = r'''
-echo "== nft"; nft list ruleset
-for ns in %(namespaces)s; do echo "== nft $ns"; ip netns exec "$ns" nft list ruleset; done
-echo "== sysctl"
-for key in net/ipv4/ip_forward net/ipv6/conf/all/forwarding net/ipv6/conf/default/forwarding; do
-  echo "$key=$(cat /proc/sys/$key)"; done
+for ns in "" %(namespaces)s; do
+  n=${ns:+-n $ns}
+  echo "== links $ns"; ip $n -d -j link show
+  echo "== addresses $ns"; ip $n -j addr show
+  echo "== routes $ns"; ip $n -j route show table all; ip $n -6 -j route show table all
+  echo "== nft $ns"; ip netns exec "${ns:-%(host)s}" nft list ruleset
+  echo "== sysctl $ns"
+  for key in net/ipv4/ip_forward net/ipv6/conf/all/forwarding net/ipv6/conf/default/forwarding; do
+    echo "$key=$(ip netns exec "${ns:-%(host)s}" cat /proc/sys/$key)"; done
+done
 echo "== /run/netns"; ls -la --time-style=+ /run/netns | tail -n +2 | awk '{print $1, $NF}'
 echo "== nsfs mounts"; awk '$5 ~ "^/run/netns/" {print $5, $(NF-2)}' /proc/self/mountinfo | sort
 echo "== /etc/sysctl.d"; ls -la --time-style=+ /etc/sysctl.d | tail -n +2 | awk '{print $1, $5, $NF}'
 '''
+
+
+def _kernel_view(text):
+    """The SNAPSHOT output with its JSON sections reduced to what does not change by itself."""
+    lines = []
+    for section in text.split('== ')[1:]:
+        head, _sep, body = section.partition('\n')
+        kind = head.split(' ')[0]
+        if kind in ('links', 'addresses', 'routes'):
+            items = []
+            for chunk in body.split('\n'):
+                if chunk.strip():
+                    items.extend(json.loads(chunk))
+            if kind == 'links':
+                body = [(l['ifname'], l.get('linkinfo', {}).get('info_kind'), 'UP' in l['flags'], l['mtu'],
+                         l.get('master'), l.get('ifalias')) for l in items]
+            elif kind == 'addresses':
+                body = [(l['ifname'], sorted('%s/%s' % (a['local'], a['prefixlen']) for a in l.get('addr_info', [])
+                                             if a.get('scope') != 'link')) for l in items]
+            else:
+                body = sorted((r.get('dst'), r.get('gateway'), r.get('dev'), r.get('metric'), r.get('table'),
+                               r.get('protocol'), r.get('type')) for r in items
+                              if not str(r.get('dst')).startswith(('fe80', 'ff00')))
+            body = json.dumps(body)
+        lines.append('== %s\n%s' % (head, body.strip()))
+    return '\n'.join(lines)
+
+
 PREFIXES = set()  # of every host in use, to tell their /run/netns entries apart
 PREFIXES_LOCK = threading.Lock()
 
@@ -354,32 +389,36 @@ class Stateful(object):
             others = [p for p in PREFIXES if p != self.host.prefix]
         return any(('/run/netns/' + p) in line or line.split(' ')[-1].startswith(p) for p in others)
 
-    def snapshot(self):
+    def snapshot(self, info=True):
+        """The kernel's view (SNAPSHOT) and, unless info=False, netns_info's - minus the other
+        hosts' namespaces."""
         h = self.host
         # only this host's namespaces: another host's may vanish while this one reads (its
-        # cleanup), and /run/netns itself is compared below
+        # cleanup); /run/netns itself is compared in full
         mine = sorted(n for n in os.listdir('/run/netns') if n.startswith(h.prefix) and n != h.name)
+        text = h.sh(SNAPSHOT % {'namespaces': ' '.join(mine), 'host': h.name})
+        text = '\n'.join(line for line in _kernel_view(text).splitlines() if not self._foreign(line))
+        if not info:
+            return {'shell': text}
         info = _strip_volatile(h.ok('netns_info', {'netns': mine}))
         info['namespaces'] = [n for n in info['namespaces'] if not self._foreign(n)]
-        info['netns'] = dict((k, v) for k, v in info['netns'].items() if not self._foreign(k))
-        info['veth_pairs'] = [v for v in info.get('veth_pairs', [])
-                              if not self._foreign(v.get('netns') or '') and not self._foreign(v['peer'].get('netns') or '')]
-        info['bridges'] = [b for b in info.get('bridges', []) if not self._foreign(b.get('netns') or '')]
-        info['nat'] = [r for r in info.get('nat', []) if not self._foreign(r.get('netns') or '')]
-        text = h.sh(SNAPSHOT % {'namespaces': ' '.join(mine)})
-        text = '\n'.join(line for line in text.splitlines() if not self._foreign(line))
         return {'netns_info': info, 'shell': text}
 
     def close(self):
         self.host.cleanup()
 
 
+def unchanged(before, after):
+    return all(before[key] == after[key] for key in after)
+
+
 def describe_change(before, after):
     lines = list(difflib.unified_diff(before['shell'].splitlines(), after['shell'].splitlines(),
                                       'before', 'after', lineterm='', n=1))
-    lines += difflib.unified_diff(json.dumps(before['netns_info'], indent=1, sort_keys=True).splitlines(),
-                                  json.dumps(after['netns_info'], indent=1, sort_keys=True).splitlines(),
-                                  'netns_info before', 'netns_info after', lineterm='', n=2)
+    if 'netns_info' in after:
+        lines += difflib.unified_diff(json.dumps(before['netns_info'], indent=1, sort_keys=True).splitlines(),
+                                      json.dumps(after['netns_info'], indent=1, sort_keys=True).splitlines(),
+                                      'netns_info before', 'netns_info after', lineterm='', n=2)
     return '\n'.join(lines)
 
 
@@ -404,8 +443,10 @@ def run_cases(python, cases, collections, tmp_factory, outcomes):
                 result = state.host.module(bad.module, args)
             except AssertionError as exc:  # no JSON: a traceback; the host is still compared
                 result = {'failed': True, 'crash': str(exc)}
-            after = state.snapshot()
-            changed = after != state.baseline
+            # the kernel's view after every entry; netns_info's too after those that got as far as
+            # reading the state (and at the end, below)
+            after = state.snapshot(info=bad.id in READS_STATE)
+            changed = not unchanged(state.baseline, after)
             outcome = {'args': args, 'result': result, 'prefix': state.host.prefix,
                        'change': describe_change(state.baseline, after) if changed else None}
             if changed:
@@ -418,6 +459,9 @@ def run_cases(python, cases, collections, tmp_factory, outcomes):
             state = None
         outcomes[(python, bad.id)] = outcome
     if state is not None:
+        after = state.snapshot()
+        outcomes[('end', python, cases[-1].id)] = {
+            'change': None if unchanged(state.baseline, after) else describe_change(state.baseline, after)}
         state.close()
 
 
@@ -470,7 +514,7 @@ def run_role(collections, tmp_factory, outcomes):
              os.path.join(REPO, 'playbooks', 'site.yml')],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env, check=False)
         after = state.snapshot()
-        change = describe_change(state.baseline, after) if after != state.baseline else None
+        change = describe_change(state.baseline, after) if not unchanged(state.baseline, after) else None
         fatal = dict((m.group(1), m.group(2)) for m in FATAL.finditer(out.stdout))
         recap = dict((m.group(1), {'changed': int(m.group(3)), 'failed': int(m.group(5))})
                      for m in RECAP.finditer(out.stdout))
@@ -553,9 +597,15 @@ def test_bad_role_variable(outcomes, role_bad):
         assert outcome['changers'], 'the role changed the host with no task reporting a change:\n' + outcome['change']
 
 
+def test_hosts_end_as_they_began(outcomes):
+    """netns_info of every host at the end of its share of the table, against its baseline."""
+    ends = [(k, v['change']) for k, v in outcomes.items() if k[0] == 'end']
+    assert not [change for k, change in ends if change], '\n'.join('%s: %s' % (k, c) for k, c in ends if c)
+
+
 def test_bad_input_figures(outcomes, capsys):
-    tried = len([k for k in outcomes if k[0] != 'role'])
+    tried = len([k for k in outcomes if k[0] not in ('role', 'end')])
     role = len([k for k in outcomes if k[0] == 'role'])
     with capsys.disabled():
         print('\nbad input: %d module inputs (%d distinct) + %d role variable sets tried in %.1f s' % (
-            tried, len(set(k[1] for k in outcomes if k[0] != 'role')), role, COUNTS.get('seconds', 0)))
+            tried, len(set(k[1] for k in outcomes if k[0] not in ('role', 'end'))), role, COUNTS.get('seconds', 0)))

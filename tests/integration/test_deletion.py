@@ -45,8 +45,18 @@ def processes():
     started = []
     yield started
     for proc in started:
+        try:
+            children = with_children([proc.pid])
+        except OSError:
+            children = []
         proc.kill()
         proc.wait()
+        for pid in children:
+            if pid != proc.pid:
+                try:
+                    os.kill(pid, 9)
+                except OSError:
+                    pass
 
 
 def test_absent_names_every_pid_in_every_busy_namespace(host, processes):
