@@ -427,7 +427,7 @@ PYTHONS = [(p.values[0], p.id) for p in _pythons()]
 RUNS = [pytest.param(python, bad, id='%s-%s' % (pyid, bad.id))
         for python, pyid in PYTHONS for bad in BAD
         if pyid == 'pyroute2-pip' or bad.id in READS_STATE]
-WORKERS = {'pyroute2-pip': 2, 'pyroute2-debian': 1}
+WORKERS = {'pyroute2-pip': 1, 'pyroute2-debian': 1}
 
 
 def run_cases(python, cases, collections, tmp_factory, outcomes):

@@ -182,7 +182,6 @@ def test_tutorial_playbook_twice_at_once(host, tmp_path):
         changed = [recap(proc) for proc in runs]
         # each of the five tasks changed the host once, in one run or the other
         assert sum(changed) == 5, changed
-        assert recap(playbook()) == 0
         assert host.netns_list() == [ns]
         assert subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', '10.0.0.1'],
                                stdout=subprocess.DEVNULL) == 0
