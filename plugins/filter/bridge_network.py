@@ -28,6 +28,7 @@ except ImportError:  # pragma: no cover
 from ansible.module_utils.parsing.convert_bool import boolean
 
 from ansible_collections.linuxnet.netns.plugins.filter.subnet_allocate import subnet_conflicts
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate
 
 IFNAMSIZ = 16
 MAIN_TABLE = 254
@@ -72,6 +73,11 @@ def bridge_network_local(info, bridge='lnbr0', veth_prefix='lnv', prefixlen=24, 
     first IPv4 address on the role's bridge or, failing that, on its lowest-numbered host veth end;
     None on a host the role has not built on)."""
     interfaces = _host(info).get('interfaces') or {}
+    if uplink:
+        _check_name(uplink, 'linuxnet_netns_uplink')
+        if any(c in uplink for c in '*"\\'):
+            raise AnsibleFilterError('linuxnet_netns_uplink=%r: "*", quotes and backslashes have a meaning of their '
+                                     'own in nf_tables interface names; name the uplink exactly' % uplink)
     uplink = uplink or default_uplink(info)
     if not underlay and uplink in interfaces:
         addresses = _v4_interfaces(interfaces[uplink].get('addresses'))
@@ -92,10 +98,16 @@ def bridge_network_local(info, bridge='lnbr0', veth_prefix='lnv', prefixlen=24, 
     return {'uplink': uplink or None, 'underlay': underlay or None, 'current': current}
 
 
-def _check_name(value, var):
-    if len(value.encode('utf-8')) >= IFNAMSIZ:
+def _check_name(value, var, check=None):
+    """The modules' own rules for names, refused here - before the role changes anything - and
+    worded with the role variable that produced the name."""
+    if check is None and len(value.encode('utf-8')) >= IFNAMSIZ:
         raise AnsibleFilterError('%s gives the interface name %r, %d bytes long; Linux allows at most %d: '
                                  'shorten %s' % (var, value, len(value.encode('utf-8')), IFNAMSIZ - 1, var))
+    try:
+        (check or _validate.ifname)(value, var)
+    except _validate.ValidationError as exc:
+        raise AnsibleFilterError(str(exc))
 
 
 def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bridge='lnbr0',
@@ -111,11 +123,18 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
     if count < 0:
         raise AnsibleFilterError('linuxnet_netns_namespaces=%d: give 0 or more' % count)
     if network.version != 4:
-        raise AnsibleFilterError('subnet %s: the role builds IPv4 subnets only' % network)
+        raise AnsibleFilterError('linuxnet_netns_subnet / linuxnet_netns_pool: subnet %s is IPv%d; the role '
+                                 'builds IPv4 subnets only' % (network, network.version))
     _check_name(bridge, 'linuxnet_netns_bridge')
     _check_name(ns_interface, 'linuxnet_netns_ns_interface')
     if count:
         _check_name('%s%d' % (veth_prefix, count), 'linuxnet_netns_veth_prefix')
+        _check_name('%s%d' % (prefix, count), 'linuxnet_netns_prefix', _validate.netns_name)
+    if mtu is not None:
+        try:
+            _validate.mtu(int(mtu), 'linuxnet_netns_mtu')
+        except (_validate.ValidationError, ValueError) as exc:
+            raise AnsibleFilterError(str(exc))
     base = int(network.network_address)
     namespaces, pairs, routes, targets = [], [], [], []
     result = {'subnet': str(network), 'mode': mode, 'gateway': None, 'bridges': []}

@@ -159,10 +159,10 @@ def run(module, planner, read_only=False):
         # ValueError: input the engine refused past validation; nothing was applied yet
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
     except _nl.NamespaceError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+        module.fail_json(msg=str(exc), changed=plan.started, actions=plan.actions if plan.started else [])
     except _nl.NetlinkError as exc:
         module.fail_json(msg='%s' % exc, errno=exc.code, actions=plan.actions,
-                         changed=bool(plan.ops), hint=_errno_hint(exc.code))
+                         changed=plan.started, hint=_errno_hint(exc.code))
     except OSError as exc:
         if exc.errno == errno.EPERM:
             module.fail_json(msg='%s: permission denied (%s). Run as root or with CAP_NET_ADMIN and '

@@ -55,6 +55,14 @@ def _comm(pid):
         return '?'
 
 
+def _describe_holder(holder):
+    pid, how = holder
+    if not pid:
+        return 'another mount of it at %s' % how
+    what = 'running in it' if how == 'inside' else 'holding a descriptor of it'
+    return 'PID %d (%s, %s)' % (pid, _comm(pid), what)
+
+
 class Teardown(object):
     """The namespaces an absent run removes, and the host-side veth ends that must vanish with them."""
 
@@ -81,8 +89,8 @@ def plan_netns(plan, reader, items):
     held = {}
     if removing:
         inodes = dict((reader.session.inode(ns.name), ns.name) for ns in removing)
-        for inode, pids in _nl.holders(inodes).items():
-            held[inodes[inode]] = sorted(pids)
+        for inode, holding in _nl.holders(inodes).items():
+            held[inodes[inode]] = sorted(set(holding))
     teardown = Teardown()
     results = []
     for ns in items:
@@ -111,20 +119,21 @@ def plan_netns(plan, reader, items):
                 # interfaces so that nothing of the namespace reaches the host any more.
                 for link in sorted(view.links.values(), key=lambda link: link.index):
                     if link.name != 'lo':
-                        summary = 'delete %s in netns %s (still used by PIDs %s)' % (
-                            link.name, ns.name, ', '.join(map(str, pids)))
+                        summary = 'delete %s in netns %s (still used by %s)' % (
+                            link.name, ns.name, ', '.join(_describe_holder(h) for h in pids))
                         plan.add(P.NETNS_DELETE - 1, ns.name, summary, requests=lambda r, i=link.index, s=summary:
                                  link_request(_nl.RTM_DELLINK, 0, s, index=i, ignore=(errno.ENODEV,)))
                 plan.warnings.append(
                     'netns %s is still used by %s. Its name was removed and its interfaces deleted, so '
                     'nothing of it is reachable from the host, but the kernel keeps the empty namespace '
-                    'until those processes exit (or are moved out).' % (
-                        ns.name, ', '.join('PID %d (%s)' % (pid, _comm(pid)) for pid in pids)))
+                    'until they let go of it.' % (ns.name, ', '.join(_describe_holder(h) for h in pids)))
             plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.delete(name))
             lo = view.lo()
             plan.record(key, {'lo_up': bool(lo and lo.up), 'ours': bool(lo and lo.alias == OWNER_ALIAS)}, None)
-            results.append({'name': ns.name, 'state': 'absent', 'pids': pids or []})
+            results.append({'name': ns.name, 'state': 'absent',
+                            'pids': sorted(set(pid for pid, _how in pids or () if pid)),
+                            'held_by': [_describe_holder(h) for h in pids or ()]})
             continue
         if not exists:
             plan.add(P.NETNS_CREATE, None, 'create netns %s' % ns.name,

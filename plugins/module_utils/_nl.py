@@ -483,21 +483,49 @@ class Namespaces(object):
         return os.stat(netns_path(name)).st_ino if name is not None else os.fstat(self.home).st_ino
 
 
-def holders(inodes):
-    """{inode: [pid, ...]} of the processes whose network namespace is one of `inodes`."""
+def holders(inodes, nsfs_dev=None):
+    """{inode: [(pid, how), ...]}: what keeps each of these namespaces alive besides its name - a
+    process inside it, a process holding a descriptor of it (as container runtimes do), or another
+    mount of it (pid 0, how = the mount point)."""
     found = {}
     if not inodes:
         return found
     wanted = set(inodes)
+    targets = dict(('net:[%d]' % ino, ino) for ino in wanted)
+    if nsfs_dev is None:
+        nsfs_dev = os.stat('/proc/self/ns/net').st_dev
     for entry in os.listdir('/proc'):
         if not entry.isdigit():
             continue
+        pid = int(entry)
         try:
             ino = os.stat('/proc/%s/ns/net' % entry).st_ino
         except OSError:
             continue
         if ino in wanted:
-            found.setdefault(ino, []).append(int(entry))
+            found.setdefault(ino, []).append((pid, 'inside'))
+        try:
+            fds = os.listdir('/proc/%s/fd' % entry)
+        except OSError:
+            continue
+        for fd in fds:
+            path = '/proc/%s/fd/%s' % (entry, fd)
+            try:
+                target = os.readlink(path)
+                # a descriptor opened through a mount shows its path; only stat tells the inode
+                if target.startswith(('socket:', 'pipe:', 'anon_inode:', '/dev/')) or pid == os.getpid():
+                    continue
+                info = os.stat(path)
+            except OSError:
+                continue
+            if info.st_ino in wanted and info.st_dev == nsfs_dev:
+                found.setdefault(info.st_ino, []).append((pid, 'descriptor'))
+    with open('/proc/self/mountinfo') as mounts:
+        for line in mounts:
+            head, _sep, tail = line.partition(' - ')
+            fields = head.split()
+            if tail.split()[0] == 'nsfs' and fields[3] in targets and not fields[4].startswith(NETNS_RUN_DIR + '/'):
+                found.setdefault(targets[fields[3]], []).append((0, fields[4]))
     return found
 
 

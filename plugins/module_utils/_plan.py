@@ -83,6 +83,7 @@ class Plan(object):
         self.before = {}
         self.after = {}
         self.warnings = []
+        self.started = False  # whether apply() sent anything: a failure after that has changed the host
 
     def add(self, stage, ns, summary, requests=None, call=None):
         self.ops.append(Op(stage, ns, summary, requests, call))
@@ -127,12 +128,12 @@ class Plan(object):
         finally:
             resolver.close()
 
-    @staticmethod
-    def _apply_stage(session, resolver, ops):
+    def _apply_stage(self, session, resolver, ops):
         pending = {}
         order = []
         for op in ops:
             if op.call is not None:
+                self.started = True
                 op.call(session)
                 continue
             if op.ns not in pending:
@@ -141,4 +142,5 @@ class Plan(object):
             reqs = op.requests(resolver)
             pending[op.ns].extend(reqs if isinstance(reqs, list) else [reqs])
         for ns in order:
+            self.started = True
             session.rtnl(ns).request(pending[ns])

@@ -17,8 +17,9 @@ description:
   - A new namespace gets its loopback interface up (a fresh namespace has C(lo) down, and anything that
     binds to 127.0.0.1 in it fails); O(lo_up=false) keeps it down.
   - O(state=absent) removes the namespace so that no host-side end of its veth pairs survives it. When
-    processes still run in the namespace, the kernel keeps it alive; the module then deletes its
-    interfaces as well, removes its name, and warns with the PIDs of those processes.
+    processes still run in the namespace (or hold a descriptor of it, or it is mounted elsewhere too),
+    the kernel keeps it alive; the module then deletes its interfaces as well, removes its name, and
+    warns with the PIDs of those processes.
   - Takes one namespace (O(name)) or many (O(namespaces)) in one call.
 options:
   name: &name
@@ -90,6 +91,7 @@ namespaces:
     - name: old
       state: absent
       pids: [4242]
+      held_by: [PID 4242 (sleep, running in it)]
 purged:
   description: The objects O(purge=true) removed (in check mode, would remove).
   returned: always
