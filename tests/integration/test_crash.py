@@ -261,3 +261,20 @@ def test_sigkill_during_large_applies(host, capsys):
                   ', '.join('%s %.2f/%.2f s' % (k, v['full'], v['idle']) for k, v in calibration.items())))
     assert not problems, '\n'.join(problems)
     assert left == [], left
+
+
+def test_bare_namespace_file_left_by_a_killed_run(host):
+    """The states a kill can leave between the two steps of making or removing a named namespace
+    (the file under /run/netns, the nsfs mount on it), made on purpose: a bare file. `present`
+    turns it into a namespace; `absent` removes it; neither fails."""
+    made, dropped = host.ns('bare1'), host.ns('bare2')
+    for name in (made, dropped):
+        open('/run/netns/' + name, 'w').close()
+    result = run(host, 'netns', {'namespaces': [{'name': made}, {'name': dropped, 'state': 'absent'}]})
+    assert not result.get('failed'), result.get('msg')
+    assert host.netns_list() == [made]
+    with open('/proc/self/mountinfo') as mounts:
+        assert '/run/netns/%s ' % made in mounts.read()
+    assert host.sh('ip -n %s -br link show lo' % made).split()[1] == 'UNKNOWN'  # up
+    again = run(host, 'netns', {'namespaces': [{'name': made}, {'name': dropped, 'state': 'absent'}]})
+    assert not again.get('failed') and not again['changed'], again

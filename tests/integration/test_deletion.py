@@ -182,3 +182,28 @@ def test_recreate_after_delete_by_hand(host):
                 failures.append('loop %d, %s: %s' % (loop, what, result.get('msg')))
         host.module('netns', {'name': ns, 'state': 'absent'})
     assert not failures, '\n'.join(failures)
+
+
+def test_teardown_runs_twice(host):
+    """A teardown in the usual order - NAT, routes, veth pairs, then the namespaces - run a second
+    time (or after a first run that stopped half-way) finds nothing to do: removing what is in a
+    namespace that is gone already is not an error."""
+    ns = host.ns('t')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', {'name': host.prefix + 't', 'addresses': ['10.3.0.1/24'],
+                     'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['10.3.0.2/24']}})
+    host.ok('netns_route', {'netns': ns, 'gateway': '10.3.0.1'})
+    host.ok('nat_masquerade', {'source': '10.9.0.0/24', 'out_interface': 'eth0', 'netns': ns})
+    teardown = [
+        ('nat_masquerade', {'source': '10.9.0.0/24', 'out_interface': 'eth0', 'netns': ns, 'state': 'absent'}),
+        ('netns_route', {'netns': ns, 'gateway': '10.3.0.1', 'state': 'absent'}),
+        ('veth', {'name': host.prefix + 't', 'peer': {'name': 'eth0', 'netns': ns}, 'state': 'absent'}),
+        ('netns', {'name': ns, 'state': 'absent'}),
+    ]
+    first = [host.module(module, args) for module, args in teardown]
+    assert not [r.get('msg') for r in first if r.get('failed')]
+    assert host.netns_list() == []
+    second = [host.module(module, args) for module, args in teardown]
+    problems = ['%s: %s' % (module, r.get('msg') or r.get('actions'))
+                for (module, _), r in zip(teardown, second) if r.get('failed') or r.get('changed')]
+    assert not problems, '\n'.join(problems)
