@@ -1,15 +1,21 @@
-"""Bad input, table-driven: every module and the bridge_network role refuse each entry of BAD with a
-message naming the parameter and the value, and leave the host exactly as it was.
+"""Bad input, table-driven: every module and the bridge_network role refuse each entry of BAD and
+BAD_ROLE with a message naming the parameter and the value, and leave the host exactly as it was.
 
-The host is not empty: it holds namespaces, a veth pair, a bridge, routes, a MASQUERADE rule, the
-user's own nft table and forwarding turned on, so that "unchanged" means something. Its snapshot
-(netns_info minus volatile counters, `nft list ruleset` in it and its namespaces, the forwarding
-sysctls, /run/netns and its nsfs mounts, /etc/sysctl.d) is taken once when the state is built, and
-again after every refused call; one host per pyroute2 version serves the whole table (a host the
-call did change is rebuilt, so the entries stay independent). Role variables run through the role
-itself (playbooks/site.yml, local connection), all of them in one ansible-playbook run with one
-inventory host per entry - each with its own names and subnet, so that a wrongly accepted entry
-shows up as changed tasks of its own inventory host.
+The host is not empty: it holds namespaces, veth pairs, a bridge with a port, routes, MASQUERADE
+rules, forwarding turned on (all made by the modules) and an uplink, routes and an nft table of
+the user's own, so that "unchanged" means something. After every refused call the host is compared
+with the snapshot taken when it was built: the kernel's view (links with kind, MTU, master and
+alias; addresses; routes of every table; `nft list ruleset`; the forwarding sysctls - of the host
+and of each of its namespaces), /run/netns, its nsfs mounts and /etc/sysctl.d; and netns_info's
+view (minus the run's own bookkeeping) after every entry that got as far as reading the state
+(READS_STATE; LINUXNET_BAD_INPUT_INFO=all: after every entry) and at the end of the table.
+
+One host per pyroute2 version serves the module entries (pip's: all of them; Debian's 0.7.2: the
+READS_STATE ones), the two running side by side; a host that a call did change is rebuilt, so the
+entries stay independent. Role variables run through the role itself (playbooks/site.yml, local
+connection, automatic argument-spec validation included), all of them in one ansible-playbook run
+beside the module entries, with one inventory host per entry - each with its own names, subnet
+and fleet - so that a wrongly accepted entry shows up as changed tasks of its own inventory host.
 """
 import difflib
 import json
@@ -222,8 +228,8 @@ READS_STATE = {
 
 
 # ---- the bridge_network role's variables ------------------------------------------------------------
-# Each entry is one inventory host with these variables on top of ROLE_BASE; names and subnet are
-# the entry's own (see role_hosts). `param` and `value` must appear in the host's failure message.
+# Each entry is one inventory host with these variables on top of its own names, subnet and fleet
+# (see role_hosts). `param` and `value` must appear in the host's failure message.
 RoleCase = namedtuple('RoleCase', 'id vars param value')
 
 
@@ -321,11 +327,12 @@ def _kernel_view(text):
                 if chunk.strip():
                     items.extend(json.loads(chunk))
             if kind == 'links':
-                body = [(l['ifname'], l.get('linkinfo', {}).get('info_kind'), 'UP' in l['flags'], l['mtu'],
-                         l.get('master'), l.get('ifalias')) for l in items]
+                body = [(link['ifname'], link.get('linkinfo', {}).get('info_kind'), 'UP' in link['flags'],
+                         link['mtu'], link.get('master'), link.get('ifalias')) for link in items]
             elif kind == 'addresses':
-                body = [(l['ifname'], sorted('%s/%s' % (a['local'], a['prefixlen']) for a in l.get('addr_info', [])
-                                             if a.get('scope') != 'link')) for l in items]
+                body = [(link['ifname'], sorted('%s/%s' % (a['local'], a['prefixlen'])
+                                                for a in link.get('addr_info', []) if a.get('scope') != 'link'))
+                        for link in items]
             else:
                 body = sorted((r.get('dst'), r.get('gateway'), r.get('dev'), r.get('metric'), r.get('table'),
                                r.get('protocol'), r.get('type')) for r in items
@@ -445,7 +452,7 @@ def run_cases(python, cases, collections, tmp_factory, outcomes):
                 result = {'failed': True, 'crash': str(exc)}
             # the kernel's view after every entry; netns_info's too after those that got as far as
             # reading the state (and at the end, below)
-            after = state.snapshot(info=bad.id in READS_STATE)
+            after = state.snapshot(info=bad.id in READS_STATE or os.environ.get('LINUXNET_BAD_INPUT_INFO') == 'all')
             changed = not unchanged(state.baseline, after)
             outcome = {'args': args, 'result': result, 'prefix': state.host.prefix,
                        'change': describe_change(state.baseline, after) if changed else None}

@@ -33,7 +33,7 @@ def together(host, calls):
     JSON (a traceback) counts as failed, with its stderr as the message."""
     procs = [start(host, module, args) for module, args in calls]
     results = []
-    for (module, args), proc in zip(calls, procs):
+    for (module, _args), proc in zip(calls, procs):
         out, err = proc.communicate()
         try:
             result = json.loads(out)

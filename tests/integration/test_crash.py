@@ -17,8 +17,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from conftest import REPO, _pythons
 
 SEED = int(os.environ.get('LINUXNET_CRASH_SEED', '20250605'))
@@ -243,7 +241,7 @@ def test_sigkill_during_large_applies(host, capsys):
             figures['trials'] += 1
 
         # finish the teardown from where the last trial stopped, then nothing may remain
-        for label, module, args, measure in cycle[max(FIRST_REMOVAL, index + 1):]:
+        for label, module, args, _measure in cycle[max(FIRST_REMOVAL, index + 1):]:
             result = run(host, module, args)
             if result.get('failed'):
                 problems.append('teardown (%s) failed: %s' % (label, result.get('msg')))
