@@ -29,6 +29,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import signal
 import subprocess
@@ -66,6 +67,17 @@ def sh(command, check=True, **kw):
     if check and out.returncode:
         raise RuntimeError('%s failed (%d): %s' % (command, out.returncode, out.stdout[-3000:]))
     return out.stdout
+
+
+def children_cpu():
+    """CPU seconds (user + system) used so far by this process's waited-for descendants."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def self_cpu():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def netns_names():
@@ -115,17 +127,19 @@ class Host(object):
                    ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_RETRY_FILES_ENABLED='0',
                    ANSIBLE_LOCAL_TEMP=os.path.join(self.tmp, 'ansible-local'),
                    ANSIBLE_DEPRECATION_WARNINGS='0', ANSIBLE_HOST_KEY_CHECKING='0')
+        cpu = children_cpu()
         start = time.perf_counter()
         out = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
                              env=env, cwd=self.tmp, check=False)
         wall = time.perf_counter() - start
+        cpu = children_cpu() - cpu
         if out.returncode and (check or not os.path.exists(timings)):
             raise RuntimeError('%s failed (rc %d):\n%s' % (os.path.basename(playbook), out.returncode,
                                                            out.stdout[-3000:]))
         with open(timings) as handle:
             data = json.load(handle)
         run = Run(wall, data['tasks'], data['recap'])
-        run.rc, run.output = out.returncode, out.stdout
+        run.rc, run.output, run.cpu = out.returncode, out.stdout, cpu
         return run
 
     def close(self):
@@ -189,26 +203,39 @@ def cleanup_local(uplink=False):
 # the measurements
 
 
-def role_step(host, python, n, rows):
+def role_step(host, python, n, rows, repeat=1):
+    """Converge, identical re-run, teardown; `repeat` times, keeping for each step the sample with
+    the least module time (the one least disturbed by whatever else the machine was doing)."""
+    samples = []
+    for attempt in range(repeat):
+        samples.append([])
+        role_cycle(host, python, n, samples[-1], '' if repeat == 1 else ' (%d/%d)' % (attempt + 1, repeat))
+    for i in range(len(samples[0])):
+        best = min((sample[i] for sample in samples), key=lambda row: row['module'])
+        rows.append(dict(best, samples=len(samples), module_samples=[sample[i]['module'] for sample in samples],
+                         wall_samples=[sample[i]['wall'] for sample in samples]))
+
+
+def role_cycle(host, python, n, rows, label):
     base = {'linuxnet_netns_namespaces': n, 'linuxnet_netns_subnet_prefixlen': ROLE_PREFIXLEN,
             'linuxnet_netns_install_deps': False, 'ansible_python_interpreter': python}
     site = os.path.join(REPO, 'playbooks', 'site.yml')
     teardown = os.path.join(REPO, 'playbooks', 'teardown.yml')
 
     def row(step, run):
-        rows.append(dict(method='role', step=step, n=n, wall=run.wall, module=run.module_time(),
+        rows.append(dict(method='role', step=step, n=n, wall=run.wall, module=run.module_time(), cpu=run.cpu,
                          other=run.module_time(prefix='') - run.module_time(),
                          tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(),
                          detail=[(t['task'], t['action'], t['status'], t['changed'], round(t['duration'], 3))
                                  for t in run.tasks]))
-    log('role N=%d: converge' % n)
+    log('role N=%d: converge%s' % (n, label))
     row('converge', host.playbook(site, base))
     made = [name for name in netns_names() if name.startswith('lnns')]
     if len(made) != n or 'lnbr0' not in links():
         raise RuntimeError('site.yml N=%d made %d namespaces (bridge: %s)' % (n, len(made), 'lnbr0' in links()))
-    log('role N=%d: re-run' % n)
+    log('role N=%d: re-run%s' % (n, label))
     row('re-run', host.playbook(site, base))
-    log('role N=%d: teardown' % n)
+    log('role N=%d: teardown%s' % (n, label))
     row('teardown', host.playbook(teardown, base))
     left = [name for name in netns_names() if name.startswith('lnns')]
     if left or 'lnbr0' in links():
@@ -222,7 +249,14 @@ def _setns(fd):
         raise OSError(err, os.strerror(err))
 
 
-def floor_step(tmp, n):
+def floor_step(tmp, n, repeat=1):
+    """floor_cycle `repeat` times; the fastest build and the fastest teardown."""
+    samples = [floor_cycle(tmp, n) for _attempt in range(repeat)]
+    return [dict(min((sample[i] for sample in samples), key=lambda row: row['wall']), samples=len(samples),
+                 wall_samples=[sample[i]['wall'] for sample in samples]) for i in range(len(samples[0]))]
+
+
+def floor_cycle(tmp, n):
     """The bridge recipe through `ip -batch`: one batch on the host (bridge, namespaces, veth pairs
     with the peer created in its namespace, ports on the bridge and up), then one `ip -batch` per
     namespace (lo up, address, eth0 up, default route) — `ip -batch` lines cannot switch namespace,
@@ -251,6 +285,7 @@ def floor_step(tmp, n):
                      '  ip saddr 10.202.0.0/21 oifname "%s" masquerade\n }\n}\n' % UPLINK)
     own = os.open('/proc/self/ns/net', os.O_RDONLY)
     log('floor N=%d: ip -batch' % n)
+    cpu = children_cpu() + self_cpu()
     start = time.perf_counter()
     subprocess.run(['ip', '-batch', host_batch], check=True)
     try:
@@ -268,6 +303,7 @@ def floor_step(tmp, n):
         handle.write('1\n')
     subprocess.run(['nft', '-f', nft], check=True)
     build = time.perf_counter() - start
+    build_cpu = children_cpu() + self_cpu() - cpu
     made = [name for name in netns_names() if name.startswith('flns')]
     if len(made) != n:
         raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
@@ -276,16 +312,18 @@ def floor_step(tmp, n):
     del_batch = os.path.join(tmp, 'floor-del.batch')
     with open(del_batch, 'w') as handle:
         handle.write(''.join('netns del flns%d\n' % i for i in range(1, n + 1)) + 'link del flbr0\n')
+    cpu = children_cpu() + self_cpu()
     start = time.perf_counter()
     subprocess.run(['ip', '-batch', del_batch], check=True)
     subprocess.run(['nft', 'delete', 'table', 'ip', 'lnbench_floor'], check=True)
     teardown = time.perf_counter() - start
+    teardown_cpu = children_cpu() + self_cpu() - cpu
     if any(name.startswith('flns') for name in netns_names()) or 'flbr0' in links():
         raise RuntimeError('ip -batch teardown left something behind')
-    return [dict(method='ip -batch', step='converge', n=n, wall=build, module=build, tasks=None,
+    return [dict(method='ip -batch', step='converge', n=n, wall=build, module=build, cpu=build_cpu, tasks=None,
                  module_runs=n + 2, changed=None),
-            dict(method='ip -batch', step='teardown', n=n, wall=teardown, module=teardown, tasks=None,
-                 module_runs=2, changed=None)]
+            dict(method='ip -batch', step='teardown', n=n, wall=teardown, module=teardown, cpu=teardown_cpu,
+                 tasks=None, module_runs=2, changed=None)]
 
 
 def loop_step(host, python, n):
@@ -299,7 +337,7 @@ def loop_step(host, python, n):
         raise RuntimeError('command loop: no default route in clns%d' % n)
     cleanup_local_prefix('clns', 'clbr0')
     sh('iptables -t nat -F POSTROUTING', check=False)
-    return dict(method='command loop', step='converge', n=n, wall=run.wall,
+    return dict(method='command loop', step='converge', n=n, wall=run.wall, cpu=run.cpu,
                 module=run.module_time(prefix='ansible.builtin.command'), tasks=run.task_count(),
                 module_runs=run.module_runs(prefix='ansible.builtin.command'), changed=run.changed(),
                 loop_time=sum(t['duration'] for t in run.tasks if t['items']),
@@ -312,7 +350,8 @@ def extrapolate_loop(measured, n):
     per_ns = measured['loop_time'] / measured['n']
     fixed_wall = measured['wall'] - measured['loop_time']
     fixed_module = measured['module'] - measured['loop_time']
-    return dict(measured, n=n, wall=fixed_wall + per_ns * n, module=fixed_module + per_ns * n,
+    cpu = measured['cpu'] * (fixed_wall + per_ns * n) / measured['wall']
+    return dict(measured, n=n, wall=fixed_wall + per_ns * n, module=fixed_module + per_ns * n, cpu=cpu,
                 module_runs=measured['module_runs'] - 9 * measured['n'] + 9 * n, changed=None,
                 loop_time=per_ns * n, extrapolated_from=measured['n'])
 
@@ -349,7 +388,7 @@ def ip_netns_step(host, python, n, rows):
     if any(name.startswith('cgns') for name in netns_names()):
         raise RuntimeError('ip_netns absent left namespaces behind')
     for step, run in (('converge (netns only)', up), ('teardown (netns only)', down)):
-        rows.append(dict(method='community.general.ip_netns loop', step=step, n=n, wall=run.wall,
+        rows.append(dict(method='community.general.ip_netns loop', step=step, n=n, wall=run.wall, cpu=run.cpu,
                          module=run.module_time(prefix='community.general.ip_netns'), tasks=run.task_count(),
                          module_runs=run.module_runs(prefix='community.general.ip_netns'),
                          changed=run.changed()))
@@ -359,7 +398,8 @@ def fleet_step(host, hosts, cross_host, rows, notes):
     """site.yml, its re-run, verify.yml and teardown.yml on H lab hosts over SSH. verify.yml pings
     from every namespace at once; with the full matrix (gateway, internet, every other host) that is
     H x 50 x (H + 2) pings, which a 2-core machine cannot answer within ping's 1 s for H=20, so
-    cross_host=False keeps it to the gateway and the internet."""
+    cross_host=False keeps it to the gateway and the internet, and verify.yml runs on at most 5
+    hosts at a time (--forks 5)."""
     log('fleet H=%d: lab up' % hosts)
     lab_dir = os.path.join(host.tmp, 'lab%d' % hosts)
     sh([sys.executable, LAB_PY, 'up', '--hosts', str(hosts), '--dir', lab_dir, '--timeout', '60'])
@@ -370,7 +410,7 @@ def fleet_step(host, hosts, cross_host, rows, notes):
         site = os.path.join(REPO, 'playbooks', 'site.yml')
 
         def row(step, run):
-            rows.append(dict(method='fleet', step=step, hosts=hosts, n=FLEET_NAMESPACES, wall=run.wall,
+            rows.append(dict(method='fleet', step=step, hosts=hosts, n=FLEET_NAMESPACES, wall=run.wall, cpu=run.cpu,
                              module=run.max_host_module_time(), tasks=run.task_count(),
                              tasks_equal=len(set(run.task_count(h, run_once=False) for h in run.hosts())) == 1,
                              changed=run.changed(), failed=run.failed()))
@@ -382,7 +422,7 @@ def fleet_step(host, hosts, cross_host, rows, notes):
         checked = host.playbook(os.path.join(REPO, 'playbooks', 'verify.yml'),
                                 dict(base, linuxnet_netns_verify_internet=INTERNET,
                                      linuxnet_netns_verify_cross_host=cross_host),
-                                inventory, forks=hosts, check=False)
+                                inventory, forks=min(hosts, 5), check=False)
         row('verify (gateway, internet%s)' % (', every other host' if cross_host else ''), checked)
         if checked.rc:
             misses = [line for line in checked.output.splitlines() if 'no answer' in line]
@@ -471,7 +511,7 @@ def fmt(value, spec='%.2f'):
 
 
 def main_table(rows):
-    header = ['method', 'step', 'N', 'tasks/host', 'module runs', 'module s', 'wall s', 'ms/ns module',
+    header = ['method', 'step', 'N', 'tasks/host', 'module runs', 'module s', 'wall s', 'CPU s', 'ms/ns module',
               'ms/ns wall', 'changed']
     lines = []
     for row in rows:
@@ -481,16 +521,17 @@ def main_table(rows):
         extrapolated = row.get('extrapolated_from')
         method = row['method'] + (' (extrapolated from N=%d)' % extrapolated if extrapolated else '')
         lines.append([method, row['step'], str(n), fmt(row.get('tasks'), '%d'), fmt(row.get('module_runs'), '%d'),
-                      fmt(row['module']), fmt(row['wall']), fmt(row['module'] * 1000.0 / n if n else None, '%.1f'),
+                      fmt(row['module']), fmt(row['wall']), fmt(row.get('cpu')),
+                      fmt(row['module'] * 1000.0 / n if n else None, '%.1f'),
                       fmt(row['wall'] * 1000.0 / n if n else None, '%.1f'), fmt(row.get('changed'), '%d')])
     return header, lines
 
 
 def fleet_table(rows):
-    header = ['hosts', 'namespaces/host', 'step', 'tasks/host (all equal but run_once)', 'module s (slowest host)', 'wall s',
-              'changed', 'failed']
+    header = ['hosts', 'namespaces/host', 'step', 'tasks/host (all equal but run_once)', 'module s (slowest host)',
+              'wall s', 'CPU s (controller)', 'changed', 'failed']
     lines = [[str(r['hosts']), str(r['n']), r['step'], '%d (%s)' % (r['tasks'], 'yes' if r['tasks_equal'] else 'NO'),
-              fmt(r['module']), fmt(r['wall']), str(r['changed']), str(r['failed'])]
+              fmt(r['module']), fmt(r['wall']), fmt(r.get('cpu')), str(r['changed']), str(r['failed'])]
              for r in rows if r['method'] == 'fleet']
     return header, lines
 
@@ -513,7 +554,7 @@ def plot(rows, path, title):
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     fleet = [r for r in rows if r['method'] == 'fleet']
-    fig, axes = plt.subplots(1, 2 if fleet else 1, figsize=(13 if fleet else 8, 5.5), squeeze=False)
+    fig, axes = plt.subplots(1, 2 if fleet else 1, figsize=(13 if fleet else 8, 6.5), squeeze=False)
     ax = axes[0][0]
 
     def series(method, step, key, label, style, **kw):
@@ -544,7 +585,7 @@ def plot(rows, path, title):
     ax.set_ylabel('seconds')
     ax.set_title('One host: time against N')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8, loc='upper left')
+    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2)
     if fleet:
         ax = axes[0][1]
         for step, style, color in (('converge', 'o-', 'tab:blue'), ('re-run', '^-', 'tab:green'),
@@ -552,13 +593,15 @@ def plot(rows, path, title):
             points = sorted((r['hosts'], r['wall']) for r in fleet if r['step'].split(' ')[0] == step)
             if points:
                 ax.plot([p[0] for p in points], [p[1] for p in points], style, color=color,
-                        label='%s.yml wall' % {'converge': 'site', 're-run': 'site (re-run)'}.get(step, step))
+                        label={'converge': 'site.yml', 're-run': 'site.yml again (no change)',
+                               'verify': 'verify.yml', 'teardown': 'teardown.yml'}[step])
+        ax.set_xticks(sorted(set(r['hosts'] for r in fleet)))
         ax.set_xlabel('lab hosts over SSH (H), %d namespaces each' % FLEET_NAMESPACES)
         ax.set_ylabel('seconds (playbook wall time)')
         ax.set_title('Fleet: time against H')
         ax.set_ylim(bottom=0)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=8, loc='upper left')
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -588,7 +631,31 @@ def environment(python):
     }
 
 
-def report(rows, env, notes, args):
+def breakdown_table(rows):
+    """Module time per task of the role at the largest N, for each step."""
+    sizes = [r['n'] for r in rows if r['method'] == 'role' and r.get('detail')]
+    if not sizes:
+        return None, None, None
+    n = max(sizes)
+    steps = [find(rows, 'role', step, n) for step in ('converge', 're-run', 'teardown')]
+    steps = [step for step in steps if step]
+    order = []
+    for step in steps:
+        for task in step['detail']:
+            if task[1] not in order and (task[1].startswith('linuxnet.netns.') or task[4] >= 0.2):
+                order.append(task[1])
+    lines = []
+    for action in order:
+        cells = []
+        for step in steps:
+            ran = [t for t in step['detail'] if t[1] == action and t[2] != 'skipped']
+            cells.append('%.2f%s' % (sum(t[4] for t in ran), ' (changed)' if any(t[3] for t in ran) else '')
+                         if ran else '-')
+        lines.append([action] + cells)
+    return n, ['task (action)'] + [step['step'] + ' s' for step in steps], lines
+
+
+def report(rows, env, notes, args_repeat):
     header, lines = main_table(rows)
     fheader, flines = fleet_table(rows)
     goals = targets(rows)
@@ -599,7 +666,7 @@ def report(rows, env, notes, args):
     text += [''] + ['note: ' + n for n in notes]
     md = ['# Benchmark: 1000 namespaces per host, side by side', '',
           '<!-- generated by bench/run.py; do not edit by hand -->', '',
-          'Regenerate (as root, about %s):' % ('15 minutes' if not args.quick else '5 minutes'), '',
+          'Regenerate (as root; this run took %.0f minutes):' % (env['seconds'] / 60.0), '',
           '```sh', 'tests/sandbox.sh python3 bench/run.py', '```', '',
           'Measured %s on %d CPUs, kernel %s, load average %s at the start and %s at the end; '
           'ansible-core %s, modules run by %s with pyroute2 %s; %s. Repository at %s; engine '
@@ -609,6 +676,11 @@ def report(rows, env, notes, args):
           '', '![time against N](benchmark.png)', '',
           '## Targets', '', md_table(['target', 'measured', 'verdict'], [list(g) for g in goals]), '',
           '## One host, N namespaces', '', md_table(header, lines), '']
+    n, bheader, blines = breakdown_table(rows)
+    if blines:
+        md += ['## Where the module time goes at N=%d' % n, '',
+               'Seconds per task (runner start to result) of the role run kept in the table above.', '',
+               md_table(bheader, blines), '']
     if flines:
         md += ['## The fleet over SSH', '', md_table(fheader, flines), '']
     md += ['## What is measured', '',
@@ -621,7 +693,13 @@ def report(rows, env, notes, args):
            '(for the loops: of the `command` / `ip_netns` tasks), recorded by '
            '`bench/callback_plugins/linuxnet_bench.py`. It includes Ansible\'s per-task cost (about '
            '0.2 s: templating, shipping and starting the module). **wall s**: the whole '
-           '`ansible-playbook` process, start-up, fact tasks and templating included.',
+           '`ansible-playbook` process, start-up, fact tasks and templating included. **CPU s**: user + '
+           'system CPU seconds of everything the step started (getrusage of the waited-for children), '
+           'which other load on the machine disturbs far less than the clock.',
+           '- The role and the floor run %d times at each N%s; the table keeps, for each step, the run '
+           'with the least module time (the floor: the least wall time). The command loop, '
+           'ip_netns and the fleet run once.' % (args_repeat, ' (converge, re-run, teardown, again)'
+                                                 if args_repeat > 1 else ''),
            '- **tasks/host**: task results for the host in the callback data (skipped ones included); '
            '**module runs**: module executions (a looped task counts one per item).',
            '- **ip -batch**: the floor. One `ip -batch` on the host (bridge, `netns add`, `link add ... '
@@ -638,7 +716,10 @@ def report(rows, env, notes, args):
            '- **community.general.ip_netns loop**: `bench/playbooks/ip_netns_loop.yml`; that module '
            'manages namespaces only, so the row is one step of the network, not all of it.',
            '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
-           'each, host-gw routes between the hosts; module s is the slowest host\'s sum.' % FLEET_NAMESPACES,
+           'each, host-gw routes between the hosts; module s is the slowest host\'s sum. `verify.yml` '
+           'pings from every namespace at once; it runs with `--forks 5`, and for H > 5 without the '
+           'host-to-host columns (H x 50 x (H + 2) simultaneous pings do not get answers within '
+           'ping\'s 1 s on 2 CPUs).' % FLEET_NAMESPACES,
            '- Everything runs on the same 2-core machine as Ansible itself (controller and managed host '
            'share the CPUs), while other work may be running: compare rows of one run with each other, '
            'and expect a few tens of percent between runs.', '']
@@ -671,7 +752,7 @@ def main():
     parser.add_argument('--quick', action='store_true',
                         help='command loop at N=10 only (N=100 extrapolated), fleet H=5 only; writes to --out')
     parser.add_argument('--smoke', action='store_true',
-                        help='N=5 only, loop N=2, no fleet: seconds; writes to --out (required)')
+                        help='N=5 only, loop N=1, no fleet: seconds; writes to --out (required)')
     parser.add_argument('--out', help='directory for benchmark.md/.png/.json (default: docs/ for the full run)')
     parser.add_argument('--python', default=sys.executable,
                         help='interpreter the modules run with (default: this one; /usr/bin/python3 has '
@@ -683,6 +764,9 @@ def main():
     parser.add_argument('--fleet', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated lab host counts (default 5,20; empty: none)')
     parser.add_argument('--json', help='also write every measurement as JSON to this file')
+    parser.add_argument('--repeat', type=int,
+                        help='runs of the role and the floor at each N; the table keeps the fastest (default: '
+                             '3, or 1 with --quick and --smoke)')
     parser.add_argument('--no-ip-netns', action='store_true', help='skip community.general.ip_netns')
     args = parser.parse_args()
     if os.environ.get('LINUXNET_SANDBOX') != '1':
@@ -696,11 +780,12 @@ def main():
         sys.exit(nest())
 
     if args.smoke:
-        sizes, loop_sizes, fleet, ip_netns = [5], [2], [], []
+        sizes, loop_sizes, fleet, ip_netns = [5], [1], [], []
     elif args.quick:
         sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10], [5], [10]
     else:
         sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10, 100], [5, 20], [10, 100]
+    repeat = args.repeat or (1 if args.quick or args.smoke else 3)
     sizes = args.sizes or sizes
     loop_sizes = args.loop_sizes or loop_sizes
     fleet = fleet if args.fleet is None else args.fleet
@@ -732,8 +817,8 @@ def main():
     try:
         host = Host(tmp)
         for n in sizes:
-            attempt('role N=%d' % n, role_step, host, args.python, n, rows)
-            rows += attempt('ip -batch N=%d' % n, floor_step, tmp, n) or []
+            attempt('role N=%d' % n, role_step, host, args.python, n, rows, repeat)
+            rows += attempt('ip -batch N=%d' % n, floor_step, tmp, n, repeat) or []
         measured_loops = []
         for n in loop_sizes:
             row = attempt('command loop N=%d' % n, loop_step, host, args.python, n)
@@ -768,7 +853,7 @@ def main():
     notes.append('The whole benchmark took %.0f s.' % env['seconds'])
     title = 'linuxnet.netns bridge recipe - %s, %d CPUs, engine %s' % (
         env['date'], env['cpus'], env['engine commit'].split(' ')[0])
-    text, md = report(rows, env, notes, args)
+    text, md = report(rows, env, notes, repeat)
     print(text)
     plot(rows, os.path.join(out_dir, 'benchmark.png'), title)
     with open(os.path.join(out_dir, 'benchmark.md'), 'w') as handle:
