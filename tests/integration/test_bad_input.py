@@ -247,8 +247,9 @@ BAD_ROLE = [
               'linuxnet_netns_p2p_prefixlen', '29'),
     role_case('role-pool-host-bits', {'linuxnet_netns_pool': '10.200.0.1/16'}, 'linuxnet_netns_pool', '10.200.0.1/16'),
     role_case('role-pool-garbage', {'linuxnet_netns_pool': 'banana'}, 'linuxnet_netns_pool', 'banana'),
+    # the message may name the pool or the subnet allocated from it: both start so
     role_case('role-pool-ipv6', {'linuxnet_netns_pool': 'fd00:99::/48', 'linuxnet_netns_subnet_prefixlen': 64,
-                                 'linuxnet_netns_subnet': None}, 'linuxnet_netns_pool', 'fd00:99::/48'),
+                                 'linuxnet_netns_subnet': None}, 'linuxnet_netns_pool', 'fd00:99:'),
     role_case('role-prefixlen-shorter-than-pool', {'linuxnet_netns_subnet_prefixlen': 8},
               'linuxnet_netns_subnet_prefixlen', '8'),
     role_case('role-subnet-host-bits', {'linuxnet_netns_subnet': '10.210.99.1/24'}, 'linuxnet_netns_subnet',

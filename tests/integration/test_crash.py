@@ -156,6 +156,7 @@ def test_sigkill_during_large_applies(host, capsys):
     problems = []
     fresh_routes = routes(host)
     progress = Progress(host)
+    index = -1
     known_unmarked = set()
     try:
         # every call of the cycle run in full: how long it takes (started as the trials start it), how
