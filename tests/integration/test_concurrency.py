@@ -171,7 +171,7 @@ def test_tutorial_playbook_twice_at_once(host, tmp_path):
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, env=env)
 
     def recap(proc):
-        out, _ = proc.communicate()
+        out, _err = proc.communicate()
         found = RECAP.search(out)
         assert proc.returncode == 0 and found, out
         assert 'File exists' not in out, out
