@@ -21,7 +21,7 @@ def enter(ns, argv=('sleep', '120')):
     """A process inside namespace `ns` (nsenter execs it: the PID is the process itself), once it is in."""
     proc = subprocess.Popen(['nsenter', '--net=/run/netns/' + ns] + list(argv))
     inode = os.stat('/run/netns/' + ns).st_ino
-    for _ in range(1000):
+    for _attempt in range(1000):
         try:
             if os.stat('/proc/%d/ns/net' % proc.pid).st_ino == inode:
                 return proc
@@ -79,7 +79,7 @@ def test_absent_names_every_pid_in_every_busy_namespace(host, processes):
                                {'name': host.prefix + 'i', 'peer': {'name': 'eth0', 'netns': idle}}]})
     # two sleeps and a shell with a child in one namespace, a sleep in the other
     processes.extend([enter(busy_a), enter(busy_a), enter(busy_a, ['sh', '-c', 'sleep 120; :']), enter(busy_b)])
-    for _ in range(500):  # until the shell has forked its sleep
+    for _attempt in range(500):  # until the shell has forked its sleep
         if len(with_children([processes[2].pid])) == 2:
             break
         time.sleep(0.002)
@@ -110,7 +110,7 @@ def test_absent_names_every_pid_in_every_busy_namespace(host, processes):
     # ... and the busy ones, kept alive by their processes, are empty
     for proc in processes:
         inside = subprocess.run(['nsenter', '-t', str(proc.pid), '--net', 'ip', '-br', 'link'],
-                                stdout=subprocess.PIPE, universal_newlines=True).stdout
+                                stdout=subprocess.PIPE, universal_newlines=True, check=False).stdout
         assert [line.split()[0] for line in inside.splitlines()] == ['lo'], inside
     assert not host.ok('netns', spec)['changed']
 
@@ -205,5 +205,5 @@ def test_teardown_runs_twice(host):
     assert host.netns_list() == []
     second = [host.module(module, args) for module, args in teardown]
     problems = ['%s: %s' % (module, r.get('msg') or r.get('actions'))
-                for (module, _), r in zip(teardown, second) if r.get('failed') or r.get('changed')]
+                for (module, _args), r in zip(teardown, second) if r.get('failed') or r.get('changed')]
     assert not problems, '\n'.join(problems)
