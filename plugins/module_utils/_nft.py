@@ -844,6 +844,7 @@ class DeleteRule(Change):
     REASONS = {
         'absent': 'state absent',
         'differs': 'the rule does not match its comment; replaced',
+        'changed': 'the declared rule differs; replaced',
         'duplicate': 'duplicate',
         'chain': 'its chain is replaced',
         'order': 'the forward chain is rewritten in order',
@@ -924,7 +925,8 @@ def plan(current, present=(), absent=()):
             keep = next((rule for rule in existing if rule.verified and rule.spec == spec), None)
         for rule in existing:
             if rule is not keep:
-                deletes[rule.handle] = DeleteRule(rule, 'duplicate' if keep is not None else 'differs')
+                deletes[rule.handle] = DeleteRule(
+                    rule, 'duplicate' if keep is not None else ('changed' if rule.verified else 'differs'))
         if keep is None:
             adds.append(AddRule(spec, replaces=bool(existing)))
     for key in sorted(absent_keys):
