@@ -128,12 +128,14 @@ def main(options, list_name, identity, factory, planner, result_key, purge=None,
         objects = parse(module, options, list_name, factory)
     except V.ValidationError as exc:
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
+
     def plan_all(plan, reader):
         extra = purge(reader, objects) if purge is not None and module.params.get('purge') else []
         result = {result_key: planner(plan, reader, objects + extra)}
         if purge is not None:
             result['purged'] = [obj.describe() for obj in extra]
         return result
+
     run(module, plan_all)
 
 

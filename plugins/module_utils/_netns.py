@@ -155,7 +155,8 @@ def plan_netns(plan, reader, items):
             up = lo_up = ns.lo_up
         if summaries:
             # lo is ifindex 1 in every network namespace
-            plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, u=up, a=alias, s='; '.join(summaries):
+            what = '; '.join(summaries)
+            plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, u=up, a=alias, s=what:
                      link_request(_nl.RTM_NEWLINK, 0, s, index=1, up=u, alias=a))
         after = {'lo_up': lo_up, 'ours': ours}
         plan.record(key, before, after)

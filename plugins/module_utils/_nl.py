@@ -50,6 +50,7 @@ def __getattr__(name):
         return cls
     raise AttributeError(name)
 
+
 NETNS_RUN_DIR = '/run/netns'
 
 CLONE_NEWNET = 0x40000000

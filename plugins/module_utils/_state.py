@@ -153,6 +153,11 @@ class NsView(object):
     @property
     def links(self):
         if self._links is None:
+            self._load_links()
+        return self._links
+
+    def _load_links(self):
+        if self._links is None:
             links = read_links(self.session, self.name, addresses=False) if self.exists else []
             self._links = dict((link.name, link) for link in links)
             self._by_index = dict((link.index, link) for link in links)
@@ -165,7 +170,7 @@ class NsView(object):
     @property
     def by_index(self):
         if self._by_index is None:
-            self.links
+            self._load_links()
         return self._by_index
 
     @property
