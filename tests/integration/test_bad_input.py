@@ -38,10 +38,10 @@ pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='integration tests run on
 Case = namedtuple('Case', 'id module args param value')
 
 
-def case(id, module, args, param, value=None):
+def case(ident, module, args, param, value=None):
     """`param` must appear in the message; so must `value` (a string, or a list of alternatives:
     its repr or its text), unless it is None (a missing option has no value to name)."""
-    return Case(id, module, args, param, value)
+    return Case(ident, module, args, param, value)
 
 
 LONG_NS = 'n' * 256
@@ -233,8 +233,8 @@ READS_STATE = {
 RoleCase = namedtuple('RoleCase', 'id vars param value')
 
 
-def role_case(id, vars, param, value=None):
-    return RoleCase(id, vars, param, value)
+def role_case(ident, variables, param, value=None):
+    return RoleCase(ident, variables, param, value)
 
 
 BAD_ROLE = [
