@@ -21,7 +21,7 @@ from conftest import REPO, _pythons
 
 SEED = int(os.environ.get('LINUXNET_CRASH_SEED', '20250605'))
 TRIALS = int(os.environ.get('LINUXNET_CRASH_TRIALS', '50'))  # in all, shared by the pyroute2 versions
-N = int(os.environ.get('LINUXNET_CRASH_N', '100'))
+N = int(os.environ.get('LINUXNET_CRASH_N', '200'))
 BRIDGES = 8
 OWNER_ALIAS = 'linuxnet.netns'
 
