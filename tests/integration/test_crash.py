@@ -3,12 +3,16 @@
 A host (the `host` fixture: a fresh namespace, modules run inside it) goes through a cycle of
 large calls - N namespaces, N veth pairs (one end in each namespace, both addressed), N default
 routes, bridges, MASQUERADE rules, then all of it removed again - and every call of the cycle is
-one trial: the module is started, killed with SIGKILL after a random delay between 0 and the
-measured duration of the same call run in full, then run again (it must succeed) and a third time
-(it must report no change). After the cycle's last call and at the end, nothing may be left: no
-veth or bridge, no namespace file or nsfs mount under /run/netns, no nf_tables table or rule, no
-route. The random seed is printed; LINUXNET_CRASH_SEED, LINUXNET_CRASH_TRIALS and LINUXNET_CRASH_N
-override the defaults.
+one trial: the module is started and killed with SIGKILL - a third of the time after a random delay
+between 0 and the measured duration of the same call run in full (mostly start-up: imports,
+arguments, the state read), otherwise once a random number of its namespaces or host links has
+appeared or gone (or, where the work cannot be watched, at a random time after the start-up).
+Then it is run again (it must succeed) and, if that run changed something, a third time (it must
+report no change); links made by the killed run must carry our ownership mark. After each
+"netns remove" trial and at the end, nothing may be left: no veth or bridge, no namespace file or
+nsfs mount under /run/netns, no nf_tables table or rule, no route. The trials are shared by the
+pyroute2 versions. The random seed is printed; LINUXNET_CRASH_SEED, LINUXNET_CRASH_TRIALS (all
+pyroute2 versions together) and LINUXNET_CRASH_N override the defaults.
 """
 import json
 import os
