@@ -217,8 +217,8 @@ def role_step(host, python, n, rows, repeat=1):
 
 
 def role_cycle(host, python, n, rows, label):
-    base = {'linuxnet_netns_namespaces': n, 'linuxnet_netns_subnet_prefixlen': ROLE_PREFIXLEN,
-            'linuxnet_netns_install_deps': False, 'ansible_python_interpreter': python}
+    base = {'bridge_network_namespaces': n, 'bridge_network_subnet_prefixlen': ROLE_PREFIXLEN,
+            'bridge_network_install_deps': False, 'ansible_python_interpreter': python}
     site = os.path.join(REPO, 'playbooks', 'site.yml')
     teardown = os.path.join(REPO, 'playbooks', 'teardown.yml')
 
@@ -405,8 +405,8 @@ def fleet_step(host, hosts, cross_host, rows, notes):
     sh([sys.executable, LAB_PY, 'up', '--hosts', str(hosts), '--dir', lab_dir, '--timeout', '60'])
     try:
         inventory = ('-i', os.path.join(lab_dir, 'inventory.yml'))
-        base = {'linuxnet_netns_namespaces': FLEET_NAMESPACES, 'linuxnet_netns_host_gw': True,
-                'linuxnet_netns_install_deps': False}
+        base = {'bridge_network_namespaces': FLEET_NAMESPACES, 'bridge_network_host_gw': True,
+                'bridge_network_install_deps': False}
         site = os.path.join(REPO, 'playbooks', 'site.yml')
 
         def row(step, run):
@@ -420,8 +420,8 @@ def fleet_step(host, hosts, cross_host, rows, notes):
         row('re-run', host.playbook(site, base, inventory, forks=hosts))
         log('fleet H=%d: verify.yml' % hosts)
         checked = host.playbook(os.path.join(REPO, 'playbooks', 'verify.yml'),
-                                dict(base, linuxnet_netns_verify_internet=INTERNET,
-                                     linuxnet_netns_verify_cross_host=cross_host),
+                                dict(base, bridge_network_verify_internet=INTERNET,
+                                     bridge_network_verify_cross_host=cross_host),
                                 inventory, forks=min(hosts, 5), check=False)
         row('verify (gateway, internet%s)' % (', every other host' if cross_host else ''), checked)
         if checked.rc:

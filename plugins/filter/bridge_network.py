@@ -74,9 +74,9 @@ def bridge_network_local(info, bridge='lnbr0', veth_prefix='lnv', prefixlen=24, 
     None on a host the role has not built on)."""
     interfaces = _host(info).get('interfaces') or {}
     if uplink:
-        _check_name(uplink, 'linuxnet_netns_uplink')
+        _check_name(uplink, 'bridge_network_uplink')
         if any(c in uplink for c in '*"\\'):
-            raise AnsibleFilterError('linuxnet_netns_uplink=%r: "*", quotes and backslashes have a meaning of their '
+            raise AnsibleFilterError('bridge_network_uplink=%r: "*", quotes and backslashes have a meaning of their '
                                      'own in nf_tables interface names; name the uplink exactly' % uplink)
     uplink = uplink or default_uplink(info)
     if not underlay and uplink in interfaces:
@@ -121,18 +121,18 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
     network = ipaddress.ip_network(u'%s' % subnet, strict=True)
     count = int(count)
     if count < 0:
-        raise AnsibleFilterError('linuxnet_netns_namespaces=%d: give 0 or more' % count)
+        raise AnsibleFilterError('bridge_network_namespaces=%d: give 0 or more' % count)
     if network.version != 4:
-        raise AnsibleFilterError('linuxnet_netns_subnet / linuxnet_netns_pool: subnet %s is IPv%d; the role '
+        raise AnsibleFilterError('bridge_network_subnet / bridge_network_pool: subnet %s is IPv%d; the role '
                                  'builds IPv4 subnets only' % (network, network.version))
-    _check_name(bridge, 'linuxnet_netns_bridge')
-    _check_name(ns_interface, 'linuxnet_netns_ns_interface')
+    _check_name(bridge, 'bridge_network_bridge')
+    _check_name(ns_interface, 'bridge_network_ns_interface')
     if count:
-        _check_name('%s%d' % (veth_prefix, count), 'linuxnet_netns_veth_prefix')
-        _check_name('%s%d' % (prefix, count), 'linuxnet_netns_prefix', _validate.netns_name)
+        _check_name('%s%d' % (veth_prefix, count), 'bridge_network_veth_prefix')
+        _check_name('%s%d' % (prefix, count), 'bridge_network_prefix', _validate.netns_name)
     if mtu is not None:
         try:
-            _validate.mtu(int(mtu), 'linuxnet_netns_mtu')
+            _validate.mtu(int(mtu), 'bridge_network_mtu')
         except (_validate.ValidationError, ValueError) as exc:
             raise AnsibleFilterError(str(exc))
     base = int(network.network_address)
@@ -143,7 +143,7 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
         if count + 1 > usable:
             raise AnsibleFilterError(
                 'subnet %s has %d usable addresses, but bridge mode needs %d (the gateway and %d '
-                'namespaces): lower linuxnet_netns_subnet_prefixlen or linuxnet_netns_namespaces'
+                'namespaces): lower bridge_network_subnet_prefixlen or bridge_network_namespaces'
                 % (network, usable, count + 1, count))
         gateway = ipaddress.ip_address(base + 1)
         result['gateway'] = str(gateway)
@@ -160,12 +160,12 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
     elif mode == 'p2p':
         p2p_prefixlen = int(p2p_prefixlen)
         if p2p_prefixlen not in (30, 31):
-            raise AnsibleFilterError('linuxnet_netns_p2p_prefixlen=%d: give 30 or 31' % p2p_prefixlen)
+            raise AnsibleFilterError('bridge_network_p2p_prefixlen=%d: give 30 or 31' % p2p_prefixlen)
         size = 1 << (32 - p2p_prefixlen)
         if count * size > network.num_addresses:
             raise AnsibleFilterError(
                 'subnet %s holds %d blocks of /%d, but p2p mode needs one per namespace (%d): lower '
-                'linuxnet_netns_subnet_prefixlen or linuxnet_netns_namespaces'
+                'bridge_network_subnet_prefixlen or bridge_network_namespaces'
                 % (network, network.num_addresses // size, p2p_prefixlen, count))
         first = 1 if p2p_prefixlen == 30 else 0
         for i in range(1, count + 1):
@@ -181,7 +181,7 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
             routes.append({'netns': ns, 'dest': 'default', 'gateway': str(host_end)})
             targets.append({'netns': ns, 'address': str(ns_end), 'gateway': str(host_end)})
     else:
-        raise AnsibleFilterError('linuxnet_netns_mode=%r: give bridge or p2p' % (mode,))
+        raise AnsibleFilterError('bridge_network_mode=%r: give bridge or p2p' % (mode,))
     result.update(namespaces=namespaces, pairs=pairs, routes=routes, targets=targets)
     return result
 
@@ -200,7 +200,7 @@ def _host_gw_routes(interfaces, peers, underlays, errors):
         if not any(address in network for network in connected):
             errors.append(
                 'host-gw: the underlay address %s of host %s is on no subnet connected to this host (%s); '
-                'host-gw routing needs every host on one link, or set linuxnet_netns_host_gw: false'
+                'host-gw routing needs every host on one link, or set bridge_network_host_gw: false'
                 % (address, peer, ', '.join(str(n) for n in connected) or 'none'))
             continue
         routes.append({'dest': peers[peer], 'gateway': str(address)})
@@ -263,7 +263,7 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     `targets` (each namespace's address and gateway, for verification) and `gateway`.
     """
     present = state == 'present'
-    # -e linuxnet_netns_host_gw=false arrives as the string 'false': argument_specs validate, not convert
+    # -e bridge_network_host_gw=false arrives as the string 'false': argument_specs validate, not convert
     masquerade, host_gw, check_mode = (boolean(v, strict=False) for v in (masquerade, host_gw, check_mode))
     host = _host(info)
     interfaces = host.get('interfaces') or {}
@@ -275,8 +275,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     errors, warnings = [], []
 
     if present and not subnet:
-        raise AnsibleFilterError('host %s has no subnet: it is not in linuxnet_netns_fleet (%s); add it, or '
-                                 'leave linuxnet_netns_fleet unset (all inventory hosts)'
+        raise AnsibleFilterError('host %s has no subnet: it is not in bridge_network_fleet (%s); add it, or '
+                                 'leave bridge_network_fleet unset (all inventory hosts)'
                                  % (self_host, ', '.join(sorted(subnets)) or 'empty'))
     if present:
         plan = topology(subnet, count, mode, prefix, veth_prefix, bridge, ns_interface, p2p_prefixlen, mtu)
@@ -300,7 +300,7 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
                             'exclude_destinations': [str(n) for n in exclude]})
             else:
                 errors.append('no uplink for the MASQUERADE rule: this host has no IPv4 default route; '
-                              'set linuxnet_netns_uplink, or linuxnet_netns_masquerade: false')
+                              'set bridge_network_uplink, or bridge_network_masquerade: false')
         if host_gw:
             routes, unknown = _host_gw_routes(interfaces, peers, underlays, errors)
             plan['routes'].extend(routes)
@@ -309,8 +309,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
                                 'cached facts): their routes are left as they are' % ', '.join(unknown))
                 keep = set(str(ipaddress.ip_network(u'%s' % peers[p], strict=False)) for p in unknown)
         if plan['bridges'] and bridge in interfaces and not _is_ours(interfaces, bridge, 'bridge'):
-            errors.append('linuxnet_netns_bridge=%s: an interface of that name exists and is not a bridge this '
-                          'collection made (kind %s); rename linuxnet_netns_bridge or remove it'
+            errors.append('bridge_network_bridge=%s: an interface of that name exists and is not a bridge this '
+                          'collection made (kind %s); rename bridge_network_bridge or remove it'
                           % (bridge, interfaces[bridge].get('kind')))
         labels = {'the subnet of this host': plan['subnet']}
         if host_gw:

@@ -100,8 +100,8 @@ class _Taken(object):
 
 
 def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None, partial=False,
-                    pool_var='linuxnet_netns_pool', prefixlen_var='linuxnet_netns_subnet_prefixlen',
-                    subnet_var='linuxnet_netns_subnet'):
+                    pool_var='bridge_network_pool', prefixlen_var='bridge_network_subnet_prefixlen',
+                    subnet_var='bridge_network_subnet'):
     """Give every host in `hosts` a subnet of length `prefixlen` out of `pool`, none overlapping.
 
     explicit: {host: subnet} pinned subnets (None or '' for none).

@@ -238,43 +238,43 @@ def role_case(ident, variables, param, value=None):
 
 
 BAD_ROLE = [
-    role_case('role-mode-unknown', {'linuxnet_netns_mode': 'star'}, 'linuxnet_netns_mode', 'star'),
-    role_case('role-state-unknown', {'linuxnet_netns_state': 'gone'}, 'linuxnet_netns_state', 'gone'),
-    role_case('role-namespaces-not-int', {'linuxnet_netns_namespaces': 'many'}, 'linuxnet_netns_namespaces', 'many'),
-    role_case('role-namespaces-negative', {'linuxnet_netns_namespaces': -1}, 'linuxnet_netns_namespaces', '-1'),
-    role_case('role-namespaces-too-many', {'linuxnet_netns_namespaces': 300}, 'linuxnet_netns_namespaces', '300'),
-    role_case('role-p2p-prefixlen-29', {'linuxnet_netns_mode': 'p2p', 'linuxnet_netns_p2p_prefixlen': 29},
-              'linuxnet_netns_p2p_prefixlen', '29'),
-    role_case('role-pool-host-bits', {'linuxnet_netns_pool': '10.200.0.1/16'}, 'linuxnet_netns_pool', '10.200.0.1/16'),
-    role_case('role-pool-garbage', {'linuxnet_netns_pool': 'banana'}, 'linuxnet_netns_pool', 'banana'),
+    role_case('role-mode-unknown', {'bridge_network_mode': 'star'}, 'bridge_network_mode', 'star'),
+    role_case('role-state-unknown', {'bridge_network_state': 'gone'}, 'bridge_network_state', 'gone'),
+    role_case('role-namespaces-not-int', {'bridge_network_namespaces': 'many'}, 'bridge_network_namespaces', 'many'),
+    role_case('role-namespaces-negative', {'bridge_network_namespaces': -1}, 'bridge_network_namespaces', '-1'),
+    role_case('role-namespaces-too-many', {'bridge_network_namespaces': 300}, 'bridge_network_namespaces', '300'),
+    role_case('role-p2p-prefixlen-29', {'bridge_network_mode': 'p2p', 'bridge_network_p2p_prefixlen': 29},
+              'bridge_network_p2p_prefixlen', '29'),
+    role_case('role-pool-host-bits', {'bridge_network_pool': '10.200.0.1/16'}, 'bridge_network_pool', '10.200.0.1/16'),
+    role_case('role-pool-garbage', {'bridge_network_pool': 'banana'}, 'bridge_network_pool', 'banana'),
     # the message may name the pool or the subnet allocated from it: both start so
-    role_case('role-pool-ipv6', {'linuxnet_netns_pool': 'fd00:99::/48', 'linuxnet_netns_subnet_prefixlen': 64,
-                                 'linuxnet_netns_subnet': None}, 'linuxnet_netns_pool', 'fd00:99:'),
-    role_case('role-prefixlen-shorter-than-pool', {'linuxnet_netns_subnet_prefixlen': 8},
-              'linuxnet_netns_subnet_prefixlen', '8'),
-    role_case('role-subnet-host-bits', {'linuxnet_netns_subnet': '10.210.99.1/24'}, 'linuxnet_netns_subnet',
+    role_case('role-pool-ipv6', {'bridge_network_pool': 'fd00:99::/48', 'bridge_network_subnet_prefixlen': 64,
+                                 'bridge_network_subnet': None}, 'bridge_network_pool', 'fd00:99:'),
+    role_case('role-prefixlen-shorter-than-pool', {'bridge_network_subnet_prefixlen': 8},
+              'bridge_network_subnet_prefixlen', '8'),
+    role_case('role-subnet-host-bits', {'bridge_network_subnet': '10.210.99.1/24'}, 'bridge_network_subnet',
               '10.210.99.1/24'),
-    role_case('role-subnet-ipv6', {'linuxnet_netns_subnet': 'fd00:98::/64'}, 'linuxnet_netns_subnet', 'fd00:98::/64'),
+    role_case('role-subnet-ipv6', {'bridge_network_subnet': 'fd00:98::/64'}, 'bridge_network_subnet', 'fd00:98::/64'),
     # the subnet may be pinned or allocated, so "the subnet of this host" names it well enough
-    role_case('role-subnet-overlaps-a-route', {'linuxnet_netns_subnet': '10.40.7.0/24'}, 'the subnet of this host',
+    role_case('role-subnet-overlaps-a-route', {'bridge_network_subnet': '10.40.7.0/24'}, 'the subnet of this host',
               '10.40.7.0/24'),
-    role_case('role-fleet-overlapping-subnets', {'linuxnet_netns_subnet': '10.211.0.0/24'}, 'linuxnet_netns_subnet',
+    role_case('role-fleet-overlapping-subnets', {'bridge_network_subnet': '10.211.0.0/24'}, 'bridge_network_subnet',
               '10.211.0.0/25'),
-    role_case('role-fleet-without-this-host', {'linuxnet_netns_fleet': ['somewhere-else']}, 'linuxnet_netns_fleet',
+    role_case('role-fleet-without-this-host', {'bridge_network_fleet': ['somewhere-else']}, 'bridge_network_fleet',
               'somewhere-else'),
-    role_case('role-bridge-name-too-long', {'linuxnet_netns_bridge': 'bridge-name-too-long'}, 'linuxnet_netns_bridge',
+    role_case('role-bridge-name-too-long', {'bridge_network_bridge': 'bridge-name-too-long'}, 'bridge_network_bridge',
               'bridge-name-too-long'),
-    role_case('role-bridge-name-space', {'linuxnet_netns_bridge': 'br 0'}, 'linuxnet_netns_bridge', 'br 0'),
-    role_case('role-veth-prefix-too-long', {'linuxnet_netns_veth_prefix': 'veth-prefix-xyz'},
-              'linuxnet_netns_veth_prefix', 'veth-prefix-xyz'),
-    role_case('role-ns-interface-too-long', {'linuxnet_netns_ns_interface': 'eth0-much-too-long'},
-              'linuxnet_netns_ns_interface', 'eth0-much-too-long'),
-    role_case('role-ns-interface-space', {'linuxnet_netns_ns_interface': 'eth 0'}, 'linuxnet_netns_ns_interface',
+    role_case('role-bridge-name-space', {'bridge_network_bridge': 'br 0'}, 'bridge_network_bridge', 'br 0'),
+    role_case('role-veth-prefix-too-long', {'bridge_network_veth_prefix': 'veth-prefix-xyz'},
+              'bridge_network_veth_prefix', 'veth-prefix-xyz'),
+    role_case('role-ns-interface-too-long', {'bridge_network_ns_interface': 'eth0-much-too-long'},
+              'bridge_network_ns_interface', 'eth0-much-too-long'),
+    role_case('role-ns-interface-space', {'bridge_network_ns_interface': 'eth 0'}, 'bridge_network_ns_interface',
               'eth 0'),
-    role_case('role-prefix-slash', {'linuxnet_netns_prefix': '@/x'}, 'linuxnet_netns_prefix', '@/x'),
-    role_case('role-prefix-space', {'linuxnet_netns_prefix': '@ x'}, 'linuxnet_netns_prefix', '@ x'),
-    role_case('role-mtu-too-small', {'linuxnet_netns_mtu': 20}, 'linuxnet_netns_mtu', '20'),
-    role_case('role-uplink-bad-name', {'linuxnet_netns_uplink': 'up 0'}, 'linuxnet_netns_uplink', 'up 0'),
+    role_case('role-prefix-slash', {'bridge_network_prefix': '@/x'}, 'bridge_network_prefix', '@/x'),
+    role_case('role-prefix-space', {'bridge_network_prefix': '@ x'}, 'bridge_network_prefix', '@ x'),
+    role_case('role-mtu-too-small', {'bridge_network_mtu': 20}, 'bridge_network_mtu', '20'),
+    role_case('role-uplink-bad-name', {'bridge_network_uplink': 'up 0'}, 'bridge_network_uplink', 'up 0'),
 ]
 # the second host of the overlapping fleet: pinned to a subnet inside the first one's
 OVERLAP_PARTNER = 'role-fleet-overlapping-subnets-b'
@@ -480,19 +480,19 @@ def role_hosts(prefix, python):
         own = '%sr%02d' % (prefix, index)
         hostvars = {
             'ansible_connection': 'local', 'ansible_python_interpreter': python,
-            'linuxnet_netns_install_deps': False, 'linuxnet_netns_fleet': [rc.id],
-            'linuxnet_netns_prefix': own + 'n', 'linuxnet_netns_veth_prefix': own + 'v',
-            'linuxnet_netns_bridge': own + 'b', 'linuxnet_netns_subnet': '10.210.%d.0/24' % index,
+            'bridge_network_install_deps': False, 'bridge_network_fleet': [rc.id],
+            'bridge_network_prefix': own + 'n', 'bridge_network_veth_prefix': own + 'v',
+            'bridge_network_bridge': own + 'b', 'bridge_network_subnet': '10.210.%d.0/24' % index,
         }
         hostvars.update((k, v.replace('@', own) if isinstance(v, str) else v) for k, v in rc.vars.items())
         hosts[rc.id] = hostvars
     # the overlapping fleet: two hosts, the second one's subnet inside the first one's
     first = hosts['role-fleet-overlapping-subnets']
-    first['linuxnet_netns_fleet'] = ['role-fleet-overlapping-subnets', OVERLAP_PARTNER]
-    hosts[OVERLAP_PARTNER] = dict(first, linuxnet_netns_subnet='10.211.0.0/25',
-                                  linuxnet_netns_prefix=first['linuxnet_netns_prefix'] + 'b',
-                                  linuxnet_netns_veth_prefix=first['linuxnet_netns_veth_prefix'] + 'b',
-                                  linuxnet_netns_bridge=first['linuxnet_netns_bridge'] + 'b')
+    first['bridge_network_fleet'] = ['role-fleet-overlapping-subnets', OVERLAP_PARTNER]
+    hosts[OVERLAP_PARTNER] = dict(first, bridge_network_subnet='10.211.0.0/25',
+                                  bridge_network_prefix=first['bridge_network_prefix'] + 'b',
+                                  bridge_network_veth_prefix=first['bridge_network_veth_prefix'] + 'b',
+                                  bridge_network_bridge=first['bridge_network_bridge'] + 'b')
     return hosts
 
 

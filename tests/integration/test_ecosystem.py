@@ -212,7 +212,7 @@ def test_installed_tarball_runs_site_diagram_and_teardown(tmp_path, managed_host
         # by FQCN: the playbooks come from the installed tarball, not from this checkout
         argv = ['nsenter', '-t', str(managed_host), '--net', '--mount',
                 os.path.join(BIN, 'ansible-playbook'), '-i', 'localhost,', '-c', 'local',
-                '-e', 'ansible_python_interpreter=%s' % sys.executable, '-e', 'linuxnet_netns_install_deps=false',
+                '-e', 'ansible_python_interpreter=%s' % sys.executable, '-e', 'bridge_network_install_deps=false',
                 'linuxnet.netns.' + name] + list(extra)
         out = subprocess.run(argv, cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                              universal_newlines=True, env=env, check=False)
@@ -220,14 +220,14 @@ def test_installed_tarball_runs_site_diagram_and_teardown(tmp_path, managed_host
         return out.stdout
 
     playbook('site')
-    playbook('diagram', '-e', 'linuxnet_netns_diagram_dir=%s' % diagrams)
+    playbook('diagram', '-e', 'bridge_network_diagram_dir=%s' % diagrams)
     dot = (diagrams / 'localhost.dot').read_text()
     assert 'subgraph "cluster_localhost|lnns1"' in dot and 'MASQUERADE' in dot and 'lnbr0 (bridge)' in dot
     assert (diagrams / 'fleet.dot').read_text().startswith('graph "linuxnet.netns"')
     if shutil.which('dot'):
         for name in ('localhost.svg', 'localhost.png', 'fleet.svg', 'fleet.png'):
             assert (diagrams / name).stat().st_size > 0, name
-    again = playbook('diagram', '-e', 'linuxnet_netns_diagram_dir=%s' % diagrams)
+    again = playbook('diagram', '-e', 'bridge_network_diagram_dir=%s' % diagrams)
     assert re.search(r'localhost\s+:\s+ok=\d+\s+changed=0\s', again), again
     playbook('teardown')
     left = subprocess.check_output(['nsenter', '-t', str(managed_host), '--net', '--mount', 'ip', 'netns', 'list'],

@@ -71,7 +71,7 @@ class Host(object):
         argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook'),
                 '-i', 'localhost,', '-c', 'local',
                 '-e', 'ansible_python_interpreter=%s' % self.python,
-                '-e', 'linuxnet_netns_install_deps=false',
+                '-e', 'bridge_network_install_deps=false',
                 os.path.join(REPO, 'playbooks', name)] + list(extra)
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=str(self.collections), ANSIBLE_NOCOLOR='1',
                    ANSIBLE_FORCE_COLOR='0', ANSIBLE_LOCAL_TEMP='/tmp/.ansible-role-test',
@@ -128,7 +128,7 @@ def assert_nothing_left(host):
 
 def test_bridge_network_lifecycle(make_host, python):
     host = make_host(python)  # with pip's pyroute2 and with Debian's 0.7.2
-    out, recap = host.playbook('site.yml', '-e', 'linuxnet_netns_namespaces=3')
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3')
     assert recap['changed'] > 0 and recap['failed'] == 0
 
     assert host.netns() == ['lnns1', 'lnns2', 'lnns3']
@@ -147,15 +147,15 @@ def test_bridge_network_lifecycle(make_host, python):
     subnet = gateway_cidr[0].rsplit('.', 1)[0] + '.0/24'
     assert 'ip saddr %s oifname "up0" masquerade' % subnet in host.sh('nft list table inet linuxnet_netns')
 
-    out, recap = host.playbook('site.yml', '-e', 'linuxnet_netns_namespaces=3')
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3')
     assert recap['changed'] == 0, out.stdout
 
-    out, recap = host.playbook('verify.yml', '-e', 'linuxnet_netns_namespaces=3',
-                               '-e', 'linuxnet_netns_verify_internet=%s' % INTERNET)
+    out, recap = host.playbook('verify.yml', '-e', 'bridge_network_namespaces=3',
+                               '-e', 'bridge_network_verify_internet=%s' % INTERNET)
     assert re.search(r'"localhost +ok +ok +"', out.stdout), out.stdout
 
     # fewer namespaces: the extra one goes, with its veth pair
-    out, recap = host.playbook('site.yml', '-e', 'linuxnet_netns_namespaces=2')
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2')
     assert host.netns() == ['lnns1', 'lnns2'] and 'lnv3' not in host.links()
 
     out, recap = host.playbook('teardown.yml')
@@ -168,8 +168,8 @@ def test_bridge_network_lifecycle(make_host, python):
 
 def test_p2p_mode_is_the_tutorial_per_namespace(make_host):
     host = make_host()
-    args = ('-e', 'linuxnet_netns_mode=p2p', '-e', 'linuxnet_netns_namespaces=3',
-            '-e', 'linuxnet_netns_subnet=10.200.77.0/24')
+    args = ('-e', 'bridge_network_mode=p2p', '-e', 'bridge_network_namespaces=3',
+            '-e', 'bridge_network_subnet=10.200.77.0/24')
     host.playbook('site.yml', *args)
     links = host.links()
     assert 'lnbr0' not in links
@@ -182,7 +182,7 @@ def test_p2p_mode_is_the_tutorial_per_namespace(make_host):
         assert host.ping('lnns%d' % i, INTERNET)
     out, recap = host.playbook('site.yml', *args)
     assert recap['changed'] == 0, out.stdout
-    host.playbook('teardown.yml', '-e', 'linuxnet_netns_subnet=10.200.77.0/24')
+    host.playbook('teardown.yml', '-e', 'bridge_network_subnet=10.200.77.0/24')
     assert_nothing_left(host)
 
 

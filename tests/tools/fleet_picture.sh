@@ -15,8 +15,8 @@ trap 'rm -rf "$work"' EXIT
 # shellcheck disable=SC2016  # expanded by the inner shell, in the sandbox
 "$repo/tests/sandbox.sh" "$python" "$repo/tests/lab/lab.py" run --hosts "$hosts" --dir "$work/lab" -- sh -c '
   set -e
-  ansible-playbook -i "$LAB_INVENTORY" "$0/playbooks/site.yml" -e linuxnet_netns_host_gw=true >"$1/site.log"
-  ansible-playbook -i "$LAB_INVENTORY" "$0/playbooks/diagram.yml" -e linuxnet_netns_diagram_dir="$1/diagrams" \
+  ansible-playbook -i "$LAB_INVENTORY" "$0/playbooks/site.yml" -e bridge_network_host_gw=true >"$1/site.log"
+  ansible-playbook -i "$LAB_INVENTORY" "$0/playbooks/diagram.yml" -e bridge_network_diagram_dir="$1/diagrams" \
     >"$1/diagram.log"' "$repo" "$work" || { cat "$work"/*.log >&2 2>/dev/null; exit 1; }
 cp "$work/diagrams/fleet.svg" "$work/diagrams/fleet.png" "$repo/docs/"
 echo "docs/fleet.svg, docs/fleet.png: $(head -c 300 "$work/diagrams/fleet.dot" | sed -n 's/.*label="\([^"]*\)".*/\1/p' | head -1)"

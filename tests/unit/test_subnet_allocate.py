@@ -122,7 +122,7 @@ def test_overlapping_pins_name_both_hosts():
     with pytest.raises(Exception) as exc:
         allocate(['alpha', 'beta'], explicit={'alpha': '10.1.0.0/16', 'beta': '10.1.2.0/24'})
     text = str(exc.value)
-    assert 'alpha' in text and 'beta' in text and 'overlaps' in text and 'linuxnet_netns_subnet' in text
+    assert 'alpha' in text and 'beta' in text and 'overlaps' in text and 'bridge_network_subnet' in text
 
 
 def test_memory_that_no_longer_fits_is_reallocated():
@@ -260,7 +260,7 @@ def test_sizes_and_names_are_checked():
     plan(subnet='10.200.3.0/29', count=5)
     with pytest.raises(Exception, match='blocks of /30'):
         plan(subnet='10.200.3.0/28', count=5, mode='p2p')
-    with pytest.raises(Exception, match='linuxnet_netns_veth_prefix'):
+    with pytest.raises(Exception, match='bridge_network_veth_prefix'):
         plan(veth_prefix='averylongprefix', count=3)
 
 
@@ -278,12 +278,12 @@ def test_own_bridge_route_is_not_a_conflict():
 
 def test_foreign_interface_named_like_the_bridge_is_refused():
     p = plan(info=info({'lnbr0': {'kind': 'dummy', 'addresses': [], 'ours': False}}))
-    assert 'linuxnet_netns_bridge=lnbr0' in p['errors'][0]
+    assert 'bridge_network_bridge=lnbr0' in p['errors'][0]
 
 
 def test_missing_uplink():
     p = plan(uplink=None)
-    assert 'linuxnet_netns_uplink' in p['errors'][0]
+    assert 'bridge_network_uplink' in p['errors'][0]
     assert plan(uplink=None, masquerade=False)['errors'] == []
 
 
@@ -361,7 +361,7 @@ def test_absent_on_a_clean_host_is_empty():
 
 
 def test_host_outside_the_fleet():
-    with pytest.raises(Exception, match='not in linuxnet_netns_fleet'):
+    with pytest.raises(Exception, match='not in bridge_network_fleet'):
         plan(subnet=None, self_host='stranger')
 
 
