@@ -29,9 +29,11 @@ import datetime
 import json
 import os
 import platform
+import re
 import resource
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -249,6 +251,14 @@ def _setns(fd):
         raise OSError(err, os.strerror(err))
 
 
+def wait_gone(prefix, deadline):
+    """Until no interface of this namespace is named prefix*."""
+    while any(name.startswith(prefix) for _index, name in socket.if_nameindex()):
+        if time.monotonic() > deadline:
+            raise RuntimeError('interfaces %s* still here after the namespaces were deleted' % prefix)
+        time.sleep(0.002)
+
+
 def floor_step(tmp, n, repeat=1):
     """floor_cycle `repeat` times; the fastest build and the fastest teardown."""
     samples = [floor_cycle(tmp, n) for _attempt in range(repeat)]
@@ -259,7 +269,7 @@ def floor_step(tmp, n, repeat=1):
 def floor_cycle(tmp, n):
     """The bridge recipe through `ip -batch`: one batch on the host (bridge, namespaces, veth pairs
     with the peer created in its namespace, ports on the bridge and up), then one `ip -batch` per
-    namespace (lo up, address, eth0 up, default route) — `ip -batch` lines cannot switch namespace,
+    namespace (lo up, address, eth0 up, default route) - `ip -batch` lines cannot switch namespace,
     and `ip -n NS` unshares a mount namespace per call, which copies all N /run/netns mounts, so
     each batch is started from a parent that has setns()ed into the namespace. Plus forwarding (a
     /proc write) and the MASQUERADE rule (one `nft -f`)."""
@@ -316,6 +326,9 @@ def floor_cycle(tmp, n):
     start = time.perf_counter()
     subprocess.run(['ip', '-batch', del_batch], check=True)
     subprocess.run(['nft', 'delete', 'table', 'ip', 'lnbench_floor'], check=True)
+    # `netns del` only unmounts: the kernel destroys the namespace, and with it the host-side veth
+    # ends, a moment later. Wait for them, as the netns module does, so that the next run starts clean.
+    wait_gone('flv', deadline=time.monotonic() + 60)
     teardown = time.perf_counter() - start
     teardown_cpu = children_cpu() + self_cpu() - cpu
     if any(name.startswith('flns') for name in netns_names()) or 'flbr0' in links():
@@ -394,6 +407,20 @@ def ip_netns_step(host, python, n, rows):
                          changed=run.changed()))
 
 
+def neighbour_table():
+    """The kernel's IPv4 neighbour table fill, which all namespaces of the machine share: the lab's
+    hosts are namespaces of one kernel, so H x 50 namespaces and their gateways' entries count
+    against one net.ipv4.neigh.default.gc_thresh3 (1024 by default)."""
+    text = sh(['ip', '-s', 'ntable', 'show', 'name', 'arp_cache'], check=False)
+    entries, thresh = re.search(r'entries (\d+)', text), re.search(r'thresh3 (\d+)', text)
+    if not entries or not thresh:
+        return ''
+    return (' (kernel ARP table, shared by every namespace on the machine: %s entries, gc_thresh3 %s%s)'
+            % (entries.group(1), thresh.group(1),
+               ': full, so namespaces lose their neighbours' if int(entries.group(1)) >= int(thresh.group(1)) - 32
+               else ''))
+
+
 def fleet_step(host, hosts, cross_host, rows, notes):
     """site.yml, its re-run, verify.yml and teardown.yml on H lab hosts over SSH. verify.yml pings
     from every namespace at once; with the full matrix (gateway, internet, every other host) that is
@@ -426,8 +453,8 @@ def fleet_step(host, hosts, cross_host, rows, notes):
         row('verify (gateway, internet%s)' % (', every other host' if cross_host else ''), checked)
         if checked.rc:
             misses = [line for line in checked.output.splitlines() if 'no answer' in line]
-            notes.append('fleet H=%d: verify.yml failed on %d hosts%s' % (
-                hosts, checked.failed(), (': ' + misses[0][:300] + ' ...') if misses else ''))
+            notes.append('fleet H=%d: verify.yml failed on %d hosts%s%s' % (
+                hosts, checked.failed(), neighbour_table(), (': ' + misses[0][:240] + ' ...') if misses else ''))
         log('fleet H=%d: teardown.yml' % hosts)
         row('teardown', host.playbook(os.path.join(REPO, 'playbooks', 'teardown.yml'), base, inventory,
                                       forks=hosts))
@@ -708,7 +735,7 @@ def report(rows, env, notes, args_repeat):
            'namespace (batch lines cannot switch namespace, and `ip -n NS` copies the mount table, '
            'all N `/run/netns` mounts, on every call), plus the forwarding sysctl and one `nft -f` '
            'for the MASQUERADE rule; `time.perf_counter()` around all of it. Teardown: one batch of '
-           '`netns del` and the bridge.',
+           '`netns del` and the bridge, until the kernel has removed the host-side veth ends.',
            '- **command loop**: `bench/playbooks/command_loop.yml`, the tutorial\'s `ip` commands as '
            '`ansible.builtin.command` tasks with `loop:` (netns add, lo up, veth add, set netns, addr add, '
            'link up, master, host end up, route add: 9 module runs per namespace). Rows marked '
