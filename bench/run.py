@@ -541,9 +541,10 @@ def main_table(rows):
     header = ['method', 'step', 'N', 'tasks/host', 'module runs', 'module s', 'wall s', 'CPU s', 'ms/ns module',
               'ms/ns wall', 'changed']
     lines = []
-    for row in rows:
-        if row['method'] == 'fleet':
-            continue
+    methods = ['role', 'ip -batch', 'command loop', 'community.general.ip_netns loop']
+    ordered = sorted((row for row in rows if row['method'] in methods),
+                     key=lambda row: (methods.index(row['method']), row['n']))
+    for row in ordered:
         n = row['n']
         extrapolated = row.get('extrapolated_from')
         method = row['method'] + (' (extrapolated from N=%d)' % extrapolated if extrapolated else '')
