@@ -719,8 +719,8 @@ def report(rows, env, notes, args_repeat):
            '- **module s**: the sum of the durations (runner start to result, what '
            '`ansible.posix.profile_tasks` reports) of the tasks running `linuxnet.netns.*` modules '
            '(for the loops: of the `command` / `ip_netns` tasks), recorded by '
-           '`bench/callback_plugins/linuxnet_bench.py`. It includes Ansible\'s per-task cost (about '
-           '0.2 s: templating, shipping and starting the module). **wall s**: the whole '
+           '`bench/callback_plugins/linuxnet_bench.py`. It includes Ansible\'s per-task cost (0.2 s '
+           'or more: templating, shipping and starting the module; compare N=10). **wall s**: the whole '
            '`ansible-playbook` process, start-up, fact tasks and templating included. **CPU s**: user + '
            'system CPU seconds of everything the step started (getrusage of the waited-for children), '
            'which other load on the machine disturbs far less than the clock.',
@@ -744,10 +744,15 @@ def report(rows, env, notes, args_repeat):
            '- **community.general.ip_netns loop**: `bench/playbooks/ip_netns_loop.yml`; that module '
            'manages namespaces only, so the row is one step of the network, not all of it.',
            '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
-           'each, host-gw routes between the hosts; module s is the slowest host\'s sum. `verify.yml` '
-           'pings from every namespace at once; it runs with `--forks 5`, and for H > 5 without the '
-           'host-to-host columns (H x 50 x (H + 2) simultaneous pings do not get answers within '
-           'ping\'s 1 s on 2 CPUs).' % FLEET_NAMESPACES,
+           'each, host-gw routes between the hosts; module s is the slowest host\'s sum, CPU s counts '
+           'the controller only (the modules run under the hosts\' sshd). `verify.yml` pings from every '
+           'namespace at once; it runs with `--forks 5`, and for H > 5 without the host-to-host columns '
+           '(H x 50 x (H + 2) pings at once swamp 2 CPUs). The lab\'s hosts are namespaces of one '
+           'kernel, whose IPv4 neighbour (ARP) table is shared by all of them and holds '
+           '`net.ipv4.neigh.default.gc_thresh3` entries (1024 by default): with H=20 x 50 namespaces '
+           'it is full and some pings go unanswered (see the notes) - a limit of one kernel carrying '
+           'about 500 or more talking namespaces, which a single host with N=1000 meets too, not of '
+           'SSH or of the fleet.' % FLEET_NAMESPACES,
            '- Everything runs on the same 2-core machine as Ansible itself (controller and managed host '
            'share the CPUs), while other work may be running: compare rows of one run with each other, '
            'and expect a few tens of percent between runs.', '']
