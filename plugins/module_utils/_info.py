@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import OWNER_ALIAS, PlanError
@@ -71,7 +72,13 @@ def gather(reader, namespaces=None, routes=True, nat=True, details=True):
     # without details, the namespaces are listed by name only: one read of the host, whatever
     # their number
     for name in names if details else ():
-        views[name] = reader.view(name)
+        view = reader.view(name)
+        try:
+            view.load()  # now: a namespace removed meanwhile (ip netns del) is left out, not an error
+        except _nl.NamespaceError:
+            continue
+        views[name] = view
+    names = [name for name in names if name in views or not details]
     result = {'namespaces': names, 'host': None, 'netns': {}, 'veth_pairs': pair_veths(reader, views),
               'bridges': [], 'nat': []}
     for ns, view in views.items():

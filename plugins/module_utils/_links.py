@@ -138,8 +138,9 @@ def configure(plan, iface, link, view, kind, label):
     if link is not None and iface.mtu is not None and link.mtu != iface.mtu:
         summaries.append('set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu))
         attrs['mtu'] = iface.mtu
-    if link is None:
-        # the kernel ignores an alias given at creation, so the owner mark comes with the settings
+    if link is None or not link.alias:
+        # the kernel ignores an alias given at creation, so the owner mark comes with the settings;
+        # a declared link without any alias gets it too (one made by a run killed before marking)
         summaries.append('mark %s in %s as made by linuxnet.netns' % (name, where(ns)))
         attrs['alias'] = OWNER_ALIAS
     current_up = link.up if link is not None else False
@@ -167,8 +168,10 @@ def configure(plan, iface, link, view, kind, label):
     return after
 
 
-def require_namespace(reader, ns, param):
-    if not reader.exists(ns):
+def require_namespace(reader, ns, param, state='present'):
+    """A namespace an object is declared in must exist - unless the object is declared absent: a
+    namespace that is gone took its objects with it (a teardown can run twice, or resume)."""
+    if state != 'absent' and not reader.exists(ns):
         raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
                         'linuxnet.netns.netns' % (param, ns, ns))
 
@@ -233,7 +236,7 @@ def plan_veth(plan, reader, pair):
         plan.record('veth %s %s' % (ns_key(a.ns), a.name), link_state(link, view), None)
         return None
     for iface in (a, b):
-        require_namespace(reader, iface.ns, iface.param + '.netns')
+        require_namespace(reader, iface.ns, iface.param + '.netns', pair.state)
     a_view, b_view = reader.view(a.ns), reader.view(b.ns)
     a_link, b_link = a_view.links.get(a.name), b_view.links.get(b.name)
     label = 'veth'
@@ -302,7 +305,7 @@ class Bridge(object):
 
 def plan_bridge(plan, reader, bridge):
     iface = bridge.iface
-    require_namespace(reader, iface.ns, bridge.param + '.netns')
+    require_namespace(reader, iface.ns, bridge.param + '.netns', bridge.state)
     view = reader.view(iface.ns)
     link = view.links.get(iface.name)
     label = 'bridge'

@@ -73,19 +73,19 @@ def schedule(plan, ns, nft_plan, label='nftables'):
 def plan_masquerade(plan, reader, rules):
     by_ns = {}
     for rule in rules:
-        require_namespace(reader, rule.ns, rule.param + '.netns')
+        require_namespace(reader, rule.ns, rule.param + '.netns', rule.state)
         by_ns.setdefault(rule.ns, []).append(rule)
     results = []
     for ns, group in by_ns.items():
-        sock = reader.session.nfnl(ns)
-        schedule(plan, ns, _nft.plan_masquerade(_nft.read(sock), [
-            (str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group]))
+        # a namespace that is gone took its ruleset with it: its (absent) rules need nothing
+        if reader.exists(ns):
+            schedule(plan, ns, _nft.plan_masquerade(_nft.read(reader.session.nfnl(ns)), [
+                (str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group]))
         for rule in group:
+            excluded = [str(n) for n in rule.exclude]
             results.append({'netns': ns, 'source': str(rule.source), 'out_interface': rule.out_interface,
-                            'state': rule.state,
-                            'exclude_destinations': [str(n) for n in rule.exclude],
-                            'rule': _nft.masquerade_rule(str(rule.source), rule.out_interface,
-                                                         [str(n) for n in rule.exclude]).text})
+                            'state': rule.state, 'exclude_destinations': excluded,
+                            'rule': _nft.masquerade_rule(str(rule.source), rule.out_interface, excluded).text})
     return results
 
 

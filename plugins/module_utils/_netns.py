@@ -138,7 +138,7 @@ def plan_netns(plan, reader, items):
         if not exists:
             plan.add(P.NETNS_CREATE, None, 'create netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.create(name))
-            before = None
+            before, lo = None, None
             lo_up, ours = False, True
         else:
             # lo alone tells all a namespace's own state: one kernel-side lookup, no dump
@@ -146,10 +146,12 @@ def plan_netns(plan, reader, items):
             lo_up, ours = bool(lo and lo.up), bool(lo and lo.alias == OWNER_ALIAS)
             before = {'lo_up': lo_up, 'ours': ours}
         summaries, up, alias = [], None, None
-        if not exists:
-            # a namespace has no label of its own: its lo carries our mark (`ip -n NS link show lo`)
+        if not exists or (lo is not None and not lo.alias):
+            # a namespace has no label of its own: its lo carries our mark (`ip -n NS link show lo`);
+            # a declared namespace whose lo has no alias gets it too (a run killed before marking)
             summaries.append('mark netns %s as made by linuxnet.netns (alias of its lo)' % ns.name)
             alias = OWNER_ALIAS
+            ours = True
         if ns.lo_up is not None and ns.lo_up != lo_up:
             summaries.append('set lo %s in netns %s' % ('up' if ns.lo_up else 'down', ns.name))
             up = lo_up = ns.lo_up

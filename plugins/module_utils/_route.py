@@ -102,7 +102,7 @@ def _family(spec):
 def plan_routes(plan, reader, specs):
     results = []
     for spec in specs:
-        require_namespace(reader, spec.ns, spec.param + '.netns')
+        require_namespace(reader, spec.ns, spec.param + '.netns', spec.state)
         view = reader.view(spec.ns)
         wanted = S.route_key(spec.dest, spec.table, spec.metric)
         current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)

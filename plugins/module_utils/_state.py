@@ -156,6 +156,11 @@ class NsView(object):
             self._load_links()
         return self._links
 
+    def load(self):
+        """Read the links (and addresses) now rather than on first use."""
+        self._load_links()
+        return self
+
     def _load_links(self):
         if self._links is None:
             links = read_links(self.session, self.name, addresses=False) if self.exists else []

@@ -274,9 +274,6 @@ def test_sigkill_during_large_applies(host, capsys):
 MARKS = {}  # python -> what test_sigkill_during_large_applies found about ownership marks
 
 
-@pytest.mark.xfail(strict=True, reason='engine bug: veth and bridge get the alias linuxnet.netns in requests after '
-                   'the creates; a run killed in between leaves links that no re-run marks (plan_veth/plan_bridge '
-                   'mark only what they create)')
 def test_links_made_by_a_killed_run_carry_the_mark(python):
     """Every link the collection made carries its alias (netns_info: ours), also those made by a run
     killed between creating them and marking them, once the re-run has converged."""

@@ -184,8 +184,6 @@ def test_recreate_after_delete_by_hand(host):
     assert not failures, '\n'.join(failures)
 
 
-@pytest.mark.xfail(strict=True, reason='engine bug: state=absent refuses a netns that does not exist ("create it '
-                   'first") in veth, netns_route and nat_masquerade, so a teardown cannot be run twice')
 def test_teardown_runs_twice(host):
     """A teardown in the usual order - NAT, routes, veth pairs, then the namespaces - run a second
     time (or after a first run that stopped half-way) finds nothing to do: removing what is in a
