@@ -7,8 +7,10 @@ Prints one row per N; a partial answer to the scale issue (the full benchmark co
 `command:` loops and `ip -batch` in the same run).
 """
 import argparse
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -19,6 +21,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def collections():
     root = tempfile.mkdtemp(prefix='lnbench-')
+    atexit.register(shutil.rmtree, root, True)
     os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
     os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
     import ansible
