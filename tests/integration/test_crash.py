@@ -59,6 +59,8 @@ def phases(host):
         ('veth remove', 'veth', {'pairs': absent[:N // 2]}, 'links'),  # the other half goes with the namespaces
         ('netns remove', 'netns', {'namespaces': [{'name': n, 'state': 'absent'} for n in names]}, 'netns'),
     ]
+
+
 FIRST_REMOVAL = 5
 
 
@@ -238,9 +240,9 @@ def test_sigkill_during_large_applies(host, capsys):
                     marks['mid_apply'] += 1
                 if bad:
                     bad = sorted(bad, key=lambda n: ('(host)' not in n, n))
-                    marks['problems'].append('%s, %d of %d actions left for the re-run: %d interfaces made but not marked '
-                                    'ours (no alias %s), e.g. %s' % (what, left_to_do, cal['actions'], len(bad),
-                                                                     OWNER_ALIAS, ', '.join(bad[:3] + bad[-2:])))
+                    marks['problems'].append(
+                        '%s, %d of %d actions left for the re-run: %d interfaces made but not marked ours (no alias %s), '
+                        'e.g. %s' % (what, left_to_do, cal['actions'], len(bad), OWNER_ALIAS, ', '.join(bad[:3] + bad[-2:])))
             if label == 'netns remove':
                 left = leftovers(host, fresh_routes)
                 figures['leftovers'] += len(left)
