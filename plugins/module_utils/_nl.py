@@ -288,6 +288,10 @@ class Netlink(object):
         which costs a fraction of decoding every attribute of every message.
         """
         data = bytearray(_HDR.pack(16 + len(body), msg_type, flags | NLM_F_REQUEST, 0, 0) + body)
+        return [message[16:] for message in self._query(data)]
+
+    def _query(self, data):
+        """Send one get or dump request; its answer, as whole messages (header included)."""
         seq = self._number(data)
         self.sock.send(bytes(data))
         result = []
@@ -306,38 +310,19 @@ class Netlink(object):
                         if code:
                             raise NetlinkError(code, 'netlink query', _ext_ack_text(chunk, offset, length, mflags))
                         return result
-                    result.append(chunk[offset + 16:offset + length])
+                    result.append(chunk[offset:offset + length])
                     if not mflags & NLM_F_MULTI:
                         return result
                 offset += (length + 3) & ~3
 
     def dump(self, cls, msg_type, fields=None, attrs=None, flags=NLM_F_DUMP):
         """All messages of one dump (or one get), decoded by cls."""
-        data = encode(cls, msg_type, flags, fields or {}, attrs or [])
-        seq = self._number(data)
-        self.sock.send(bytes(data))
-        result = []
-        while True:
-            chunk = self._recv()
-            offset = 0
-            while offset + 16 <= len(chunk):
-                length, mtype, mflags, mseq, _pid = _HDR.unpack_from(chunk, offset)
-                if length < 16:
-                    return result
-                if mseq == seq:
-                    if mtype == NLMSG_DONE:
-                        return result
-                    if mtype == NLMSG_ERROR:
-                        code = -struct.unpack_from('=i', chunk, offset + 16)[0]
-                        if code:
-                            raise NetlinkError(code, 'netlink query', _ext_ack_text(chunk, offset, length, mflags))
-                        return result
-                    msg = cls(chunk[offset:offset + length])
-                    msg.decode()
-                    result.append(msg)
-                    if not mflags & NLM_F_MULTI:
-                        return result
-                offset += (length + 3) & ~3
+        messages = []
+        for raw in self._query(encode(cls, msg_type, flags, fields or {}, attrs or [])):
+            msg = cls(raw)
+            msg.decode()
+            messages.append(msg)
+        return messages
 
 
 class Namespaces(object):
