@@ -134,7 +134,7 @@ def configure(plan, iface, link, view, kind, label):
                 iface.param, iface.master, master.kind or 'plain interface', where(ns)))
         if link is None or link.master != master.index:
             summaries.append('attach %s to bridge %s in %s' % (name, iface.master, where(ns)))
-            attrs['master'] = master.index
+            attrs['master'] = master.index  # negative: a bridge this run makes, looked up at apply time
     if link is not None and iface.mtu is not None and link.mtu != iface.mtu:
         summaries.append('set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu))
         attrs['mtu'] = iface.mtu
@@ -151,27 +151,48 @@ def configure(plan, iface, link, view, kind, label):
         what = '; '.join(summaries)
         if link is None:
             attrs['name'] = name
-        plan.add(P.LINK_SET, ns, summaries, requests=lambda r: link_request(
-            _nl.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, **attrs))
+
+        def settings(resolver):
+            if attrs.get('master', 0) < 0:
+                attrs['master'] = resolver.index(ns, iface.master)
+            return link_request(_nl.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, **attrs)
+        plan.add(P.LINK_SET, ns, summaries, requests=settings)
+    added, removed = [], []
     if iface.addresses is not None:
         current = set(link.addresses) if link is not None else set()
-        for addr in sorted(current - set(iface.addresses), key=str):
+        removed = sorted(current - set(iface.addresses), key=str)
+        for addr in removed:
             summary = 'remove address %s from %s in %s' % (addr, name, where(ns))
             plan.add(P.ADDR_DELETE, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
                 _nl.RTM_DELADDR, 0, index(r), a, s))
-        for addr in iface.addresses:
-            if addr not in current:
-                summary = 'add address %s to %s in %s' % (addr, name, where(ns))
-                plan.add(P.ADDR_ADD, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
-                    _nl.RTM_NEWADDR, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, index(r), a, s))
+        added = [addr for addr in iface.addresses if addr not in current]
+        for addr in added:
+            summary = 'add address %s to %s in %s' % (addr, name, where(ns))
+            plan.add(P.ADDR_ADD, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
+                _nl.RTM_NEWADDR, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, index(r), a, s))
+    # what later planners of this run (a port on this bridge, a route via this link) will find
+    if link is None:
+        link = view.expect_link(name, kind, dict(after, alias=OWNER_ALIAS))
+        link.addresses = list(iface.addresses or ())
+    if added or removed:
+        view.expect_addresses(link.index, added, removed)
     plan.record('%s %s %s' % (label, ns_key(ns), name), before, after)
     return after
+
+
+def refuse_declared_twice(link, param, name, ns):
+    """A link another entry of this run already plans (its stand-in index is negative)."""
+    if link is not None and link.index < 0:
+        raise PlanError('%s: %s in %s is declared twice in this task (as a %s already)' % (
+            param, name, where(ns), link.kind or 'link'))
 
 
 def require_namespace(reader, ns, param, state='present'):
     """A namespace an object is declared in must exist - unless the object is declared absent: a
     namespace that is gone took its objects with it (a teardown can run twice, or resume)."""
-    if state != 'absent' and not reader.exists(ns):
+    if state != 'absent' and not reader.will_exist(ns):
+        if ns in reader.removing:
+            raise PlanError('%s=%r: network namespace %r is declared absent in the same task' % (param, ns, ns))
         raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
                         'linuxnet.netns.netns' % (param, ns, ns))
 
@@ -239,6 +260,8 @@ def plan_veth(plan, reader, pair):
         require_namespace(reader, iface.ns, iface.param + '.netns', pair.state)
     a_view, b_view = reader.view(a.ns), reader.view(b.ns)
     a_link, b_link = a_view.links.get(a.name), b_view.links.get(b.name)
+    refuse_declared_twice(a_link, pair.param + '.name', a.name, a.ns)
+    refuse_declared_twice(b_link, pair.param + '.peer.name', b.name, b.ns)
     label = 'veth'
     if pair.state == 'absent':
         for iface, link in ((a, a_link), (b, b_link)):
@@ -308,6 +331,7 @@ def plan_bridge(plan, reader, bridge):
     require_namespace(reader, iface.ns, bridge.param + '.netns', bridge.state)
     view = reader.view(iface.ns)
     link = view.links.get(iface.name)
+    refuse_declared_twice(link, bridge.param + '.name', iface.name, iface.ns)
     label = 'bridge'
     if link is not None and link.kind != 'bridge':
         if not bridge.replace or bridge.state == 'absent':
@@ -337,8 +361,8 @@ def _owned(reader, namespaces, kind, declared):
     """(ns, link) of each link of `kind` this collection made in `namespaces`, not in `declared`."""
     found = []
     for ns in sorted(set(namespaces), key=lambda n: (n is not None, n or '')):
-        if not reader.exists(ns):
-            continue
+        if not reader.exists(ns) or ns in reader.removing:
+            continue  # a namespace the run removes takes its links with it
         for link in sorted(reader.view(ns).links.values(), key=lambda link: link.index):
             if link.kind == kind and link.alias == OWNER_ALIAS and (ns, link.name) not in declared:
                 found.append((ns, link))

@@ -51,9 +51,9 @@ def purge_masquerade(reader, rules):
     declared = set(rule.key for rule in rules)
     extra = []
     for ns in sorted(set(rule.ns for rule in rules), key=lambda n: (n is not None, n or '')):
-        if not reader.exists(ns):
+        if not reader.exists(ns) or ns in reader.removing:
             continue
-        for found in _nft.read(reader.session.nfnl(ns)).rules:
+        for found in reader.nft(ns).rules:
             if found.chain != 'postrouting' or found.spec is None or not found.key.startswith('linuxnet:masq '):
                 continue
             _kind, source, oif = found.key.split(' ')
@@ -62,12 +62,37 @@ def purge_masquerade(reader, rules):
     return extra
 
 
-def schedule(plan, ns, nft_plan, label='nftables'):
-    """Put an nf_tables plan into the engine's plan: one atomic transaction, one action a line."""
-    plan.record('%s %s' % (label, ns_key(ns)), nft_plan.before or None, nft_plan.after or None)
-    lines = ['%s in %s' % (line, where(ns)) for line in nft_plan.lines()]
-    if lines:
-        plan.add(P.NFT, ns, lines, call=lambda session: _nft.apply(session.nfnl(ns), nft_plan))
+class _Scheduled(object):
+    """The nf_tables plans of one namespace in one run, applied as one transaction."""
+
+    def __init__(self, current):
+        self.current = current
+        self.plans = []
+        self.labels = []
+        self.op = None
+        self.merged = None
+
+
+def schedule(plan, reader, ns, nft_plan, label='nftables'):
+    """Put an nf_tables plan into the engine's plan: one atomic transaction, one action a line.
+
+    Several planners of one run (masquerade, the forward scope) may plan for the same namespace,
+    each against the state read once: their plans are merged into one transaction, so that the
+    second does not fail the generation check the first one's commit moved on.
+    """
+    entry = plan.shared.setdefault(('nft', ns), _Scheduled(reader.nft(ns)))
+    entry.plans.append(nft_plan)
+    entry.labels.append(label)
+    entry.merged = _nft.merge(entry.current, entry.plans)
+    for old in entry.labels:
+        plan.forget('%s %s' % (old, ns_key(ns)))
+    final = label if len(entry.plans) == 1 else 'nftables'
+    plan.record('%s %s' % (final, ns_key(ns)), entry.merged.before or None, entry.merged.after or None)
+    lines = ['%s in %s' % (line, where(ns)) for line in entry.merged.lines()]
+    if entry.op is None and lines:
+        entry.op = plan.add(P.NFT, ns, lines, call=lambda session: _nft.apply(session.nfnl(ns), entry.merged))
+    elif entry.op is not None:
+        entry.op.summary = lines
 
 
 def plan_masquerade(plan, reader, rules):
@@ -78,8 +103,8 @@ def plan_masquerade(plan, reader, rules):
     results = []
     for ns, group in by_ns.items():
         # a namespace that is gone took its ruleset with it: its (absent) rules need nothing
-        if reader.exists(ns):
-            schedule(plan, ns, _nft.plan_masquerade(_nft.read(reader.session.nfnl(ns)), [
+        if reader.will_exist(ns):
+            schedule(plan, reader, ns, _nft.plan_masquerade(reader.nft(ns), [
                 (str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group]))
         for rule in group:
             excluded = [str(n) for n in rule.exclude]

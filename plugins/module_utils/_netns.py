@@ -129,6 +129,7 @@ def plan_netns(plan, reader, items):
                     'until they let go of it.' % (ns.name, ', '.join(_describe_holder(h) for h in pids)))
             plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.delete(name))
+            reader.removing.add(ns.name)
             lo = view.lo()
             plan.record(key, {'lo_up': bool(lo and lo.up), 'ours': bool(lo and lo.alias == OWNER_ALIAS)}, None)
             results.append({'name': ns.name, 'state': 'absent',
@@ -138,6 +139,7 @@ def plan_netns(plan, reader, items):
         if not exists:
             plan.add(P.NETNS_CREATE, None, 'create netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.create(name))
+            reader.creating.add(ns.name)
             before, lo = None, None
             lo_up, ours = False, True
         else:

@@ -1165,6 +1165,34 @@ def plan_masquerade(current, desired):
     return plan(current, present, absent)
 
 
+def merge(current, plans):
+    """One plan doing what each of `plans` does, all planned against `current` (masquerade rules
+    and the forward scope of one namespace, say): one transaction, one generation check.
+
+    The plans touch different chains; what they share is the table itself, so its creation,
+    waking and removal are decided once, for all the changes together.
+    """
+    if len(plans) == 1:
+        return plans[0]
+    table_ops = (AddTable, WakeTable, DeleteTable)
+    changes = [change for one in plans for change in one if not isinstance(change, table_ops)]
+    deleted = set(change.rule.handle for change in changes if isinstance(change, DeleteRule))
+    adds = any(isinstance(change, (AddRule, AddChain)) for change in changes)
+    remaining = [rule for rule in current.rules if rule.handle not in deleted]
+    if current.exists and not remaining and not adds and not current.foreign_objects():
+        changes.append(DeleteTable())
+    elif adds and not current.exists:
+        changes.insert(0, AddTable())
+    elif current.exists and current.table.get('flags', 0) & NFT_TABLE_F_DORMANT and (adds or remaining):
+        changes.insert(0, WakeTable())
+    before, after = current.view(), _after(current, changes)
+    for one in plans:
+        if 'other_rulesets' in one.before or 'other_rulesets' in one.after:
+            before['other_rulesets'] = one.before.get('other_rulesets')
+            after['other_rulesets'] = one.after.get('other_rulesets')
+    return Plan(changes, before, after, current.genid)
+
+
 # --- applying ---------------------------------------------------------------------------------
 
 def batch(plan_or_changes, genid=None):

@@ -84,9 +84,17 @@ class Plan(object):
         self.after = {}
         self.warnings = []
         self.started = False  # whether apply() sent anything: a failure after that has changed the host
+        self.shared = {}  # planners' own bookkeeping for objects several of them touch (nf_tables)
 
     def add(self, stage, ns, summary, requests=None, call=None):
-        self.ops.append(Op(stage, ns, summary, requests, call))
+        op = Op(stage, ns, summary, requests, call)
+        self.ops.append(op)
+        return op
+
+    def forget(self, key):
+        """Drop the diff entry of `key` (a planner that records it again under another)."""
+        self.before.pop(key, None)
+        self.after.pop(key, None)
 
     def record(self, key, before, after):
         """Before/after of one object as the diff shows it (None: absent)."""

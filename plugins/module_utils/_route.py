@@ -139,8 +139,9 @@ def plan_routes(plan, reader, specs):
             flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)
             summary = '%s %s via %s' % ('replace' if current is not None else 'add', spec.label(),
                                         ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x))
+            # a negative oif: a link this run makes, looked up at apply time
             plan.add(P.ROUTE_ADD, spec.ns, summary, requests=lambda r, s=spec, o=oif, f=flags, m=summary:
-                     _request(_nl.RTM_NEWROUTE, f, s, o, m))
+                     _request(_nl.RTM_NEWROUTE, f, s, o if o is None or o > 0 else r.index(s.ns, s.dev), m))
         plan.record(spec.label(), before, after)
         results.append(dict(after, netns=spec.ns, dest=str(spec.dest), table=spec.table, metric=spec.metric,
                             state='present'))

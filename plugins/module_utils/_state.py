@@ -76,6 +76,19 @@ class Link(object):
                 self.peer_nsid = value if value >= 0 else None
         self.addresses = []  # ipaddress.ip_interface, link-local IPv6 left out
 
+    @classmethod
+    def expected(cls, index, name, kind, after):
+        """A link this run's plan makes (the kernel has not seen it yet): `index` is a stand-in
+        (negative) until the apply asks the kernel for the real one."""
+        link = cls.__new__(cls)
+        link.index, link.name, link.kind = index, name, kind
+        link.up, link.mtu = after.get('up', False), after.get('mtu')
+        link.master = None
+        link.alias = after.get('alias')
+        link.peer_index = link.peer_nsid = None
+        link.addresses = []
+        return link
+
 
 class Route(object):
     """A route as the kernel reports it; the address objects are built only when asked for."""
@@ -124,6 +137,32 @@ class NsView(object):
         self.exists = exists
         self._links = self._by_index = self._addresses = None
         self._by_family = {}
+        # what the plan will add and remove, so that later planners of the same run see it
+        self._expected = []
+        self._gone = set()
+        self._next_index = -1
+
+    def expect_link(self, name, kind, after):
+        """Note a link the plan creates; returns its stand-in (negative index)."""
+        link = Link.expected(self._next_index, name, kind, after)
+        self._next_index -= 1
+        self.links[name] = link
+        self.by_index[link.index] = link
+        return link
+
+    def expect_addresses(self, index, added, removed):
+        """Note addresses (ipaddress interfaces) the plan adds to / removes from link `index`."""
+        for iface in added:
+            self._expected.append(Address(index, socket.AF_INET if iface.version == 4 else socket.AF_INET6,
+                                          iface.ip.packed, iface.network.prefixlen))
+        for iface in removed:
+            self._gone.add((index, iface.ip.packed, iface.network.prefixlen))
+
+    def _with_expected(self, found, family):
+        if not self._expected and not self._gone:
+            return found
+        return [a for a in found if (a.index, a.packed, a.prefixlen) not in self._gone] + [
+            a for a in self._expected if not family or a.family == family]
 
     def _read(self, kind, family):
         """One dump of `kind` (addresses, routes) of one family (0: all), remembered; a dump of all
@@ -141,11 +180,11 @@ class NsView(object):
 
     @property
     def addresses(self):
-        """[Address], IPv6 link-local addresses left out."""
-        return self._read('addresses', 0)
+        """[Address], IPv6 link-local addresses left out; with what the plan adds and removes."""
+        return self._with_expected(self._read('addresses', 0), 0)
 
     def addresses_of(self, family):
-        return self._read('addresses', family)
+        return self._with_expected(self._read('addresses', family), family)
 
     def routes_of(self, family):
         return self._read('routes', family)
@@ -166,7 +205,7 @@ class NsView(object):
             links = read_links(self.session, self.name, addresses=False) if self.exists else []
             self._links = dict((link.name, link) for link in links)
             self._by_index = dict((link.index, link) for link in links)
-            for addr in self.addresses:
+            for addr in self._read('addresses', 0):
                 link = self._by_index.get(addr.index)
                 if link is not None:
                     link.addresses.append(addr.iface)
@@ -274,6 +313,10 @@ class Reader(object):
         self.views = {}
         self._mounted = None
         self._nsids = {}
+        self._nft = {}
+        # namespaces the plan creates / removes: later planners of the same run see them so
+        self.creating = set()
+        self.removing = set()
 
     def mounted(self):
         if self._mounted is None:
@@ -281,7 +324,19 @@ class Reader(object):
         return self._mounted
 
     def exists(self, ns):
+        """Whether the namespace exists now."""
         return ns is None or ns in self.mounted()
+
+    def will_exist(self, ns):
+        """Whether the namespace exists once the plan is applied."""
+        return ns in self.creating or (self.exists(ns) and ns not in self.removing)
+
+    def nft(self, ns):
+        """Our nf_tables state in `ns` (read once; a namespace the plan creates has none)."""
+        if ns not in self._nft:
+            from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
+            self._nft[ns] = _nft.read(self.session.nfnl(ns)) if self.exists(ns) else _nft.NftState()
+        return self._nft[ns]
 
     def view(self, ns):
         """The namespace's state, read on first use; an absent namespace reads as empty."""

@@ -86,12 +86,33 @@ def write_atomic(path, content):
         raise
 
 
+def new_namespace_values(paths):
+    """What a namespace made in this run will hold: the kernel's defaults (forwarding off), or
+    with net.core.devconf_inherit_init_net 1 or 3 the values of the namespace we run in."""
+    inherit = _read_proc_int('/proc/sys/net/core/devconf_inherit_init_net')
+    if inherit in (1, 3):
+        return dict((family, _read_proc(path)) for family, path in paths.items())
+    return dict((family, False) for family in paths)
+
+
+def _read_proc_int(path):
+    try:
+        with open(path) as handle:
+            return int(handle.read().strip())
+    except (IOError, ValueError):
+        return 0
+
+
 def plan_forward(plan, reader, specs):
     results = []
     for spec in specs:
         require_namespace(reader, spec.ns, spec.param + '.netns')
         paths = dict((family, KEYS[family][1]) for family in spec.wanted)
-        current = reader.session.run_in(spec.ns, lambda paths=paths: dict((f, _read_proc(p)) for f, p in paths.items()))
+        if reader.exists(spec.ns):
+            current = reader.session.run_in(spec.ns, lambda paths=paths: dict(
+                (f, _read_proc(p)) for f, p in paths.items()))
+        else:
+            current = new_namespace_values(paths)
         for family, value in current.items():
             if value is None:
                 raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (
@@ -107,10 +128,11 @@ def plan_forward(plan, reader, specs):
         if spec.restrict_to is not None:
             # nf_tables (and so pyroute2) only when the forward scope is managed
             from ansible_collections.linuxnet.netns.plugins.module_utils import _masq, _nft
-            sock = reader.session.nfnl(spec.ns)
-            _masq.schedule(plan, spec.ns, _nft.plan_router(
-                sock, _nft.read(sock), [str(p) for p in spec.restrict_to], spec.accept_in_drop_policies),
-                label='forward filter')
+            # other rulesets (Docker's) exist only where the namespace does already
+            foreign = spec.accept_in_drop_policies and reader.exists(spec.ns)
+            _masq.schedule(plan, reader, spec.ns, _nft.plan_router(
+                reader.session.nfnl(spec.ns) if foreign else None, reader.nft(spec.ns),
+                [str(p) for p in spec.restrict_to], foreign), label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
         if spec.restrict_to is not None:

@@ -122,14 +122,9 @@ actions:
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
 
-OPTIONS = dict(
-    source=dict(type='str'),
-    out_interface=dict(type='str'),
-    exclude_destinations=dict(type='list', elements='str'),
-    netns=dict(type='str'),
-    state=dict(type='str', choices=['present', 'absent'], default='present'),
-)
+OPTIONS = _specs.MASQUERADE
 
 
 def main():

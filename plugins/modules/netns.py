@@ -107,13 +107,10 @@ actions:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
 from ansible_collections.linuxnet.netns.plugins.module_utils import _netns
 
-OPTIONS = dict(
-    name=dict(type='str'),
-    state=dict(type='str', choices=['present', 'absent'], default='present'),
-    lo_up=dict(type='bool', default=True),
-)
+OPTIONS = _specs.NETNS
 
 
 def main():

@@ -107,18 +107,10 @@ actions:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
 from ansible_collections.linuxnet.netns.plugins.module_utils import _route
 
-OPTIONS = dict(
-    dest=dict(type='str', default='default'),
-    gateway=dict(type='str'),
-    dev=dict(type='str'),
-    metric=dict(type='int'),
-    table=dict(type='int', default=254),
-    onlink=dict(type='bool', default=False),
-    netns=dict(type='str'),
-    state=dict(type='str', choices=['present', 'absent'], default='present'),
-)
+OPTIONS = _specs.ROUTE
 
 
 def main():

@@ -105,17 +105,10 @@ actions:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
 from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
 
-OPTIONS = dict(
-    netns=dict(type='str'),
-    ipv4=dict(type='bool'),
-    ipv6=dict(type='bool'),
-    restrict_to=dict(type='list', elements='str'),
-    accept_in_drop_policies=dict(type='bool', default=True),
-    persist=dict(type='bool', default=False),
-    persist_file=dict(type='path', default=_sysctl.DEFAULT_PERSIST_FILE),
-)
+OPTIONS = _specs.FORWARD
 
 
 def main():

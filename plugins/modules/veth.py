@@ -167,22 +167,9 @@ actions:
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _links
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
 
-END = dict(
-    name=dict(type='str'),
-    netns=dict(type='str'),
-    addresses=dict(type='list', elements='str'),
-    mtu=dict(type='int'),
-    up=dict(type='bool', default=True),
-    master=dict(type='str'),
-)
-PEER = dict(END, name=dict(type='str', required=True))
-OPTIONS = dict(
-    END,
-    peer=dict(type='dict', options=PEER),
-    replace=dict(type='bool', default=False),
-    state=dict(type='str', choices=['present', 'absent'], default='present'),
-)
+OPTIONS = _specs.VETH
 
 
 def main():

@@ -76,27 +76,29 @@ def test_route_spec_family_rules():
         RouteSpec({'dest': '10.0.0.0/8', 'gateway': 'fd00::1'}, 'r')
 
 
-class FakeReader(object):
-    """Just enough of _state.Reader for planning without a kernel."""
+def fake_reader(views, mounted=()):
+    """The engine's Reader with the kernel left out: `views` stand for the namespaces it reads."""
+    from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsView, Reader
 
-    def __init__(self, views, mounted=()):
-        self.views = views
-        self._mounted = set(mounted)
+    class FakeReader(Reader):
+        def __init__(self):
+            super(FakeReader, self).__init__(None)
+            self.views = dict(views)
+            self._mounted = set(mounted)
 
-    def exists(self, ns):
-        return ns is None or ns in self._mounted
+        def view(self, ns):
+            if ns not in self.views:
+                self.views[ns] = NsView(None, ns, exists=False)
+            return self.views[ns]
 
-    def view(self, ns):
-        from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsView
-        return self.views.get(ns) or NsView(None, ns, exists=False)
-
-    def nsid(self, a, b):
-        return 0
+        def nsid(self, a, b):
+            return 0
+    return FakeReader()
 
 
 def test_plan_new_veth_orders_stages():
     from ansible_collections.linuxnet.netns.plugins.module_utils import _links, _plan
-    reader = FakeReader({}, mounted=['ns1'])
+    reader = fake_reader({}, mounted=['ns1'])
     plan = _plan.Plan()
     pair = _links.VethPair({'name': 'vh', 'addresses': ['10.0.0.1/24'], 'up': True,
                             'peer': {'name': 'vn', 'netns': 'ns1', 'addresses': ['10.0.0.2/24'], 'up': True}}, 'p')
@@ -111,7 +113,7 @@ def test_plan_new_veth_orders_stages():
 def test_plan_refuses_missing_namespace():
     from ansible_collections.linuxnet.netns.plugins.module_utils import _links, _plan
     with pytest.raises(_links.PlanError, match="'ns9' does not exist"):
-        _links.plan_veth(_plan.Plan(), FakeReader({}), _links.VethPair({'name': 'a', 'peer': {'name': 'b', 'netns': 'ns9'}}, 'p'))
+        _links.plan_veth(_plan.Plan(), fake_reader({}), _links.VethPair({'name': 'a', 'peer': {'name': 'b', 'netns': 'ns9'}}, 'p'))
 
 
 def test_sysctl_render():

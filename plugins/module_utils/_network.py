@@ -1,0 +1,86 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""A host's whole network in one call: every kind of object planned into one plan, against one
+read of the host, and applied stage by stage (namespaces first, nf_tables and sysctls last).
+
+Each kind keeps its own validation and planner; they see each other's work through the reader
+(namespaces the run creates or removes) and the namespace views (links and addresses the run
+adds), so a bridge, the veths on it and the routes over them can be declared together, and check
+mode predicts all of it on a host where none of it exists yet.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import copy
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _links
+from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
+from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _netns
+from ansible_collections.linuxnet.netns.plugins.module_utils import _route
+from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
+from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+
+
+class Kind(object):
+    def __init__(self, option, options, factory, planner, purge=None):
+        self.option, self.options, self.factory, self.planner, self.purge = option, options, factory, planner, purge
+
+
+# In planning order: what a kind refers to is planned before it.
+KINDS = (
+    Kind('namespaces', _specs.NETNS, _netns.Netns, _netns.plan_netns, _netns.purge_netns),
+    Kind('bridges', _specs.BRIDGE, _links.Bridge, _links.plan_bridges, _links.purge_bridges),
+    Kind('pairs', _specs.VETH, _links.VethPair, _links.plan_veths, _links.purge_veths),
+    Kind('routes', _specs.ROUTE, _route.RouteSpec, _route.plan_routes),
+    Kind('masquerade', _specs.MASQUERADE, _masq.MasqRule, _masq.plan_masquerade, _masq.purge_masquerade),
+    Kind('forwarding', _specs.FORWARD, _sysctl.Forward, _sysctl.plan_forward),
+)
+
+
+def argument_spec():
+    spec = dict((kind.option, dict(type='list', elements='dict', options=copy.deepcopy(kind.options)))
+                for kind in KINDS)
+    spec['purge'] = dict(_module.PURGE_OPTION)
+    return spec
+
+
+def parse(params):
+    """{option: [objects]} for each kind the call gives; raises ValidationError naming the item."""
+    parsed = {}
+    for kind in KINDS:
+        items = params.get(kind.option)
+        if items is None:
+            continue
+        objects = [kind.factory(item, '%s[%d]' % (kind.option, index)) for index, item in enumerate(items)]
+        V.unique(objects, lambda obj: obj.key, kind.option)
+        parsed[kind.option] = objects
+    return parsed
+
+
+def main():
+    module = _module.new_module(argument_spec(), required_one_of=[[kind.option for kind in KINDS]])
+    try:
+        parsed = parse(module.params)
+    except V.ValidationError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    purge = module.params.get('purge')
+
+    def plan_all(plan, reader):
+        result, purged = {}, []
+        for kind in KINDS:
+            if kind.option not in parsed:
+                continue
+            objects = parsed[kind.option]
+            extra = kind.purge(reader, objects) if purge and kind.purge is not None else []
+            result[kind.option] = kind.planner(plan, reader, objects + extra)
+            purged.extend(obj.describe() for obj in extra)
+        if purge:
+            result['purged'] = purged
+        return result
+
+    _module.run(module, plan_all)
