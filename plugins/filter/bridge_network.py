@@ -207,30 +207,6 @@ def _host_gw_routes(interfaces, peers, underlays, errors):
     return routes, unknown
 
 
-def _defer_in_check_mode(info, plan, bridge, warnings):
-    existing = set((info or {}).get('namespaces') or [])
-    interfaces = _host(info).get('interfaces') or {}
-    bridge_there = (interfaces.get(bridge) or {}).get('kind') == 'bridge'
-    pairs = [p for p in plan['pairs'] if p['peer']['netns'] in existing and (bridge_there or not p.get('master'))]
-
-    def reachable(route):
-        ns = route.get('netns')
-        if ns is None:
-            return True
-        if ns not in existing:
-            return False
-        gateway = ipaddress.ip_address(u'%s' % route['gateway'])
-        links = (((info or {}).get('netns') or {}).get(ns) or {}).get('interfaces') or {}
-        return any(gateway in a.network for link in links.values() for a in _v4_interfaces(link.get('addresses')))
-
-    routes = [r for r in plan['routes'] if reachable(r)]
-    deferred = (len(plan['pairs']) - len(pairs), len(plan['routes']) - len(routes))
-    if any(deferred):
-        warnings.append('check mode: %d veth pairs and %d routes are not predicted, as their namespaces, bridge or '
-                        'addresses do not exist yet (a real run creates them first)' % deferred)
-    plan['pairs'], plan['routes'] = pairs, routes
-
-
 def _network_key(network):
     return network.version, int(network.network_address), network.prefixlen
 
@@ -242,7 +218,7 @@ def _in_any(network, networks):
 def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridge', prefix='lnns',
                         veth_prefix='lnv', bridge='lnbr0', ns_interface='eth0', p2p_prefixlen=30, mtu=None,
                         uplink=None, masquerade=True, host_gw=False, subnets=None, underlays=None,
-                        self_host=None, pool=None, current=None, check_mode=False):
+                        self_host=None, pool=None, current=None):
     """Everything the role declares on one host, given what netns_info read there.
 
     state=present: the topology of `subnet`, host-gw routes to every other host's subnet
@@ -255,16 +231,13 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     to a host's subnet; this collection's MASQUERADE rules on the host whose source is inside the
     pool or is this host's subnet (`subnet`, or the one it had, `current`).
 
-    check_mode=True: a run that creates nothing cannot put veth ends or routes into namespaces (or
-    onto a bridge) that do not exist yet, so those are left out of the lists, with a warning.
-
     Returns the module lists (namespaces, bridges, pairs, routes, nat), `errors` (refusals the role
     fails on: overlapping routes, a missing uplink, an unreachable host-gw next hop), `warnings`,
     `targets` (each namespace's address and gateway, for verification) and `gateway`.
     """
     present = state == 'present'
     # -e bridge_network_host_gw=false arrives as the string 'false': argument_specs validate, not convert
-    masquerade, host_gw, check_mode = (boolean(v, strict=False) for v in (masquerade, host_gw, check_mode))
+    masquerade, host_gw = (boolean(v, strict=False) for v in (masquerade, host_gw))
     host = _host(info)
     interfaces = host.get('interfaces') or {}
     subnets = dict((k, v) for k, v in (subnets or {}).items() if v)
@@ -320,9 +293,6 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
         ignore_devs += [n for n in interfaces if pattern.match(n) and interfaces[n].get('ours')]
         errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs=ignore_devs,
                                        ignore_dests=list(peers.values())))
-
-    if present and check_mode:
-        _defer_in_check_mode(info, plan, bridge, warnings)
 
     # --- the role's objects no longer wanted --------------------------------------------------------
     wanted_ns = set(n['name'] for n in plan['namespaces'])

@@ -8,6 +8,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import select
 import time
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
@@ -64,20 +65,51 @@ def _describe_holder(holder):
 
 
 class Teardown(object):
-    """The namespaces an absent run removes, and the host-side veth ends that must vanish with them."""
+    """The namespaces an absent run removes, and the host-side veth ends that must vanish with them.
+
+    The kernel removes a namespace's interfaces asynchronously, all the namespaces of a batch in
+    one go. We listen for the host's link events from before the first namespace goes, and wait
+    until each host-side end has been reported deleted: no polling, and no full dump of the
+    host's links (thousands of them) while the kernel is busy tearing down.
+    """
 
     def __init__(self):
         self.host_peers = set()
+        self.events = None
+
+    def listen(self, session):
+        self.events = session.run_in(None, lambda: _nl.Netlink(groups=_nl.RTMGRP_LINK))
+
+    def _alive(self, session):
+        return set(link.index for link in _state.read_links(session, None, addresses=False)) & self.host_peers
 
     def wait(self, session):
-        if not self.host_peers:
-            return
+        try:
+            self._wait(session)
+        finally:
+            if self.events is not None:
+                self.events.close()
+                self.events = None
+
+    def _wait(self, session):
+        alive = set(self.host_peers)
         deadline = time.time() + TEARDOWN_TIMEOUT
-        while True:
-            alive = set(link.index for link in _state.read_links(session, None, addresses=False)) & self.host_peers
-            if not alive or time.time() > deadline:
+        sock = self.events.sock
+        while alive:
+            left = deadline - time.time()
+            if left <= 0 or not select.select([sock], [], [], left)[0]:
+                alive = self._alive(session)
                 break
-            time.sleep(0.005)
+            try:
+                data = self.events._recv()
+            except OSError as exc:
+                if exc.errno != errno.ENOBUFS:
+                    raise
+                alive = self._alive(session)  # events were lost: ask the kernel what is left
+                continue
+            for msg_type, index in _state.link_events(data):
+                if msg_type == _nl.RTM_DELLINK:
+                    alive.discard(index)
         if alive:
             raise _nl.NamespaceError('host-side veth ends %s outlived their namespaces for %.0f s' % (
                 sorted(alive), TEARDOWN_TIMEOUT))
@@ -92,6 +124,7 @@ def plan_netns(plan, reader, items):
         for inode, holding in _nl.holders(inodes).items():
             held[inodes[inode]] = sorted(set(holding))
     teardown = Teardown()
+    host_veths = None  # peer nsid -> the host's veths whose other end is there
     results = []
     for ns in items:
         exists = reader.exists(ns.name)
@@ -110,9 +143,12 @@ def plan_netns(plan, reader, items):
             # the id the host knows it under (none assigned: no veth ever crossed between them)
             ns_nsid = reader.nsid(None, ns.name)
             if ns_nsid is not None:
-                teardown.host_peers.update(
-                    link.index for link in reader.view(None).links.values()
-                    if link.kind == 'veth' and link.peer_nsid == ns_nsid)
+                if host_veths is None:
+                    host_veths = {}
+                    for link in reader.view(None).links.values():
+                        if link.kind == 'veth' and link.peer_nsid is not None:
+                            host_veths.setdefault(link.peer_nsid, []).append(link.index)
+                teardown.host_peers.update(host_veths.get(ns_nsid, ()))
             if pids:
                 # The kernel keeps a namespace alive while a process is in it, and with it every
                 # interface inside, including veths whose other end is on the host. Remove the
@@ -166,6 +202,7 @@ def plan_netns(plan, reader, items):
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))
     if teardown.host_peers:
+        plan.add(P.NETNS_DELETE - 2, None, None, call=teardown.listen)
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
     return results
 

@@ -83,6 +83,7 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_GETNSID = 90
+RTMGRP_LINK = 1
 
 IFF_UP = 0x1
 
@@ -203,9 +204,9 @@ def _ext_ack_text(data, offset, length, flags):
 class Netlink(object):
     """A raw netlink socket (bound to the namespace it was opened in) with pipelined requests."""
 
-    def __init__(self, protocol=NETLINK_ROUTE):
+    def __init__(self, protocol=NETLINK_ROUTE, groups=0):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
-        self.sock.bind((0, 0))
+        self.sock.bind((0, groups))  # groups: multicast groups to hear (RTMGRP_LINK: link events)
         self.sock.connect((0, 0))
         for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
             try:

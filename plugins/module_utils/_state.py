@@ -298,6 +298,18 @@ def read_routes(session, ns, family=0):
     return routes
 
 
+def link_events(data):
+    """(message type, ifindex) of each link message in what a RTMGRP_LINK listener received."""
+    offset = 0
+    while offset + 16 + _IFINFO.size <= len(data):
+        length, msg_type = struct.unpack_from('=IH', data, offset)
+        if length < 16:
+            break
+        if msg_type in (_nl.RTM_NEWLINK, _nl.RTM_DELLINK):
+            yield msg_type, _IFINFO.unpack_from(data, offset + 16)[2]
+        offset += (length + 3) & ~3
+
+
 def link_index(session, ns, name):
     """The index of one interface, looked up by name in the kernel (no dump)."""
     reply = session.rtnl(ns).dump_raw(_nl.RTM_GETLINK, bytes(_IFINFO.size) + _nl.nla(

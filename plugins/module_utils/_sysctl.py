@@ -123,7 +123,8 @@ def plan_forward(plan, reader, specs):
         for family, value in sorted(spec.wanted.items()):
             if current[family] != value:
                 summary = 'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns))
-                plan.add(P.SYSCTL, spec.ns, summary, call=lambda session, s=spec, f=family, v=value:
+                plan.add(P.SYSCTL if value else P.SYSCTL_OFF, spec.ns, summary,
+                         call=lambda session, s=spec, f=family, v=value:
                          session.run_in(s.ns, lambda: _write_proc(KEYS[f][1], v)))
         if spec.restrict_to is not None:
             # nf_tables (and so pyroute2) only when the forward scope is managed
