@@ -8,12 +8,16 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import socket
+
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import OWNER_ALIAS, PlanError
 
 HOST = None
+FE80 = b'\xfe\x80' + bytes(6)
 
 
 def _forwarding(session, ns):
@@ -59,7 +63,14 @@ def pair_veths(reader, views):
     return pairs
 
 
-def gather(reader, namespaces=None, routes=True, nat=True, details=True):
+def _link_local_route(route):
+    """fe80::/64, which the kernel adds for every IPv6 interface: left out, like link-local addresses
+    (a host with a thousand veths has a thousand of them)."""
+    return route.family == socket.AF_INET6 and route.dst_len == 64 and route.dst[:8] == FE80 and \
+        route.proto == _state.RTPROT_KERNEL
+
+
+def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pairs=True, bridges=True):
     session = reader.session
     names = sorted(reader.mounted())
     if namespaces is not None:
@@ -79,8 +90,8 @@ def gather(reader, namespaces=None, routes=True, nat=True, details=True):
             continue
         views[name] = view
     names = [name for name in names if name in views or not details]
-    result = {'namespaces': names, 'host': None, 'netns': {}, 'veth_pairs': pair_veths(reader, views),
-              'bridges': [], 'nat': []}
+    result = {'namespaces': names, 'host': None, 'netns': {},
+              'veth_pairs': pair_veths(reader, views) if veth_pairs else [], 'bridges': [], 'nat': []}
     for ns, view in views.items():
         entry = {
             'lo_up': bool(view.links.get('lo') and view.links['lo'].up),
@@ -91,8 +102,8 @@ def gather(reader, namespaces=None, routes=True, nat=True, details=True):
             entry['routes'] = [dict(
                 dest=str(route.dest), gateway=str(route.gateway) if route.gateway else None,
                 dev=view.link_name(route.oif), metric=route.metric, table=route.table)
-                for route in view.routes]
-        for link in view.links.values():
+                for route in view.routes if not _link_local_route(route)]
+        for link in view.links.values() if bridges else ():
             if link.kind == 'bridge':
                 result['bridges'].append({
                     'name': link.name, 'netns': ns,
@@ -119,3 +130,5 @@ class InfoQuery(object):
         self.routes = spec.get('routes', True)
         self.nat = spec.get('nat', True)
         self.details = spec.get('netns_details', True)
+        self.veth_pairs = spec.get('veth_pairs', True)
+        self.bridges = spec.get('bridges', True)

@@ -180,7 +180,24 @@ def run(module, planner, read_only=False):
     result['actions'] = plan.actions
     if module._diff and not read_only:
         result['diff'] = plan.diff()
+    result['invocation'] = {'module_args': echo(module.params)}
     module.exit_json(**result)
+
+
+# Ansible echoes a module's arguments back in its result (`invocation`, shown with -vvv). A list of
+# a thousand namespaces would come back whole, through every stage of Ansible's result handling -
+# about 0.4 s at that size for nothing anyone reads - so long lists come back abbreviated.
+ECHO_ITEMS = 10
+
+
+def echo(params):
+    """The arguments as the result's `invocation` shows them: lists cut to ECHO_ITEMS items."""
+    shown = {}
+    for name, value in params.items():
+        if isinstance(value, list) and len(value) > ECHO_ITEMS:
+            value = value[:ECHO_ITEMS] + ['(%d more items, not echoed back)' % (len(value) - ECHO_ITEMS)]
+        shown[name] = value
+    return shown
 
 
 def _errno_hint(code):

@@ -37,6 +37,18 @@ options:
     description: Include this collection's nf_tables MASQUERADE rules.
     type: bool
     default: true
+  veth_pairs:
+    description:
+      - Match the veth ends into pairs (RV(veth_pairs)). With V(false), RV(veth_pairs) is empty; the
+        ends are still in the interfaces, with C(kind=veth).
+    type: bool
+    default: true
+  bridges:
+    description:
+      - List the bridges with their ports (RV(bridges)). With V(false), RV(bridges) is empty; each
+        port still names its bridge (C(master)) in the interfaces.
+    type: bool
+    default: true
 extends_documentation_fragment:
   - linuxnet.netns._common.INFO
 author:
@@ -77,7 +89,9 @@ host:
       type: dict
       sample: {veth-host: {index: 3, kind: veth, up: true, mtu: 1500, addresses: [10.0.0.1/24], ours: true}}
     routes:
-      description: Routes of every table but C(local).
+      description:
+        - Routes of every table but C(local). The IPv6 link-local routes the kernel adds for every
+          interface (C(fe80::/64 proto kernel)) are left out, like link-local addresses.
       type: list
       elements: dict
       sample: [{dest: 0.0.0.0/0, gateway: 192.0.2.1, dev: eth0, metric: 0, table: 254}]
@@ -140,13 +154,16 @@ def main():
         routes=dict(type='bool', default=True),
         nat=dict(type='bool', default=True),
         netns_details=dict(type='bool', default=True),
+        veth_pairs=dict(type='bool', default=True),
+        bridges=dict(type='bool', default=True),
     ))
     try:
         query = _info.InfoQuery(module.params, '')
     except _module.V.ValidationError as exc:
         module.fail_json(msg=str(exc))
     _module.run(module, lambda plan, reader: _info.gather(
-        reader, query.namespaces, query.routes, query.nat, query.details), read_only=True)
+        reader, query.namespaces, query.routes, query.nat, query.details, query.veth_pairs, query.bridges),
+        read_only=True)
 
 
 if __name__ == '__main__':
