@@ -63,6 +63,11 @@ def pair_veths(reader, views):
     return pairs
 
 
+def _bridge_port(link, view):
+    master = view.by_index.get(link.master) if link.master else None
+    return master is not None and master.kind == 'bridge'
+
+
 def _link_local_route(route):
     """fe80::/64, which the kernel adds for every IPv6 interface: left out, like link-local addresses
     (a host with a thousand veths has a thousand of them)."""
@@ -70,7 +75,8 @@ def _link_local_route(route):
         route.proto == _state.RTPROT_KERNEL
 
 
-def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pairs=True, bridges=True):
+def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pairs=True, bridges=True,
+           bridge_ports=True):
     session = reader.session
     names = sorted(reader.mounted())
     if namespaces is not None:
@@ -96,7 +102,8 @@ def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pa
         entry = {
             'lo_up': bool(view.links.get('lo') and view.links['lo'].up),
             'forwarding': _forwarding(session, ns),
-            'interfaces': dict((link.name, _interface(link, view)) for link in view.links.values()),
+            'interfaces': dict((link.name, _interface(link, view)) for link in view.links.values()
+                               if bridge_ports or not _bridge_port(link, view)),
         }
         if routes:
             entry['routes'] = [dict(
@@ -132,3 +139,4 @@ class InfoQuery(object):
         self.details = spec.get('netns_details', True)
         self.veth_pairs = spec.get('veth_pairs', True)
         self.bridges = spec.get('bridges', True)
+        self.bridge_ports = spec.get('bridge_ports', True)

@@ -398,6 +398,18 @@ def purge_bridges(reader, bridges):
 
 
 def plan_veths(plan, reader, pairs):
+    # pairs whose ends both exist in different namespaces need the id one knows the other by:
+    # ask for all of them at once
+    wanted = {}
+    for pair in pairs:
+        a, b = pair.end, pair.peer
+        if b is None or a.ns == b.ns or not (reader.will_exist(a.ns) and reader.will_exist(b.ns)):
+            continue
+        if reader.exists(a.ns) and reader.exists(b.ns) and a.name in reader.view(a.ns).links \
+                and b.name in reader.view(b.ns).links:
+            wanted.setdefault(a.ns, []).append(b.ns)
+    for from_ns, targets in wanted.items():
+        reader.prefetch_nsids(from_ns, targets)
     return [plan_veth(plan, reader, pair) for pair in pairs]
 
 

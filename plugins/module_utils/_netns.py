@@ -123,6 +123,7 @@ def plan_netns(plan, reader, items):
         inodes = dict((reader.session.inode(ns.name), ns.name) for ns in removing)
         for inode, holding in _nl.holders(inodes).items():
             held[inodes[inode]] = sorted(set(holding))
+    reader.prefetch_nsids(None, [ns.name for ns in removing])
     teardown = Teardown()
     host_veths = None  # peer nsid -> the host's veths whose other end is there
     results = []

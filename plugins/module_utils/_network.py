@@ -75,6 +75,12 @@ def main():
         # the result, and Ansible's handling of a result grows with its size. `actions` and the
         # diff tell what changed; netns_info reads the state.
         counts, purged = {}, []
+        # namespaces that hold declared links get their links read whole anyway: read them first,
+        # so that the namespace planner finds lo there instead of asking for it on its own
+        for obj in parsed.get('pairs', []) + parsed.get('bridges', []):
+            for iface in (obj.end, obj.peer) if hasattr(obj, 'peer') else (obj.iface,):
+                if iface.ns is not None and reader.exists(iface.ns):
+                    reader.view(iface.ns).load()
         for kind in KINDS:
             if kind.option not in parsed:
                 continue

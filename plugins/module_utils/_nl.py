@@ -281,6 +281,34 @@ class Netlink(object):
         if failure is not None:
             raise failure
 
+    def get_many(self, requests):
+        """Many gets (not dumps) in as few sendmsg calls as the batch limits allow: [(msg_type,
+        body)] -> the payload of each answer, or None where the kernel refused that one."""
+        answers = []
+        for start in range(0, len(requests), MAX_BATCH_MSGS):
+            batch = requests[start:start + MAX_BATCH_MSGS]
+            seqs, chunks = [], []
+            for msg_type, body in batch:
+                data = bytearray(_HDR.pack(16 + len(body), msg_type, NLM_F_REQUEST, 0, 0) + body)
+                seqs.append(self._number(data))
+                chunks.append(bytes(data))
+            self.sock.send(b''.join(chunks))
+            pending = dict((seq, index) for index, seq in enumerate(seqs))
+            found = [None] * len(batch)
+            while pending:
+                chunk = self._recv()
+                offset = 0
+                while offset + 16 <= len(chunk):
+                    length, mtype, _flags, mseq, _pid = _HDR.unpack_from(chunk, offset)
+                    if length < 16:
+                        break
+                    index = pending.pop(mseq, None)
+                    if index is not None and mtype != NLMSG_ERROR:
+                        found[index] = chunk[offset + 16:offset + length]
+                    offset += (length + 3) & ~3
+            answers.extend(found)
+        return answers
+
     def dump_raw(self, msg_type, body, flags=NLM_F_DUMP):
         """The payloads (bytes after the netlink header) of one dump or get, undecoded.
 

@@ -357,6 +357,23 @@ class Reader(object):
             view = self.views[ns] = NsView(self.session, ns, self.exists(ns))
         return view
 
+    def prefetch_nsids(self, from_ns, targets):
+        """Ask for the ids of many namespaces at once (one sendmsg per batch, not a round trip
+        each); nsid() then answers from what came back."""
+        targets = [t for t in sorted(set(targets), key=lambda n: (n is not None, n or ''))
+                   if (from_ns, t) not in self._nsids and t is not None and self.exists(t)]
+        if not targets:
+            return
+        fds = [self.session.open_fd(t) for t in targets]
+        try:
+            replies = self.session.rtnl(from_ns).get_many([
+                (_nl.RTM_GETNSID, _RTGEN.pack(0) + _nl.nla(NETNSA_FD, _U32.pack(fd))) for fd in fds])
+        finally:
+            for fd in fds:
+                _nl.os.close(fd)
+        for target, reply in zip(targets, replies):
+            self._nsids[(from_ns, target)] = _nsid_of(reply)
+
     def nsid(self, from_ns, target_ns):
         """The id under which `from_ns` knows `target_ns` (what IFLA_LINK_NETNSID holds), or None."""
         key = (from_ns, target_ns)
@@ -368,7 +385,11 @@ class Reader(object):
             finally:
                 if target_ns is not None:
                     _nl.os.close(fd)
-            raw = _nl.attributes(reply[0], _RTGEN.size).get(NETNSA_NSID) if reply else None
-            nsid = _S32.unpack_from(raw)[0] if raw is not None else None
-            self._nsids[key] = None if nsid is None or nsid < 0 else nsid
+            self._nsids[key] = _nsid_of(reply[0] if reply else None)
         return self._nsids[key]
+
+
+def _nsid_of(payload):
+    raw = _nl.attributes(payload, _RTGEN.size).get(NETNSA_NSID) if payload is not None else None
+    nsid = _S32.unpack_from(raw)[0] if raw is not None else None
+    return None if nsid is None or nsid < 0 else nsid

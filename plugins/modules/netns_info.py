@@ -49,6 +49,13 @@ options:
         port still names its bridge (C(master)) in the interfaces.
     type: bool
     default: true
+  bridge_ports:
+    description:
+      - Include the interfaces that are ports of a bridge in each namespace's interfaces. With
+        V(false) they are left out (a thousand veth ends on a bridge need not come back to read the
+        bridge itself); RV(bridges) still lists them, when O(bridges=true).
+    type: bool
+    default: true
 extends_documentation_fragment:
   - linuxnet.netns._common.INFO
 author:
@@ -156,13 +163,15 @@ def main():
         netns_details=dict(type='bool', default=True),
         veth_pairs=dict(type='bool', default=True),
         bridges=dict(type='bool', default=True),
+        bridge_ports=dict(type='bool', default=True),
     ))
     try:
         query = _info.InfoQuery(module.params, '')
     except _module.V.ValidationError as exc:
         module.fail_json(msg=str(exc))
     _module.run(module, lambda plan, reader: _info.gather(
-        reader, query.namespaces, query.routes, query.nat, query.details, query.veth_pairs, query.bridges),
+        reader, query.namespaces, query.routes, query.nat, query.details, query.veth_pairs, query.bridges,
+        query.bridge_ports),
         read_only=True)
 
 
