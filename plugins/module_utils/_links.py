@@ -191,6 +191,10 @@ def require_namespace(reader, ns, param, state='present'):
     """A namespace an object is declared in must exist - unless the object is declared absent: a
     namespace that is gone took its objects with it (a teardown can run twice, or resume)."""
     if state != 'absent' and not reader.will_exist(ns):
+        if reader.removing.get(ns) == 'purge':
+            raise PlanError('%s=%r: network namespace %r is removed by purge in the same task (this collection '
+                            'made it and the task does not declare it); declare it in namespaces to keep it'
+                            % (param, ns, ns))
         if ns in reader.removing:
             raise PlanError('%s=%r: network namespace %r is declared absent in the same task' % (param, ns, ns))
         raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
@@ -270,9 +274,13 @@ def plan_veth(plan, reader, pair):
             if link.kind != 'veth':
                 raise PlanError('%s.name=%r in %s is %s, not a veth: refusing to delete it' % (
                     iface.param, iface.name, where(iface.ns), _describe(link, None)))
-        if a_link is not None:
+        # an end in a namespace the run removes goes with it, and its peer with it: the kernel's
+        # teardown of the namespace removes them in one batch (and the run waits for that)
+        gone_a = a.ns in reader.removing or (
+            b.ns in reader.removing and b_link is not None and _is_pair(reader, a.ns, a_link, b.ns, b_link))
+        if a_link is not None and not gone_a:
             delete_link(plan, a.ns, a.name, a_link.index, 'delete veth %s in %s (and its peer)' % (a.name, where(a.ns)))
-        if b_link is not None and a_link is None:
+        if b_link is not None and a_link is None and b.ns not in reader.removing:
             delete_link(plan, b.ns, b.name, b_link.index, 'delete veth %s in %s' % (b.name, where(b.ns)))
         plan.record('%s %s %s' % (label, ns_key(a.ns), a.name), link_state(a_link, a_view), None)
         plan.record('%s %s %s' % (label, ns_key(b.ns), b.name), link_state(b_link, b_view), None)

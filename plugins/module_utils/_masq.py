@@ -50,7 +50,8 @@ def purge_masquerade(reader, rules):
     """Our MASQUERADE rules, in the namespaces the call names, that it does not declare."""
     declared = set(rule.key for rule in rules)
     extra = []
-    for ns in sorted(set(rule.ns for rule in rules), key=lambda n: (n is not None, n or '')):
+    # the host always, as for bridges and veths: an empty list purges the host's rules
+    for ns in sorted(set([None] + [rule.ns for rule in rules]), key=lambda n: (n is not None, n or '')):
         if not reader.exists(ns) or ns in reader.removing:
             continue
         for found in reader.nft(ns).rules:

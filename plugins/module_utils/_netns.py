@@ -79,6 +79,12 @@ class Teardown(object):
 
     def listen(self, session):
         self.events = session.run_in(None, lambda: _nl.Netlink(groups=_nl.RTMGRP_LINK))
+        # the ends an earlier stage of this run deleted itself sent their events before we
+        # listened: ask which are still there, all at once (a get per index, no dump)
+        peers = sorted(self.host_peers)
+        answers = session.rtnl(None).get_many([
+            (_nl.RTM_GETLINK, _state._IFINFO.pack(0, 0, index, 0, 0) + _state.LINK_REQUEST_TAIL) for index in peers])
+        self.host_peers = set(index for index, answer in zip(peers, answers) if answer is not None)
 
     def _alive(self, session):
         return set(link.index for link in _state.read_links(session, None, addresses=False)) & self.host_peers
@@ -166,7 +172,7 @@ def plan_netns(plan, reader, items):
                     'until they let go of it.' % (ns.name, ', '.join(_describe_holder(h) for h in pids)))
             plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.delete(name))
-            reader.removing.add(ns.name)
+            reader.removing[ns.name] = 'purge' if ns.param == 'purge' else 'declared'
             lo = view.lo()
             plan.record(key, {'lo_up': bool(lo and lo.up), 'ours': bool(lo and lo.alias == OWNER_ALIAS)}, None)
             results.append({'name': ns.name, 'state': 'absent',

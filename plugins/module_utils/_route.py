@@ -108,7 +108,7 @@ def plan_routes(plan, reader, specs):
         current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)
         before = _route_state(current, view, spec.dev is not None)
         if spec.state == 'absent':
-            if current is not None:
+            if current is not None and spec.ns not in reader.removing:  # else it goes with its namespace
                 summary = 'delete %s' % spec.label()
                 plan.add(P.ROUTE_DELETE, spec.ns, summary, requests=lambda r, s=spec, m=summary:
                          _request(_nl.RTM_DELROUTE, 0, s, None, m, ignore=(errno.ESRCH,)))

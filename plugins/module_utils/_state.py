@@ -328,7 +328,7 @@ class Reader(object):
         self._nft = {}
         # namespaces the plan creates / removes: later planners of the same run see them so
         self.creating = set()
-        self.removing = set()
+        self.removing = {}  # name -> why: 'declared' (state=absent) or 'purge'
 
     def mounted(self):
         if self._mounted is None:

@@ -59,8 +59,8 @@ options:
       state: *state
   purge:
     description:
-      - Also remove this collection's MASQUERADE rules, in the namespaces the call names (the host
-        when none), that the call does not declare. Other rules and tables are never touched.
+      - Also remove this collection's MASQUERADE rules, on the host and in the namespaces the call
+        names, that the call does not declare. Other rules and tables are never touched.
     type: bool
     default: false
 extends_documentation_fragment:

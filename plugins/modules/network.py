@@ -290,8 +290,8 @@ options:
         remove this collection's objects of that kind that the list does not declare, as the single
         module's own O(linuxnet.netns.netns#module:purge) does - namespaces this collection made;
         bridges and veth pairs this collection made (alias C(linuxnet.netns)) on the host and in the
-        namespaces that list names; this collection's MASQUERADE rules in the namespaces O(masquerade)
-        names.
+        namespaces that list names; this collection's MASQUERADE rules on the host and in the
+        namespaces O(masquerade) names.
       - A kind whose list is not given is left alone. An empty list declares none of its kind, so
         O(namespaces=[]) removes every namespace this collection made, and O(bridges=[]) and O(pairs=[])
         every bridge and veth pair it made on the host.

@@ -265,15 +265,27 @@ def test_teardown_with_state_absent_leaves_nothing(host, uplink):
     assert not host.ok('network', teardown, check=True)['changed']
 
 
-@pytest.mark.xfail(strict=True, reason='engine: the namespace teardown waits for RTM_DELLINK of host ends the same '
-                                       'plan already deleted (LINK_DELETE, before it listens), until TEARDOWN_TIMEOUT')
 def test_teardown_of_pairs_with_their_namespace_does_not_wait_out_the_timeout(host):
     ns = host.ns('a')
     pair = {'name': host.prefix + 'v', 'peer': {'name': 'eth0', 'netns': ns}}
     host.ok('network', {'namespaces': [{'name': ns}], 'pairs': [pair]})
     start = time.time()
-    host.ok('network', {'namespaces': [{'name': ns, 'state': 'absent'}], 'pairs': [dict(pair, state='absent')]})
+    result = host.ok('network', {'namespaces': [{'name': ns, 'state': 'absent'}],
+                                 'pairs': [dict(pair, state='absent')]})
+    # the pair goes with its namespace (the kernel removes both ends in its batch), not one by one
+    assert result['actions'] == ['delete netns %s' % ns]
+    assert pair['name'] not in links(host)
+    # not the 10 s timeout of a wait for an event that came before the run listened
     assert time.time() - start < 5, 'took %.1f s' % (time.time() - start)
+
+
+def test_a_pair_into_a_namespace_purge_removes_names_purge(host):
+    keep, mario = host.ns('keep'), host.ns('mario')
+    host.ok('network', {'namespaces': [{'name': keep}, {'name': mario}]})
+    result = host.module('network', {'namespaces': [{'name': keep}], 'purge': True,
+                                     'pairs': [{'name': host.prefix + 'pv', 'peer': {'name': 'eth0', 'netns': mario}}]})
+    assert result.get('failed') and 'removed by purge in the same task' in result['msg'] and 'declare it in namespaces' in result['msg']
+    assert not result['changed'] and mario in host.netns_list()
 
 
 # ---- nf_tables: MASQUERADE and restrict_to of one namespace in one transaction ---------------------------
@@ -433,8 +445,6 @@ def test_purge_leaves_kinds_not_given_alone(host):
     assert not {'br-x', 'vx', 'vy'} & set(links(host)) and '10.3.0.0' in host.sh('nft list ruleset')
 
 
-@pytest.mark.xfail(strict=True, reason='engine: purge_masquerade looks only in the namespaces its rules name, '
-                                       'so an empty list looks nowhere (nat_masquerade: "the host when none")')
 def test_purge_with_an_empty_masquerade_list(host):
     host.ok('network', {'masquerade': [{'source': '10.3.0.0/24', 'out_interface': 'up0'}]})
     result = host.ok('network', {'masquerade': [], 'purge': True})

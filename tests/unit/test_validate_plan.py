@@ -91,7 +91,7 @@ def fake_reader(views, mounted=()):
                 self.views[ns] = NsView(None, ns, exists=False)
             return self.views[ns]
 
-        def nsid(self, a, b):
+        def nsid(self, from_ns, target_ns):
             return 0
     return FakeReader()
 
