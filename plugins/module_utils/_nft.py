@@ -41,28 +41,29 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nl import (
     NetlinkError,
     _ext_ack_text,
     encode,
+    pyroute2_module,
 )
 
 try:
-    from pyroute2.netlink.nfnetlink import nfgen_msg
-    from pyroute2.netlink.nfnetlink.nftsocket import (
-        NFT_MSG_DELCHAIN,
-        NFT_MSG_DELRULE,
-        NFT_MSG_DELTABLE,
-        NFT_MSG_GETCHAIN,
-        NFT_MSG_GETGEN,
-        NFT_MSG_GETRULE,
-        NFT_MSG_GETTABLE,
-        NFT_MSG_NEWCHAIN,
-        NFT_MSG_NEWRULE,
-        NFT_MSG_NEWTABLE,
-        nft_chain_msg,
-        nft_contains_expr,
-        nft_data,
-        nft_gen_msg,
-        nft_rule_msg,
-        nft_table_msg,
-    )
+    # the nf_tables messages only, without pyroute2's package __init__ (see _nl.pyroute2_module)
+    nfgen_msg = pyroute2_module('pyroute2.netlink.nfnetlink').nfgen_msg
+    _nftsocket = pyroute2_module('pyroute2.netlink.nfnetlink.nftsocket')
+    NFT_MSG_DELCHAIN = _nftsocket.NFT_MSG_DELCHAIN
+    NFT_MSG_DELRULE = _nftsocket.NFT_MSG_DELRULE
+    NFT_MSG_DELTABLE = _nftsocket.NFT_MSG_DELTABLE
+    NFT_MSG_GETCHAIN = _nftsocket.NFT_MSG_GETCHAIN
+    NFT_MSG_GETGEN = _nftsocket.NFT_MSG_GETGEN
+    NFT_MSG_GETRULE = _nftsocket.NFT_MSG_GETRULE
+    NFT_MSG_GETTABLE = _nftsocket.NFT_MSG_GETTABLE
+    NFT_MSG_NEWCHAIN = _nftsocket.NFT_MSG_NEWCHAIN
+    NFT_MSG_NEWRULE = _nftsocket.NFT_MSG_NEWRULE
+    NFT_MSG_NEWTABLE = _nftsocket.NFT_MSG_NEWTABLE
+    nft_chain_msg = _nftsocket.nft_chain_msg
+    nft_contains_expr = _nftsocket.nft_contains_expr
+    nft_data = _nftsocket.nft_data
+    nft_gen_msg = _nftsocket.nft_gen_msg
+    nft_rule_msg = _nftsocket.nft_rule_msg
+    nft_table_msg = _nftsocket.nft_table_msg
     HAS_PYROUTE2 = True
     PYROUTE2_IMPORT_ERROR = None
 except ImportError as exc:  # pragma: no cover - exercised through missing_required_lib
