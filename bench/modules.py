@@ -1,5 +1,6 @@
 #!/usr/bin/env python
-"""Module time for the bridge recipe at N namespaces: converge, identical re-run, teardown.
+"""Module time for the bridge recipe at N namespaces: converge, identical re-run, teardown; as one
+linuxnet.netns.network call and as four single-module calls, side by side.
 
 Runs the modules directly (no ansible-playbook), inside the sandbox:
     tests/sandbox.sh python3 bench/modules.py [N ...] [--python /usr/bin/python3]
@@ -46,6 +47,7 @@ def module(python, coll, name, args):
 
 
 def recipe(n):
+    """The bridge recipe as the single modules take it: four calls."""
     names = ['b%d' % i for i in range(n)]
     return [
         ('netns', {'namespaces': [{'name': ns} for ns in names]}),
@@ -56,6 +58,20 @@ def recipe(n):
                             for i, ns in enumerate(names)]}),
         ('netns_route', {'routes': [{'netns': ns, 'gateway': '10.88.0.1'} for ns in names]}),
     ]
+
+
+def teardown(n):
+    return [('netns', {'namespaces': [{'name': 'b%d' % i, 'state': 'absent'} for i in range(n)]}),
+            ('bridge', {'name': 'lnbr0', 'state': 'absent'})]
+
+
+def as_one(steps):
+    """The same calls as one linuxnet.netns.network call."""
+    lists = {'netns': 'namespaces', 'bridge': 'bridges', 'veth': 'pairs', 'netns_route': 'routes'}
+    args = {}
+    for name, step in steps:
+        args[lists[name]] = step.get(lists[name]) or [step]
+    return [('network', args)]
 
 
 def run(python, coll, steps):
@@ -75,17 +91,15 @@ def main():
     if os.environ.get('LINUXNET_SANDBOX') != '1':
         sys.exit('run me inside tests/sandbox.sh')
     coll = collections()
-    print('%-6s %-12s %-12s %-12s %s' % ('N', 'converge s', 're-run s', 'teardown s', 'python'))
+    print('%-6s %-22s %-12s %-12s %-12s %s' % ('N', 'calls', 'converge s', 're-run s', 'teardown s', 'python'))
     for n in args.n:
-        steps = recipe(n)
-        converge, _unused = run(args.python, coll, steps)
-        rerun, changed = run(args.python, coll, steps)
-        assert not changed, 're-run changed something'
-        teardown, _unused = run(args.python, coll, [
-            ('netns', {'namespaces': [{'name': 'b%d' % i, 'state': 'absent'} for i in range(n)]}),
-            ('bridge', {'name': 'lnbr0', 'state': 'absent'})])
-        print('%-6d %-12.2f %-12.2f %-12.2f %s' % (n, converge, rerun, teardown, args.python))
-
+        for label, shape in (('network (1 call)', as_one), ('4 modules (4 calls)', list)):
+            steps = shape(recipe(n))
+            converge, _unused = run(args.python, coll, steps)
+            rerun, changed = run(args.python, coll, steps)
+            assert not changed, 're-run changed something'
+            down, _unused = run(args.python, coll, shape(teardown(n)))
+            print('%-6d %-22s %-12.2f %-12.2f %-12.2f %s' % (n, label, converge, rerun, down, args.python))
 
 if __name__ == '__main__':
     main()
