@@ -101,5 +101,6 @@ def main():
             down, _unused = run(args.python, coll, shape(teardown(n)))
             print('%-6d %-22s %-12.2f %-12.2f %-12.2f %s' % (n, label, converge, rerun, down, args.python))
 
+
 if __name__ == '__main__':
     main()

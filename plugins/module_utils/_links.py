@@ -96,10 +96,13 @@ def link_request(msg_type, flags, what, index=0, up=None, info=None, ignore=(), 
     return _nl.Request(_wire.link(msg_type, flags, extra, index, ifi_flags, change), what, ignore)
 
 
-def delete_link(plan, ns, name, index, summary, stage=P.LINK_DELETE):
-    """Delete by index read at planning time; ENODEV means it is gone already (a veth's peer)."""
-    plan.add(stage, ns, summary, requests=lambda r: link_request(
+def delete_link(plan, view, link, summary, stage=P.LINK_DELETE):
+    """Delete by index read at planning time; ENODEV means it is gone already (a veth's peer).
+    Later planners of the run no longer see the link, nor its addresses and routes."""
+    index = link.index
+    plan.add(stage, view.name, summary, requests=lambda r: link_request(
         _nl.RTM_DELLINK, 0, summary, index=index, ignore=(errno.ENODEV,)))
+    view.expect_gone(link, summary)
 
 
 def _addr_request(msg_type, flags, index, addr, what):
@@ -126,6 +129,9 @@ def configure(plan, iface, link, view, kind, label):
     summaries, attrs, up = [], {}, None
     if iface.master is not None:
         master = view.links.get(iface.master)
+        if master is None and iface.master in view.removed:
+            raise PlanError('%s.master=%r: the same task removes it (%s)' % (
+                iface.param, iface.master, view.removed[iface.master]))
         if master is None:
             raise PlanError('%s.master=%r: no interface of that name in %s; create the bridge first '
                             '(linuxnet.netns.bridge)' % (iface.param, iface.master, where(ns)))
@@ -180,11 +186,13 @@ def configure(plan, iface, link, view, kind, label):
     return after
 
 
-def refuse_declared_twice(link, param, name, ns):
-    """A link another entry of this run already plans (its stand-in index is negative)."""
-    if link is not None and link.index < 0:
-        raise PlanError('%s: %s in %s is declared twice in this task (as a %s already)' % (
-            param, name, where(ns), link.kind or 'link'))
+def claim(view, name, param):
+    """Each link is declared once a run: a second declaration (another pair's end, a bridge of
+    the same name) would plan against what the first one changes."""
+    first = view.claimed.setdefault(name, param)
+    if first != param:
+        raise PlanError('%s: %s in %s is declared twice in this task (first by %s)' % (
+            param, name, where(view.name), first))
 
 
 def require_namespace(reader, ns, param, state='present'):
@@ -256,16 +264,17 @@ def plan_veth(plan, reader, pair):
         # a purged end: only its own name is known
         view = reader.view(a.ns)
         link = view.links.get(a.name)
-        delete_link(plan, a.ns, a.name, link.index, 'delete veth %s in %s (and its peer; purge: not declared)' % (
+        before = link_state(link, view)
+        delete_link(plan, view, link, 'delete veth %s in %s (and its peer; purge: not declared)' % (
             a.name, where(a.ns)))
-        plan.record('veth %s %s' % (ns_key(a.ns), a.name), link_state(link, view), None)
+        plan.record('veth %s %s' % (ns_key(a.ns), a.name), before, None)
         return None
     for iface in (a, b):
         require_namespace(reader, iface.ns, iface.param + '.netns', pair.state)
     a_view, b_view = reader.view(a.ns), reader.view(b.ns)
+    claim(a_view, a.name, pair.param + '.name')
+    claim(b_view, b.name, pair.param + '.peer.name')
     a_link, b_link = a_view.links.get(a.name), b_view.links.get(b.name)
-    refuse_declared_twice(a_link, pair.param + '.name', a.name, a.ns)
-    refuse_declared_twice(b_link, pair.param + '.peer.name', b.name, b.ns)
     label = 'veth'
     if pair.state == 'absent':
         for iface, link in ((a, a_link), (b, b_link)):
@@ -278,12 +287,16 @@ def plan_veth(plan, reader, pair):
         # teardown of the namespace removes them in one batch (and the run waits for that)
         gone_a = a.ns in reader.removing or (
             b.ns in reader.removing and b_link is not None and _is_pair(reader, a.ns, a_link, b.ns, b_link))
+        before_a, before_b = link_state(a_link, a_view), link_state(b_link, b_view)
         if a_link is not None and not gone_a:
-            delete_link(plan, a.ns, a.name, a_link.index, 'delete veth %s in %s (and its peer)' % (a.name, where(a.ns)))
+            paired = b_link is not None and _is_pair(reader, a.ns, a_link, b.ns, b_link)
+            delete_link(plan, a_view, a_link, 'delete veth %s in %s (and its peer)' % (a.name, where(a.ns)))
+            if paired:
+                b_view.expect_gone(b_link, 'deleted with its peer %s in %s' % (a.name, where(a.ns)))
         if b_link is not None and a_link is None and b.ns not in reader.removing:
-            delete_link(plan, b.ns, b.name, b_link.index, 'delete veth %s in %s' % (b.name, where(b.ns)))
-        plan.record('%s %s %s' % (label, ns_key(a.ns), a.name), link_state(a_link, a_view), None)
-        plan.record('%s %s %s' % (label, ns_key(b.ns), b.name), link_state(b_link, b_view), None)
+            delete_link(plan, b_view, b_link, 'delete veth %s in %s' % (b.name, where(b.ns)))
+        plan.record('%s %s %s' % (label, ns_key(a.ns), a.name), before_a, None)
+        plan.record('%s %s %s' % (label, ns_key(b.ns), b.name), before_b, None)
         return None
 
     if a_link is not None or b_link is not None:
@@ -296,9 +309,9 @@ def plan_veth(plan, reader, pair):
             if not pair.replace:
                 raise PlanError('%s: %s. Set replace: true to delete and re-create it, or choose other '
                                 'names.' % (pair.param, '; '.join(problems)))
-            for iface, link in ((a, a_link), (b, b_link)):
+            for iface, link, view in ((a, a_link, a_view), (b, b_link, b_view)):
                 if link is not None:
-                    delete_link(plan, iface.ns, iface.name, link.index,
+                    delete_link(plan, view, link,
                                 'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, None)))
             a_link = b_link = None
 
@@ -338,8 +351,8 @@ def plan_bridge(plan, reader, bridge):
     iface = bridge.iface
     require_namespace(reader, iface.ns, bridge.param + '.netns', bridge.state)
     view = reader.view(iface.ns)
+    claim(view, iface.name, bridge.param + '.name')
     link = view.links.get(iface.name)
-    refuse_declared_twice(link, bridge.param + '.name', iface.name, iface.ns)
     label = 'bridge'
     if link is not None and link.kind != 'bridge':
         if not bridge.replace or bridge.state == 'absent':
@@ -347,17 +360,18 @@ def plan_bridge(plan, reader, bridge):
                 bridge.param, iface.name, where(iface.ns), _describe(link, view),
                 'delete' if bridge.state == 'absent' else 'take over',
                 '' if bridge.state == 'absent' else '; set replace: true to delete and re-create it'))
-        delete_link(plan, iface.ns, iface.name, link.index,
-                    'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, view)))
-        plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name + ' (replaced)'), link_state(link, view), None)
+        before = link_state(link, view)
+        delete_link(plan, view, link, 'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, view)))
+        plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name + ' (replaced)'), before, None)
         link = None
     if bridge.state == 'absent':
+        before = link_state(link, view)
         if link is not None and iface.ns not in reader.removing:  # else it goes with its namespace
             # after the namespaces a run removes: a bridge that still has a thousand ports costs
             # the kernel half a second to delete, an empty one nothing
-            delete_link(plan, iface.ns, iface.name, link.index, 'delete bridge %s in %s' % (iface.name, where(iface.ns)),
+            delete_link(plan, view, link, 'delete bridge %s in %s' % (iface.name, where(iface.ns)),
                         stage=P.BRIDGE_DELETE)
-        plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name), link_state(link, view), None)
+        plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name), before, None)
         return None
     if link is None:
         summary = 'create bridge %s in %s' % (iface.name, where(iface.ns))

@@ -79,6 +79,7 @@ class Teardown(object):
 
     def listen(self, session):
         self.events = session.run_in(None, lambda: _nl.Netlink(groups=_nl.RTMGRP_LINK))
+        session.others.append(self.events)  # closed with the session if a later stage fails
         # the ends an earlier stage of this run deleted itself sent their events before we
         # listened: ask which are still there, all at once (a get per index, no dump)
         peers = sorted(self.host_peers)
@@ -94,6 +95,7 @@ class Teardown(object):
             self._wait(session)
         finally:
             if self.events is not None:
+                session.others.remove(self.events)
                 self.events.close()
                 self.events = None
 

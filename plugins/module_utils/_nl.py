@@ -54,12 +54,17 @@ def pyroute2_module(name):
     if spec is None:
         raise ImportError('No module named pyroute2', name='pyroute2')
     package = importlib.util.module_from_spec(spec)  # not executed: only its __path__ is needed
+    before = set(sys.modules)
     sys.modules['pyroute2'] = package
     try:
         return importlib.import_module(name)
     finally:
-        if sys.modules.get('pyroute2') is package:
-            del sys.modules['pyroute2']
+        # what was imported under the stand-in goes too: a later `import pyroute2.x` in the same
+        # process then builds the real package and its submodules, attributes and all (the
+        # engine keeps its references to the ones it got)
+        for loaded in set(sys.modules) - before:
+            if loaded == 'pyroute2' or loaded.startswith('pyroute2.'):
+                del sys.modules[loaded]
 
 
 def __getattr__(name):
@@ -301,12 +306,14 @@ class Netlink(object):
         if failure is not None:
             raise failure
 
-    def get_many(self, requests):
-        """Many gets (not dumps) in as few sendmsg calls as the batch limits allow: [(msg_type,
-        body)] -> the payload of each answer, or None where the kernel refused that one."""
+    def get_many(self, requests, batch_size=64):
+        """Many gets (not dumps), `batch_size` to a sendmsg: [(msg_type, body)] -> the payload of
+        each answer, or None where the kernel refused that one. A batch's answers (a link's is
+        about 1 KiB) stay far below the smallest receive buffer we may get (rmem_max, when
+        SO_RCVBUFFORCE is not allowed), so none is dropped."""
         answers = []
-        for start in range(0, len(requests), MAX_BATCH_MSGS):
-            batch = requests[start:start + MAX_BATCH_MSGS]
+        for start in range(0, len(requests), batch_size):
+            batch = requests[start:start + batch_size]
             seqs, chunks = [], []
             for msg_type, body in batch:
                 data = bytearray(_HDR.pack(16 + len(body), msg_type, NLM_F_REQUEST, 0, 0) + body)
@@ -384,10 +391,12 @@ class Namespaces(object):
         self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
         self._sockets = {}
         self._nft = {}
+        self.others = []  # more sockets of the run (an event listener), closed with the session
 
     def close(self):
-        for sock in list(self._sockets.values()) + list(self._nft.values()):
+        for sock in list(self._sockets.values()) + list(self._nft.values()) + self.others:
             sock.close()
+        del self.others[:]
         self._sockets.clear()
         self._nft.clear()
         os.close(self.home)

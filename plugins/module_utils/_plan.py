@@ -18,6 +18,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 
 # Stages, in the order they run.
 NETNS_CREATE = 10
+NETNS_SETUP = 11  # settings of a namespace just made, before any link is in it
 LINK_DELETE = 20
 LINK_CREATE = 30
 LINK_SET = 40

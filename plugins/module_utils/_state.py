@@ -140,7 +140,11 @@ class NsView(object):
         # what the plan will add and remove, so that later planners of the same run see it
         self._expected = []
         self._gone = set()
+        self._gone_links = set()
+        self._gone_names = {}
         self._next_index = -1
+        self.removed = {}  # name -> what removes it, for the links the plan deletes
+        self.claimed = {}  # name -> the parameter that declares it: a link is declared once a run
 
     def expect_link(self, name, kind, after):
         """Note a link the plan creates; returns its stand-in (negative index)."""
@@ -149,6 +153,16 @@ class NsView(object):
         self.links[name] = link
         self.by_index[link.index] = link
         return link
+
+    def expect_gone(self, link, why):
+        """Note a link the plan deletes: later planners no longer find it, its addresses or the
+        routes through it (the kernel drops those with it)."""
+        if self.links.get(link.name) is link:
+            del self.links[link.name]
+        self.by_index.pop(link.index, None)
+        self._gone_links.add(link.index)
+        self._gone_names[link.index] = link.name  # a diff's before-state still names it
+        self.removed[link.name] = why
 
     def expect_addresses(self, index, added, removed):
         """Note addresses (ipaddress interfaces) the plan adds to / removes from link `index`."""
@@ -159,10 +173,11 @@ class NsView(object):
             self._gone.add((index, iface.ip.packed, iface.network.prefixlen))
 
     def _with_expected(self, found, family):
-        if not self._expected and not self._gone:
+        if not self._expected and not self._gone and not self._gone_links:
             return found
-        return [a for a in found if (a.index, a.packed, a.prefixlen) not in self._gone] + [
-            a for a in self._expected if not family or a.family == family]
+        return [a for a in found if (a.index, a.packed, a.prefixlen) not in self._gone
+                and a.index not in self._gone_links] + [
+            a for a in self._expected if (not family or a.family == family) and a.index not in self._gone_links]
 
     def _read(self, kind, family):
         """One dump of `kind` (addresses, routes) of one family (0: all), remembered; a dump of all
@@ -187,7 +202,10 @@ class NsView(object):
         return self._with_expected(self._read('addresses', family), family)
 
     def routes_of(self, family):
-        return self._read('routes', family)
+        found = self._read('routes', family)
+        if self._gone_links:
+            found = [route for route in found if route.oif not in self._gone_links]
+        return found
 
     @property
     def links(self):
@@ -219,11 +237,11 @@ class NsView(object):
 
     @property
     def routes(self):
-        return self._read('routes', 0)
+        return self.routes_of(0)
 
     def link_name(self, index):
         link = self.by_index.get(index)
-        return link.name if link else None
+        return link.name if link else self._gone_names.get(index)
 
     def lo(self):
         """The loopback link (ifindex 1 in every namespace), without dumping the others."""
@@ -257,7 +275,6 @@ class Address(object):
                 iface = _IFACES[key] = ipaddress.ip_interface((ipaddress.ip_address(self.packed), self.prefixlen))
             self._iface = iface
         return self._iface
-
 
     def contains(self, address):
         """Whether `address` (an ipaddress address of the same family) is in this address's subnet."""

@@ -86,21 +86,9 @@ def write_atomic(path, content):
         raise
 
 
-def new_namespace_values(paths):
-    """What a namespace made in this run will hold: the kernel's defaults (forwarding off), or
-    with net.core.devconf_inherit_init_net 1 or 3 the values of the namespace we run in."""
-    inherit = _read_proc_int('/proc/sys/net/core/devconf_inherit_init_net')
-    if inherit in (1, 3):
-        return dict((family, _read_proc(path)) for family, path in paths.items())
-    return dict((family, False) for family in paths)
-
-
-def _read_proc_int(path):
-    try:
-        with open(path) as handle:
-            return int(handle.read().strip())
-    except (IOError, ValueError):
-        return 0
+def _write(plan, spec, family, value, stage, summary):
+    plan.add(stage, spec.ns, summary, call=lambda session: session.run_in(
+        spec.ns, lambda: _write_proc(KEYS[family][1], value)))
 
 
 def plan_forward(plan, reader, specs):
@@ -108,24 +96,34 @@ def plan_forward(plan, reader, specs):
     for spec in specs:
         require_namespace(reader, spec.ns, spec.param + '.netns')
         paths = dict((family, KEYS[family][1]) for family in spec.wanted)
-        if reader.exists(spec.ns):
+        key = 'forwarding %s' % ns_key(spec.ns)
+        if not reader.exists(spec.ns):
+            # a namespace this run makes: what the kernel puts there depends on
+            # net.core.devconf_inherit_init_net and, for IPv4, on the initial namespace's value
+            # (copied by default), neither of which is sure to be readable from here. So the
+            # declared value is written, whatever it is, right after the namespace is made;
+            # forwarding that is to be scoped stays off until its scope is in place.
+            plan.record(key, None, dict((KEYS[f][0], spec.wanted[f]) for f in spec.wanted))
+            for family, value in sorted(spec.wanted.items()):
+                name = KEYS[family][0]
+                if value and spec.restrict_to is not None:
+                    _write(plan, spec, family, False, P.NETNS_SETUP,
+                           'set %s = 0 in %s (new; on once its forward scope is in place)' % (name, where(spec.ns)))
+                _write(plan, spec, family, value, P.SYSCTL if value else P.NETNS_SETUP,
+                       'set %s = %d in %s' % (name, int(value), where(spec.ns)))
+        else:
             current = reader.session.run_in(spec.ns, lambda paths=paths: dict(
                 (f, _read_proc(p)) for f, p in paths.items()))
-        else:
-            current = new_namespace_values(paths)
-        for family, value in current.items():
-            if value is None:
-                raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (
-                    spec.param, family, paths[family], where(spec.ns), family.upper()))
-        key = 'forwarding %s' % ns_key(spec.ns)
-        plan.record(key, dict((KEYS[f][0], current[f]) for f in current),
-                    dict((KEYS[f][0], spec.wanted[f]) for f in spec.wanted))
-        for family, value in sorted(spec.wanted.items()):
-            if current[family] != value:
-                summary = 'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns))
-                plan.add(P.SYSCTL if value else P.SYSCTL_OFF, spec.ns, summary,
-                         call=lambda session, s=spec, f=family, v=value:
-                         session.run_in(s.ns, lambda: _write_proc(KEYS[f][1], v)))
+            for family, value in current.items():
+                if value is None:
+                    raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (
+                        spec.param, family, paths[family], where(spec.ns), family.upper()))
+            plan.record(key, dict((KEYS[f][0], current[f]) for f in current),
+                        dict((KEYS[f][0], spec.wanted[f]) for f in spec.wanted))
+            for family, value in sorted(spec.wanted.items()):
+                if current[family] != value:
+                    _write(plan, spec, family, value, P.SYSCTL if value else P.SYSCTL_OFF,
+                           'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns)))
         if spec.restrict_to is not None:
             # nf_tables (and so pyroute2) only when the forward scope is managed
             from ansible_collections.linuxnet.netns.plugins.module_utils import _masq, _nft

@@ -349,7 +349,7 @@ def existing_network(host):
     return ns
 
 
-@pytest.mark.parametrize('case', ['bridge-and-veth', 'veth-end-twice', 'same-pair-twice'])
+@pytest.mark.parametrize('case', ['bridge-and-veth', 'veth-end-twice', 'same-pair-twice', 'existing-end-twice'])
 def test_declared_twice_fails_and_changes_nothing(host, case):
     ns = existing_network(host)
     spec = {
@@ -360,6 +360,9 @@ def test_declared_twice_fails_and_changes_nothing(host, case):
                                      {'name': 'vb', 'peer': {'name': 'eth9', 'netns': ns}}]},
         'same-pair-twice': {'pairs': [{'name': 'va', 'peer': {'name': 'vz'}},
                                       {'name': 'va', 'peer': {'name': 'vz'}}]},
+        # an end that exists already, claimed by a second pair that would replace it
+        'existing-end-twice': {'pairs': [{'name': host.prefix + 'h', 'peer': {'name': 'veth-ns1', 'netns': ns}},
+                                         {'name': 'vb', 'replace': True, 'peer': {'name': 'veth-ns1', 'netns': ns}}]},
     }[case]
     before = snapshot(host)
     for check in (True, False):
@@ -386,6 +389,62 @@ def test_present_in_an_absent_namespace_fails_and_changes_nothing(host, kind):
         assert result.get('failed') and result['changed'] is False, result
         assert 'is declared absent in the same task' in result['msg'] and kind + '[0]' in result['msg'], result['msg']
     assert snapshot(host) == before
+
+
+def test_a_port_on_a_bridge_the_same_task_removes_fails_and_changes_nothing(host):
+    host.ok('network', {'bridges': [{'name': 'brz'}], 'pairs': [{'name': 'vz0', 'master': 'brz', 'peer': {'name': 'vz1'}}]})
+
+    def state():  # the bridge's operstate settles on its own after its port came up: not compared
+        return dict((name, (link.get('master'), link.get('linkinfo', {}).get('info_kind')))
+                    for name, link in links(host).items())
+    before = state()
+    spec = {'bridges': [{'name': 'brz', 'state': 'absent'}],
+            'pairs': [{'name': 'vz0', 'master': 'brz', 'peer': {'name': 'vz1'}}]}
+    for check in (True, False):
+        result = host.module('network', spec, check=check)
+        assert result.get('failed') and result['changed'] is False, result
+        assert "pairs[0].master='brz': the same task removes it" in result['msg'], result['msg']
+    assert state() == before and before['vz0'][0] == 'brz'
+
+
+# ---- what the kernel does to other objects ----------------------------------------------------------------
+def test_a_replaced_pair_gets_its_route_again(host):
+    """Replacing a link drops the routes through it: the plan adds them again, in check mode too."""
+    ns = host.ns('r')
+    base = {'namespaces': [{'name': ns}],
+            'pairs': [{'name': host.prefix + 'a', 'addresses': ['172.30.0.1/24'],
+                       'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['172.30.0.2/24']}}],
+            'routes': [{'netns': ns, 'gateway': '172.30.0.1'}]}
+    host.ok('network', base)
+    moved = dict(base, pairs=[{'name': host.prefix + 'b', 'replace': True, 'addresses': ['172.30.0.1/24'],
+                               'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['172.30.0.2/24']}}])
+    predicted = host.ok('network', moved, check=True)
+    done = host.ok('network', moved)
+    assert done['actions'] == predicted['actions']
+    assert 'add route %s default via 172.30.0.1' % ns in done['actions']
+    assert 'default via 172.30.0.1' in in_ns(ns, 'ip route')
+    assert not host.ok('network', moved)['changed']
+
+
+def test_forwarding_in_a_new_namespace_is_written_whatever_the_kernel_copied(host):
+    """The kernel copies the initial namespace's ip_forward into a new namespace (by default): the
+    declared value is written anyway, and scoped forwarding comes on only after its scope."""
+    host.sh('echo 1 > /proc/sys/net/ipv4/ip_forward')
+    off, scoped = host.ns('off'), host.ns('scoped')
+    spec = {'namespaces': [{'name': off}, {'name': scoped}],
+            'forwarding': [{'netns': off, 'ipv4': False},
+                           {'netns': scoped, 'ipv4': True, 'restrict_to': ['10.77.0.0/24']}]}
+    predicted = host.ok('network', spec, check=True)
+    done = host.ok('network', spec)
+    assert done['actions'] == predicted['actions']
+    actions = done['actions']
+    assert 'set net.ipv4.ip_forward = 0 in netns %s' % off in actions
+    held = actions.index('set net.ipv4.ip_forward = 0 in netns %s (new; on once its forward scope is in place)' % scoped)
+    scope = next(i for i, a in enumerate(actions) if a.startswith('add rule inet linuxnet_netns forward'))
+    on = actions.index('set net.ipv4.ip_forward = 1 in netns %s' % scoped)
+    assert held < scope < on
+    assert forwarding(host, off) == '0' and forwarding(host, scoped) == '1'
+    assert not host.ok('network', spec)['changed']
 
 
 # ---- purge -----------------------------------------------------------------------------------------------
