@@ -289,7 +289,19 @@ class Netlink(object):
             pending[self._number(data)] = req
             chunks.append(bytes(data))
         self.sock.send(b''.join(chunks))
-        failure = None
+        failures = []
+
+        def ack(req, msg_type, flags, data, offset, length):
+            code = -struct.unpack_from('=i', data, offset + 16)[0] if msg_type == NLMSG_ERROR else 0
+            if code and code not in req.ignore:
+                failures.append(NetlinkError(code, req.what, _ext_ack_text(data, offset, length, flags)))
+        self._collect(pending, ack)
+        if failures:
+            raise failures[0]
+
+    def _collect(self, pending, take):
+        """Receive until each request in `pending` ({seq: what}) has its one answer (an ack, an
+        error or the object a get asked for): take(what, msg_type, flags, data, offset, length)."""
         while pending:
             data = self._recv()
             offset = 0
@@ -297,14 +309,9 @@ class Netlink(object):
                 length, msg_type, flags, seq, _pid = _HDR.unpack_from(data, offset)
                 if length < 16:
                     break
-                if msg_type == NLMSG_ERROR and seq in pending:
-                    code = -struct.unpack_from('=i', data, offset + 16)[0]
-                    req = pending.pop(seq)
-                    if code and code not in req.ignore and failure is None:
-                        failure = NetlinkError(code, req.what, _ext_ack_text(data, offset, length, flags))
+                if seq in pending:
+                    take(pending.pop(seq), msg_type, flags, data, offset, length)
                 offset += (length + 3) & ~3
-        if failure is not None:
-            raise failure
 
     def get_many(self, requests, batch_size=64):
         """Many gets (not dumps), `batch_size` to a sendmsg: [(msg_type, body)] -> the payload of
@@ -320,19 +327,12 @@ class Netlink(object):
                 seqs.append(self._number(data))
                 chunks.append(bytes(data))
             self.sock.send(b''.join(chunks))
-            pending = dict((seq, index) for index, seq in enumerate(seqs))
             found = [None] * len(batch)
-            while pending:
-                chunk = self._recv()
-                offset = 0
-                while offset + 16 <= len(chunk):
-                    length, mtype, _flags, mseq, _pid = _HDR.unpack_from(chunk, offset)
-                    if length < 16:
-                        break
-                    index = pending.pop(mseq, None)
-                    if index is not None and mtype != NLMSG_ERROR:
-                        found[index] = chunk[offset + 16:offset + length]
-                    offset += (length + 3) & ~3
+
+            def answer(index, msg_type, _flags, data, offset, length, found=found):
+                if msg_type != NLMSG_ERROR:
+                    found[index] = data[offset + 16:offset + length]
+            self._collect(dict((seq, index) for index, seq in enumerate(seqs)), answer)
             answers.extend(found)
         return answers
 
