@@ -28,12 +28,23 @@ description:
     inside a new namespace all work, in check mode too, where check mode predicts exactly the actions
     a real run takes on a host where none of it exists yet.
   - The plan runs in stages - create namespaces; delete links; create links; set MTU and bridge
-    ports; bring links up; remove, then add addresses; remove, then add routes; nf_tables; sysctls
-    (forwarding); delete namespaces last. The nf_tables changes of one namespace
-    (O(masquerade) rules and O(forwarding[].restrict_to)) go to the kernel as one atomic transaction.
-  - An object may be declared once per task - the same interface as a bridge and as a veth end, for
-    example, fails with C(declared twice in this task). An object present in a namespace that the
-    task declares absent fails with C(is declared absent in the same task). Both fail before any change.
+    ports; bring links up; remove, then add addresses; remove, then add routes; forwarding off;
+    nf_tables; forwarding on; delete namespaces, and wait until the kernel has removed the
+    host-side ends of their veth pairs; delete bridges last (by then their ports are gone). So
+    forwarding is on only once its O(forwarding[].restrict_to) scope is in place, and off before the
+    scope goes. The nf_tables changes of one namespace (O(masquerade) rules and
+    O(forwarding[].restrict_to)) go to the kernel as one atomic transaction.
+  - Forwarding declared for a namespace the task creates is written whatever the kernel copied into
+    it (by default the initial namespace's IPv4 value); scoped forwarding stays off there until its
+    scope is in place.
+  - A link replaced by the task (O(pairs[].replace), O(bridges[].replace)) takes its addresses and
+    routes with it; the plan sees that and adds the declared ones again.
+  - An interface may be declared once per task - as a bridge and as a veth end, or as the end of two
+    pairs, for example, fails with C(declared twice in this task). An object present in a namespace
+    that the task declares absent fails with C(is declared absent in the same task), and a port on a
+    bridge the task removes with C(the same task removes it). All fail before any change.
+  - Pairs and routes declared absent in a namespace the task removes, and a bridge inside it, need no
+    step of their own - they go with the namespace.
   - O(purge=true) acts on each of the lists given that supports it (O(namespaces), O(bridges), O(pairs),
     O(masquerade)) as the single module's O(linuxnet.netns.veth#module:purge) does, and on no other kind.
     Objects made by anything but this collection are never touched.
