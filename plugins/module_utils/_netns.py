@@ -210,6 +210,9 @@ def plan_netns(plan, reader, items):
         after = {'lo_up': lo_up, 'ours': ours}
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))
+    if reader.removing:
+        # after every namespace of the stage is unmounted (ops keep their order within a stage)
+        plan.add(P.NETNS_DELETE, None, None, call=lambda session: session.release())
     if teardown.host_peers:
         plan.add(P.NETNS_DELETE - 2, None, None, call=teardown.listen)
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
