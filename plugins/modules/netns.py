@@ -22,7 +22,7 @@ description:
     warns with the PIDs of those processes.
   - Takes one namespace (O(name)) or many (O(namespaces)) in one call.
 options:
-  name: &name
+  name:
     description: Name of the namespace. Mutually exclusive with O(namespaces).
     type: str
   state: &state
@@ -42,7 +42,9 @@ options:
     type: list
     elements: dict
     suboptions:
-      name: *name
+      name:
+        description: Name of the namespace.
+        type: str
       state: *state
       lo_up: *lo_up
   purge:
