@@ -237,6 +237,9 @@ class VethPair(object):
     def key(self):
         return self.end.key
 
+    def ifaces(self):
+        return (self.end,) if self.peer is None else (self.end, self.peer)
+
     def describe(self):
         return 'veth %s in %s' % (self.end.name, where(self.end.ns))
 
@@ -285,11 +288,10 @@ def plan_veth(plan, reader, pair):
                     iface.param, iface.name, where(iface.ns), _describe(link, None)))
         # an end in a namespace the run removes goes with it, and its peer with it: the kernel's
         # teardown of the namespace removes them in one batch (and the run waits for that)
-        gone_a = a.ns in reader.removing or (
-            b.ns in reader.removing and b_link is not None and _is_pair(reader, a.ns, a_link, b.ns, b_link))
+        paired = _is_pair(reader, a.ns, a_link, b.ns, b_link)
+        gone_a = a.ns in reader.removing or (b.ns in reader.removing and paired)
         before_a, before_b = link_state(a_link, a_view), link_state(b_link, b_view)
         if a_link is not None and not gone_a:
-            paired = b_link is not None and _is_pair(reader, a.ns, a_link, b.ns, b_link)
             delete_link(plan, a_view, a_link, 'delete veth %s in %s (and its peer)' % (a.name, where(a.ns)))
             if paired:
                 b_view.expect_gone(b_link, 'deleted with its peer %s in %s' % (a.name, where(a.ns)))
@@ -342,6 +344,9 @@ class Bridge(object):
     @property
     def key(self):
         return self.iface.key
+
+    def ifaces(self):
+        return (self.iface,)
 
     def describe(self):
         return 'bridge %s in %s' % (self.iface.name, where(self.iface.ns))

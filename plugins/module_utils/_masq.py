@@ -69,7 +69,7 @@ class _Scheduled(object):
     def __init__(self, current):
         self.current = current
         self.plans = []
-        self.labels = []
+        self.key = None  # the diff key it is recorded under
         self.op = None
         self.merged = None
 
@@ -83,12 +83,11 @@ def schedule(plan, reader, ns, nft_plan, label='nftables'):
     """
     entry = plan.shared.setdefault(('nft', ns), _Scheduled(reader.nft(ns)))
     entry.plans.append(nft_plan)
-    entry.labels.append(label)
     entry.merged = _nft.merge(entry.current, entry.plans)
-    for old in entry.labels:
-        plan.forget('%s %s' % (old, ns_key(ns)))
-    final = label if len(entry.plans) == 1 else 'nftables'
-    plan.record('%s %s' % (final, ns_key(ns)), entry.merged.before or None, entry.merged.after or None)
+    if entry.key is not None:
+        plan.forget(entry.key)
+    entry.key = '%s %s' % (label if len(entry.plans) == 1 else 'nftables', ns_key(ns))
+    plan.record(entry.key, entry.merged.before or None, entry.merged.after or None)
     lines = ['%s in %s' % (line, where(ns)) for line in entry.merged.lines()]
     if entry.op is None and lines:
         entry.op = plan.add(P.NFT, ns, lines, call=lambda session: _nft.apply(session.nfnl(ns), entry.merged))

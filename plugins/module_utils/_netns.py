@@ -80,15 +80,8 @@ class Teardown(object):
     def listen(self, session):
         self.events = session.run_in(None, lambda: _nl.Netlink(groups=_nl.RTMGRP_LINK))
         session.others.append(self.events)  # closed with the session if a later stage fails
-        # the ends an earlier stage of this run deleted itself sent their events before we
-        # listened: ask which are still there, all at once (a get per index, no dump)
-        peers = sorted(self.host_peers)
-        answers = session.rtnl(None).get_many([
-            (_nl.RTM_GETLINK, _state._IFINFO.pack(0, 0, index, 0, 0) + _state.LINK_REQUEST_TAIL) for index in peers])
-        self.host_peers = set(index for index, answer in zip(peers, answers) if answer is not None)
-
-    def _alive(self, session):
-        return set(link.index for link in _state.read_links(session, None, addresses=False)) & self.host_peers
+        # the ends an earlier stage of this run deleted itself sent their events before we listened
+        self.host_peers = _state.existing(session, None, self.host_peers)
 
     def wait(self, session):
         try:
@@ -106,14 +99,14 @@ class Teardown(object):
         while alive:
             left = deadline - time.time()
             if left <= 0 or not select.select([sock], [], [], left)[0]:
-                alive = self._alive(session)
+                alive = _state.existing(session, None, alive)
                 break
             try:
                 data = self.events._recv()
             except OSError as exc:
                 if exc.errno != errno.ENOBUFS:
                     raise
-                alive = self._alive(session)  # events were lost: ask the kernel what is left
+                alive = _state.existing(session, None, alive)  # events were lost: ask what is left
                 continue
             for msg_type, index in _state.link_events(data):
                 if msg_type == _nl.RTM_DELLINK:

@@ -78,7 +78,7 @@ def main():
         # namespaces that hold declared links get their links read whole anyway: read them first,
         # so that the namespace planner finds lo there instead of asking for it on its own
         for obj in parsed.get('pairs', []) + parsed.get('bridges', []):
-            for iface in (obj.end, obj.peer) if hasattr(obj, 'peer') else (obj.iface,):
+            for iface in obj.ifaces():
                 if iface.ns is not None and reader.exists(iface.ns):
                     reader.view(iface.ns).load()
         for kind in KINDS:

@@ -15,24 +15,22 @@ NETNS = dict(
     lo_up=dict(type='bool', default=True),
 )
 
-BRIDGE = dict(
+# what every interface takes
+IFACE = dict(
     name=dict(type='str'),
     netns=dict(type='str'),
     addresses=dict(type='list', elements='str'),
     mtu=dict(type='int'),
     up=dict(type='bool', default=True),
+)
+
+BRIDGE = dict(
+    IFACE,
     replace=dict(type='bool', default=False),
     state=dict(type='str', choices=['present', 'absent'], default='present'),
 )
 
-VETH_END = dict(
-    name=dict(type='str'),
-    netns=dict(type='str'),
-    addresses=dict(type='list', elements='str'),
-    mtu=dict(type='int'),
-    up=dict(type='bool', default=True),
-    master=dict(type='str'),
-)
+VETH_END = dict(IFACE, master=dict(type='str'))
 VETH_PEER = dict(VETH_END, name=dict(type='str', required=True))
 VETH = dict(
     VETH_END,
