@@ -12,6 +12,9 @@ bridge_network_local(info, ...)  -> {uplink, underlay, current}: what the role n
                                    a host before the fleet's subnets are allocated.
 bridge_network_plan(info, ...)   -> {namespaces, bridges, pairs, routes, nat, errors, warnings, ...}:
                                    desired objects plus the role's stale ones with state=absent.
+bridge_network_teardown(...)     -> the same keys, all lists empty, plus purge_match: what
+                                   state=absent removes, found by the network module itself - no
+                                   read of the host first.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -351,9 +354,52 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     }
 
 
+def bridge_network_teardown(subnets, prefix='lnns', veth_prefix='lnv', bridge='lnbr0', pool=None,
+                            own=None, mode='bridge'):
+    """state=absent without reading the host: linuxnet.netns.network's lists, all empty, with
+    purge_match naming what is the role's, for the module to find - this collection's namespaces
+    named <prefix><digits>, its bridge `bridge` and host veth ends <veth_prefix><digits>, its routes
+    to a prefix inside `pool` or a fleet subnet (`subnets`: the ones known, None for unknown), and
+    its MASQUERADE rules whose source is inside `pool` or this host's subnet (`own`: a list).
+
+    The same objects bridge_network_plan prunes, with one difference: only objects this collection
+    marked as its own are candidates (a namespace named like the role's that `ip netns add` made
+    stays)."""
+    _check_name(bridge, 'bridge_network_bridge')
+    _check_name(veth_prefix + '1', 'bridge_network_veth_prefix')
+    _check_name(prefix + '1', 'bridge_network_prefix', _validate.netns_name)
+
+    def networks(values):
+        found = []
+        for text in values:
+            if not text:
+                continue
+            try:
+                found.append(ipaddress.ip_network(u'%s' % text, strict=False))
+            except ValueError:
+                raise AnsibleFilterError('%r is not a subnet (bridge_network_pool, bridge_network_subnet)' % (text,))
+        return [str(n) for n in sorted(set(found), key=_network_key)]
+    pool = [pool] if pool else []
+    own = list(own) if isinstance(own, (list, tuple)) else [own]
+    return {
+        'subnet': None, 'mode': mode, 'gateway': None,
+        'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'nat': [],
+        'forward_prefixes': [], 'targets': [], 'errors': [], 'warnings': [],
+        'purge': True,
+        'purge_match': {
+            'namespaces': [re.escape(prefix) + '[0-9]+'],
+            'bridges': [re.escape(bridge)],
+            'pairs': [re.escape(veth_prefix) + '[0-9]+'],
+            'routes': networks(pool + list(subnets or [])),
+            'masquerade': networks(pool + own),
+        },
+    }
+
+
 class FilterModule(object):
     def filters(self):
         return {
             'bridge_network_local': bridge_network_local,
             'bridge_network_plan': bridge_network_plan,
+            'bridge_network_teardown': bridge_network_teardown,
         }

@@ -108,7 +108,8 @@ def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pa
         if routes:
             entry['routes'] = [dict(
                 dest=str(route.dest), gateway=str(route.gateway) if route.gateway else None,
-                dev=view.link_name(route.oif), metric=route.metric, table=route.table)
+                dev=view.link_name(route.oif), metric=route.metric, table=route.table,
+                ours=route.proto == _state.RTPROT_LINUXNET)
                 for route in view.routes if not _link_local_route(route)]
         for link in view.links.values() if bridges else ():
             if link.kind == 'bridge':

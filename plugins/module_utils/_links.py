@@ -387,19 +387,21 @@ def plan_bridge(plan, reader, bridge):
     return dict(after, name=iface.name, netns=iface.ns)
 
 
-def _owned(reader, namespaces, kind, declared):
-    """(ns, link) of each link of `kind` this collection made in `namespaces`, not in `declared`."""
+def _owned(reader, namespaces, kind, declared, match=None):
+    """(ns, link) of each link of `kind` this collection made in `namespaces`, not in `declared`;
+    match(name), if given, narrows the choice."""
     found = []
     for ns in sorted(set(namespaces), key=lambda n: (n is not None, n or '')):
         if not reader.exists(ns) or ns in reader.removing:
             continue  # a namespace the run removes takes its links with it
         for link in sorted(reader.view(ns).links.values(), key=lambda link: link.index):
-            if link.kind == kind and link.alias == OWNER_ALIAS and (ns, link.name) not in declared:
+            if link.kind == kind and link.alias == OWNER_ALIAS and (ns, link.name) not in declared and \
+                    (match is None or match(link.name)):
                 found.append((ns, link))
     return found
 
 
-def purge_veths(reader, pairs):
+def purge_veths(reader, pairs, match=None):
     """Veths we made, on the host and in the namespaces the call names, that it does not declare.
     Deleting one end deletes its peer, so each pair is listed once."""
     declared = set()
@@ -407,7 +409,7 @@ def purge_veths(reader, pairs):
         declared.update([pair.end.key, pair.peer.key])
     namespaces = [None] + [iface.ns for pair in pairs for iface in (pair.end, pair.peer)]
     extra, chosen = [], []
-    for ns, link in _owned(reader, namespaces, 'veth', declared):
+    for ns, link in _owned(reader, namespaces, 'veth', declared, match):
         # the other end of a pair already listed (same namespace: by index; another: index both ways)
         if any(link.peer_index == other.index and other.peer_index == link.index and
                (other_ns == ns) == (link.peer_nsid is None) for other_ns, other in chosen):
@@ -417,11 +419,11 @@ def purge_veths(reader, pairs):
     return extra
 
 
-def purge_bridges(reader, bridges):
+def purge_bridges(reader, bridges, match=None):
     declared = set(bridge.key for bridge in bridges)
     namespaces = [None] + [bridge.iface.ns for bridge in bridges]
     return [Bridge({'name': link.name, 'netns': ns, 'state': 'absent'}, 'purge')
-            for ns, link in _owned(reader, namespaces, 'bridge', declared)]
+            for ns, link in _owned(reader, namespaces, 'bridge', declared, match)]
 
 
 def plan_veths(plan, reader, pairs):

@@ -7,6 +7,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import ipaddress
+
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
@@ -46,8 +48,9 @@ class MasqRule(object):
         return 'masquerade %s out %s in %s' % (self.source, self.out_interface, where(self.ns))
 
 
-def purge_masquerade(reader, rules):
-    """Our MASQUERADE rules, in the namespaces the call names, that it does not declare."""
+def purge_masquerade(reader, rules, match=None):
+    """Our MASQUERADE rules, in the namespaces the call names, that it does not declare.
+    match(source), if given, narrows the choice."""
     declared = set(rule.key for rule in rules)
     extra = []
     # the host always, as for bridges and veths: an empty list purges the host's rules
@@ -58,9 +61,16 @@ def purge_masquerade(reader, rules):
             if found.chain != 'postrouting' or found.spec is None or not found.key.startswith('linuxnet:masq '):
                 continue
             _kind, source, oif = found.key.split(' ')
-            if (ns, source, oif) not in declared:
+            if (ns, source, oif) not in declared and (match is None or _matches(match, source)):
                 extra.append(MasqRule({'source': source, 'out_interface': oif, 'netns': ns, 'state': 'absent'}, 'purge'))
     return extra
+
+
+def _matches(match, source):
+    try:
+        return match(ipaddress.ip_network(source))
+    except ValueError:  # a comment edited by hand: not a rule this purge can tell is in scope
+        return False
 
 
 class _Scheduled(object):

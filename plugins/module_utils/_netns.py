@@ -37,13 +37,16 @@ class Netns(object):
         return 'netns %s' % self.name
 
 
-def purge_netns(reader, items):
-    """Namespaces this collection made (lo marked) that the call does not declare, as absent."""
+def purge_netns(reader, items, match=None):
+    """Namespaces this collection made (lo marked) that the call does not declare, as absent.
+    match(name), if given, narrows the choice."""
     declared = set(ns.name for ns in items)
     extra = []
     for name in sorted(reader.mounted()):
+        if name in declared or (match is not None and not match(name)):
+            continue
         lo = reader.view(name).lo()
-        if name not in declared and lo is not None and lo.alias == OWNER_ALIAS:
+        if lo is not None and lo.alias == OWNER_ALIAS:
             extra.append(Netns({'name': name, 'state': 'absent'}, 'purge'))
     return extra
 

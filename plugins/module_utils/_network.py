@@ -15,6 +15,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import copy
+import re
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _links
 from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
@@ -27,17 +28,19 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as
 
 
 class Kind(object):
-    def __init__(self, option, options, factory, planner, purge=None):
+    def __init__(self, option, options, factory, planner, purge=None, select=None):
         self.option, self.options, self.factory, self.planner, self.purge = option, options, factory, planner, purge
+        # what purge_match gives for this kind: 'name' (regular expressions) or 'prefix' (prefixes)
+        self.select = select
 
 
 # In planning order: what a kind refers to is planned before it.
 KINDS = (
-    Kind('namespaces', _specs.NETNS, _netns.Netns, _netns.plan_netns, _netns.purge_netns),
-    Kind('bridges', _specs.BRIDGE, _links.Bridge, _links.plan_bridges, _links.purge_bridges),
-    Kind('pairs', _specs.VETH, _links.VethPair, _links.plan_veths, _links.purge_veths),
-    Kind('routes', _specs.ROUTE, _route.RouteSpec, _route.plan_routes),
-    Kind('masquerade', _specs.MASQUERADE, _masq.MasqRule, _masq.plan_masquerade, _masq.purge_masquerade),
+    Kind('namespaces', _specs.NETNS, _netns.Netns, _netns.plan_netns, _netns.purge_netns, 'name'),
+    Kind('bridges', _specs.BRIDGE, _links.Bridge, _links.plan_bridges, _links.purge_bridges, 'name'),
+    Kind('pairs', _specs.VETH, _links.VethPair, _links.plan_veths, _links.purge_veths, 'name'),
+    Kind('routes', _specs.ROUTE, _route.RouteSpec, _route.plan_routes, _route.purge_routes, 'prefix'),
+    Kind('masquerade', _specs.MASQUERADE, _masq.MasqRule, _masq.plan_masquerade, _masq.purge_masquerade, 'prefix'),
     Kind('forwarding', _specs.FORWARD, _sysctl.Forward, _sysctl.plan_forward),
 )
 
@@ -46,7 +49,44 @@ def argument_spec():
     spec = dict((kind.option, dict(type='list', elements='dict', options=copy.deepcopy(kind.options)))
                 for kind in KINDS)
     spec['purge'] = dict(_module.PURGE_OPTION)
+    spec['purge_match'] = dict(type='dict', options=dict(
+        (kind.option, dict(type='list', elements='str')) for kind in KINDS if kind.select))
     return spec
+
+
+def _name_matcher(patterns, param):
+    compiled = []
+    for index, pattern in enumerate(patterns):
+        try:
+            compiled.append(re.compile(pattern))
+        except re.error as exc:
+            V._fail('%s[%d]' % (param, index), pattern, 'is not a regular expression (%s)' % exc,
+                    'write a Python regular expression; it must match the whole name, as in "lnns[0-9]+"')
+    return lambda name: any(regex.fullmatch(name) for regex in compiled)
+
+
+def _prefix_matcher(prefixes, param):
+    networks = [V.prefix(text, '%s[%d]' % (param, index)) for index, text in enumerate(prefixes)]
+    return lambda network: any(network.version == n.version and network.subnet_of(n) for n in networks)
+
+
+def purge_selection(params):
+    """{option: match} for the kinds a purge acts on: match(name or prefix) -> bool, or None for
+    all of the kind's objects. Raises ValidationError for a bad pattern or prefix."""
+    match = params.get('purge_match')
+    if match is not None and not params.get('purge'):
+        V._fail('purge_match', match, 'narrows a purge, but purge is false', 'set purge: true, or drop purge_match')
+    selection = {}
+    for kind in KINDS:
+        if kind.purge is None or params.get(kind.option) is None:
+            continue  # a purge acts only on the lists the call gives
+        if match is None:
+            selection[kind.option] = None
+        elif match.get(kind.option) is not None:
+            param = 'purge_match.%s' % kind.option
+            build = _name_matcher if kind.select == 'name' else _prefix_matcher
+            selection[kind.option] = build(match[kind.option], param)
+    return selection
 
 
 def parse(params):
@@ -66,9 +106,10 @@ def main():
     module = _module.new_module(argument_spec(), required_one_of=[[kind.option for kind in KINDS]])
     try:
         parsed = parse(module.params)
+        purge = purge_selection(module.params) if module.params.get('purge') or module.params.get('purge_match') \
+            else None
     except V.ValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
-    purge = module.params.get('purge')
 
     def plan_all(plan, reader):
         # The objects' after-states are not returned: at a thousand namespaces they are most of
@@ -85,12 +126,12 @@ def main():
             if kind.option not in parsed:
                 continue
             objects = parsed[kind.option]
-            extra = kind.purge(reader, objects) if purge and kind.purge is not None else []
+            extra = kind.purge(reader, objects, purge[kind.option]) if purge and kind.option in purge else []
             kind.planner(plan, reader, objects + extra)
             counts[kind.option] = len(objects)
             purged.extend(obj.describe() for obj in extra)
         result = {'declared': counts}
-        if purge:
+        if purge is not None:
             result['purged'] = purged
         return result
 

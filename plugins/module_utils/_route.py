@@ -19,6 +19,10 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
 
 RTNH_F_ONLINK = 0x4
+# routes added by hand (`ip route add`) and by this collection before it marked its routes: a
+# declared route with one of these protocols is taken over (marked); one that a daemon or the
+# kernel made (dhcp, ra, bird, kernel...) keeps its protocol, and is never purged
+TAKE_OVER = (S.RTPROT_BOOT, S.RTPROT_STATIC)
 
 
 class RouteSpec(object):
@@ -59,6 +63,9 @@ class RouteSpec(object):
     def key(self):
         return (self.ns, self.dest, self.table, self.metric)
 
+    def describe(self):
+        return self.label()
+
     def label(self):
         text = 'route %s %s' % (ns_key(self.ns), 'default' if self.dest.prefixlen == 0 else self.dest)
         if self.dest.version == 6 and self.dest.prefixlen == 0:
@@ -80,14 +87,34 @@ def _route_state(route, view, with_dev):
         state['gateway'] = str(route.gateway)
     if with_dev and route.oif is not None:
         state['dev'] = view.link_name(route.oif)
+    state['ours'] = route.proto == S.RTPROT_LINUXNET
     return state
+
+
+def purge_routes(reader, specs, match=None):
+    """Routes this collection made (protocol RTPROT_LINUXNET), on the host and in the namespaces the
+    call names, that it does not declare, as absent. match(dest), if given, narrows the choice."""
+    declared = set(spec.key for spec in specs)
+    extra = []
+    for ns in sorted(set([None] + [spec.ns for spec in specs]), key=lambda n: (n is not None, n or '')):
+        if not reader.exists(ns) or ns in reader.removing:
+            continue  # a namespace the run removes takes its routes with it
+        for route in reader.view(ns).routes:
+            if route.proto != S.RTPROT_LINUXNET or route.rtype != S.RTN_UNICAST:
+                continue
+            dest = route.dest
+            if (ns, dest, route.table, route.metric) in declared or (match is not None and not match(dest)):
+                continue
+            extra.append(RouteSpec({'netns': ns, 'dest': str(dest), 'table': route.table, 'metric': route.metric,
+                                    'state': 'absent'}, 'purge'))
+    return extra
 
 
 def _request(msg_type, flags, spec, oif, what, ignore=()):
     present = msg_type == _nl.RTM_NEWROUTE
     data = _wire.route(
         msg_type, flags, socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6, spec.dest.prefixlen,
-        spec.table, proto=S.RTPROT_STATIC if present else 0, rtype=S.RTN_UNICAST if present else 0,
+        spec.table, proto=S.RTPROT_LINUXNET if present else 0, rtype=S.RTN_UNICAST if present else 0,
         scope=(S.RT_SCOPE_UNIVERSE if spec.gateway is not None else S.RT_SCOPE_LINK) if present else 0,
         rtm_flags=RTNH_F_ONLINK if spec.onlink and present else 0,
         dst=spec.dest.network_address if spec.dest.prefixlen else None,
@@ -135,10 +162,21 @@ def plan_routes(plan, reader, specs):
             after['gateway'] = str(spec.gateway)
         if spec.dev is not None:
             after['dev'] = spec.dev
-        if before != after:
+        # Written routes carry our protocol. A route that already says what is declared is taken
+        # over (marked) when it was added by hand; a daemon's or the kernel's keeps its protocol.
+        ours = current is not None and current.proto == S.RTPROT_LINUXNET
+        rewrite = current is None or dict((k, v) for k, v in before.items() if k != 'ours') != after
+        mark = not rewrite and not ours and current.proto in TAKE_OVER
+        after['ours'] = ours or rewrite or mark
+        if rewrite or mark:
             flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)
-            summary = '%s %s via %s' % ('replace' if current is not None else 'add', spec.label(),
-                                        ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x))
+            via = ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x)
+            if current is None:
+                summary = 'add %s via %s' % (spec.label(), via)
+            elif mark:
+                summary = 'mark %s as made by linuxnet.netns (proto %d)' % (spec.label(), S.RTPROT_LINUXNET)
+            else:
+                summary = 'replace %s via %s' % (spec.label(), via)
             # a negative oif: a link this run makes, looked up at apply time
             plan.add(P.ROUTE_ADD, spec.ns, summary, requests=lambda r, s=spec, o=oif, f=flags, m=summary:
                      _request(_nl.RTM_NEWROUTE, f, s, o if o is None or o > 0 else r.index(s.ns, s.dev), m))

@@ -17,7 +17,12 @@ RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 RTN_UNICAST = 1
 RTPROT_KERNEL = 2
-RTPROT_STATIC = 4  # what `ip route add` uses, so `ip route` shows our routes as "proto static"
+RTPROT_BOOT = 3  # what `ip route add` uses unless told otherwise
+RTPROT_STATIC = 4  # what this collection used before it marked its routes
+# The mark of the routes this collection makes, as an interface's is its alias: the route's protocol
+# (`ip route` shows "proto 76"). The kernel passes protocols above RTPROT_STATIC through untouched;
+# 76 is in no registry (/usr/share/iproute2/rt_protos, FRR, bird, keepalived, systemd-networkd).
+RTPROT_LINUXNET = 76
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 NETNSA_NSID_NOT_ASSIGNED = -1

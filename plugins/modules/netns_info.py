@@ -99,9 +99,10 @@ host:
       description:
         - Routes of every table but C(local). The IPv6 link-local routes the kernel adds for every
           interface (C(fe80::/64 proto kernel)) are left out, like link-local addresses.
+        - C(ours) is true for a route this collection made (protocol 76, see M(linuxnet.netns.netns_route)).
       type: list
       elements: dict
-      sample: [{dest: 0.0.0.0/0, gateway: 192.0.2.1, dev: eth0, metric: 0, table: 254}]
+      sample: [{dest: 0.0.0.0/0, gateway: 192.0.2.1, dev: eth0, metric: 0, table: 254, ours: false}]
 netns:
   description: The same as RV(host), for each namespace, by name.
   returned: always

@@ -19,6 +19,12 @@ description:
   - The gateway must lie in a subnet connected in that namespace (an address on one of its
     interfaces), unless O(onlink=true); the error says which subnets are connected.
   - Takes one route or many (O(routes)) in one call.
+  - Routes this module writes carry the protocol number 76 (C(ip route) shows C(proto 76)), the mark
+    by which O(purge) and M(linuxnet.netns.network)'s O(linuxnet.netns.network#module:purge_match) know
+    them as this collection's. A declared route that already says what is declared but was added by
+    hand (C(proto boot) or C(proto static), as earlier versions of this collection wrote them) is
+    marked, which is a change; one that a daemon or the kernel made (C(proto dhcp), C(ra), C(kernel),
+    C(bird)...) keeps its protocol and is never purged.
 options:
   dest: &dest
     description:
@@ -64,6 +70,15 @@ options:
       onlink: *onlink
       netns: *netns
       state: *state
+  purge:
+    description:
+      - Also delete every route this collection made (protocol 76), on the host and in the namespaces
+        the call names, that the call does not declare. Routes made by anything else - the kernel's
+        connected routes, a DHCP client's default route, yours - are never touched.
+      - With O(purge=true) and O(routes=[]), every route this collection made on the host goes.
+    type: bool
+    default: false
+    version_added: 0.2.0
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
@@ -89,6 +104,13 @@ EXAMPLES = r'''
     dest: 10.20.0.0/16
     metric: 100
     state: absent
+
+- name: Exactly these routes on the host - delete the ones this collection made before and no longer declares
+  linuxnet.netns.netns_route:
+    routes:
+      - {dest: 10.200.2.0/24, gateway: 192.0.2.12}
+      - {dest: 10.200.3.0/24, gateway: 192.0.2.13}
+    purge: true
 '''
 
 RETURN = r'''
@@ -98,7 +120,13 @@ routes:
   type: list
   elements: dict
   sample:
-    - {netns: ns1, dest: 0.0.0.0/0, table: 254, metric: 0, gateway: 10.0.0.1, dev: veth-ns1, state: present}
+    - {netns: ns1, dest: 0.0.0.0/0, table: 254, metric: 0, gateway: 10.0.0.1, dev: veth-ns1, ours: true, state: present}
+purged:
+  description: The routes O(purge=true) deleted (in check mode, would delete).
+  returned: when O(purge=true)
+  type: list
+  elements: str
+  sample: [route host 10.9.0.0/24]
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always
@@ -114,7 +142,7 @@ OPTIONS = _specs.ROUTE
 
 
 def main():
-    _module.main(OPTIONS, 'routes', None, _route.RouteSpec, _route.plan_routes, 'routes')
+    _module.main(OPTIONS, 'routes', None, _route.RouteSpec, _route.plan_routes, 'routes', purge=_route.purge_routes)
 
 
 if __name__ == '__main__':

@@ -78,7 +78,7 @@ def test_same_spec_four_times(host):
         view = info['netns'][ns]
         assert view['lo_up'] and sorted(view['interfaces']) == ['eth0', 'lo']
         assert view['interfaces']['eth0']['addresses'] == ['%s/30' % subnet(i, 2)]
-        assert {'dest': '0.0.0.0/0', 'gateway': subnet(i, 1), 'dev': 'eth0', 'metric': 0, 'table': 254} in view['routes']
+        assert {'dest': '0.0.0.0/0', 'gateway': subnet(i, 1), 'dev': 'eth0', 'metric': 0, 'table': 254, 'ours': True} in view['routes']
         assert info['host']['interfaces'][host.prefix + 's%d' % i]['addresses'] == ['%s/30' % subnet(i, 1)]
     assert sorted((r['netns'] or '', r['source'], r['out_interface']) for r in info['nat'] if 'source' in r) == \
         [('', '10.70.0.0/24', 'up0'), (names[0], '10.70.0.0/24', 'eth0')]
@@ -132,7 +132,7 @@ def test_different_specs_on_the_same_namespaces(host):
         assert all(view['interfaces'][name]['ours'] for name in view['interfaces'] if name != 'lo')
         assert view['interfaces']['eth0']['addresses'] == ['%s/30' % subnet(i, 2)]
         assert view['interfaces']['k3']['addresses'] == ['192.168.3.1/24']
-        assert {'dest': '0.0.0.0/0', 'gateway': subnet(i, 1), 'dev': 'eth0', 'metric': 0, 'table': 254} in view['routes']
+        assert {'dest': '0.0.0.0/0', 'gateway': subnet(i, 1), 'dev': 'eth0', 'metric': 0, 'table': 254, 'ours': True} in view['routes']
         assert view['forwarding']['ipv4'] is True
     for ns in names[8:16]:
         assert sorted(info['netns'][ns]['interfaces']) == ['lo'] and info['netns'][ns]['lo_up']

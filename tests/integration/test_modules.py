@@ -229,6 +229,44 @@ def test_routes(host):
     assert '10.20.0.0' not in host.sh('ip -n %s route show table 100' % ns)
 
 
+def test_route_mark_takeover_and_purge(host):
+    """Routes carry protocol 76; a declared hand-made route is taken over, a daemon's is not; purge
+    deletes only ours."""
+    ns = host.ns('rp')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', tutorial_pair(host, ns))
+    ours = [{'dest': '10.30.0.0/24', 'gateway': '10.0.0.2'}, {'dest': '10.31.0.0/24', 'gateway': '10.0.0.2'}]
+    made = host.ok('netns_route', {'routes': ours + [{'netns': ns, 'gateway': '10.0.0.1'}]})
+    assert [r['ours'] for r in made['routes']] == [True, True, True]
+    assert 'proto 76' in host.sh('ip route show 10.30.0.0/24') and 'proto 76' in host.sh('ip -n %s route show default' % ns)
+    host.sh('ip route add 10.32.0.0/24 via 10.0.0.2 && ip route add 10.33.0.0/24 via 10.0.0.2 proto dhcp')
+
+    taken = host.ok('netns_route', {'dest': '10.32.0.0/24', 'gateway': '10.0.0.2'})
+    assert taken['actions'] == ['mark route (host) 10.32.0.0/24 as made by linuxnet.netns (proto 76)']
+    assert taken['diff']['before']['route (host) 10.32.0.0/24'] == {'gateway': '10.0.0.2', 'ours': False}
+    assert taken['diff']['after']['route (host) 10.32.0.0/24'] == {'gateway': '10.0.0.2', 'ours': True}
+    assert 'proto 76' in host.sh('ip route show 10.32.0.0/24')
+    daemons = host.ok('netns_route', {'dest': '10.33.0.0/24', 'gateway': '10.0.0.2'})
+    assert not daemons['changed'] and daemons['routes'][0]['ours'] is False
+    assert 'proto dhcp' in host.sh('ip route show 10.33.0.0/24')
+
+    spec = {'routes': ours[:1], 'purge': True}
+    predicted = host.ok('netns_route', spec, check=True)
+    assert sorted(predicted['purged']) == ['route (host) 10.31.0.0/24', 'route (host) 10.32.0.0/24']
+    done = host.ok('netns_route', spec)
+    assert done['actions'] == predicted['actions'] and done['changed']
+    table = host.sh('ip route')
+    assert '10.30.0.0/24' in table and '10.33.0.0/24' in table and '10.0.0.0/24 dev' in table
+    assert '10.31.0.0' not in table and '10.32.0.0' not in table
+    # the namespace's route is out of a host-only call's reach
+    assert 'default via 10.0.0.1' in host.sh('ip -n %s route show default' % ns)
+    assert not host.ok('netns_route', spec)['changed']
+    # naming the namespace brings its routes in
+    inside = host.ok('netns_route', {'routes': [{'netns': ns, 'dest': '10.50.0.0/24', 'gateway': '10.0.0.1',
+                                                 'state': 'absent'}], 'purge': True})
+    assert sorted(inside['purged']) == sorted(['route %s default' % ns, 'route (host) 10.30.0.0/24'])
+
+
 @pytest.mark.parametrize('args, fragment', [
     ({'gateway': '10.0.0.1', 'dest': 'fd00::/64'}, 'gateway='),
     ({'gateway': 'nonsense'}, 'gateway='),
@@ -291,8 +329,11 @@ def test_info(host):
     assert info['host']['interfaces'][host.prefix + 'h']['addresses'] == ['10.0.0.1/24']
     assert info['host']['interfaces'][host.prefix + 'h']['ours'] is True
     assert info['netns'][ns]['lo_up'] is True
-    assert {'dest': '0.0.0.0/0', 'gateway': '10.0.0.1', 'dev': host.prefix + 'n', 'metric': 0, 'table': 254} \
-        in info['netns'][ns]['routes']
+    assert {'dest': '0.0.0.0/0', 'gateway': '10.0.0.1', 'dev': host.prefix + 'n', 'metric': 0, 'table': 254,
+            'ours': True} in info['netns'][ns]['routes']
+    # the kernel's connected route is not ours
+    assert {'dest': '10.0.0.0/24', 'gateway': None, 'dev': host.prefix + 'n', 'metric': 0, 'table': 254,
+            'ours': False} in info['netns'][ns]['routes']
     assert {'name': host.prefix + 'h', 'netns': None, 'peer': {'name': host.prefix + 'n', 'netns': ns}} in info['veth_pairs'] \
         or {'name': host.prefix + 'n', 'netns': ns, 'peer': {'name': host.prefix + 'h', 'netns': None}} in info['veth_pairs']
     missing = host.module('netns_info', {'netns': ['no-such']})

@@ -265,6 +265,75 @@ def test_teardown_with_state_absent_leaves_nothing(host, uplink):
     assert not host.ok('network', teardown, check=True)['changed']
 
 
+def test_teardown_by_purge_match_needs_no_list_and_takes_only_ours(host, uplink):
+    """The role's teardown: empty lists, purge, and purge_match naming what is the caller's - no
+    read first. Only this collection's objects that match go; the user's that match, and ours
+    that do not, stay."""
+    ns, tut = tutorial(host)
+    names, bridged = bridge_network(host, 3)
+    built = dict((key, tut.get(key, []) + bridged.get(key, [])) for key in set(tut) | set(bridged))
+    built['masquerade'].append({'source': '172.30.0.0/24', 'out_interface': 'up0'})
+    built['forwarding'] = [{'ipv4': True, 'restrict_to': ['10.0.0.0/24', '172.30.0.0/24']}]
+    host.ok('network', built)
+    # ours, outside every pattern: a namespace, a veth pair on the host, a route, a MASQUERADE rule
+    keep = host.ns('keep')
+    host.ok('network', {'namespaces': [{'name': keep}],
+                        'pairs': [{'name': host.prefix + 'k', 'addresses': ['10.9.0.1/24'], 'peer': {'name': host.prefix + 'kp'}}],
+                        'routes': [{'dest': '10.88.0.0/24', 'gateway': '10.9.0.2'},
+                                   # ours and inside the routes' prefix: it goes
+                                   {'dest': '10.77.3.0/24', 'gateway': UPLINK_GW}],
+                        'masquerade': [{'source': '10.9.0.0/24', 'out_interface': 'up0'}]})
+    # the user's, inside the patterns: a namespace, a bridge, a route by hand and a daemon's
+    mine = host.ns('app9')
+    subprocess.check_call(['ip', 'netns', 'add', mine])
+    host.sh('ip link add br9 type bridge && ip route add 10.77.1.0/24 via %s '
+            '&& ip route add 10.77.2.0/24 via %s proto dhcp' % (UPLINK_GW, UPLINK_GW))
+    teardown = {'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'masquerade': [],
+                'forwarding': [{'ipv4': False, 'restrict_to': []}], 'purge': True,
+                'purge_match': {'namespaces': [host.prefix + r'-(ns|app)[0-9]+'], 'bridges': ['br[0-9]'],
+                                'pairs': [host.prefix + 'h'], 'routes': ['10.77.0.0/16', '10.0.0.0/24'],
+                                'masquerade': ['10.0.0.0/24', '172.30.0.0/16']}}
+    predicted = host.ok('network', teardown, check=True)
+    assert sorted(predicted['purged']) == sorted(
+        # (the route to 10.77.0.0/24 is via br0: it goes with the bridge)
+        ['netns %s' % n for n in [ns] + names] + ['bridge br0 in the host', 'route (host) 10.77.3.0/24',
+                                                  # it goes with its namespace; the purge names it all the same
+                                                  'veth %sh in the host' % host.prefix,
+                                                  'masquerade 10.0.0.0/24 out up0 in the host',
+                                                  'masquerade 172.30.0.0/24 out up0 in the host'])
+    assert predicted['declared'] == {'namespaces': 0, 'bridges': 0, 'pairs': 0, 'routes': 0, 'masquerade': 0,
+                                     'forwarding': 1}
+    done = host.ok('network', teardown)
+    assert done['actions'] == predicted['actions'] and done['purged'] == predicted['purged']
+    assert sorted(host.netns_list()) == sorted([uplink, keep, mine])
+    left = links(host)
+    assert set(left) == {'lo', 'up0', 'br9', host.prefix + 'k', host.prefix + 'kp'}
+    table = host.sh('ip route show table all')
+    assert '10.77.0.0/24' not in table and '10.77.3.0/24' not in table
+    assert '10.77.1.0/24' in table and '10.77.2.0/24' in table
+    assert '10.88.0.0/24 via 10.9.0.2' in table
+    rules = host.sh('nft list table inet linuxnet_netns')
+    assert '10.9.0.0/24' in rules and '172.30.0.0' not in rules and '10.0.0.0/24' not in rules
+    assert forwarding(host) == '0'
+    again = host.ok('network', teardown)
+    assert not again['changed'] and again['purged'] == []
+
+
+@pytest.mark.parametrize('args, fragment', [
+    ({'purge_match': {'namespaces': ['x']}}, 'purge_match='),
+    ({'purge': True, 'purge_match': {'namespaces': ['lnns[0-9']}}, 'purge_match.namespaces[0]='),
+    ({'purge': True, 'purge_match': {'routes': ['10.0.0.1/8']}}, 'purge_match.routes[0]='),
+    ({'purge': True, 'purge_match': {'masquerade': ['nonsense']}}, 'purge_match.masquerade[0]='),
+])
+def test_purge_match_bad_input_changes_nothing(host, args, fragment):
+    ns = host.ns('stay')
+    host.ok('network', {'namespaces': [{'name': ns}]})
+    before = snapshot(host)
+    result = host.module('network', dict(args, namespaces=[], routes=[], masquerade=[]))
+    assert result.get('failed') and fragment in result['msg'] and not result['changed'], result
+    assert snapshot(host) == before
+
+
 def test_teardown_of_pairs_with_their_namespace_does_not_wait_out_the_timeout(host):
     ns = host.ns('a')
     pair = {'name': host.prefix + 'v', 'peer': {'name': 'eth0', 'netns': ns}}

@@ -3,6 +3,7 @@
 import ipaddress
 import os
 import random
+import re
 import sys
 
 import pytest
@@ -358,6 +359,28 @@ def test_absent_removes_only_the_roles_objects():
 def test_absent_on_a_clean_host_is_empty():
     p = plan(info=info(), state='absent')
     assert all(p[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
+
+
+def test_teardown_needs_no_read_and_names_the_roles_objects():
+    """state=absent in one module run: empty lists, and purge_match for the module to find the
+    same objects test_absent_removes_only_the_roles_objects prunes."""
+    t = B().bridge_network_teardown(['10.200.4.0/24', None, '10.200.3.0/24', '192.168.9.0/24'],
+                                    pool='10.200.0.0/16', own=['192.168.9.0/24', None])
+    assert all(t[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat', 'forward_prefixes'))
+    assert t['purge'] is True
+    match = t['purge_match']
+    assert match == {'namespaces': ['lnns[0-9]+'], 'bridges': ['lnbr0'], 'pairs': ['lnv[0-9]+'],
+                     'routes': ['10.200.0.0/16', '10.200.3.0/24', '10.200.4.0/24', '192.168.9.0/24'],
+                     'masquerade': ['10.200.0.0/16', '192.168.9.0/24']}
+    assert re.fullmatch(match['namespaces'][0], 'lnns12') and not re.fullmatch(match['namespaces'][0], 'lnns12x')
+    # names are patterns: a prefix with regular-expression characters is taken literally
+    odd = B().bridge_network_teardown([], prefix='ns.a+', veth_prefix='v.', bridge='br.0')['purge_match']
+    assert re.fullmatch(odd['namespaces'][0], 'ns.a+3') and not re.fullmatch(odd['namespaces'][0], 'nsaa3')
+    assert odd['bridges'] == [re.escape('br.0')] and odd['routes'] == [] and odd['masquerade'] == []
+    with pytest.raises(Exception, match='bridge_network_bridge'):
+        B().bridge_network_teardown([], bridge='a-name-far-too-long')
+    with pytest.raises(Exception, match='not a subnet'):
+        B().bridge_network_teardown(['nonsense'])
 
 
 def test_host_outside_the_fleet():
