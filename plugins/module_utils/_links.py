@@ -409,7 +409,17 @@ def purge_veths(reader, pairs, match=None):
         declared.update([pair.end.key, pair.peer.key])
     namespaces = [None] + [iface.ns for pair in pairs for iface in (pair.end, pair.peer)]
     extra, chosen = [], []
+    # a pair with an end in a namespace the run removes goes with it, in the kernel's batch:
+    # deleting it on its own first would cost a synchronous unregister per pair
+    removing = sorted(reader.removing)
+    doomed = {}
     for ns, link in _owned(reader, namespaces, 'veth', declared, match):
+        if link.peer_nsid is not None and removing:
+            if ns not in doomed:
+                reader.prefetch_nsids(ns, removing)
+                doomed[ns] = set(reader.nsid(ns, other) for other in removing) - {None}
+            if link.peer_nsid in doomed[ns]:
+                continue
         # the other end of a pair already listed (same namespace: by index; another: index both ways)
         if any(link.peer_index == other.index and other.peer_index == link.index and
                (other_ns == ns) == (link.peer_nsid is None) for other_ns, other in chosen):

@@ -108,7 +108,6 @@ RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
 RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
 RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
 RTM_GETNSID = 90
-RTMGRP_LINK = 1
 
 IFF_UP = 0x1
 
@@ -229,9 +228,9 @@ def _ext_ack_text(data, offset, length, flags):
 class Netlink(object):
     """A raw netlink socket (bound to the namespace it was opened in) with pipelined requests."""
 
-    def __init__(self, protocol=NETLINK_ROUTE, groups=0):
+    def __init__(self, protocol=NETLINK_ROUTE):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
-        self.sock.bind((0, groups))  # groups: multicast groups to hear (RTMGRP_LINK: link events)
+        self.sock.bind((0, 0))
         self.sock.connect((0, 0))
         for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
             try:
@@ -391,14 +390,12 @@ class Namespaces(object):
         self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
         self._sockets = {}
         self._nft = {}
-        self.others = []  # more sockets of the run (an event listener), closed with the session
         self._released = []  # sockets in namespaces delete() removed, until release()
 
     def close(self):
         self.release()
-        for sock in list(self._sockets.values()) + list(self._nft.values()) + self.others:
+        for sock in list(self._sockets.values()) + list(self._nft.values()):
             sock.close()
-        del self.others[:]
         self._sockets.clear()
         self._nft.clear()
         os.close(self.home)

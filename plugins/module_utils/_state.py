@@ -141,6 +141,7 @@ class NsView(object):
         self.name = name
         self.exists = exists
         self._links = self._by_index = self._addresses = None
+        self._lo = None  # [lo] once asked for on its own
         self._by_family = {}
         # what the plan will add and remove, so that later planners of the same run see it
         self._expected = []
@@ -249,11 +250,13 @@ class NsView(object):
         return link.name if link else self._gone_names.get(index)
 
     def lo(self):
-        """The loopback link (ifindex 1 in every namespace), without dumping the others."""
+        """The loopback link (ifindex 1 in every namespace), without dumping the others; asked once."""
         if self._links is not None or not self.exists:
             return self.by_index.get(1) if self.exists else None
-        reply = self.session.rtnl(self.name).dump_raw(_nl.RTM_GETLINK, _link_by_index(1), flags=0)
-        return Link(reply[0]) if reply else None
+        if self._lo is None:
+            reply = self.session.rtnl(self.name).dump_raw(_nl.RTM_GETLINK, _link_by_index(1), flags=0)
+            self._lo = [Link(reply[0]) if reply else None]
+        return self._lo[0]
 
 
 # ipaddress objects are immutable, and a thousand namespaces hold the same 127.0.0.1/8 and ::1:
@@ -327,18 +330,6 @@ def read_routes(session, ns, family=0):
             continue
         routes.append(route)
     return routes
-
-
-def link_events(data):
-    """(message type, ifindex) of each link message in what a RTMGRP_LINK listener received."""
-    offset = 0
-    while offset + 16 + _IFINFO.size <= len(data):
-        length, msg_type = struct.unpack_from('=IH', data, offset)
-        if length < 16:
-            break
-        if msg_type in (_nl.RTM_NEWLINK, _nl.RTM_DELLINK):
-            yield msg_type, _IFINFO.unpack_from(data, offset + 16)[2]
-        offset += (length + 3) & ~3
 
 
 def _link_by_index(index):
