@@ -229,7 +229,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     with host-gw, leaves traffic to the other hosts' subnets alone (exclude_destinations) - plus the
     role's objects that are no longer wanted, with state=absent. state=absent: only the latter.
 
-    The role's objects, as found on the host: namespaces named <prefix><digits>; the bridge when
+    The role's objects, as found on the host: namespaces this collection made named
+    <prefix><digits> (left to the network module to find: `purge` and `purge_match`); the bridge when
     it is a bridge this collection made; host routes with a gateway to a prefix inside `pool` or
     to a host's subnet; this collection's MASQUERADE rules on the host whose source is inside the
     pool or is this host's subnet (`subnet`, or the one it had, `current`).
@@ -298,10 +299,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
                                        ignore_dests=list(peers.values())))
 
     # --- the role's objects no longer wanted --------------------------------------------------------
-    wanted_ns = set(n['name'] for n in plan['namespaces'])
-    ns_pattern = re.compile(r'^%s[0-9]+$' % re.escape(prefix))
-    stale_ns = [{'name': n, 'state': 'absent'} for n in sorted((info or {}).get('namespaces') or [])
-                if ns_pattern.match(n) and n not in wanted_ns]
+    # namespaces: the module finds them itself (purge_match below) - the read here covers the host
+    # alone, and only the module can tell a namespace this collection made from one `ip netns add` made
     stale_bridges = []
     if not plan['bridges'] and _is_ours(interfaces, bridge, 'bridge'):
         stale_bridges.append({'name': bridge, 'state': 'absent'})
@@ -341,7 +340,7 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
         'subnet': plan['subnet'],
         'mode': plan['mode'],
         'gateway': plan['gateway'],
-        'namespaces': plan['namespaces'] + stale_ns,
+        'namespaces': plan['namespaces'],
         'bridges': plan['bridges'] + stale_bridges,
         'pairs': plan['pairs'],
         'routes': stale_routes + plan['routes'],
@@ -351,6 +350,9 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
         'targets': plan['targets'],
         'errors': errors,
         'warnings': warnings,
+        # the role's namespaces no longer wanted: ours, named <prefix><digits>, not declared
+        'purge': True,
+        'purge_match': {'namespaces': [re.escape(prefix) + '[0-9]+']},
     }
 
 

@@ -166,6 +166,23 @@ def test_bridge_network_lifecycle(make_host, python):
     assert recap['changed'] == 0, out.stdout
 
 
+def test_leaves_namespaces_it_did_not_make(make_host):
+    """A namespace named like the role's but made with `ip netns add` survives a converge that no
+    longer wants that number, and a teardown; a check-mode teardown predicts the real one."""
+    host = make_host()
+    host.sh('ip netns add lnns7')
+    host.playbook('site.yml', '-e', 'bridge_network_namespaces=2')
+    assert host.netns() == ['lnns1', 'lnns2', 'lnns7']
+    out, recap = host.playbook('teardown.yml', '--check', '--diff')
+    assert recap['changed'] == 1 and host.netns() == ['lnns1', 'lnns2', 'lnns7'], out.stdout
+    # the diff's before-state names what goes
+    for what in ('"netns lnns1"', '"netns lnns2"', '"bridge (host) lnbr0"'):
+        assert what in out.stdout, out.stdout
+    assert 'lnns7' not in out.stdout
+    host.playbook('teardown.yml')
+    assert host.netns() == ['lnns7'] and 'lnbr0' not in host.links()
+
+
 def test_p2p_mode_is_the_tutorial_per_namespace(make_host):
     host = make_host()
     args = ('-e', 'bridge_network_mode=p2p', '-e', 'bridge_network_namespaces=3',
