@@ -231,8 +231,8 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
 
     The role's objects, as found on the host: namespaces this collection made named
     <prefix><digits> (left to the network module to find: `purge` and `purge_match`); the bridge when
-    it is a bridge this collection made; host routes with a gateway to a prefix inside `pool` or
-    to a host's subnet; this collection's MASQUERADE rules on the host whose source is inside the
+    it is a bridge this collection made; host routes this collection made with a gateway to a prefix
+    inside `pool` or to a host's subnet; this collection's MASQUERADE rules on the host whose source is inside the
     pool or is this host's subnet (`subnet`, or the one it had, `current`).
 
     Returns the module lists (namespaces, bridges, pairs, routes, nat), `errors` (refusals the role
@@ -309,7 +309,9 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
     stale_routes = []
     managed = fleet_nets + ([pool_net] if pool_net else [])
     for route in host.get('routes') or []:
-        if not route.get('gateway') or route.get('table', MAIN_TABLE) != MAIN_TABLE:
+        # only routes this collection made (protocol 76): a route to the pool that you or a daemon
+        # added stays, as in a teardown
+        if not route.get('ours') or not route.get('gateway') or route.get('table', MAIN_TABLE) != MAIN_TABLE:
             continue
         try:
             dest = ipaddress.ip_network(u'%s' % route.get('dest'), strict=False)
@@ -364,9 +366,10 @@ def bridge_network_teardown(subnets, prefix='lnns', veth_prefix='lnv', bridge='l
     to a prefix inside `pool` or a fleet subnet (`subnets`: the ones known, None for unknown), and
     its MASQUERADE rules whose source is inside `pool` or this host's subnet (`own`: a list).
 
-    The same objects bridge_network_plan prunes, with one difference: only objects this collection
-    marked as its own are candidates (a namespace named like the role's that `ip netns add` made
-    stays)."""
+    Close to what bridge_network_plan prunes, but found by the module without a read here: routes
+    in any table, with or without a gateway, inside the pool or the subnets known here (pinned, or
+    remembered by a fact cache); the host veth ends named like the role's (they go with their
+    namespaces anyway). Only objects this collection marked as its own are candidates."""
     _check_name(bridge, 'bridge_network_bridge')
     _check_name(veth_prefix + '1', 'bridge_network_veth_prefix')
     _check_name(prefix + '1', 'bridge_network_prefix', _validate.netns_name)

@@ -42,7 +42,8 @@ def list_form(options, list_name, identity):
 
 
 def items_of(module, options, list_name):
-    if module.params.get(list_name):
+    # an empty list is the list form too: it declares none (with purge, it removes all of ours)
+    if module.params.get(list_name) is not None:
         stray = sorted(name for name, option in options.items()
                        if module.params.get(name) is not None and module.params[name] != option.get('default'))
         if stray:

@@ -82,20 +82,21 @@ class Teardown(object):
     def __init__(self):
         self.host_peers = set()
 
-    def wait(self, session):
+    def wait(self, session, existing=_state.existing, clock=time.monotonic, sleep=time.sleep):
         alive = set(self.host_peers)
-        deadline = time.time() + TEARDOWN_TIMEOUT
+        deadline = clock() + TEARDOWN_TIMEOUT
         delay = self.POLL_FIRST
         while alive:
             # the highest index was made last: as good a sentinel as any, and the kernel removes
             # the namespaces of one batch together
-            if _state.existing(session, None, [max(alive)]):
-                if time.time() > deadline:
+            if existing(session, None, [max(alive)]):
+                if clock() > deadline:
+                    alive = existing(session, None, alive)  # what is left, for the message
                     break
-                time.sleep(delay)
+                sleep(delay)
                 delay = min(delay * 2, self.POLL_MAX)
                 continue
-            alive = _state.existing(session, None, alive)
+            alive = existing(session, None, alive)
         if alive:
             raise _nl.NamespaceError('host-side veth ends %s outlived their namespaces for %.0f s' % (
                 sorted(alive), TEARDOWN_TIMEOUT))

@@ -66,26 +66,38 @@ def _name_matcher(patterns, param):
 
 
 def _prefix_matcher(prefixes, param):
-    networks = [V.prefix(text, '%s[%d]' % (param, index)) for index, text in enumerate(prefixes)]
+    networks = []
+    for index, text in enumerate(prefixes):
+        name = '%s[%d]' % (param, index)
+        if text == 'default':
+            # as a destination it means 0.0.0.0/0; as a selector that would be every IPv4 route
+            V._fail(name, text, 'is ambiguous here', 'write 0.0.0.0/0 (or ::/0) to select everything of a family')
+        networks.append(V.prefix(text, name))
     return lambda network: any(network.version == n.version and network.subnet_of(n) for n in networks)
 
 
 def purge_selection(params):
     """{option: match} for the kinds a purge acts on: match(name or prefix) -> bool, or None for
-    all of the kind's objects. Raises ValidationError for a bad pattern or prefix."""
+    all of the kind's objects. Raises ValidationError for a bad pattern or prefix, and for a kind
+    purge_match names whose list the call does not give (a purge acts only on the lists given)."""
     match = params.get('purge_match')
     if match is not None and not params.get('purge'):
         V._fail('purge_match', match, 'narrows a purge, but purge is false', 'set purge: true, or drop purge_match')
     selection = {}
     for kind in KINDS:
-        if kind.purge is None or params.get(kind.option) is None:
-            continue  # a purge acts only on the lists the call gives
-        if match is None:
-            selection[kind.option] = None
-        elif match.get(kind.option) is not None:
+        if kind.purge is None:
+            continue
+        given = params.get(kind.option) is not None
+        if match is not None and match.get(kind.option) is not None:
             param = 'purge_match.%s' % kind.option
             build = _name_matcher if kind.select == 'name' else _prefix_matcher
-            selection[kind.option] = build(match[kind.option], param)
+            matcher = build(match[kind.option], param)
+            if not given:
+                V._fail(param, match[kind.option], 'selects %s, but the task gives no %s list' % (
+                    kind.option, kind.option), 'add %s: [] (or the %s to keep)' % (kind.option, kind.option))
+            selection[kind.option] = matcher
+        elif match is None and given:
+            selection[kind.option] = None
     return selection
 
 

@@ -19,10 +19,6 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
 
 RTNH_F_ONLINK = 0x4
-# routes added by hand (`ip route add`) and by this collection before it marked its routes: a
-# declared route with one of these protocols is taken over (marked); one that a daemon or the
-# kernel made (dhcp, ra, bird, kernel...) keeps its protocol, and is never purged
-TAKE_OVER = (S.RTPROT_BOOT, S.RTPROT_STATIC)
 
 
 class RouteSpec(object):
@@ -112,9 +108,12 @@ def purge_routes(reader, specs, match=None):
 
 def _request(msg_type, flags, spec, oif, what, ignore=()):
     present = msg_type == _nl.RTM_NEWROUTE
+    # a purge deletes only a route with our protocol: the kernel matches on it, so another route
+    # of the same key (`ip route append`, or a daemon's put in place since the read) stays
+    proto = S.RTPROT_LINUXNET if present or spec.param == 'purge' else 0
     data = _wire.route(
         msg_type, flags, socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6, spec.dest.prefixlen,
-        spec.table, proto=S.RTPROT_LINUXNET if present else 0, rtype=S.RTN_UNICAST if present else 0,
+        spec.table, proto=proto, rtype=S.RTN_UNICAST if present else 0,
         scope=(S.RT_SCOPE_UNIVERSE if spec.gateway is not None else S.RT_SCOPE_LINK) if present else 0,
         rtm_flags=RTNH_F_ONLINK if spec.onlink and present else 0,
         dst=spec.dest.network_address if spec.dest.prefixlen else None,
@@ -162,21 +161,16 @@ def plan_routes(plan, reader, specs):
             after['gateway'] = str(spec.gateway)
         if spec.dev is not None:
             after['dev'] = spec.dev
-        # Written routes carry our protocol. A route that already says what is declared is taken
-        # over (marked) when it was added by hand; a daemon's or the kernel's keeps its protocol.
+        # Written routes carry our protocol (their mark). A route that already says what is
+        # declared is left as it is, whoever made it: rewriting it only to mark it would drop what
+        # the plan does not model (a preferred source, metrics, an expiry) from a daemon's route.
         ours = current is not None and current.proto == S.RTPROT_LINUXNET
         rewrite = current is None or dict((k, v) for k, v in before.items() if k != 'ours') != after
-        mark = not rewrite and not ours and current.proto in TAKE_OVER
-        after['ours'] = ours or rewrite or mark
-        if rewrite or mark:
+        after['ours'] = ours or rewrite
+        if rewrite:
             flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)
-            via = ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x)
-            if current is None:
-                summary = 'add %s via %s' % (spec.label(), via)
-            elif mark:
-                summary = 'mark %s as made by linuxnet.netns (proto %d)' % (spec.label(), S.RTPROT_LINUXNET)
-            else:
-                summary = 'replace %s via %s' % (spec.label(), via)
+            summary = '%s %s via %s' % ('replace' if current is not None else 'add', spec.label(),
+                                        ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x))
             # a negative oif: a link this run makes, looked up at apply time
             plan.add(P.ROUTE_ADD, spec.ns, summary, requests=lambda r, s=spec, o=oif, f=flags, m=summary:
                      _request(_nl.RTM_NEWROUTE, f, s, o if o is None or o > 0 else r.index(s.ns, s.dev), m))

@@ -17,7 +17,6 @@ RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 RTN_UNICAST = 1
 RTPROT_KERNEL = 2
-RTPROT_BOOT = 3  # what `ip route add` uses unless told otherwise
 RTPROT_STATIC = 4  # what this collection used before it marked its routes
 # The mark of the routes this collection makes, as an interface's is its alias: the route's protocol
 # (`ip route` shows "proto 76"). The kernel passes protocols above RTPROT_STATIC through untouched;

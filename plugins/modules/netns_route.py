@@ -21,10 +21,10 @@ description:
   - Takes one route or many (O(routes)) in one call.
   - Routes this module writes carry the protocol number 76 (C(ip route) shows C(proto 76)), the mark
     by which O(purge) and M(linuxnet.netns.network)'s O(linuxnet.netns.network#module:purge_match) know
-    them as this collection's. A declared route that already says what is declared but was added by
-    hand (C(proto boot) or C(proto static), as earlier versions of this collection wrote them) is
-    marked, which is a change; one that a daemon or the kernel made (C(proto dhcp), C(ra), C(kernel),
-    C(bird)...) keeps its protocol and is never purged.
+    them as this collection's. A route someone else made - by hand, a DHCP client, NetworkManager, a
+    routing daemon, the kernel - that already says what is declared is left exactly as it is, and so
+    stays theirs (never purged); one that says something else is replaced, and is ours from then on.
+    Routes written by version 0.1.0 (C(proto static)) are not marked.
 options:
   dest: &dest
     description:
@@ -74,7 +74,8 @@ options:
     description:
       - Also delete every route this collection made (protocol 76), on the host and in the namespaces
         the call names, that the call does not declare. Routes made by anything else - the kernel's
-        connected routes, a DHCP client's default route, yours - are never touched.
+        connected routes, a DHCP client's default route, yours - are never touched; the delete itself
+        names protocol 76, so the kernel never takes another route of the same destination instead.
       - With O(purge=true) and O(routes=[]), every route this collection made on the host goes.
     type: bool
     default: false
@@ -126,7 +127,7 @@ purged:
   returned: when O(purge=true)
   type: list
   elements: str
-  sample: [route host 10.9.0.0/24]
+  sample: [route (host) 10.9.0.0/24]
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always

@@ -310,7 +310,8 @@ options:
         every bridge and veth pair it made on the host.
       - Nothing needs reading first - a teardown can be one task, with empty lists, O(purge=true) and
         O(purge_match) to say which of this collection's objects are yours.
-      - RV(purged) lists what was removed (in check mode, would be removed).
+      - RV(purged) lists what was removed (in check mode, would be removed). What goes with a namespace
+        the task removes (its veth pairs, routes and rules) is not listed on its own.
     type: bool
     default: false
   purge_match:
@@ -318,7 +319,8 @@ options:
       - Narrows O(purge=true) to the objects that match, kind by kind. A kind given here is purged only
         where one of its patterns or prefixes matches; a kind not given here is not purged at all (its
         list still declares objects as usual). Only objects this collection made are ever candidates.
-      - Requires O(purge=true); without it the task fails, changing nothing.
+      - Requires O(purge=true), and the list of each kind it names (O(routes=[]) at least, for
+        O(purge_match.routes)); otherwise the task fails, changing nothing.
       - A pattern or prefix that does not parse fails the task, naming it, before anything is changed.
     type: dict
     version_added: 0.2.0
@@ -343,6 +345,8 @@ options:
         description:
           - Prefixes; a route is purged when its destination lies inside one of them
             (V(10.200.0.0/16) takes C(10.200.3.0/24) and C(10.200.0.0/16), not C(0.0.0.0/0)).
+            V(0.0.0.0/0) and V(::/0) select every route of their family; the word V(default) is
+            refused here, being ambiguous.
         type: list
         elements: str
       masquerade:

@@ -229,9 +229,9 @@ def test_routes(host):
     assert '10.20.0.0' not in host.sh('ip -n %s route show table 100' % ns)
 
 
-def test_route_mark_takeover_and_purge(host):
-    """Routes carry protocol 76; a declared hand-made route is taken over, a daemon's is not; purge
-    deletes only ours."""
+def test_route_mark_and_purge(host):
+    """Routes carry protocol 76; a route someone else made is never marked or purged, even when a
+    declaration matches it; purge deletes only ours, and routes: [] with purge deletes all of ours."""
     ns = host.ns('rp')
     host.ok('netns', {'name': ns})
     host.ok('veth', tutorial_pair(host, ns))
@@ -239,25 +239,26 @@ def test_route_mark_takeover_and_purge(host):
     made = host.ok('netns_route', {'routes': ours + [{'netns': ns, 'gateway': '10.0.0.1'}]})
     assert [r['ours'] for r in made['routes']] == [True, True, True]
     assert 'proto 76' in host.sh('ip route show 10.30.0.0/24') and 'proto 76' in host.sh('ip -n %s route show default' % ns)
-    host.sh('ip route add 10.32.0.0/24 via 10.0.0.2 && ip route add 10.33.0.0/24 via 10.0.0.2 proto dhcp')
+    # by hand, with a preferred source the plan does not model; and a daemon's
+    host.sh('ip route add 10.32.0.0/24 via 10.0.0.2 src 10.0.0.1 && ip route add 10.33.0.0/24 via 10.0.0.2 proto dhcp')
 
-    taken = host.ok('netns_route', {'dest': '10.32.0.0/24', 'gateway': '10.0.0.2'})
-    assert taken['actions'] == ['mark route (host) 10.32.0.0/24 as made by linuxnet.netns (proto 76)']
-    assert taken['diff']['before']['route (host) 10.32.0.0/24'] == {'gateway': '10.0.0.2', 'ours': False}
-    assert taken['diff']['after']['route (host) 10.32.0.0/24'] == {'gateway': '10.0.0.2', 'ours': True}
-    assert 'proto 76' in host.sh('ip route show 10.32.0.0/24')
-    daemons = host.ok('netns_route', {'dest': '10.33.0.0/24', 'gateway': '10.0.0.2'})
-    assert not daemons['changed'] and daemons['routes'][0]['ours'] is False
-    assert 'proto dhcp' in host.sh('ip route show 10.33.0.0/24')
+    for dest in ('10.32.0.0/24', '10.33.0.0/24'):
+        matching = host.ok('netns_route', {'dest': dest, 'gateway': '10.0.0.2'})
+        assert not matching['changed'] and matching['routes'][0]['ours'] is False, matching
+    assert 'src 10.0.0.1' in host.sh('ip route show 10.32.0.0/24') and 'proto 76' not in host.sh('ip route show 10.32.0.0/24')
+    # another gateway replaces it: written by us, it is ours from then on
+    moved = host.ok('netns_route', {'dest': '10.33.0.0/24', 'gateway': '10.0.0.3'})
+    assert moved['actions'] == ['replace route (host) 10.33.0.0/24 via 10.0.0.3'] and moved['routes'][0]['ours']
+    assert 'proto 76' in host.sh('ip route show 10.33.0.0/24')
 
     spec = {'routes': ours[:1], 'purge': True}
     predicted = host.ok('netns_route', spec, check=True)
-    assert sorted(predicted['purged']) == ['route (host) 10.31.0.0/24', 'route (host) 10.32.0.0/24']
+    assert sorted(predicted['purged']) == ['route (host) 10.31.0.0/24', 'route (host) 10.33.0.0/24']
     done = host.ok('netns_route', spec)
     assert done['actions'] == predicted['actions'] and done['changed']
     table = host.sh('ip route')
-    assert '10.30.0.0/24' in table and '10.33.0.0/24' in table and '10.0.0.0/24 dev' in table
-    assert '10.31.0.0' not in table and '10.32.0.0' not in table
+    assert '10.30.0.0/24' in table and '10.32.0.0/24' in table and '10.0.0.0/24 dev' in table
+    assert '10.31.0.0' not in table and '10.33.0.0' not in table
     # the namespace's route is out of a host-only call's reach
     assert 'default via 10.0.0.1' in host.sh('ip -n %s route show default' % ns)
     assert not host.ok('netns_route', spec)['changed']
@@ -265,6 +266,11 @@ def test_route_mark_takeover_and_purge(host):
     inside = host.ok('netns_route', {'routes': [{'netns': ns, 'dest': '10.50.0.0/24', 'gateway': '10.0.0.1',
                                                  'state': 'absent'}], 'purge': True})
     assert sorted(inside['purged']) == sorted(['route %s default' % ns, 'route (host) 10.30.0.0/24'])
+    # an empty list declares none: every route of ours on the host goes, the others stay
+    host.ok('netns_route', {'routes': ours})
+    emptied = host.ok('netns_route', {'routes': [], 'purge': True})
+    assert sorted(emptied['purged']) == ['route (host) 10.30.0.0/24', 'route (host) 10.31.0.0/24']
+    assert host.sh('ip route show proto 76') == '' and '10.32.0.0/24' in host.sh('ip route')
 
 
 @pytest.mark.parametrize('args, fragment', [

@@ -291,10 +291,11 @@ def test_missing_uplink():
 def test_host_gw_routes_and_prune():
     fleet = {'me': '10.200.3.0/24', 'b': '10.200.4.0/24', 'c': '10.200.5.0/24', 'd': '10.200.6.0/24'}
     current = info(routes=[
-        {'dest': '10.200.4.0/24', 'gateway': '192.0.2.99', 'dev': 'up0', 'metric': 0, 'table': 254},  # moved
-        {'dest': '10.200.9.0/24', 'gateway': '192.0.2.50', 'dev': 'up0', 'metric': 0, 'table': 254},  # gone host
-        {'dest': '10.200.6.0/24', 'gateway': '192.0.2.14', 'dev': 'up0', 'metric': 0, 'table': 254},  # unknown
-        {'dest': '172.16.0.0/12', 'gateway': '192.0.2.1', 'dev': 'up0', 'metric': 0, 'table': 254},   # not ours
+        {'dest': '10.200.4.0/24', 'gateway': '192.0.2.99', 'dev': 'up0', 'metric': 0, 'table': 254, 'ours': True},  # moved
+        {'dest': '10.200.9.0/24', 'gateway': '192.0.2.50', 'dev': 'up0', 'metric': 0, 'table': 254, 'ours': True},  # gone host
+        {'dest': '10.200.6.0/24', 'gateway': '192.0.2.14', 'dev': 'up0', 'metric': 0, 'table': 254, 'ours': True},  # unknown
+        {'dest': '172.16.0.0/12', 'gateway': '192.0.2.1', 'dev': 'up0', 'metric': 0, 'table': 254, 'ours': True},   # not the pool
+        {'dest': '10.200.8.0/24', 'gateway': '192.0.2.1', 'dev': 'up0', 'metric': 0, 'table': 254, 'ours': False},  # by hand
     ])
     p = plan(info=current, host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12', 'c': '192.0.2.13'})
     assert p['errors'] == []
@@ -302,7 +303,7 @@ def test_host_gw_routes_and_prune():
     assert {'dest': '10.200.4.0/24', 'gateway': '192.0.2.12'} in host_routes
     assert {'dest': '10.200.5.0/24', 'gateway': '192.0.2.13'} in host_routes
     assert {'dest': '10.200.9.0/24', 'table': 254, 'metric': 0, 'state': 'absent'} in host_routes
-    assert not any(r['dest'] in ('10.200.6.0/24', '172.16.0.0/12') for r in host_routes)
+    assert not any(r['dest'] in ('10.200.6.0/24', '172.16.0.0/12', '10.200.8.0/24') for r in host_routes)
     assert 'd' in p['warnings'][0]
 
 
@@ -343,7 +344,8 @@ def test_prune_extra_namespaces_bridge_and_old_nat():
 
 def test_absent_removes_only_the_roles_objects():
     current = info({'lnbr0': {'kind': 'bridge', 'addresses': ['10.200.3.1/24'], 'ours': True}},
-                   routes=[{'dest': '10.200.4.0/24', 'gateway': '192.0.2.12', 'dev': 'up0', 'metric': 0, 'table': 254},
+                   routes=[{'dest': '10.200.4.0/24', 'gateway': '192.0.2.12', 'dev': 'up0', 'metric': 0, 'table': 254,
+                            'ours': True},
                            {'dest': '172.16.0.0/12', 'gateway': '192.0.2.1', 'dev': 'up0', 'metric': 0, 'table': 254}],
                    namespaces=['lnns1', 'lnns2', 'keepme'],
                    nat=[{'netns': None, 'source': '10.200.3.0/24', 'out_interface': 'up0'},
