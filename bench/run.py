@@ -716,7 +716,8 @@ def report(rows, env, notes, args_repeat):
     md += ['## What is measured', '',
            '- **role**: `playbooks/site.yml` (role `bridge_network`, bridge mode, a /%d subnet, NAT out the '
            'uplink) against the host with a local connection; **re-run** is the identical second run, '
-           '**teardown** is `playbooks/teardown.yml`. The host is a fresh network namespace whose '
+           '**teardown** is `playbooks/teardown.yml` (one module run: the role reads nothing first, the '
+           '`network` module purges what matches its names and prefixes). The host is a fresh network namespace whose '
            'default route leaves through `uplink0` to a namespace acting as its router.' % ROLE_PREFIXLEN,
            '- **module s**: the sum of the durations (runner start to result, what '
            '`ansible.posix.profile_tasks` reports) of the tasks running `linuxnet.netns.*` modules '
