@@ -1,9 +1,11 @@
 """Shared fixtures. Integration tests run only inside tests/sandbox.sh (LINUXNET_SANDBOX=1)."""
+import atexit
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import uuid
 
 import pytest
@@ -11,6 +13,24 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
 SYSTEM_PYTHON = '/usr/bin/python3'  # Debian's python3 with python3-pyroute2 0.7.2
+
+
+def _make_collection_importable():
+    """Let test modules import this checkout as Ansible does, as ansible_collections.linuxnet.netns.
+
+    Under ansible-test the collection is importable already and this does nothing; elsewhere it puts
+    on sys.path a temporary ansible_collections/linuxnet/netns -> this repo, removed at exit."""
+    try:
+        import ansible_collections.linuxnet.netns.plugins  # noqa: F401
+    except ImportError:
+        root = tempfile.mkdtemp(prefix='linuxnet-tests-')
+        os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
+        os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
+        sys.path.insert(0, root)
+        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
+
+
+_make_collection_importable()
 
 
 @pytest.fixture(scope='session')

@@ -4,37 +4,18 @@ Run: tests/sandbox.sh python3 -m pytest -q tests/integration/test_nft.py (and wi
 for Debian's pyroute2 0.7.2). `nft` is used only to look at the results and to build the
 neighbours (iptables-nft's `ip nat`, an `inet filter`) whose survival the tests check.
 """
-import atexit
 import errno
 import json
 import os
 import shutil
 import subprocess
-import sys
-import tempfile
 import uuid
 
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft, _nl
+
 IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _import_engine():
-    """Import the engine as Ansible does: through ansible_collections/linuxnet/netns -> this repo."""
-    try:
-        from ansible_collections.linuxnet.netns.plugins.module_utils import _nft  # noqa: F401
-    except ImportError:
-        root = tempfile.mkdtemp(prefix='linuxnet-nft-tests-')
-        os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
-        os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
-        sys.path.insert(0, root)
-        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
-    from ansible_collections.linuxnet.netns.plugins.module_utils import _nl, _nft
-    return _nl, _nft
-
-
-_nl, _nft = _import_engine()
 
 pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='runs only inside tests/sandbox.sh')
 

@@ -1,33 +1,19 @@
 """network.py's list options are documented from the single modules (tests/tools/network_doc.py),
 and what that documents is what the module takes."""
-import atexit
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 import yaml
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _network
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, 'tests', 'tools', 'network_doc.py')
 sys.path.insert(0, os.path.dirname(TOOL))
 
 import network_doc  # noqa: E402
-
-
-def _import_network():
-    """Import the engine as Ansible does: through ansible_collections/linuxnet/netns -> this repo."""
-    try:
-        from ansible_collections.linuxnet.netns.plugins.module_utils import _network  # noqa: F401
-    except ImportError:
-        root = tempfile.mkdtemp(prefix='linuxnet-doc-tests-')
-        os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
-        os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
-        sys.path.insert(0, root)
-        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
-    from ansible_collections.linuxnet.netns.plugins.module_utils import _network
-    return _network
 
 
 def tool(*args):
@@ -68,14 +54,14 @@ def compare(spec, documented, path=''):
 
 
 def test_documented_options_are_the_argument_spec():
-    spec = _import_network().argument_spec()
+    spec = _network.argument_spec()
     assert compare(spec, documented_options()) == []
 
 
 def test_generated_part_is_every_list_of_the_argument_spec():
-    spec = _import_network().argument_spec()
+    spec = _network.argument_spec()
     generated = network_doc.generated_options()
-    assert list(generated) == [kind.option for kind in _import_network().KINDS]
+    assert list(generated) == [kind.option for kind in _network.KINDS]
     assert compare(dict((name, spec[name]) for name in generated), generated) == []
 
 

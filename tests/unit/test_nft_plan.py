@@ -1,31 +1,9 @@
 """_nft.py without a kernel: planning on made-up states, expression encoding and decoding, batches."""
-import atexit
-import os
-import shutil
 import struct
-import sys
-import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _import_engine():
-    """Import the engine as Ansible does: through ansible_collections/linuxnet/netns -> this repo."""
-    try:
-        from ansible_collections.linuxnet.netns.plugins.module_utils import _nft  # noqa: F401
-    except ImportError:
-        root = tempfile.mkdtemp(prefix='linuxnet-nft-tests-')
-        os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
-        os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
-        sys.path.insert(0, root)
-        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
-    from ansible_collections.linuxnet.netns.plugins.module_utils import _nl, _nft
-    return _nl, _nft
-
-
-_nl, _nft = _import_engine()
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft, _nl
 
 POSTROUTING = _nft.ChainInfo('postrouting', 1, 'nat', 'postrouting', 100, 'accept')
 

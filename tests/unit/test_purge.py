@@ -1,30 +1,11 @@
 """purge_match's selection and the teardown's wait, without a kernel."""
-import atexit
 import ipaddress
-import os
-import shutil
-import sys
-import tempfile
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ansible_collections.linuxnet.netns.plugins.module_utils import _netns, _network
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 
-
-def _import_engine():
-    try:
-        from ansible_collections.linuxnet.netns.plugins.module_utils import _network  # noqa: F401
-    except ImportError:
-        root = tempfile.mkdtemp(prefix='linuxnet-purge-tests-')
-        os.makedirs(os.path.join(root, 'ansible_collections', 'linuxnet'))
-        os.symlink(REPO, os.path.join(root, 'ansible_collections', 'linuxnet', 'netns'))
-        sys.path.insert(0, root)
-        atexit.register(shutil.rmtree, root, True)  # removes the link, never follows it
-    from ansible_collections.linuxnet.netns.plugins.module_utils import _netns, _network, _validate
-    return _netns, _network, _validate
-
-
-_netns, _network, V = _import_engine()
 LISTS = {'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'masquerade': []}
 
 

@@ -1,38 +1,16 @@
 """Fleet subnet allocation (plugins/filter/subnet_allocate.py) and the bridge_network role's plan
 (plugins/filter/bridge_network.py): pure Python, no kernel."""
 import ipaddress
-import os
 import random
 import re
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-@pytest.fixture(scope='module', autouse=True)
-def importable(tmp_path_factory):
-    root = tmp_path_factory.mktemp('coll')
-    (root / 'ansible_collections' / 'linuxnet').mkdir(parents=True)
-    os.symlink(REPO, str(root / 'ansible_collections' / 'linuxnet' / 'netns'))
-    sys.path.insert(0, str(root))
-    yield
-    sys.path.remove(str(root))
-
-
-def F():
-    from ansible_collections.linuxnet.netns.plugins.filter import subnet_allocate
-    return subnet_allocate
-
-
-def B():
-    from ansible_collections.linuxnet.netns.plugins.filter import bridge_network
-    return bridge_network
+from ansible_collections.linuxnet.netns.plugins.filter import bridge_network, subnet_allocate
 
 
 def allocate(hosts, pool='10.200.0.0/16', prefixlen=24, **kw):
-    return F().subnet_allocate(hosts, pool, prefixlen, **kw)
+    return subnet_allocate.subnet_allocate(hosts, pool, prefixlen, **kw)
 
 
 def no_overlap(result):
@@ -61,7 +39,7 @@ def test_deterministic_and_order_independent():
 
 def test_hash_slot_is_stable_across_processes():
     # sha256, not Python's salted hash(): a fixed value, the same on every controller
-    assert F().hash_slot('web1', 256) == int(__import__('hashlib').sha256(b'web1').hexdigest(), 16) % 256
+    assert subnet_allocate.hash_slot('web1', 256) == int(__import__('hashlib').sha256(b'web1').hexdigest(), 16) % 256
 
 
 def test_adding_hosts_moves_no_remembered_host():
@@ -181,19 +159,19 @@ ROUTES = [
 
 
 def test_conflicts_ignore_default_own_devices_and_hostgw_routes():
-    found = F().subnet_conflicts(ROUTES, {'mine': '192.168.5.0/24'}, ['lnbr0'], ['10.200.4.0/24'])
+    found = subnet_allocate.subnet_conflicts(ROUTES, {'mine': '192.168.5.0/24'}, ['lnbr0'], ['10.200.4.0/24'])
     assert found == []
 
 
 def test_conflicts_report_overlapping_route_in_any_table():
-    found = F().subnet_conflicts(ROUTES, {'the subnet of this host': '10.200.3.0/24'}, [], [])
+    found = subnet_allocate.subnet_conflicts(ROUTES, {'the subnet of this host': '10.200.3.0/24'}, [], [])
     assert len(found) == 2
     assert any('10.200.3.0/24 dev lnbr0' in m for m in found)
     assert any('10.0.0.0/8 via 192.0.2.99 dev up0 table 100' in m for m in found)
 
 
 def test_conflict_with_the_underlay():
-    found = F().subnet_conflicts(ROUTES, {'the subnet of this host': '192.0.2.0/25'}, ['lnbr0'], [])
+    found = subnet_allocate.subnet_conflicts(ROUTES, {'the subnet of this host': '192.0.2.0/25'}, ['lnbr0'], [])
     assert found == ['the subnet of this host (192.0.2.0/25) overlaps the route 192.0.2.0/24 dev up0 '
                      'already on this host']
 
@@ -208,19 +186,19 @@ def info(interfaces=None, routes=None, namespaces=(), nat=()):
 
 
 def test_local_facts_fresh_host():
-    local = B().bridge_network_local(info())
+    local = bridge_network.bridge_network_local(info())
     assert local == {'uplink': 'up0', 'underlay': '192.0.2.11', 'current': None}
 
 
 def test_local_facts_overrides_and_memory():
     bridged = info({'lnbr0': {'kind': 'bridge', 'addresses': ['10.200.42.1/24'], 'ours': True}})
-    assert B().bridge_network_local(bridged)['current'] == '10.200.42.0/24'
+    assert bridge_network.bridge_network_local(bridged)['current'] == '10.200.42.0/24'
     p2p = info({'lnv2': {'kind': 'veth', 'addresses': ['10.200.8.5/30'], 'ours': True},
                 'lnv1': {'kind': 'veth', 'addresses': ['10.200.8.1/30'], 'ours': True}})
-    assert B().bridge_network_local(p2p, prefixlen=24)['current'] == '10.200.8.0/24'
+    assert bridge_network.bridge_network_local(p2p, prefixlen=24)['current'] == '10.200.8.0/24'
     foreign = info({'lnbr0': {'kind': 'bridge', 'addresses': ['10.200.42.1/24'], 'ours': False}})
-    assert B().bridge_network_local(foreign)['current'] is None
-    given = B().bridge_network_local(info(), uplink='eth9', underlay='203.0.113.4')
+    assert bridge_network.bridge_network_local(foreign)['current'] is None
+    given = bridge_network.bridge_network_local(info(), uplink='eth9', underlay='203.0.113.4')
     assert given['uplink'] == 'eth9' and given['underlay'] == '203.0.113.4'
 
 
@@ -229,7 +207,7 @@ def plan(**kw):
     args = dict(state='present', subnet='10.200.3.0/24', count=3, pool='10.200.0.0/16', uplink='up0',
                 subnets={'me': '10.200.3.0/24'}, self_host='me')
     args.update(kw)
-    return B().bridge_network_plan(host_info, **args)
+    return bridge_network.bridge_network_plan(host_info, **args)
 
 
 def test_bridge_topology():
@@ -367,8 +345,8 @@ def test_absent_on_a_clean_host_is_empty():
 def test_teardown_needs_no_read_and_names_the_roles_objects():
     """state=absent in one module run: empty lists, and purge_match for the module to find the
     same objects test_absent_removes_only_the_roles_objects prunes."""
-    t = B().bridge_network_teardown(['10.200.4.0/24', None, '10.200.3.0/24', '192.168.9.0/24'],
-                                    pool='10.200.0.0/16', own=['192.168.9.0/24', None])
+    t = bridge_network.bridge_network_teardown(['10.200.4.0/24', None, '10.200.3.0/24', '192.168.9.0/24'],
+                                               pool='10.200.0.0/16', own=['192.168.9.0/24', None])
     assert all(t[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat', 'forward_prefixes'))
     assert t['purge'] is True
     match = t['purge_match']
@@ -377,13 +355,13 @@ def test_teardown_needs_no_read_and_names_the_roles_objects():
                      'masquerade': ['10.200.0.0/16', '192.168.9.0/24']}
     assert re.fullmatch(match['namespaces'][0], 'lnns12') and not re.fullmatch(match['namespaces'][0], 'lnns12x')
     # names are patterns: a prefix with regular-expression characters is taken literally
-    odd = B().bridge_network_teardown([], prefix='ns.a+', veth_prefix='v.', bridge='br.0')['purge_match']
+    odd = bridge_network.bridge_network_teardown([], prefix='ns.a+', veth_prefix='v.', bridge='br.0')['purge_match']
     assert re.fullmatch(odd['namespaces'][0], 'ns.a+3') and not re.fullmatch(odd['namespaces'][0], 'nsaa3')
     assert odd['bridges'] == [re.escape('br.0')] and odd['routes'] == [] and odd['masquerade'] == []
     with pytest.raises(Exception, match='bridge_network_bridge'):
-        B().bridge_network_teardown([], bridge='a-name-far-too-long')
+        bridge_network.bridge_network_teardown([], bridge='a-name-far-too-long')
     with pytest.raises(Exception, match='not a subnet'):
-        B().bridge_network_teardown(['nonsense'])
+        bridge_network.bridge_network_teardown(['nonsense'])
 
 
 def test_host_outside_the_fleet():

@@ -11,29 +11,14 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 
 import pytest
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from ansible_collections.linuxnet.netns.plugins.filter import topology
+
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'fixtures', 'netns_info_lab.json')
 SUBNETS = {'lab1': '10.200.9', 'lab2': '10.200.162', 'lab3': '10.200.244'}
 DOT = shutil.which('dot')
-
-
-@pytest.fixture(scope='module', autouse=True)
-def importable(tmp_path_factory):
-    root = tmp_path_factory.mktemp('coll')
-    (root / 'ansible_collections' / 'linuxnet').mkdir(parents=True)
-    os.symlink(REPO, str(root / 'ansible_collections' / 'linuxnet' / 'netns'))
-    sys.path.insert(0, str(root))
-    yield
-    sys.path.remove(str(root))
-
-
-def T():
-    from ansible_collections.linuxnet.netns.plugins.filter import topology
-    return topology
 
 
 def fleet():
@@ -71,7 +56,7 @@ def render(dot, tmp_path):
 
 
 def test_one_host_clusters_interfaces_and_edges(tmp_path):
-    dot = T().topology_dot(lab1(), name='lab1')
+    dot = topology.topology_dot(lab1(), name='lab1')
     assert dot.startswith('graph "linuxnet.netns" {') and dot.rstrip().endswith('}')
     assert clusters(dot) == ['lab1|', 'lab1|lnns1', 'lab1|lnns2']
     found = nodes(dot)
@@ -104,12 +89,12 @@ def test_same_facts_same_text_whatever_the_order():
     shuffled = copy.deepcopy(info)
     shuffled['netns'] = dict(reversed(list(shuffled['netns'].items())))
     shuffled['host']['interfaces'] = dict(reversed(list(shuffled['host']['interfaces'].items())))
-    assert T().topology_dot(info) == T().topology_dot(shuffled)
-    assert T().topology_dot(fleet()) == T().topology_dot(dict(reversed(list(fleet().items()))))
+    assert topology.topology_dot(info) == topology.topology_dot(shuffled)
+    assert topology.topology_dot(fleet()) == topology.topology_dot(dict(reversed(list(fleet().items()))))
 
 
 def test_fleet_shares_the_underlay_network(tmp_path):
-    dot = T().topology_dot(fleet(), title='The lab')
+    dot = topology.topology_dot(fleet(), title='The lab')
     assert 'label="The lab"' in dot
     assert [c for c in clusters(dot) if c.endswith('|')] == ['lab1|', 'lab2|', 'lab3|']
     found = nodes(dot)
@@ -128,7 +113,7 @@ def test_routes_and_other_rules():
     info['host']['routes'].append({'dest': '10.8.0.0/16', 'gateway': None, 'dev': 'eth0', 'metric': 0, 'table': 254})
     info['nat'] = [rule for rule in info['nat'] if 'fwd-drop' not in rule['rule']] + [
         {'chain': 'forward', 'netns': None, 'rule': 'tcp dport 22 accept comment "linuxnet:other"', 'verified': True}]
-    dot = T().topology_dot(info)
+    dot = topology.topology_dot(info)
     assert '10.9.0.0/16 via 192.0.2.99 dev eth0 table 100' in dot
     assert '10.8.0.0/16' not in dot, 'connected routes are not listed'
     assert 'fe80' not in dot, 'no link-local routes or addresses'
@@ -142,7 +127,7 @@ def test_down_mtu_outside_peer_and_empty_namespace(tmp_path):
     info['netns']['empty'] = {'forwarding': {'ipv4': False, 'ipv6': False}, 'lo_up': False, 'routes': [],
                               'interfaces': {'lo': {'addresses': [], 'index': 1, 'kind': None, 'mtu': 65536,
                                                     'ours': False, 'up': False}}}
-    dot = T().topology_dot(info)
+    dot = topology.topology_dot(info)
     found = nodes(dot)
     assert 'DOWN' in found['||lnv2'] and 'grey' in found['||lnv2']
     assert 'mtu 9000' in found['||lnbr0']
@@ -161,7 +146,7 @@ def test_names_are_escaped(tmp_path):
         if pair['peer'].get('netns') == 'lnns1':
             pair['peer']['netns'] = 'a"b<&>'
     info['host']['interfaces']['v\\"x'] = info['host']['interfaces'].pop('lnv1')
-    dot = T().topology_dot(info, name='h"1', title='t "quoted"')
+    dot = topology.topology_dot(info, name='h"1', title='t "quoted"')
     assert 'subgraph "cluster_h\\"1|a\\"b<&>"' in dot
     assert '<B>netns a&quot;b&lt;&amp;&gt;</B>' in dot
     assert '"h\\"1||v\\\\\\"x"' in dot
@@ -171,8 +156,8 @@ def test_names_are_escaped(tmp_path):
 
 
 def test_no_legend():
-    assert 'legend' in T().topology_dot(lab1())
-    assert 'legend' not in T().topology_dot(lab1(), legend=False)
+    assert 'legend' in topology.topology_dot(lab1())
+    assert 'legend' not in topology.topology_dot(lab1(), legend=False)
 
 
 @pytest.mark.parametrize('data, message', [
@@ -184,9 +169,9 @@ def test_no_legend():
 def test_bad_input_names_the_problem(data, message):
     from ansible.errors import AnsibleFilterError
     with pytest.raises(AnsibleFilterError) as exc:
-        T().topology_dot(data)
+        topology.topology_dot(data)
     assert message in str(exc.value)
 
 
 def test_registered_as_a_filter():
-    assert T().FilterModule().filters() == {'topology_dot': T().topology_dot}
+    assert topology.FilterModule().filters() == {'topology_dot': topology.topology_dot}
