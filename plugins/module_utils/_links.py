@@ -391,9 +391,7 @@ def _owned(reader, namespaces, kind, declared, match=None):
     """(ns, link) of each link of `kind` this collection made in `namespaces`, not in `declared`;
     match(name), if given, narrows the choice."""
     found = []
-    for ns in sorted(set(namespaces), key=lambda n: (n is not None, n or '')):
-        if not reader.exists(ns) or ns in reader.removing:
-            continue  # a namespace the run removes takes its links with it
+    for ns in reader.scope(namespaces):
         for link in sorted(reader.view(ns).links.values(), key=lambda link: link.index):
             if link.kind == kind and link.alias == OWNER_ALIAS and (ns, link.name) not in declared and \
                     (match is None or match(link.name)):
@@ -407,17 +405,15 @@ def purge_veths(reader, pairs, match=None):
     declared = set()
     for pair in pairs:
         declared.update([pair.end.key, pair.peer.key])
-    namespaces = [None] + [iface.ns for pair in pairs for iface in (pair.end, pair.peer)]
+    namespaces = [iface.ns for pair in pairs for iface in (pair.end, pair.peer)]
     extra, chosen = [], []
-    # a pair with an end in a namespace the run removes goes with it, in the kernel's batch:
-    # deleting it on its own first would cost a synchronous unregister per pair
-    removing = sorted(reader.removing)
-    doomed = {}
+    doomed = {}  # ns -> reader.removed_ids(ns)
     for ns, link in _owned(reader, namespaces, 'veth', declared, match):
-        if link.peer_nsid is not None and removing:
+        # a pair with an end in a namespace the run removes goes with it, in the kernel's batch:
+        # deleting it on its own first would cost a synchronous unregister per pair
+        if link.peer_nsid is not None and reader.removing:
             if ns not in doomed:
-                reader.prefetch_nsids(ns, removing)
-                doomed[ns] = set(reader.nsid(ns, other) for other in removing) - {None}
+                doomed[ns] = reader.removed_ids(ns)
             if link.peer_nsid in doomed[ns]:
                 continue
         # the other end of a pair already listed (same namespace: by index; another: index both ways)
@@ -431,7 +427,7 @@ def purge_veths(reader, pairs, match=None):
 
 def purge_bridges(reader, bridges, match=None):
     declared = set(bridge.key for bridge in bridges)
-    namespaces = [None] + [bridge.iface.ns for bridge in bridges]
+    namespaces = [bridge.iface.ns for bridge in bridges]
     return [Bridge({'name': link.name, 'netns': ns, 'state': 'absent'}, 'purge')
             for ns, link in _owned(reader, namespaces, 'bridge', declared, match)]
 

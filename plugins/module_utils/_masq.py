@@ -54,9 +54,7 @@ def purge_masquerade(reader, rules, match=None):
     declared = set(rule.key for rule in rules)
     extra = []
     # the host always, as for bridges and veths: an empty list purges the host's rules
-    for ns in sorted(set([None] + [rule.ns for rule in rules]), key=lambda n: (n is not None, n or '')):
-        if not reader.exists(ns) or ns in reader.removing:
-            continue
+    for ns in reader.scope(rule.ns for rule in rules):
         for found in reader.nft(ns).rules:
             if found.chain != 'postrouting' or found.spec is None or not found.key.startswith('linuxnet:masq '):
                 continue

@@ -110,9 +110,7 @@ def plan_netns(plan, reader, items):
         inodes = dict((reader.session.inode(ns.name), ns.name) for ns in removing)
         for inode, holding in _nl.holders(inodes).items():
             held[inodes[inode]] = sorted(set(holding))
-    reader.prefetch_nsids(None, [ns.name for ns in removing])
     teardown = Teardown()
-    host_veths = None  # peer nsid -> the host's veths whose other end is there
     results = []
     for ns in items:
         exists = reader.exists(ns.name)
@@ -127,16 +125,6 @@ def plan_netns(plan, reader, items):
                 continue
             view = reader.view(ns.name)
             pids = held.get(ns.name)
-            # the host-side ends of its veths: host veths whose peer is in this namespace, told by
-            # the id the host knows it under (none assigned: no veth ever crossed between them)
-            ns_nsid = reader.nsid(None, ns.name)
-            if ns_nsid is not None:
-                if host_veths is None:
-                    host_veths = {}
-                    for link in reader.view(None).links.values():
-                        if link.kind == 'veth' and link.peer_nsid is not None:
-                            host_veths.setdefault(link.peer_nsid, []).append(link.index)
-                teardown.host_peers.update(host_veths.get(ns_nsid, ()))
             if pids:
                 # The kernel keeps a namespace alive while a process is in it, and with it every
                 # interface inside, including veths whose other end is on the host. Remove the
@@ -192,6 +180,12 @@ def plan_netns(plan, reader, items):
     if reader.removing:
         # after every namespace of the stage is unmounted (ops keep their order within a stage)
         plan.add(P.NETNS_DELETE, None, None, call=lambda session: session.release())
+        # the host-side ends of their veths: host veths whose peer is under the id the host knows
+        # a removed namespace by (none assigned: no veth ever crossed between them)
+        doomed = reader.removed_ids(None)
+        if doomed:
+            teardown.host_peers.update(link.index for link in reader.view(None).links.values()
+                                       if link.kind == 'veth' and link.peer_nsid in doomed)
     if teardown.host_peers:
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
     return results

@@ -74,8 +74,8 @@ class RouteSpec(object):
 
 
 def _route_state(route, view, with_dev):
-    """What the diff shows of a route. The device counts only when the spec names one: the kernel
-    fills in the device of a gateway route itself, and reading it would cost a links dump."""
+    """What a route says, as the diff shows it. The device counts only when the spec names one: the
+    kernel fills in the device of a gateway route itself, and reading it would cost a links dump."""
     if route is None:
         return None
     state = {}
@@ -83,7 +83,6 @@ def _route_state(route, view, with_dev):
         state['gateway'] = str(route.gateway)
     if with_dev and route.oif is not None:
         state['dev'] = view.link_name(route.oif)
-    state['ours'] = route.proto == S.RTPROT_LINUXNET
     return state
 
 
@@ -92,9 +91,7 @@ def purge_routes(reader, specs, match=None):
     call names, that it does not declare, as absent. match(dest), if given, narrows the choice."""
     declared = set(spec.key for spec in specs)
     extra = []
-    for ns in sorted(set([None] + [spec.ns for spec in specs]), key=lambda n: (n is not None, n or '')):
-        if not reader.exists(ns) or ns in reader.removing:
-            continue  # a namespace the run removes takes its routes with it
+    for ns in reader.scope(spec.ns for spec in specs):
         for route in reader.view(ns).routes:
             if route.proto != S.RTPROT_LINUXNET or route.rtype != S.RTN_UNICAST:
                 continue
@@ -132,7 +129,9 @@ def plan_routes(plan, reader, specs):
         view = reader.view(spec.ns)
         wanted = S.route_key(spec.dest, spec.table, spec.metric)
         current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)
-        before = _route_state(current, view, spec.dev is not None)
+        says = _route_state(current, view, spec.dev is not None)
+        ours = current is not None and current.proto == S.RTPROT_LINUXNET
+        before = None if says is None else dict(says, ours=ours)
         if spec.state == 'absent':
             if current is not None and spec.ns not in reader.removing:  # else it goes with its namespace
                 summary = 'delete %s' % spec.label()
@@ -164,8 +163,7 @@ def plan_routes(plan, reader, specs):
         # Written routes carry our protocol (their mark). A route that already says what is
         # declared is left as it is, whoever made it: rewriting it only to mark it would drop what
         # the plan does not model (a preferred source, metrics, an expiry) from a daemon's route.
-        ours = current is not None and current.proto == S.RTPROT_LINUXNET
-        rewrite = current is None or dict((k, v) for k, v in before.items() if k != 'ours') != after
+        rewrite = says != after
         after['ours'] = ours or rewrite
         if rewrite:
             flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)

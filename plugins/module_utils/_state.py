@@ -383,6 +383,19 @@ class Reader(object):
             self._nft[ns] = _nft.read(self.session.nfnl(ns)) if self.exists(ns) else _nft.NftState()
         return self._nft[ns]
 
+    def scope(self, namespaces):
+        """The host and `namespaces`, host first, as far as they exist and the run keeps them (a
+        namespace the run removes takes its links, routes and rules with it): where a purge looks."""
+        return [ns for ns in sorted(set([None] + list(namespaces)), key=lambda n: (n is not None, n or ''))
+                if self.exists(ns) and ns not in self.removing]
+
+    def removed_ids(self, ns):
+        """The ids under which `ns` knows the namespaces the run removes: a veth of `ns` whose
+        peer is under one of them goes with that namespace, in the kernel's batch."""
+        removing = sorted(self.removing)
+        self.prefetch_nsids(ns, removing)
+        return set(self.nsid(ns, other) for other in removing) - {None}
+
     def view(self, ns):
         """The namespace's state, read on first use; an absent namespace reads as empty."""
         view = self.views.get(ns)
