@@ -58,6 +58,11 @@ def _is_ours(interfaces, name, kind):
     return bool(link) and link.get('kind') == kind and bool(link.get('ours'))
 
 
+def _numbered(prefix):
+    """The pattern of the names the role numbers: <prefix><digits> (purge_match matches it whole)."""
+    return re.escape(prefix) + '[0-9]+'
+
+
 def _host_end_re(veth_prefix):
     return re.compile(r'^%s([0-9]+)$' % re.escape(veth_prefix))
 
@@ -354,7 +359,7 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
         'warnings': warnings,
         # the role's namespaces no longer wanted: ours, named <prefix><digits>, not declared
         'purge': True,
-        'purge_match': {'namespaces': [re.escape(prefix) + '[0-9]+']},
+        'purge_match': {'namespaces': [_numbered(prefix)]},
     }
 
 
@@ -392,9 +397,9 @@ def bridge_network_teardown(subnets, prefix='lnns', veth_prefix='lnv', bridge='l
         'forward_prefixes': [], 'targets': [], 'errors': [], 'warnings': [],
         'purge': True,
         'purge_match': {
-            'namespaces': [re.escape(prefix) + '[0-9]+'],
+            'namespaces': [_numbered(prefix)],
             'bridges': [re.escape(bridge)],
-            'pairs': [re.escape(veth_prefix) + '[0-9]+'],
+            'pairs': [_numbered(veth_prefix)],
             'routes': networks(pool + list(subnets or [])),
             'masquerade': networks(pool + own),
         },
