@@ -25,6 +25,8 @@ import socket
 import struct
 import sys
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
+
 # pyroute2 is imported when first used, not at module start: its package import costs 0.3-0.4 s
 # (it loads IPRoute, IPDB, NDB...), paid by every module run, while the rtnetlink hot path uses
 # _wire and the raw parsers. nf_tables messages, and the reference the _wire encoders are tested
@@ -322,7 +324,7 @@ class Netlink(object):
             batch = requests[start:start + batch_size]
             seqs, chunks = [], []
             for msg_type, body in batch:
-                data = bytearray(_HDR.pack(16 + len(body), msg_type, NLM_F_REQUEST, 0, 0) + body)
+                data = _wire.message(msg_type, 0, body)
                 seqs.append(self._number(data))
                 chunks.append(bytes(data))
             self.sock.send(b''.join(chunks))
@@ -342,8 +344,7 @@ class Netlink(object):
         state is the hot path of a run: the callers parse only the few attributes they use,
         which costs a fraction of decoding every attribute of every message.
         """
-        data = bytearray(_HDR.pack(16 + len(body), msg_type, flags | NLM_F_REQUEST, 0, 0) + body)
-        return [message[16:] for message in self._query(data)]
+        return [message[16:] for message in self._query(_wire.message(msg_type, flags, body))]
 
     def _query(self, data):
         """Send one get or dump request; its answer, as whole messages (header included)."""
