@@ -13,6 +13,7 @@ import pytest
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
 SYSTEM_PYTHON = '/usr/bin/python3'  # Debian's python3 with python3-pyroute2 0.7.2
+LAB_PY = os.path.join(REPO, 'tests', 'lab', 'lab.py')
 
 
 def _make_collection_importable():
@@ -105,6 +106,17 @@ class Host(object):
         assert not result.get('failed'), result.get('msg')
         return result
 
+    def links(self, ns=None):
+        """{name: `ip -j -d addr` entry} of the host's interfaces, or of namespace `ns`'s."""
+        cmd = 'ip -j -d addr show' if ns is None else 'ip -n %s -j -d addr show' % ns
+        return dict((link['ifname'], link) for link in json.loads(self.sh(cmd)))
+
+    @staticmethod
+    def addrs(link):
+        """A links() entry's addresses in CIDR form, link-local ones left out."""
+        return sorted('%s/%d' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
+                      if a.get('scope') != 'link')
+
     def netns_list(self):
         return sorted(n for n in os.listdir('/run/netns') if n.startswith(self.prefix) and n != self.name)
 
@@ -121,6 +133,54 @@ def host(collections_dir, python, tmp_path):
     h = Host(collections_dir, python, tmp_path)
     yield h
     h.cleanup()
+
+
+class Lab(object):
+    """A lab fleet (tests/lab/lab.py: hosts with their own sshd on an underlay, a router, an
+    internet) for one test, with a collections path holding this checkout."""
+
+    def __init__(self, tmp_path, hosts, bystander=False):
+        self.state = tmp_path / 'lab'
+        self.inventory = str(self.state / 'inventory.yml')
+        self.env = None
+        self.run([sys.executable, LAB_PY, 'up', '--hosts', str(hosts), '--dir', str(self.state)]
+                 + (['--bystander'] if bystander else []))
+        collections = self.run(['bash', os.path.join(REPO, 'tests', 'lab', 'collections.sh'),
+                                str(tmp_path / 'coll')]).stdout.strip()
+        self.env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=collections, ANSIBLE_NOCOLOR='1')
+
+    def run(self, argv, check=True):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=self.env, check=False, timeout=300)
+        if check:
+            assert proc.returncode == 0, '%s -> %d\n%s%s' % (' '.join(argv), proc.returncode, proc.stdout, proc.stderr)
+        return proc
+
+    def on(self, node, *argv, check=False):
+        """Run argv on a lab node (lab.py exec)."""
+        return self.run([sys.executable, LAB_PY, 'exec', '--dir', str(self.state), node, '--'] + list(argv),
+                        check=check)
+
+    def ansible(self, tool, *args):
+        """ansible-playbook, ansible... (next to this Python) against the lab's inventory."""
+        return self.run([os.path.join(os.path.dirname(sys.executable), tool), '-i', self.inventory] + list(args))
+
+    def down(self):
+        self.run([sys.executable, LAB_PY, 'down', '--dir', str(self.state)], check=False)
+
+
+@pytest.fixture
+def make_lab(tmp_path):
+    """make_lab(hosts, bystander=False) -> Lab; every lab made is taken down after the test."""
+    if not IN_SANDBOX:
+        pytest.skip('the lab changes networking: run inside tests/sandbox.sh')
+    made = []
+
+    def make(hosts, bystander=False):
+        made.append(Lab(tmp_path, hosts, bystander))
+        return made[-1]
+    yield make
+    for lab in made:
+        lab.down()
 
 
 def pytest_report_header(config):

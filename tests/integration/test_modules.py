@@ -9,16 +9,6 @@ import subprocess
 import pytest
 
 
-def links(host, ns=None):
-    cmd = 'ip -j -d addr show' if ns is None else 'ip -n %s -j -d addr show' % ns
-    return dict((link['ifname'], link) for link in json.loads(host.sh(cmd)))
-
-
-def addrs(link):
-    return sorted('%s/%d' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
-                  if a.get('scope') != 'link')
-
-
 # ---- netns ---------------------------------------------------------------------------------------------
 def test_netns_lifecycle(host):
     names = [host.ns('a'), host.ns('b')]
@@ -30,8 +20,8 @@ def test_netns_lifecycle(host):
     assert created['changed'] and created['actions'] == predicted['actions']
     assert created['diff']['after'] == predicted['diff']['after']
     assert host.netns_list() == sorted(names)
-    assert 'UP' in links(host, names[0])['lo']['flags']
-    assert 'UP' not in links(host, names[1])['lo']['flags']
+    assert 'UP' in host.links(names[0])['lo']['flags']
+    assert 'UP' not in host.links(names[1])['lo']['flags']
 
     again = host.ok('netns', spec)
     assert not again['changed'] and again['actions'] == []
@@ -58,10 +48,10 @@ def test_netns_absent_takes_host_side_veth(host):
     ns = host.ns('v')
     host.ok('netns', {'name': ns})
     host.ok('veth', {'name': host.prefix + 'h', 'peer': {'name': 'eth0', 'netns': ns}})
-    assert host.prefix + 'h' in links(host)
+    assert host.prefix + 'h' in host.links()
     host.ok('netns', {'name': ns, 'state': 'absent'})
     # the module waits for the kernel's teardown: the host end is gone when it returns
-    assert host.prefix + 'h' not in links(host)
+    assert host.prefix + 'h' not in host.links()
 
 
 def test_netns_absent_with_process_inside(host):
@@ -78,7 +68,7 @@ def test_netns_absent_with_process_inside(host):
         assert result['changed']
         pids = result['namespaces'][0]['pids']
         assert pids and all(str(pid) in json.dumps(result.get('warnings')) for pid in pids)
-        assert host.prefix + 'h' not in links(host), 'host-side veth survived a busy namespace'
+        assert host.prefix + 'h' not in host.links(), 'host-side veth survived a busy namespace'
         assert host.netns_list() == []
     finally:
         sleeper.kill()
@@ -103,12 +93,12 @@ def test_veth_lifecycle(host):
     host.ok('netns', {'name': ns})
     pair = tutorial_pair(host, ns)
     predicted = host.ok('veth', pair, check=True)
-    assert predicted['changed'] and host.prefix + 'h' not in links(host)
+    assert predicted['changed'] and host.prefix + 'h' not in host.links()
     created = host.ok('veth', pair)
     assert created['actions'] == predicted['actions']
     assert created['diff'] == predicted['diff']
-    hl, nl = links(host)[host.prefix + 'h'], links(host, ns)[host.prefix + 'n']
-    assert addrs(hl) == ['10.0.0.1/24'] and addrs(nl) == ['10.0.0.2/24', 'fd00::2/64']
+    hl, nl = host.links()[host.prefix + 'h'], host.links(ns)[host.prefix + 'n']
+    assert host.addrs(hl) == ['10.0.0.1/24'] and host.addrs(nl) == ['10.0.0.2/24', 'fd00::2/64']
     assert 'UP' in hl['flags'] and 'UP' in nl['flags'] and nl['mtu'] == 1400 and hl['mtu'] == 1500
     assert hl.get('ifalias') == 'linuxnet.netns' and nl.get('ifalias') == 'linuxnet.netns'
     assert subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', '10.0.0.1'],
@@ -125,10 +115,10 @@ def test_veth_lifecycle(host):
     assert changed['diff']['before']['veth %s %sn' % (ns, host.prefix)]['addresses'] == ['10.0.0.2/24', 'fd00::2/64']
     assert changed['diff']['after']['veth %s %sn' % (ns, host.prefix)]['addresses'] == ['10.0.0.3/24']
     host.ok('veth', pair)
-    assert addrs(links(host, ns)[host.prefix + 'n']) == ['10.0.0.3/24']
+    assert host.addrs(host.links(ns)[host.prefix + 'n']) == ['10.0.0.3/24']
 
     gone = host.ok('veth', dict(pair, state='absent'))
-    assert gone['changed'] and host.prefix + 'h' not in links(host) and host.prefix + 'n' not in links(host, ns)
+    assert gone['changed'] and host.prefix + 'h' not in host.links() and host.prefix + 'n' not in host.links(ns)
     assert not host.ok('veth', dict(pair, state='absent'))['changed']
 
 
@@ -139,11 +129,11 @@ def test_veth_conflicts(host):
     pair = {'name': host.prefix + 'h', 'peer': {'name': 'eth0', 'netns': ns}}
     refused = host.module('veth', pair)
     assert refused['failed'] and 'not as the peer' in refused['msg'] and 'replace: true' in refused['msg']
-    assert links(host)[host.prefix + 'h']['linkinfo']['info_kind'] == 'bridge'
+    assert host.links()[host.prefix + 'h']['linkinfo']['info_kind'] == 'bridge'
     absent = host.module('veth', dict(pair, state='absent'))
     assert absent['failed'] and 'not a veth' in absent['msg']
     replaced = host.ok('veth', dict(pair, replace=True))
-    assert replaced['changed'] and links(host)[host.prefix + 'h']['linkinfo']['info_kind'] == 'veth'
+    assert replaced['changed'] and host.links()[host.prefix + 'h']['linkinfo']['info_kind'] == 'veth'
     assert not host.ok('veth', pair)['changed']
     # the same name on the other side of another pair is a conflict too
     other = {'name': host.prefix + 'x', 'peer': {'name': 'eth0', 'netns': ns}}
@@ -159,7 +149,7 @@ def test_veth_both_ends_in_namespaces_and_bridge(host):
         {'name': 'x1', 'netns': b, 'peer': {'name': 'x2', 'netns': b}},
     ]}
     host.ok('veth', pairs)
-    assert links(host, a)['p1']['master'] == 'br0'
+    assert host.links(a)['p1']['master'] == 'br0'
     assert subprocess.call(['ip', 'netns', 'exec', b, 'ping', '-c1', '-W2', '172.30.0.1'], stdout=subprocess.DEVNULL) == 0
     assert not host.ok('veth', pairs)['changed']
     info = host.ok('netns_info', {'netns': [a, b]})
@@ -192,17 +182,17 @@ def test_veth_bad_input(host, args, fragment):
 def test_bridge_lifecycle(host):
     spec = {'name': 'br0', 'addresses': ['172.30.0.1/24', 'fd30::1/64'], 'mtu': 9000}
     predicted = host.ok('bridge', spec, check=True)
-    assert predicted['changed'] and 'br0' not in links(host)
+    assert predicted['changed'] and 'br0' not in host.links()
     created = host.ok('bridge', spec)
     assert created['actions'] == predicted['actions']
-    br = links(host)['br0']
-    assert br['linkinfo']['info_kind'] == 'bridge' and br['mtu'] == 9000 and addrs(br) == ['172.30.0.1/24', 'fd30::1/64']
+    br = host.links()['br0']
+    assert br['linkinfo']['info_kind'] == 'bridge' and br['mtu'] == 9000 and host.addrs(br) == ['172.30.0.1/24', 'fd30::1/64']
     assert not host.ok('bridge', spec)['changed']
     host.sh('ip link add lnx-v1 type veth peer name lnx-v2')
     refused = host.module('bridge', {'name': 'lnx-v1', 'state': 'absent'})
     assert refused['failed'] and 'not a bridge' in refused['msg']
     assert host.ok('bridge', dict(spec, state='absent'))['changed']
-    assert 'br0' not in links(host)
+    assert 'br0' not in host.links()
     assert not host.ok('bridge', dict(spec, state='absent'))['changed']
 
 
@@ -492,6 +482,6 @@ def test_purge_removes_only_our_undeclared_objects(host):
     assert veth['purged'] == ['veth vb in the host']
     nat = host.ok('nat_masquerade', {'source': '10.1.0.0/24', 'out_interface': 'up0', 'purge': True})
     assert nat['purged'] == ['masquerade 10.2.0.0/24 out up0 in the host']
-    names = set(links(host))
+    names = set(host.links())
     assert {'userbr', 'uv1', 'uv2', 'br-a', 'va'} <= names and not {'br-b', 'vb'} & names
     assert '10.2.0.0' not in host.sh('nft list ruleset') and '10.1.0.0' in host.sh('nft list ruleset')

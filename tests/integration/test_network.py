@@ -10,7 +10,6 @@ The host has an uplink (the `uplink` fixture): up0 10.255.0.2/24, the far end of
 namespace made with `ip netns add` (the user's own, never the module's), which holds 10.255.0.1
 and has no route back to the namespaces' subnets - so a reply from it proves MASQUERADE.
 """
-import json
 import queue
 import subprocess
 import threading
@@ -22,16 +21,6 @@ UPLINK, UPLINK_GW = '10.255.0.2/24', '10.255.0.1'
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------
-def links(host, ns=None):
-    cmd = 'ip -j -d addr show' if ns is None else 'ip -n %s -j -d addr show' % ns
-    return dict((link['ifname'], link) for link in json.loads(host.sh(cmd)))
-
-
-def addrs(link):
-    return sorted('%s/%d' % (a['local'], a['prefixlen']) for a in link.get('addr_info', [])
-                  if a.get('scope') != 'link')
-
-
 def ping(ns, address):
     return subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', address],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) == 0
@@ -100,6 +89,17 @@ def bridge_network(host, count):
     }
 
 
+def both_networks(host):
+    """The tutorial's network and a bridge network of 3 namespaces in one spec, both masqueraded,
+    with forwarding scoped to their subnets: (tutorial namespace, bridged namespaces, spec)."""
+    ns, tut = tutorial(host)
+    names, bridged = bridge_network(host, 3)
+    built = dict((key, tut.get(key, []) + bridged.get(key, [])) for key in set(tut) | set(bridged))
+    built['masquerade'].append({'source': '172.30.0.0/24', 'out_interface': 'up0'})
+    built['forwarding'] = [{'ipv4': True, 'restrict_to': ['10.0.0.0/24', '172.30.0.0/24']}]
+    return ns, names, built
+
+
 class NftMonitor(object):
     """`nft monitor` in a namespace: counts the nf_tables transactions (generations) committed there."""
 
@@ -143,7 +143,7 @@ def test_tutorial_network_in_one_task(host, uplink):
     ns, spec = tutorial(host)
     predicted = host.ok('network', spec, check=True)
     assert predicted['changed'] and host.netns_list() == [uplink]
-    assert host.prefix + 'h' not in links(host) and 'linuxnet_netns' not in host.sh('nft list tables')
+    assert host.prefix + 'h' not in host.links() and 'linuxnet_netns' not in host.sh('nft list tables')
     assert forwarding(host) == '0'
 
     created = host.ok('network', spec)
@@ -161,9 +161,9 @@ def test_tutorial_network_in_one_task(host, uplink):
 
     # the kernel's view
     assert host.netns_list() == sorted([ns, uplink])
-    host_end, ns_end = links(host)[host.prefix + 'h'], links(host, ns)['veth-ns1']
-    assert addrs(host_end) == ['10.0.0.1/24'] and addrs(ns_end) == ['10.0.0.2/24']
-    assert 'UP' in links(host, ns)['lo']['flags']
+    host_end, ns_end = host.links()[host.prefix + 'h'], host.links(ns)['veth-ns1']
+    assert host.addrs(host_end) == ['10.0.0.1/24'] and host.addrs(ns_end) == ['10.0.0.2/24']
+    assert 'UP' in host.links(ns)['lo']['flags']
     assert 'default via 10.0.0.1 dev veth-ns1' in in_ns(ns, 'ip route show default')
     assert forwarding(host) == '1'
     assert 'oifname "up0" masquerade' in host.sh('nft list table inet linuxnet_netns')
@@ -183,16 +183,16 @@ def test_tutorial_network_in_one_task(host, uplink):
 def test_bridge_ports_and_routes_in_one_task(host):
     names, spec = bridge_network(host, 4)
     predicted = host.ok('network', spec, check=True)
-    assert predicted['changed'] and host.netns_list() == [] and 'br0' not in links(host)
+    assert predicted['changed'] and host.netns_list() == [] and 'br0' not in host.links()
     created = host.ok('network', spec)
     assert created['actions'] == predicted['actions'] and created['diff'] == predicted['diff']
     assert created['declared'] == {'namespaces': 4, 'bridges': 1, 'pairs': 4, 'routes': 5}
 
-    host_links = links(host)
-    assert addrs(host_links['br0']) == ['172.30.0.1/24'] and host_links['br0']['linkinfo']['info_kind'] == 'bridge'
+    host_links = host.links()
+    assert host.addrs(host_links['br0']) == ['172.30.0.1/24'] and host_links['br0']['linkinfo']['info_kind'] == 'bridge'
     for i, ns in enumerate(names, 1):
         assert host_links['%sp%d' % (host.prefix, i)]['master'] == 'br0'
-        assert addrs(links(host, ns)['eth0']) == ['172.30.0.%d/24' % (10 + i)]
+        assert host.addrs(host.links(ns)['eth0']) == ['172.30.0.%d/24' % (10 + i)]
         assert 'default via 172.30.0.1' in in_ns(ns, 'ip route show default')
     assert '10.77.0.0/24 via 172.30.0.11 dev br0' in host.sh('ip route show 10.77.0.0/24')
 
@@ -217,7 +217,7 @@ def test_a_port_on_a_bridge_inside_a_namespace_created_by_the_same_task(host):
     assert host.netns_list() == []
     created = host.ok('network', spec)
     assert created['actions'] == predicted['actions']
-    assert links(host, router)['port1']['master'] == 'br-in' and links(host, router)['br-in']['mtu'] == 1400
+    assert host.links(router)['port1']['master'] == 'br-in' and host.links(router)['br-in']['mtu'] == 1400
     assert forwarding(host, router) == '1' and forwarding(host) == '0'
     assert ping(app, '192.168.7.1')
     assert not host.ok('network', spec)['changed']
@@ -225,11 +225,7 @@ def test_a_port_on_a_bridge_inside_a_namespace_created_by_the_same_task(host):
 
 # ---- teardown --------------------------------------------------------------------------------------------
 def test_teardown_with_state_absent_leaves_nothing(host, uplink):
-    ns, tut = tutorial(host)
-    names, bridged = bridge_network(host, 3)
-    built = dict((key, tut.get(key, []) + bridged.get(key, [])) for key in set(tut) | set(bridged))
-    built['masquerade'].append({'source': '172.30.0.0/24', 'out_interface': 'up0'})
-    built['forwarding'] = [{'ipv4': True, 'restrict_to': ['10.0.0.0/24', '172.30.0.0/24']}]
+    ns, names, built = both_networks(host)
     host.ok('network', built)
     assert ping(ns, UPLINK_GW) and ping(names[0], UPLINK_GW)
     assert 'chain forward' in host.sh('nft list table inet linuxnet_netns')
@@ -253,12 +249,12 @@ def test_teardown_with_state_absent_leaves_nothing(host, uplink):
 
     # nothing of ours is left: no namespace, no link, no route, no table; forwarding off
     assert host.netns_list() == [uplink]
-    assert set(links(host)) == {'lo', 'up0'}
+    assert set(host.links()) == {'lo', 'up0'}
     assert '10.77.0.0' not in host.sh('ip route show table all')
     assert 'linuxnet_netns' not in host.sh('nft list tables')
     assert forwarding(host) == '0'
     # the user's own uplink is untouched
-    assert addrs(links(host)['up0']) == [UPLINK] and 'default via %s' % UPLINK_GW in host.sh('ip route show default')
+    assert host.addrs(host.links()['up0']) == [UPLINK] and 'default via %s' % UPLINK_GW in host.sh('ip route show default')
 
     again = host.ok('network', teardown)
     assert not again['changed'] and again['actions'] == []
@@ -269,11 +265,7 @@ def test_teardown_by_purge_match_needs_no_list_and_takes_only_ours(host, uplink)
     """The role's teardown: empty lists, purge, and purge_match naming what is the caller's - no
     read first. Only this collection's objects that match go; the user's that match, and ours
     that do not, stay."""
-    ns, tut = tutorial(host)
-    names, bridged = bridge_network(host, 3)
-    built = dict((key, tut.get(key, []) + bridged.get(key, [])) for key in set(tut) | set(bridged))
-    built['masquerade'].append({'source': '172.30.0.0/24', 'out_interface': 'up0'})
-    built['forwarding'] = [{'ipv4': True, 'restrict_to': ['10.0.0.0/24', '172.30.0.0/24']}]
+    ns, names, built = both_networks(host)
     host.ok('network', built)
     # ours, outside every pattern: a namespace, a veth pair on the host, a route, a MASQUERADE rule
     keep = host.ns('keep')
@@ -304,7 +296,7 @@ def test_teardown_by_purge_match_needs_no_list_and_takes_only_ours(host, uplink)
     done = host.ok('network', teardown)
     assert done['actions'] == predicted['actions'] and done['purged'] == predicted['purged']
     assert sorted(host.netns_list()) == sorted([uplink, keep, mine])
-    left = links(host)
+    left = host.links()
     assert set(left) == {'lo', 'up0', 'br9', host.prefix + 'k', host.prefix + 'kp'}
     table = host.sh('ip route show table all')
     assert '10.77.0.0/24' not in table and '10.77.3.0/24' not in table
@@ -341,7 +333,7 @@ def test_teardown_of_pairs_with_their_namespace_does_not_wait_out_the_timeout(ho
                                  'pairs': [dict(pair, state='absent')]})
     # the pair goes with its namespace (the kernel removes both ends in its batch), not one by one
     assert result['actions'] == ['delete netns %s' % ns]
-    assert pair['name'] not in links(host)
+    assert pair['name'] not in host.links()
     # not the 10 s timeout of a wait for an end that was gone before the wait began
     assert time.time() - start < 5, 'took %.1f s' % (time.time() - start)
 
@@ -463,7 +455,7 @@ def test_a_port_on_a_bridge_the_same_task_removes_fails_and_changes_nothing(host
 
     def state():  # the bridge's operstate settles on its own after its port came up: not compared
         return dict((name, (link.get('master'), link.get('linkinfo', {}).get('info_kind')))
-                    for name, link in links(host).items())
+                    for name, link in host.links().items())
     before = state()
     spec = {'bridges': [{'name': 'brz', 'state': 'absent'}],
             'pairs': [{'name': 'vz0', 'master': 'brz', 'peer': {'name': 'vz1'}}]}
@@ -537,14 +529,14 @@ def test_purge_removes_only_our_undeclared_objects(host, uplink):
     predicted = host.ok('network', declared, check=True)
     assert sorted(predicted['purged']) == sorted(['netns %s' % mario, 'bridge br-b in the host',
                                                   'veth vb in the host', 'masquerade 10.2.0.0/24 out up0 in the host'])
-    assert mario in host.netns_list() and 'br-b' in links(host)
+    assert mario in host.netns_list() and 'br-b' in host.links()
     done = host.ok('network', declared)
     assert done['actions'] == predicted['actions'] and done['purged'] == predicted['purged']
 
     assert host.netns_list() == sorted([mario2, keep, uplink])
-    names = set(links(host))
+    names = set(host.links())
     assert {'userbr', 'uv1', 'uv2', 'br-a', 'va', 'up0'} <= names and not {'br-b', 'vb'} & names
-    assert set(links(host, keep)) == {'lo', 'eth0'}
+    assert set(host.links(keep)) == {'lo', 'eth0'}
     ruleset = host.sh('nft list ruleset')
     assert '10.2.0.0' not in ruleset and '10.1.0.0' in ruleset
     assert host.sh('nft list table ip usernat') == theirs
@@ -561,14 +553,14 @@ def test_purge_leaves_kinds_not_given_alone(host):
     # only namespaces given: our bridge, pair and rule stay, whatever purge says
     result = host.ok('network', {'namespaces': [], 'purge': True})
     assert result['purged'] == ['netns %s' % ours]
-    assert host.netns_list() == [] and {'br-x', 'vx', 'vy'} <= set(links(host))
+    assert host.netns_list() == [] and {'br-x', 'vx', 'vy'} <= set(host.links())
     assert '10.3.0.0' in host.sh('nft list ruleset')
     # an empty list declares none of its kind: purge removes all of it (bridges, pairs: on the host)
     result = host.ok('network', {'bridges': [], 'pairs': [], 'purge': True})
     # a pair is named by either of its ends
     assert sorted(result['purged']) in (['bridge br-x in the host', 'veth vx in the host'],
                                         ['bridge br-x in the host', 'veth vy in the host'])
-    assert not {'br-x', 'vx', 'vy'} & set(links(host)) and '10.3.0.0' in host.sh('nft list ruleset')
+    assert not {'br-x', 'vx', 'vy'} & set(host.links()) and '10.3.0.0' in host.sh('nft list ruleset')
 
 
 def test_purge_with_an_empty_masquerade_list(host):
