@@ -75,43 +75,43 @@ def _link_local_route(route):
         route.proto == _state.RTPROT_KERNEL
 
 
-def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pairs=True, bridges=True,
-           bridge_ports=True):
+def gather(reader, query):
+    """What netns_info returns, for an InfoQuery."""
     session = reader.session
     names = sorted(reader.mounted())
-    if namespaces is not None:
-        missing = [name for name in namespaces if name not in names]
+    if query.namespaces is not None:
+        missing = [name for name in query.namespaces if name not in names]
         if missing:
             raise PlanError('netns=%r: no such network namespace (have: %s)' % (
                 missing[0], ', '.join(names) or 'none'))
-        names = [name for name in names if name in namespaces]
+        names = [name for name in names if name in query.namespaces]
     views = {HOST: reader.view(HOST)}
     # without details, the namespaces are listed by name only: one read of the host, whatever
     # their number
-    for name in names if details else ():
+    for name in names if query.details else ():
         view = reader.view(name)
         try:
             view.load()  # now: a namespace removed meanwhile (ip netns del) is left out, not an error
         except _nl.NamespaceError:
             continue
         views[name] = view
-    names = [name for name in names if name in views or not details]
+    names = [name for name in names if name in views or not query.details]
     result = {'namespaces': names, 'host': None, 'netns': {},
-              'veth_pairs': pair_veths(reader, views) if veth_pairs else [], 'bridges': [], 'nat': []}
+              'veth_pairs': pair_veths(reader, views) if query.veth_pairs else [], 'bridges': [], 'nat': []}
     for ns, view in views.items():
         entry = {
             'lo_up': bool(view.links.get('lo') and view.links['lo'].up),
             'forwarding': _forwarding(session, ns),
             'interfaces': dict((link.name, _interface(link, view)) for link in view.links.values()
-                               if bridge_ports or not _bridge_port(link, view)),
+                               if query.bridge_ports or not _bridge_port(link, view)),
         }
-        if routes:
+        if query.routes:
             entry['routes'] = [dict(
                 dest=str(route.dest), gateway=str(route.gateway) if route.gateway else None,
                 dev=view.link_name(route.oif), metric=route.metric, table=route.table,
                 ours=route.proto == _state.RTPROT_LINUXNET)
                 for route in view.routes if not _link_local_route(route)]
-        for link in view.links.values() if bridges else ():
+        for link in view.links.values() if query.bridges else ():
             if link.kind == 'bridge':
                 result['bridges'].append({
                     'name': link.name, 'netns': ns,
@@ -120,8 +120,8 @@ def gather(reader, namespaces=None, routes=True, nat=True, details=True, veth_pa
             result['host'] = entry
         else:
             result['netns'][ns] = entry
-    if nat:
-        result['nat'] = nat_rules(session, [HOST] + (names if details else []))
+    if query.nat:
+        result['nat'] = nat_rules(session, [HOST] + (names if query.details else []))
     return result
 
 

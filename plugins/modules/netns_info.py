@@ -170,10 +170,7 @@ def main():
         query = _info.InfoQuery(module.params, '')
     except _module.V.ValidationError as exc:
         module.fail_json(msg=str(exc))
-    _module.run(module, lambda plan, reader: _info.gather(
-        reader, query.namespaces, query.routes, query.nat, query.details, query.veth_pairs, query.bridges,
-        query.bridge_ports),
-        read_only=True)
+    _module.run(module, lambda plan, reader: _info.gather(reader, query), read_only=True)
 
 
 if __name__ == '__main__':
