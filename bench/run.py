@@ -6,7 +6,7 @@
   floor      the same operations through `ip -batch` (plus one `nft -f` and a /proc write)
   loop       the same network from the tutorial's `ip` commands as ansible.builtin.command tasks
              with `loop:` (bench/playbooks/command_loop.yml)
-  ip_netns   community.general.ip_netns in a loop, namespaces only (if community.general is installed)
+  ip_netns   community.general.ip_netns in a loop, namespaces only (bench/requirements.txt brings it)
   fleet      the lab fleet (tests/lab/lab.py): H hosts over SSH, 50 namespaces each: site.yml,
              re-run, verify.yml
 
@@ -817,7 +817,7 @@ def main():
         sys.exit(nest())
 
     if args.smoke:
-        sizes, loop_sizes, fleet, ip_netns = [5], [1], [], []
+        sizes, loop_sizes, fleet, ip_netns = [5], [1], [], [2]
     elif args.quick:
         sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10], [5], [10]
     else:
@@ -874,8 +874,9 @@ def main():
                 for n in ip_netns:
                     attempt('community.general.ip_netns N=%d' % n, ip_netns_step, host, args.python, n, rows)
             else:
-                notes.append('community.general is not installed, so community.general.ip_netns was not '
-                             'measured (`pip install ansible` brings it: a 54 MB wheel).')
+                failures.append('community.general.ip_netns FAILED: community.general is not installed '
+                                '(bench/requirements.txt brings it with PyPI\'s ansible package; tests/setup.sh '
+                                'installs it), or give --no-ip-netns')
         for hosts in fleet:
             attempt('fleet H=%d' % hosts, fleet_step, host, hosts, hosts <= 5, rows, notes)
     finally:

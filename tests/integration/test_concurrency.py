@@ -153,9 +153,9 @@ def test_different_specs_on_the_same_namespaces(host):
 RECAP = re.compile(r'^localhost\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
+@pytest.mark.parametrize('python', [pytest.param(sys.executable, id='controller')])
 def test_tutorial_playbook_twice_at_once(host, tmp_path):
-    if host.python != sys.executable:
-        pytest.skip('the playbook runs once, with the controller\'s Python (pip\'s pyroute2)')
+    # ansible-playbook runs the modules with the controller's Python (pip's pyroute2): one case
     host.sh('ip link add up0 type veth peer name up0p && ip addr add 203.0.113.2/24 dev up0 && '
             'ip link set up0p up && ip link set up0 up && ip route add default via 203.0.113.1')
     ns = host.ns('ns1')

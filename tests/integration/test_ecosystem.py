@@ -2,8 +2,8 @@
 ansible-lint's production profile, ruff, the changelog, the documentation ansible-doc lists, the
 execution environment, and the built tarball installed and run.
 
-Each check is one test, skipped only when its tool is not installed (tests/requirements-lint.txt
-and .ci/run install them all). The role README check runs in tests/unit/test_role_readme.py and the
+Each check is one test. tests/setup.sh installs every tool they run: under tests/run a missing tool
+fails its test; outside the sandbox it is skipped. The role README check runs in tests/unit/test_role_readme.py and the
 diagram filter's unit tests in tests/unit/test_topology.py.
 """
 import glob
@@ -24,11 +24,15 @@ BIN = os.path.dirname(sys.executable)
 
 
 def tool(name):
-    """The tool next to this Python (pip's entry points) or on PATH; skips the test without it."""
+    """The tool next to this Python (pip's entry points) or on PATH. tests/setup.sh installs every
+    one of them: under tests/run a missing tool fails the test (a skip would hide a whole check)."""
     for candidate in (os.path.join(BIN, name), shutil.which(name)):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
-    pytest.skip('%s is not installed (pip install -r tests/requirements-lint.txt)' % name)
+    message = '%s is not installed: run tests/setup.sh (it installs tests/requirements-lint.txt)' % name
+    if IN_SANDBOX:
+        pytest.fail(message)
+    pytest.skip(message)
 
 
 def run(argv, cwd=REPO, env=None, timeout=1800):
@@ -64,9 +68,8 @@ def test_ansible_test_sanity_with_no_ignore_file():
         os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'linuxnet-netns', 'ansible-test-home')
     primed = os.path.join(home, 'primed-ansible-test-%s-python%d.%d' % ((version,) + sys.version_info[:2]))
     if IN_SANDBOX and not os.path.exists(primed):
-        pytest.skip("ansible-test's sanity environments are not made yet, and making them needs the package "
-                    'index, which the sandbox cannot reach: run tests/tools/sanity.sh sanity --prime-venvs '
-                    'first (.ci/run does)')
+        pytest.fail("ansible-test's sanity environments are not made yet, and making them needs the package "
+                    'index, which the sandbox cannot reach: run tests/setup.sh first (./quickstart does)')
     out = run([os.path.join(REPO, 'tests', 'tools', 'sanity.sh'), 'sanity'], env={'LINUXNET_PYTHON': sys.executable})
     assert 'Running sanity test "validate-modules"' in out and 'Running sanity test "pylint"' in out
     # every sanity test ran: a missing program (shellcheck, pwsh for pslint) is only a warning there

@@ -15,10 +15,11 @@
 #   tests/tools/sanity.sh                          # every sanity test
 #   tests/tools/sanity.sh sanity --test pylint     # one
 #   tests/tools/sanity.sh units                    # tests/unit under ansible-test
+#   tests/tools/sanity.sh --primed                 # exit 0 when the environments are made
 set -euo pipefail
 here=$(cd "$(dirname "$0")/../.." && pwd)
 command=sanity
-case "${1:-}" in sanity|units) command=$1; shift ;; esac
+case "${1:-}" in sanity|units|--primed) command=$1; shift ;; esac
 # the controller Python (tests/setup.sh --python) and the ansible-test installed with it
 python=${LINUXNET_PYTHON:-$(command -v python3)}
 python_version=$("$python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -28,6 +29,9 @@ if [ ! -x "$ansible_test" ]; then
 fi
 
 state=${LINUXNET_ANSIBLE_TEST_HOME:-${XDG_CACHE_HOME:-$HOME/.cache}/linuxnet-netns/ansible-test-home}
+version=$("$ansible_test" --version | awk '{print $NF}')
+primed="$state/primed-ansible-test-$version-python$python_version"
+if [ "$command" = --primed ]; then [ -e "$primed" ]; exit; fi
 mkdir -p "$state"
 pip_version=$("$python" -c '
 import types
@@ -58,8 +62,6 @@ cd "$dest"
 # ansible-test passes on only a few variables (HOME, PATH ...): pip in its environments reads the
 # machine's pip configuration and keeps its cache under this HOME.
 export HOME="$state"
-version=$("$ansible_test" --version | awk '{print $NF}')
-primed="$state/primed-ansible-test-$version-python$python_version"
 status=0
 "$ansible_test" "$command" --local --python "$python_version" --color no "$@" || status=$?
 # `sanity --prime-venvs` makes the environments (it needs the package index); tests run later in
