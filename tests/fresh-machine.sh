@@ -14,7 +14,10 @@ if [ $# -gt 0 ] && [ "$1" != -- ]; then ref=$1; shift; fi
 [ "${1:-}" = -- ] && shift
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/linuxnet-fresh.XXXXXX")
-cleanup() { [ "${LINUXNET_FRESH_KEEP:-}" = 1 ] && echo "fresh-machine: kept $work" || rm -rf "$work"; }
+# shellcheck disable=SC2317  # run by the trap
+cleanup() {
+  if [ "${LINUXNET_FRESH_KEEP:-}" = 1 ]; then echo "fresh-machine: kept $work"; else rm -rf "$work"; fi
+}
 trap cleanup EXIT
 git clone -q --no-local "$repo" "$work/clone"
 git -C "$work/clone" checkout -q --detach "$(git -C "$repo" rev-parse "$ref")"
@@ -40,7 +43,8 @@ times=()
 status=0
 log="$work/tests-run.log"
 timed ./quickstart ./quickstart || status=$?
-run_tests() { set -o pipefail; tests/run "$@" 2>&1 | tee "$log"; }
+# shellcheck disable=SC2317  # run by timed
+run_tests() { tests/run "$@" 2>&1 | tee "$log"; }
 [ "$status" = 0 ] && { timed tests/run run_tests "$@" || status=$?; }
 
 after=$(pip_list)
