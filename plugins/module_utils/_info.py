@@ -24,7 +24,7 @@ FE80 = b'\xfe\x80' + bytes(6)
 
 def _forwarding(session, ns):
     def read():
-        return dict((family, _sysctl._read_proc(path)) for family, (_key, path) in _sysctl.KEYS.items())
+        return dict((family, _sysctl.read_proc(path)) for family, (_key, path) in _sysctl.KEYS.items())
     return session.run_in(ns, read)
 
 

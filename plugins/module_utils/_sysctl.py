@@ -57,7 +57,7 @@ class Forward(object):
         return self.ns
 
 
-def _read_proc(path):
+def read_proc(path):
     try:
         with open(path) as handle:
             return handle.read().strip() == '1'
@@ -119,7 +119,7 @@ def plan_forward(plan, reader, specs):
                        'set %s = %d in %s' % (name, int(value), where(spec.ns)))
         else:
             current = reader.session.run_in(spec.ns, lambda paths=paths: dict(
-                (f, _read_proc(p)) for f, p in paths.items()))
+                (f, read_proc(p)) for f, p in paths.items()))
             for family, value in current.items():
                 if value is None:
                     raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (
