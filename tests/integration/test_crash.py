@@ -21,8 +21,6 @@ import signal
 import subprocess
 import time
 
-import pytest
-
 from conftest import REPO, _pythons
 
 SEED = int(os.environ.get('LINUXNET_CRASH_SEED', '20250605'))
