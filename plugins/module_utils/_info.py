@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Read-only facts: namespaces, interfaces, addresses, routes, veth pairs across namespaces,
 bridges and their ports, our NAT rules, forwarding. One dump per namespace and kind."""
 
@@ -14,7 +16,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import OWNER_ALIAS, PlanError
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS, PlanError
 
 HOST = None
 FE80 = b'\xfe\x80' + bytes(6)
@@ -22,7 +24,7 @@ FE80 = b'\xfe\x80' + bytes(6)
 
 def _forwarding(session, ns):
     def read():
-        return dict((family, _sysctl._read_proc(path)) for family, (_key, path) in _sysctl.KEYS.items())
+        return dict((family, _sysctl.read_proc(path)) for family, (_key, path) in _sysctl.KEYS.items())
     return session.run_in(ns, read)
 
 
@@ -131,7 +133,7 @@ def nat_rules(session, namespaces):
 
 
 class InfoQuery(object):
-    def __init__(self, spec, param):
+    def __init__(self, spec):
         self.namespaces = None
         if spec.get('netns') is not None:
             self.namespaces = [V.netns_name(n, 'netns[%d]' % i) for i, n in enumerate(spec['netns'])]

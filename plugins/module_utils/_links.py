@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Interfaces: veth pairs and bridges, and the settings every interface shares (addresses, MTU,
 master, up). Reads come from _state, changes go into a _plan.Plan."""
 
@@ -14,23 +16,10 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
+    OWNER_ALIAS, PlanError, fail, ns_key, require_namespace, where)
 
-# Every interface we create carries this alias (`ip link` shows it as "alias linuxnet.netns"), so
-# that what we made can be told from what the user made.
-OWNER_ALIAS = 'linuxnet.netns'
 IFA_F_NODAD = 0x02
-
-
-class PlanError(Exception):
-    """The desired state cannot be reached without touching something the user did not ask for."""
-
-
-def where(ns):
-    return 'netns %s' % ns if ns is not None else 'the host'
-
-
-def ns_key(ns):
-    return ns if ns is not None else '(host)'
 
 
 # ---- desired interfaces -------------------------------------------------------------------------
@@ -54,7 +43,7 @@ class Iface(object):
         master = spec.get('master')
         self.master = V.ifname(master, param + '.master') if master else None
         if self.master == self.name:
-            V._fail(param + '.master', master, 'is the interface itself', 'name a bridge')
+            fail(param + '.master', master, 'is the interface itself', 'name a bridge')
 
     @property
     def key(self):
@@ -195,20 +184,6 @@ def claim(view, name, param):
             param, name, where(view.name), first))
 
 
-def require_namespace(reader, ns, param, state='present'):
-    """A namespace an object is declared in must exist - unless the object is declared absent: a
-    namespace that is gone took its objects with it (a teardown can run twice, or resume)."""
-    if state != 'absent' and not reader.will_exist(ns):
-        if reader.removing.get(ns) == 'purge':
-            raise PlanError('%s=%r: network namespace %r is removed by purge in the same task (this collection '
-                            'made it and the task does not declare it); declare it in namespaces to keep it'
-                            % (param, ns, ns))
-        if ns in reader.removing:
-            raise PlanError('%s=%r: network namespace %r is declared absent in the same task' % (param, ns, ns))
-        raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
-                        'linuxnet.netns.netns' % (param, ns, ns))
-
-
 # ---- veth pairs -----------------------------------------------------------------------------------
 class VethPair(object):
     def __init__(self, spec, param):
@@ -217,11 +192,11 @@ class VethPair(object):
         self.end = Iface(spec, param)
         peer = spec.get('peer') or {}
         if not peer.get('name'):
-            V._fail(param + '.peer.name', peer.get('name'), 'is missing', 'name the other end of the pair')
+            fail(param + '.peer.name', peer.get('name'), 'is missing', 'name the other end of the pair')
         self.peer = Iface(peer, param + '.peer', mtu_default=self.end.mtu)
         if self.end.key == self.peer.key:
-            V._fail(param + '.peer.name', self.peer.name, 'is the same interface as the first end',
-                    'give the ends different names or put them in different namespaces')
+            fail(param + '.peer.name', self.peer.name, 'is the same interface as the first end',
+                 'give the ends different names or put them in different namespaces')
         self.param = param
 
     @classmethod
@@ -254,7 +229,7 @@ def _is_pair(reader, a_ns, a_link, b_ns, b_link):
     return a_link.peer_nsid is not None and reader.nsid(a_ns, b_ns) == a_link.peer_nsid
 
 
-def _describe(link, view):
+def _describe(link):
     if link.kind == 'veth':
         return 'a veth whose peer is ifindex %s%s' % (link.peer_index, '' if link.peer_nsid is None else
                                                       ' in another namespace (nsid %d)' % link.peer_nsid)
@@ -285,7 +260,7 @@ def plan_veth(plan, reader, pair):
                 continue
             if link.kind != 'veth':
                 raise PlanError('%s.name=%r in %s is %s, not a veth: refusing to delete it' % (
-                    iface.param, iface.name, where(iface.ns), _describe(link, None)))
+                    iface.param, iface.name, where(iface.ns), _describe(link)))
         # an end in a namespace the run removes goes with it, and its peer with it: the kernel's
         # teardown of the namespace removes them in one batch (and the run waits for that)
         paired = _is_pair(reader, a.ns, a_link, b.ns, b_link)
@@ -307,14 +282,14 @@ def plan_veth(plan, reader, pair):
             for iface, link, other in ((a, a_link, b), (b, b_link, a)):
                 if link is not None:
                     problems.append('%s exists in %s as %s, not as the peer of %s in %s' % (
-                        iface.name, where(iface.ns), _describe(link, None), other.name, where(other.ns)))
+                        iface.name, where(iface.ns), _describe(link), other.name, where(other.ns)))
             if not pair.replace:
                 raise PlanError('%s: %s. Set replace: true to delete and re-create it, or choose other '
                                 'names.' % (pair.param, '; '.join(problems)))
             for iface, link, view in ((a, a_link, a_view), (b, b_link, b_view)):
                 if link is not None:
                     delete_link(plan, view, link,
-                                'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, None)))
+                                'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link)))
             a_link = b_link = None
 
     if a_link is None:
@@ -338,7 +313,7 @@ class Bridge(object):
         self.replace = bool(spec.get('replace'))
         self.iface = Iface(spec, param)
         if self.iface.master:
-            V._fail(param + '.master', self.iface.master, 'is not supported for a bridge', 'omit it')
+            fail(param + '.master', self.iface.master, 'is not supported for a bridge', 'omit it')
         self.param = param
 
     @property
@@ -362,11 +337,11 @@ def plan_bridge(plan, reader, bridge):
     if link is not None and link.kind != 'bridge':
         if not bridge.replace or bridge.state == 'absent':
             raise PlanError('%s.name=%r in %s is %s, not a bridge: refusing to %s it%s' % (
-                bridge.param, iface.name, where(iface.ns), _describe(link, view),
+                bridge.param, iface.name, where(iface.ns), _describe(link),
                 'delete' if bridge.state == 'absent' else 'take over',
                 '' if bridge.state == 'absent' else '; set replace: true to delete and re-create it'))
         before = link_state(link, view)
-        delete_link(plan, view, link, 'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link, view)))
+        delete_link(plan, view, link, 'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), _describe(link)))
         plan.record('%s %s %s' % (label, ns_key(iface.ns), iface.name + ' (replaced)'), before, None)
         link = None
     if bridge.state == 'absent':

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """MASQUERADE rules as plan operations: one nf_tables read and one atomic batch per namespace."""
 
 from __future__ import absolute_import, division, print_function
@@ -12,7 +14,7 @@ import ipaddress
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import ns_key, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail, ns_key, require_namespace, where
 
 
 class MasqRule(object):
@@ -21,17 +23,17 @@ class MasqRule(object):
         self.state = spec.get('state') or 'present'
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
         if not spec.get('source'):
-            V._fail(param + '.source', spec.get('source'), 'is missing', 'give the prefix to masquerade, like 10.0.0.0/24')
+            fail(param + '.source', spec.get('source'), 'is missing', 'give the prefix to masquerade, like 10.0.0.0/24')
         self.source = V.prefix(spec['source'], param + '.source', allow_default=False)
         if not spec.get('out_interface'):
-            V._fail(param + '.out_interface', spec.get('out_interface'), 'is missing',
-                    'give the uplink interface, like eth0')
+            fail(param + '.out_interface', spec.get('out_interface'), 'is missing',
+                 'give the uplink interface, like eth0')
         self.out_interface = V.ifname(spec['out_interface'], param + '.out_interface')
         try:
             _nft.validate_ifname(self.out_interface, 'oifname')
         except ValueError:
-            V._fail(param + '.out_interface', self.out_interface, 'contains a character nf_tables treats specially '
-                    '("*" is a wildcard there, quotes and backslashes end the name)', 'name the interface exactly')
+            fail(param + '.out_interface', self.out_interface, 'contains a character nf_tables treats specially '
+                 '("*" is a wildcard there, quotes and backslashes end the name)', 'name the interface exactly')
         self.exclude = []
         for index, item in enumerate(spec.get('exclude_destinations') or []):
             name = '%s.exclude_destinations[%d]' % (param, index)

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """What every module does around the engine: argument specs with a single and a list form,
 validation before anything is touched, privileges, the lock, one plan for check/diff/real runs."""
 
@@ -20,7 +22,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import EngineError, ValidationError, fail
 
 INSTALL_HINT = ('On Debian/Ubuntu: apt-get install python3-pyroute2; elsewhere: pip install pyroute2 '
                 '(0.7.2 or later) for the Python that runs the module')
@@ -47,8 +49,8 @@ def items_of(module, options, list_name):
         stray = sorted(name for name, option in options.items()
                        if module.params.get(name) is not None and module.params[name] != option.get('default'))
         if stray:
-            V._fail(stray[0], module.params[stray[0]], 'cannot be combined with %s' % list_name,
-                    'put it into each item of %s' % list_name)
+            fail(stray[0], module.params[stray[0]], 'cannot be combined with %s' % list_name,
+                 'put it into each item of %s' % list_name)
         return list_name, module.params[list_name]
     return None, [dict((name, module.params.get(name)) for name in options)]
 
@@ -68,10 +70,10 @@ def _fix_param(text):
     return text[1:] if text.startswith('.') else text
 
 
-def check_privileges(module, need_sys_admin=True):
+def check_privileges(module):
     caps = _nl.capabilities()
     missing = [name for bit, name in ((_nl.CAP_NET_ADMIN, 'CAP_NET_ADMIN'), (_nl.CAP_SYS_ADMIN, 'CAP_SYS_ADMIN'))
-               if not caps & (1 << bit) and (need_sys_admin or name == 'CAP_NET_ADMIN')]
+               if not caps & (1 << bit)]
     if missing:
         module.fail_json(msg='%s needs root (or the %s capabilit%s) to change network namespaces, links, '
                              'routes and nf_tables; it runs as uid %d without. Use become: true.' % (
@@ -127,7 +129,7 @@ def main(options, list_name, identity, factory, planner, result_key, purge=None,
     module = new_module(spec, **list_constraints)
     try:
         objects = parse(module, options, list_name, factory)
-    except V.ValidationError as exc:
+    except ValidationError as exc:
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
 
     def plan_all(plan, reader):
@@ -156,10 +158,9 @@ def run(module, planner, read_only=False):
             result = planner(plan, reader)
             if plan.ops and not module.check_mode:
                 plan.apply(session)
-    except V.ValidationError as exc:
-        module.fail_json(msg=_fix_param(str(exc)), changed=False)
-    except (PlanError, ValueError) as exc:
-        # ValueError: input the engine refused past validation; nothing was applied yet
+    except EngineError as exc:
+        # a refusal, made before anything was applied. Nothing else is caught as one: a ValueError
+        # of other origin is a bug, and its traceback is what tells so
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
     except _nl.NamespaceError as exc:
         module.fail_json(msg=str(exc), changed=plan.started, actions=plan.actions if plan.started else [])

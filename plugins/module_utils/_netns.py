@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Named network namespaces (the /run/netns files that `ip netns` shares with us)."""
 
 from __future__ import absolute_import, division, print_function
@@ -14,7 +16,8 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import OWNER_ALIAS, link_request, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
 
 # How long an absent run waits for the kernel's asynchronous namespace teardown to remove the
 # host-side ends of the namespace's veth pairs, so that nothing of it outlives the task.
@@ -189,6 +192,3 @@ def plan_netns(plan, reader, items):
     if teardown.host_peers:
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
     return results
-
-
-__all__ = ['Netns', 'plan_netns', 'where']

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """A host's whole network in one call: every kind of object planned into one plan, against one
 read of the host, and applied stage by stage (namespaces first, nf_tables and sysctls last).
 
@@ -25,6 +27,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _route
 from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
 from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError, fail
 
 
 class Kind(object):
@@ -60,8 +63,8 @@ def _name_matcher(patterns, param):
         try:
             compiled.append(re.compile(pattern))
         except re.error as exc:
-            V._fail('%s[%d]' % (param, index), pattern, 'is not a regular expression (%s)' % exc,
-                    'write a Python regular expression; it must match the whole name, as in "lnns[0-9]+"')
+            fail('%s[%d]' % (param, index), pattern, 'is not a regular expression (%s)' % exc,
+                 'write a Python regular expression; it must match the whole name, as in "lnns[0-9]+"')
     return lambda name: any(regex.fullmatch(name) for regex in compiled)
 
 
@@ -71,7 +74,7 @@ def _prefix_matcher(prefixes, param):
         name = '%s[%d]' % (param, index)
         if text == 'default':
             # as a destination it means 0.0.0.0/0; as a selector that would be every IPv4 route
-            V._fail(name, text, 'is ambiguous here', 'write 0.0.0.0/0 (or ::/0) to select everything of a family')
+            fail(name, text, 'is ambiguous here', 'write 0.0.0.0/0 (or ::/0) to select everything of a family')
         networks.append(V.prefix(text, name))
     return lambda network: any(network.version == n.version and network.subnet_of(n) for n in networks)
 
@@ -82,7 +85,7 @@ def purge_selection(params):
     purge_match names whose list the call does not give (a purge acts only on the lists given)."""
     match = params.get('purge_match')
     if match is not None and not params.get('purge'):
-        V._fail('purge_match', match, 'narrows a purge, but purge is false', 'set purge: true, or drop purge_match')
+        fail('purge_match', match, 'narrows a purge, but purge is false', 'set purge: true, or drop purge_match')
     selection = {}
     for kind in KINDS:
         if kind.purge is None:
@@ -93,7 +96,7 @@ def purge_selection(params):
             build = _name_matcher if kind.select == 'name' else _prefix_matcher
             matcher = build(match[kind.option], param)
             if not given:
-                V._fail(param, match[kind.option], 'selects %s, but the task gives no %s list' % (
+                fail(param, match[kind.option], 'selects %s, but the task gives no %s list' % (
                     kind.option, kind.option), 'add %s: [] (or the %s to keep)' % (kind.option, kind.option))
             selection[kind.option] = matcher
         elif match is None and given:
@@ -120,7 +123,7 @@ def main():
         parsed = parse(module.params)
         purge = purge_selection(module.params) if module.params.get('purge') or module.params.get('purge_match') \
             else None
-    except V.ValidationError as exc:
+    except ValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
     def plan_all(plan, reader):

@@ -43,6 +43,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nl import (
     encode,
     pyroute2_module,
 )
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
 
 try:
     # the nf_tables messages only, without pyroute2's package __init__ (see _nl.pyroute2_module)
@@ -181,7 +182,7 @@ def comment_userdata(comment):
     """NFTA_RULE_USERDATA holding a comment, as libnftnl writes it: TLV type, length, text, NUL."""
     text = comment.encode('utf-8') + b'\0'
     if len(text) > 255:
-        raise ValueError('rule comment %r is longer than 254 bytes' % comment)
+        raise PlanError('rule comment %r is longer than 254 bytes' % comment)
     return struct.pack('BB', NFTNL_UDATA_RULE_COMMENT, len(text)) + text
 
 
@@ -299,14 +300,14 @@ class MatchAddress(Term):
 def validate_ifname(name, what='interface name'):
     """An exact Linux interface name; `*` (nft's wildcard) and quotes are refused."""
     if not isinstance(name, str) or not name:
-        raise ValueError('%s must be a non-empty string, got %r' % (what, name))
+        raise PlanError('%s must be a non-empty string, got %r' % (what, name))
     raw = name.encode('utf-8')
     if len(raw) >= IFNAMSIZ:
-        raise ValueError('%s %r is longer than %d bytes' % (what, name, IFNAMSIZ - 1))
+        raise PlanError('%s %r is longer than %d bytes' % (what, name, IFNAMSIZ - 1))
     if name in ('.', '..') or any(c in name for c in '/:*"\\') or any(
             not (33 <= ord(c) < 127) for c in name):
-        raise ValueError('%s %r is not a valid interface name (printable ASCII without spaces, '
-                         '/ : * " or \\)' % (what, name))
+        raise PlanError('%s %r is not a valid interface name (printable ASCII without spaces, '
+                        '/ : * " or \\)' % (what, name))
     return name
 
 
@@ -523,12 +524,12 @@ def masquerade_rule(source, oifname, exclude=()):
     try:
         network = ipaddress.ip_network(source, strict=False)
     except ValueError as exc:
-        raise ValueError('source %r is not an IPv4 or IPv6 prefix: %s' % (source, exc))
+        raise PlanError('source %r is not an IPv4 or IPv6 prefix: %s' % (source, exc))
     validate_ifname(oifname, 'oifname')
     excluded = sorted(set(ipaddress.ip_network(x, strict=False) for x in exclude), key=lambda n: (n.version, n))
     for net in excluded:
         if net.version != network.version:
-            raise ValueError('excluded destination %s is IPv%d but source %s is IPv%d' % (
+            raise PlanError('excluded destination %s is IPv%d but source %s is IPv%d' % (
                 net, net.version, network, network.version))
     key = '%smasq %s %s' % (COMMENT_PREFIX, network, oifname)
     comment = key
@@ -901,9 +902,9 @@ def plan(current, present=(), absent=()):
     for spec in present:
         other = wanted.get(spec.key)
         if other is not None and other != spec:
-            raise ValueError('two different rules claim the identity %r' % spec.key)
+            raise PlanError('two different rules claim the identity %r' % spec.key)
         if spec.key in absent_keys:
-            raise ValueError('rule %r is wanted both present and absent' % spec.key)
+            raise PlanError('rule %r is wanted both present and absent' % spec.key)
         wanted[spec.key] = spec
 
     by_key = {}
@@ -1152,17 +1153,17 @@ def plan_masquerade(current, desired):
             source, oifname, state = item[:3]
             exclude = item[3] if len(item) > 3 else ()
         except (TypeError, ValueError):
-            raise ValueError('masquerade entry %d must be (source, oifname, state[, exclude]), got %r' % (index, item))
+            raise PlanError('masquerade entry %d must be (source, oifname, state[, exclude]), got %r' % (index, item))
         if state not in ('present', 'absent'):
-            raise ValueError("masquerade entry %d (%s via %s): state must be 'present' or 'absent', not %r"
-                             % (index, source, oifname, state))
+            raise PlanError("masquerade entry %d (%s via %s): state must be 'present' or 'absent', not %r"
+                            % (index, source, oifname, state))
         spec = masquerade_rule(source, oifname, exclude)
         (present if state == 'present' else absent).append(spec)
     present_keys = set(spec.key for spec in present)
     for spec in absent:
         if spec.key in present_keys:
-            raise ValueError('masquerade rule %s is listed with state present and with state absent'
-                             % spec.comment[len(COMMENT_PREFIX):])
+            raise PlanError('masquerade rule %s is listed with state present and with state absent'
+                            % spec.comment[len(COMMENT_PREFIX):])
     return plan(current, present, absent)
 
 

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Routes in a namespace or on the host. A route is identified as the kernel identifies it:
 namespace, destination, table and metric; gateway and device are what it says."""
 
@@ -16,7 +18,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
 
 RTNH_F_ONLINK = 0x4
 
@@ -43,17 +45,17 @@ class RouteSpec(object):
         # a re-run finds the route it made
         self.metric = spec.get('metric') if spec.get('metric') is not None else (1024 if family == 6 else 0)
         if not 0 <= self.metric <= 0xffffffff:
-            V._fail(param + '.metric', self.metric, 'is out of range', 'give 0..4294967295')
+            fail(param + '.metric', self.metric, 'is out of range', 'give 0..4294967295')
         self.table = spec.get('table') or S.RT_TABLE_MAIN
         if not 1 <= self.table <= 0xffffffff or self.table == S.RT_TABLE_LOCAL:
-            V._fail(param + '.table', self.table, 'is not a usable routing table id',
-                    'give 1..4294967295 except 255 (local); 254 is main')
+            fail(param + '.table', self.table, 'is not a usable routing table id',
+                 'give 1..4294967295 except 255 (local); 254 is main')
         self.onlink = bool(spec.get('onlink'))
         if self.state == 'present' and self.gateway is None and self.dev is None:
-            V._fail(param + '.gateway', None, 'and dev are both missing', 'a route needs a gateway, a dev or both')
+            fail(param + '.gateway', None, 'and dev are both missing', 'a route needs a gateway, a dev or both')
         if self.gateway is not None and self.gateway.version == 6 and self.gateway.is_link_local and not self.dev:
-            V._fail(param + '.dev', None, 'is required with the link-local gateway %s' % self.gateway,
-                    'name the interface the gateway is on')
+            fail(param + '.dev', None, 'is required with the link-local gateway %s' % self.gateway,
+                 'name the interface the gateway is on')
 
     @property
     def key(self):

@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """IP forwarding, per network namespace (each namespace has its own /proc/sys/net), and its
 persistence in /etc/sysctl.d for the host."""
 
@@ -13,7 +15,7 @@ import tempfile
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._links import PlanError, ns_key, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
 
 KEYS = {
     'ipv4': ('net.ipv4.ip_forward', '/proc/sys/net/ipv4/ip_forward'),
@@ -29,7 +31,7 @@ class Forward(object):
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
         self.wanted = dict((family, spec.get(family)) for family in KEYS if spec.get(family) is not None)
         if not self.wanted and spec.get('restrict_to') is None:
-            V._fail(param + '.ipv4', None, 'and ipv6 are both unset', 'set ipv4 and/or ipv6 to true or false')
+            fail(param + '.ipv4', None, 'and ipv6 are both unset', 'set ipv4 and/or ipv6 to true or false')
         self.restrict_to = None
         if spec.get('restrict_to') is not None:
             self.restrict_to = [V.prefix(p, '%s.restrict_to[%d]' % (param, i), allow_default=False)
@@ -39,19 +41,23 @@ class Forward(object):
         self.persist = bool(spec.get('persist'))
         self.persist_file = spec.get('persist_file') or DEFAULT_PERSIST_FILE
         if self.persist and self.ns is not None:
-            V._fail(param + '.persist', True, 'is for the host only (netns=%r): a namespace does not survive a '
-                    'reboot, and /etc/sysctl.d applies to the host' % self.ns,
-                    'drop persist, or recreate the namespace at boot with this collection')
+            fail(param + '.persist', True, 'is for the host only (netns=%r): a namespace does not survive a '
+                 'reboot, and /etc/sysctl.d applies to the host' % self.ns,
+                 'drop persist, or recreate the namespace at boot with this collection')
         if self.persist and (not os.path.isabs(self.persist_file) or not self.persist_file.endswith('.conf')):
-            V._fail(param + '.persist_file', self.persist_file, 'is not an absolute path ending in .conf',
-                    'give a path like %s' % DEFAULT_PERSIST_FILE)
+            fail(param + '.persist_file', self.persist_file, 'is not an absolute path ending in .conf',
+                 'give a path like %s' % DEFAULT_PERSIST_FILE)
+        if self.persist and '\0' in self.persist_file:
+            # open() would refuse it with a bare ValueError at planning time
+            fail(param + '.persist_file', self.persist_file, 'contains a NUL character',
+                 'give a path like %s' % DEFAULT_PERSIST_FILE)
 
     @property
     def key(self):
         return self.ns
 
 
-def _read_proc(path):
+def read_proc(path):
     try:
         with open(path) as handle:
             return handle.read().strip() == '1'
@@ -113,7 +119,7 @@ def plan_forward(plan, reader, specs):
                        'set %s = %d in %s' % (name, int(value), where(spec.ns)))
         else:
             current = reader.session.run_in(spec.ns, lambda paths=paths: dict(
-                (f, _read_proc(p)) for f, p in paths.items()))
+                (f, read_proc(p)) for f, p in paths.items()))
             for family, value in current.items():
                 if value is None:
                     raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (

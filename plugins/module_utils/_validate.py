@@ -1,6 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """Input validation. Pure functions: every error names the parameter, the value and the fix.
 
 Everything is validated before the first netlink request, so that bad input changes nothing.
@@ -12,15 +14,11 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail
+# what every function here raises (through fail): the role's filters catch it by this name
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError  # noqa: F401  # pylint: disable=unused-import
+
 IFNAMSIZ = 16  # including the terminating NUL
-
-
-class ValidationError(ValueError):
-    pass
-
-
-def _fail(param, value, problem, fix):
-    raise ValidationError('%s=%r %s; %s' % (param, value, problem, fix))
 
 
 def _printable_ascii(value):
@@ -30,15 +28,15 @@ def _printable_ascii(value):
 def ifname(value, param):
     """A Linux interface name: 1-15 bytes, no '/', no whitespace, no ':' (alias syntax)."""
     if not isinstance(value, str) or not value:
-        _fail(param, value, 'is not an interface name', 'give a non-empty string')
+        fail(param, value, 'is not an interface name', 'give a non-empty string')
     if not _printable_ascii(value):
-        _fail(param, value, 'contains whitespace, control or non-ASCII characters',
-              'use letters, digits, "-", "_" and "."')
+        fail(param, value, 'contains whitespace, control or non-ASCII characters',
+             'use letters, digits, "-", "_" and "."')
     if len(value.encode()) >= IFNAMSIZ:
-        _fail(param, value, 'is %d bytes long' % len(value.encode()),
-              'interface names are at most %d bytes (IFNAMSIZ)' % (IFNAMSIZ - 1))
+        fail(param, value, 'is %d bytes long' % len(value.encode()),
+             'interface names are at most %d bytes (IFNAMSIZ)' % (IFNAMSIZ - 1))
     if '/' in value or ':' in value or value in ('.', '..'):
-        _fail(param, value, 'contains "/" or ":" or is "." / ".."', 'the kernel refuses such interface names')
+        fail(param, value, 'contains "/" or ":" or is "." / ".."', 'the kernel refuses such interface names')
     return value
 
 
@@ -47,30 +45,30 @@ def netns_name(value, param):
     if value is None:
         return None
     if not isinstance(value, str) or not value:
-        _fail(param, value, 'is not a namespace name', 'give a non-empty string, or omit it for the host')
+        fail(param, value, 'is not a namespace name', 'give a non-empty string, or omit it for the host')
     if '/' in value or value in ('.', '..'):
-        _fail(param, value, 'is not a plain name ("/", "." and ".." would escape /run/netns)',
-              'give a name such as "ns1"')
+        fail(param, value, 'is not a plain name ("/", "." and ".." would escape /run/netns)',
+             'give a name such as "ns1"')
     if not _printable_ascii(value):
-        _fail(param, value, 'contains whitespace, control or non-ASCII characters',
-              'use letters, digits, "-", "_" and "."')
+        fail(param, value, 'contains whitespace, control or non-ASCII characters',
+             'use letters, digits, "-", "_" and "."')
     if len(value) > 255:
-        _fail(param, value, 'is longer than 255 characters', 'use a shorter name')
+        fail(param, value, 'is longer than 255 characters', 'use a shorter name')
     return value
 
 
 def interface_address(value, param):
     """An address with its prefix length, as on an interface: '10.0.0.1/24', 'fd00::1/64'."""
     if not isinstance(value, str) or '/' not in value:
-        _fail(param, value, 'is not an address in CIDR form', 'write it like 10.0.0.1/24 or fd00::1/64')
+        fail(param, value, 'is not an address in CIDR form', 'write it like 10.0.0.1/24 or fd00::1/64')
     try:
         iface = ipaddress.ip_interface(value)
     except ValueError:
-        _fail(param, value, 'is not a valid IPv4 or IPv6 address with prefix length',
-              'write it like 10.0.0.1/24 or fd00::1/64')
+        fail(param, value, 'is not a valid IPv4 or IPv6 address with prefix length',
+             'write it like 10.0.0.1/24 or fd00::1/64')
     if iface.ip == iface.network.network_address and iface.network.prefixlen < iface.max_prefixlen - 1:
-        _fail(param, value, 'is the network address of its subnet',
-              'give a host address, such as %s' % next(iface.network.hosts()))
+        fail(param, value, 'is the network address of its subnet',
+             'give a host address, such as %s' % next(iface.network.hosts()))
     return iface
 
 
@@ -81,34 +79,34 @@ def prefix(value, param, allow_default=True):
     if allow_default and value == '::/0':
         return ipaddress.ip_network('::/0')
     if not isinstance(value, str):
-        _fail(param, value, 'is not a prefix', 'write it like 10.0.0.0/24')
+        fail(param, value, 'is not a prefix', 'write it like 10.0.0.0/24')
     try:
         return ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         if 'has host bits set' in str(exc):
             net = ipaddress.ip_network(value, strict=False)
-            _fail(param, value, 'has host bits set', 'did you mean %s?' % net)
-        _fail(param, value, 'is not a valid IPv4 or IPv6 prefix', 'write it like 10.0.0.0/24 or fd00::/64')
+            fail(param, value, 'has host bits set', 'did you mean %s?' % net)
+        fail(param, value, 'is not a valid IPv4 or IPv6 prefix', 'write it like 10.0.0.0/24 or fd00::/64')
 
 
 def address(value, param):
     try:
         return ipaddress.ip_address(value)
     except ValueError:
-        _fail(param, value, 'is not a valid IPv4 or IPv6 address', 'write it like 10.0.0.1 or fd00::1')
+        fail(param, value, 'is not a valid IPv4 or IPv6 address', 'write it like 10.0.0.1 or fd00::1')
 
 
 def same_family(param, value, family, other_param, other_value):
     if value.version != family:
-        _fail(param, str(value), 'is IPv%d but %s=%r is IPv%d' % (value.version, other_param, str(other_value), family),
-              'use addresses of one family in one route')
+        fail(param, str(value), 'is IPv%d but %s=%r is IPv%d' % (value.version, other_param, str(other_value), family),
+             'use addresses of one family in one route')
 
 
 def mtu(value, param):
     if value is None:
         return None
     if not 68 <= value <= 65535:
-        _fail(param, value, 'is outside 68..65535', 'give an MTU such as 1500')
+        fail(param, value, 'is outside 68..65535', 'give an MTU such as 1500')
     return value
 
 
@@ -118,6 +116,6 @@ def unique(items, key, param):
     for index, item in enumerate(items):
         k = key(item)
         if k in seen:
-            _fail('%s[%d]' % (param, index), k, 'is declared twice (first as %s[%d])' % (param, seen[k]),
-                  'declare each object once')
+            fail('%s[%d]' % (param, index), k, 'is declared twice (first as %s[%d])' % (param, seen[k]),
+                 'declare each object once')
         seen[k] = index

@@ -154,6 +154,7 @@ nat:
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _info
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError
 
 
 def main():
@@ -167,8 +168,8 @@ def main():
         bridge_ports=dict(type='bool', default=True),
     ))
     try:
-        query = _info.InfoQuery(module.params, '')
-    except _module.V.ValidationError as exc:
+        query = _info.InfoQuery(module.params)
+    except ValidationError as exc:
         module.fail_json(msg=str(exc))
     _module.run(module, lambda plan, reader: _info.gather(reader, query), read_only=True)
 

@@ -1,0 +1,64 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
+"""The words every part of the engine shares: its errors, how a namespace is named in messages
+and diff keys, the mark on what it made. Imports nothing of the collection, so that any file
+can import it without stacking on another planner.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+# Every interface we create carries this alias (`ip link` shows it as "alias linuxnet.netns"), so
+# that what we made can be told from what the user made.
+OWNER_ALIAS = 'linuxnet.netns'
+
+
+# A ValueError, so that code which already tells good values from bad ones with `except
+# ValueError` (the nf_tables comment parsers, the role's filters) keeps seeing the engine's
+# refusals; _module.run catches EngineError alone, so a ValueError of any other origin (a bug)
+# is a traceback, not a refusal.
+class EngineError(ValueError):
+    """A refusal the engine makes on purpose, before anything is applied. The message names the
+    parameter (its path, like `pairs[2].peer.name`), the value and what would fix it."""
+
+
+class ValidationError(EngineError):
+    """The input is wrong in itself, whatever the host holds (found before anything is read)."""
+
+
+class PlanError(EngineError):
+    """The input cannot be carried out on this host as it is: the desired state cannot be reached
+    without touching something the user did not ask for (found at planning time)."""
+
+
+def fail(param, value, problem, fix):
+    """Refuse `value` of parameter `param` (its path): say what is wrong with it and how to fix it."""
+    raise ValidationError('%s=%r %s; %s' % (param, value, problem, fix))
+
+
+def where(ns):
+    """A namespace as a message says it: `netns NAME`, or `the host`."""
+    return 'netns %s' % ns if ns is not None else 'the host'
+
+
+def ns_key(ns):
+    """A namespace as a diff key says it: its name, or `(host)`."""
+    return ns if ns is not None else '(host)'
+
+
+def require_namespace(reader, ns, param, state='present'):
+    """A namespace an object is declared in must exist - unless the object is declared absent: a
+    namespace that is gone took its objects with it (a teardown can run twice, or resume)."""
+    if state != 'absent' and not reader.will_exist(ns):
+        if reader.removing.get(ns) == 'purge':
+            raise PlanError('%s=%r: network namespace %r is removed by purge in the same task (this collection '
+                            'made it and the task does not declare it); declare it in namespaces to keep it'
+                            % (param, ns, ns))
+        if ns in reader.removing:
+            raise PlanError('%s=%r: network namespace %r is declared absent in the same task' % (param, ns, ns))
+        raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
+                        'linuxnet.netns.netns' % (param, ns, ns))
