@@ -110,10 +110,19 @@ class NftMonitor(object):
                                      universal_newlines=True)
         self.lines = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
-        # listening once it reports a change of our own
-        in_ns(ns, 'nft add table ip linuxnet_probe; nft delete table ip linuxnet_probe')
-        self.wait_for('delete table ip linuxnet_probe')
+        # listening once it reports a change of our own: `nft monitor` subscribes some time after it
+        # starts (long, on a loaded machine), so the probe is repeated until one is seen
+        deadline = time.time() + 60
+        while True:
+            in_ns(ns, 'nft add table ip linuxnet_probe; nft delete table ip linuxnet_probe')
+            try:
+                self.wait_for('delete table ip linuxnet_probe', timeout=1.0)
+                break
+            except queue.Empty:
+                if time.time() > deadline:
+                    raise AssertionError('nft monitor in %s reported nothing in 60 s' % ns)
         self.wait_for('# new generation')
+        self.drain(settle=1.0)  # the events of earlier probes that came late
 
     def _read(self):
         for line in self.proc.stdout:
