@@ -5,16 +5,25 @@
 
 Why a filter and not Jinja: the role's lists need address arithmetic (the n-th address of a
 subnet, /30 blocks carved out of it) that ansible-core's Jinja cannot do without ansible.utils,
-and pruning (which existing objects are the role's and no longer wanted) that is clearer and
-testable in Python. The filter only computes; the modules read and change the host.
+and decisions (what the forwarding settings are, which objects are the role's) that are clearer
+and testable in Python. The filter only computes; the modules read and change the host.
 
-bridge_network_local(info, ...)  -> {uplink, underlay, current}: what the role needs to know about
-                                   a host before the fleet's subnets are allocated.
-bridge_network_plan(info, ...)   -> {namespaces, bridges, pairs, routes, nat, errors, warnings, ...}:
-                                   desired objects plus the role's stale ones with state=absent.
-bridge_network_teardown(...)     -> the same keys, all lists empty, plus purge_match: what
-                                   state=absent removes, found by the network module itself - no
-                                   read of the host first.
+Every filter takes one dict: the role's settings (SETTINGS: its variables without their
+bridge_network_ prefix, built once in the role's vars/main.yml as _bridge_network_settings) plus
+the inputs of that filter (this host's name, the fleet's subnets ...). A key missing or unknown is
+refused, naming it.
+
+bridge_network_local(info, settings)    -> {uplink, underlay, current}: what the role needs to know
+                                          about a host before the fleet's subnets are allocated.
+bridge_network_plan(info, settings)     -> {namespaces, bridges, pairs, routes, nat, forwarding, purge,
+                                          purge_match, errors, warnings, ...}: the desired objects, and
+                                          what linuxnet.netns.network purges (the role's objects it
+                                          finds there that are not declared).
+bridge_network_teardown(settings)       -> the same keys, all object lists empty: state=absent, no read
+                                          of the host first.
+
+The converge and the teardown name the role's objects the same way (role_purge_match): the
+network module finds them, and of those only what this collection marked as its own.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +32,7 @@ __metaclass__ = type
 
 import ipaddress
 import re
+from collections.abc import Mapping
 
 try:
     from ansible.errors import AnsibleFilterError
@@ -35,6 +45,40 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _validate
 
 IFNAMSIZ = 16
 MAIN_TABLE = 254
+
+# The role's variables the filters read, without their bridge_network_ prefix. The role builds this
+# dict once (vars/main.yml, _bridge_network_settings); each filter takes it whole, plus its INPUTS.
+SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interface', 'bridge', 'mtu', 'pool',
+            'subnet_prefixlen', 'subnet', 'p2p_prefixlen', 'uplink', 'underlay_address', 'masquerade', 'host_gw',
+            'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent')
+# What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
+INPUTS = {
+    'bridge_network_local': (),
+    # host: this host's inventory name; subnets, underlays: {host: ...} of the fleet; local: what
+    # bridge_network_local returned for this host
+    'bridge_network_plan': ('host', 'subnets', 'underlays', 'local'),
+    # known_subnets: the fleet's subnets known without reading (pinned, remembered); current: the
+    # subnet this host had when the role last read it
+    'bridge_network_teardown': ('known_subnets', 'current'),
+}
+
+
+def settings_of(settings, name):
+    """`settings` checked for the filter `name`: a dict holding every key of SETTINGS and INPUTS[name],
+    and no other - a misspelt or forgotten key would otherwise pass as a default unnoticed."""
+    wanted = SETTINGS + INPUTS[name]
+    if not isinstance(settings, Mapping):
+        raise AnsibleFilterError('%s takes one dict (the role\'s _bridge_network_settings with this filter\'s '
+                                 'inputs %s), not %r' % (name, ', '.join(INPUTS[name]) or 'none', settings))
+    unknown = sorted(key for key in settings if key not in wanted)
+    if unknown:
+        raise AnsibleFilterError('%s: unknown key %r in its dict; the keys are %s' % (name, unknown[0], ', '.join(wanted)))
+    missing = [key for key in wanted if key not in settings]
+    if missing:
+        raise AnsibleFilterError('%s: its dict lacks the key %r; give every one of %s (the role\'s settings are '
+                                 '_bridge_network_settings, in roles/bridge_network/vars/main.yml)'
+                                 % (name, missing[0], ', '.join(wanted)))
+    return settings
 
 
 def _v4_interfaces(addresses):
@@ -75,11 +119,15 @@ def default_uplink(info):
     return routes[0]['dev'] if routes else None
 
 
-def bridge_network_local(info, bridge='lnbr0', veth_prefix='lnv', prefixlen=24, uplink=None, underlay=None):
-    """This host's uplink (given, or the device of its IPv4 default route), underlay address (given,
-    or the first IPv4 address on the uplink) and current subnet (the network, at `prefixlen`, of the
-    first IPv4 address on the role's bridge or, failing that, on its lowest-numbered host veth end;
-    None on a host the role has not built on)."""
+def bridge_network_local(info, settings):
+    """This host's uplink (settings' `uplink`, or the device of its IPv4 default route), underlay
+    address (`underlay_address`, or the first IPv4 address on the uplink) and current subnet (the
+    network, at `subnet_prefixlen`, of the first IPv4 address on the role's `bridge` or, failing that,
+    on its lowest-numbered host veth end `veth_prefix`N; None on a host the role has not built on).
+    `settings`: the role's settings (SETTINGS), nothing more."""
+    s = settings_of(settings, 'bridge_network_local')
+    bridge, veth_prefix, prefixlen = s['bridge'], s['veth_prefix'], s['subnet_prefixlen']
+    uplink, underlay = s['uplink'], s['underlay_address']
     interfaces = _host(info).get('interfaces') or {}
     if uplink:
         _check_name(uplink, 'bridge_network_uplink')
@@ -219,41 +267,106 @@ def _network_key(network):
     return network.version, int(network.network_address), network.prefixlen
 
 
-def _in_any(network, networks):
-    return any(network.version == n.version and network.subnet_of(n) for n in networks)
+def _networks(values, what):
+    """The distinct networks among `values` (None skipped), in address order."""
+    found = set()
+    for text in values:
+        if not text:
+            continue
+        try:
+            found.add(ipaddress.ip_network(u'%s' % text, strict=False))
+        except ValueError:
+            raise AnsibleFilterError('%r is not a subnet (%s)' % (text, what))
+    return sorted(found, key=_network_key)
 
 
-def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridge', prefix='lnns',
-                        veth_prefix='lnv', bridge='lnbr0', ns_interface='eth0', p2p_prefixlen=30, mtu=None,
-                        uplink=None, masquerade=True, host_gw=False, subnets=None, underlays=None,
-                        self_host=None, pool=None, current=None):
-    """Everything the role declares on one host, given what netns_info read there.
+def _without(network, kept):
+    """`network` less `kept`, as the prefixes that cover the rest of it."""
+    if network.version != kept.version or not network.overlaps(kept):
+        return [network]
+    if network.subnet_of(kept):
+        return []
+    return sorted(network.address_exclude(kept), key=_network_key)
 
-    state=present: the topology of `subnet`, host-gw routes to every other host's subnet
-    (`subnets`, `underlays`: {host: ...}, `self_host` excluded) and the MASQUERADE rule - which,
-    with host-gw, leaves traffic to the other hosts' subnets alone (exclude_destinations) - plus the
-    role's objects that are no longer wanted, with state=absent. state=absent: only the latter.
 
-    The role's objects, as found on the host: namespaces this collection made named
-    <prefix><digits> (left to the network module to find: `purge` and `purge_match`); the bridge when
-    it is a bridge this collection made; host routes this collection made with a gateway to a prefix
-    inside `pool` or to a host's subnet; this collection's MASQUERADE rules on the host whose source is inside the
-    pool or is this host's subnet (`subnet`, or the one it had, `current`).
+def role_purge_match(prefix, veth_prefix, bridge, pool, subnets, own, keep=()):
+    """The role's objects, as linuxnet.netns.network's purge_match: the one definition the converge
+    (bridge_network_plan) and the teardown (bridge_network_teardown) share. With `purge: true` the
+    module removes what matches and the call does not declare, and of that only what this
+    collection marked as its own (namespaces by the alias of their lo, links by their alias, routes by
+    protocol 76, MASQUERADE rules by their comment), so a look-alike someone else made stays.
 
-    Returns the module lists (namespaces, bridges, pairs, routes, nat), `errors` (refusals the role
-    fails on: overlapping routes, a missing uplink, an unreachable host-gw next hop), `warnings`,
-    `targets` (each namespace's address and gateway, for verification) and `gateway`.
+    - namespaces named <prefix><digits>, the bridge `bridge`, veths named <veth_prefix><digits>
+      (the module leaves one whose other end is in a namespace it removes to go with that namespace);
+    - routes to a prefix inside the `pool`, one of the fleet's `subnets` or of this host's (`own`:
+      pinned, allocated, the one it had), but not inside one of `keep` (host-gw routes to a peer
+      whose next hop is unknown here: left as they are);
+    - MASQUERADE rules whose source is inside the `pool` or one of `own`.
+
+    The module looks on the host and in the namespaces the call's lists name. None in `subnets`,
+    `own` or `pool` is skipped."""
+    what = 'bridge_network_pool, bridge_network_subnet'
+    routes = _networks([pool] + list(subnets) + list(own), what)
+    for kept in _networks(keep, 'a host-gw peer\'s subnet'):
+        routes = [piece for network in routes for piece in _without(network, kept)]
+    return {
+        'namespaces': [_numbered(prefix)],
+        'bridges': [re.escape(bridge)],
+        'pairs': [_numbered(veth_prefix)],
+        'routes': [str(n) for n in sorted(set(routes), key=_network_key)],
+        'masquerade': [str(n) for n in _networks([pool] + list(own), what)],
+    }
+
+
+def role_forwarding(settings, present, prefixes):
+    """linuxnet.netns.network's `forwarding` list for the role. Present: IPv4 forwarding on (also
+    written to the sysctl file with `persist_forwarding`). Absent: turned off only with
+    `disable_forwarding_on_absent`, else left as it is. With `safe_router`, forwarding is scoped to
+    `prefixes` (the managed subnets; none when absent, which removes the scope). Nothing to say: []."""
+    forwarding = {}
+    if present:
+        forwarding.update(ipv4=True, persist=boolean(settings['persist_forwarding'], strict=False))
+    elif boolean(settings['disable_forwarding_on_absent'], strict=False):
+        forwarding['ipv4'] = False
+    if boolean(settings['safe_router'], strict=False):
+        forwarding['restrict_to'] = list(prefixes)
+    return [forwarding] if forwarding else []
+
+
+def bridge_network_plan(info, settings):
+    """Everything the role declares on one host, given what netns_info read there (`info`).
+
+    `settings`: the role's settings (SETTINGS) plus `host` (this host's inventory name), `subnets`
+    and `underlays` ({host: subnet}, {host: address} of the fleet) and `local` (what
+    bridge_network_local returned for this host: its uplink and the subnet it had, `current`).
+
+    state=present: the topology of the host's subnet (subnets[host]), host-gw routes to every other
+    host's subnet and the MASQUERADE rule - which, with host-gw, leaves traffic to the other hosts'
+    subnets alone (exclude_destinations). state=absent: no object.
+
+    The role's objects no longer wanted are not listed: `purge` and `purge_match`
+    (role_purge_match) let linuxnet.netns.network find them, as in the teardown - only the module
+    can tell what this collection made. The prefixes: routes inside the pool or a fleet host's subnet,
+    except those to a host-gw peer whose next hop is unknown here; MASQUERADE rules whose source is
+    inside the pool or is this host's subnet (now, or the one it had).
+
+    Returns the module lists (namespaces, bridges, pairs, routes, nat, forwarding), purge and
+    purge_match, `errors` (refusals the role fails on: overlapping routes, a missing uplink, an
+    unreachable host-gw next hop), `warnings`, `targets` (each namespace's address and gateway, for
+    verification), `gateway`, `subnet` and `mode`.
     """
-    present = state == 'present'
+    s = settings_of(settings, 'bridge_network_plan')
+    present = s['state'] == 'present'
+    mode, prefix, veth_prefix, bridge, pool = s['mode'], s['prefix'], s['veth_prefix'], s['bridge'], s['pool']
     # -e bridge_network_host_gw=false arrives as the string 'false': argument_specs validate, not convert
-    masquerade, host_gw = (boolean(v, strict=False) for v in (masquerade, host_gw))
+    masquerade, host_gw = (boolean(s[key], strict=False) for key in ('masquerade', 'host_gw'))
+    self_host, local = s['host'], s['local'] or {}
+    uplink, current = local.get('uplink'), local.get('current')
     host = _host(info)
     interfaces = host.get('interfaces') or {}
-    subnets = dict((k, v) for k, v in (subnets or {}).items() if v)
-    underlays = dict((k, v) for k, v in (underlays or {}).items() if v)
-    pool_net = ipaddress.ip_network(u'%s' % pool, strict=False) if pool else None
-    fleet_nets = [ipaddress.ip_network(u'%s' % s, strict=False) for s in subnets.values()]
-    own = [ipaddress.ip_network(u'%s' % s, strict=False) for s in (subnet, current) if s]
+    subnets = dict((k, v) for k, v in (s['subnets'] or {}).items() if v)
+    underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v)
+    subnet = subnets.get(self_host)
     errors, warnings = [], []
 
     if present and not subnet:
@@ -261,22 +374,23 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
                                  'leave bridge_network_fleet unset (all inventory hosts)'
                                  % (self_host, ', '.join(sorted(subnets)) or 'empty'))
     if present:
-        plan = topology(subnet, count, mode, prefix, veth_prefix, bridge, ns_interface, p2p_prefixlen, mtu)
+        plan = topology(subnet, s['namespaces'], mode, prefix, veth_prefix, bridge, s['ns_interface'],
+                        s['p2p_prefixlen'], s['mtu'])
     else:
         plan = {'subnet': subnet, 'mode': mode, 'gateway': None, 'bridges': [], 'namespaces': [],
                 'pairs': [], 'routes': [], 'targets': []}
     nat = []
     peers = {}
-    keep = set()  # host routes to peers whose next hop is unknown here: left alone, not pruned
+    keep = []  # host routes to peers whose next hop is unknown here: left alone, not purged
     if present:
-        peers = dict((h, s) for h, s in subnets.items() if h != self_host)
+        peers = dict((h, n) for h, n in subnets.items() if h != self_host)
         if masquerade:
             if uplink:
                 # host-gw: traffic to another host's namespaces leaves through the uplink too, and must
                 # keep its source address (no NAT between the fleet's subnets)
                 exclude = []
                 if host_gw:
-                    exclude = sorted(set(ipaddress.ip_network(u'%s' % s, strict=False) for s in peers.values()),
+                    exclude = sorted(set(ipaddress.ip_network(u'%s' % n, strict=False) for n in peers.values()),
                                      key=_network_key)
                 nat.append({'source': plan['subnet'], 'out_interface': uplink,
                             'exclude_destinations': [str(n) for n in exclude]})
@@ -289,120 +403,63 @@ def bridge_network_plan(info, state='present', subnet=None, count=2, mode='bridg
             if unknown:
                 warnings.append('host-gw: no underlay address known for %s (not in this play, and no '
                                 'cached facts): their routes are left as they are' % ', '.join(unknown))
-                keep = set(str(ipaddress.ip_network(u'%s' % peers[p], strict=False)) for p in unknown)
+                keep = [peers[p] for p in unknown]
         if plan['bridges'] and bridge in interfaces and not _is_ours(interfaces, bridge, 'bridge'):
             errors.append('bridge_network_bridge=%s: an interface of that name exists and is not a bridge this '
                           'collection made (kind %s); rename bridge_network_bridge or remove it'
                           % (bridge, interfaces[bridge].get('kind')))
         labels = {'the subnet of this host': plan['subnet']}
         if host_gw:
-            labels.update(('the subnet of host %s' % p, s) for p, s in peers.items())
+            labels.update(('the subnet of host %s' % p, n) for p, n in peers.items())
         pattern = _host_end_re(veth_prefix)
         ignore_devs = [bridge] + [p['name'] for p in plan['pairs']]
         ignore_devs += [n for n in interfaces if pattern.match(n) and interfaces[n].get('ours')]
         errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs=ignore_devs,
                                        ignore_dests=list(peers.values())))
 
-    # --- the role's objects no longer wanted --------------------------------------------------------
-    # namespaces: the module finds them itself (purge_match below) - the read here covers the host
-    # alone, and only the module can tell a namespace this collection made from one `ip netns add` made
-    stale_bridges = []
-    if not plan['bridges'] and _is_ours(interfaces, bridge, 'bridge'):
-        stale_bridges.append({'name': bridge, 'state': 'absent'})
-    wanted_dests = set(str(ipaddress.ip_network(u'%s' % r['dest'], strict=False))
-                       for r in plan['routes'] if not r.get('netns'))
-    stale_routes = []
-    managed = fleet_nets + ([pool_net] if pool_net else [])
-    for route in host.get('routes') or []:
-        # only routes this collection made (protocol 76): a route to the pool that you or a daemon
-        # added stays, as in a teardown
-        if not route.get('ours') or not route.get('gateway') or route.get('table', MAIN_TABLE) != MAIN_TABLE:
-            continue
-        try:
-            dest = ipaddress.ip_network(u'%s' % route.get('dest'), strict=False)
-        except ValueError:
-            continue
-        if dest.prefixlen == 0 or not _in_any(dest, managed):
-            continue
-        if str(dest) in wanted_dests or str(dest) in keep:
-            continue
-        stale_routes.append({'dest': str(dest), 'table': MAIN_TABLE, 'metric': route.get('metric') or 0,
-                             'state': 'absent'})
-    wanted_nat = set((r['source'], r['out_interface']) for r in nat)
-    stale_nat = []
-    for rule in (info or {}).get('nat') or []:
-        if rule.get('netns') is not None:
-            continue
-        try:
-            source = ipaddress.ip_network(u'%s' % rule.get('source'), strict=False)
-        except ValueError:
-            continue
-        if not (_in_any(source, own) or (pool_net is not None and _in_any(source, [pool_net]))):
-            continue
-        if (str(source), rule.get('out_interface')) in wanted_nat:
-            continue
-        stale_nat.append({'source': str(source), 'out_interface': rule.get('out_interface'), 'state': 'absent'})
-
+    # a safe router forwards only for the managed subnets: this host's and, with host-gw, the others'
+    forward_prefixes = ([plan['subnet']] + (sorted(set(peers.values())) if host_gw else [])) if present else []
     return {
         'subnet': plan['subnet'],
         'mode': plan['mode'],
         'gateway': plan['gateway'],
         'namespaces': plan['namespaces'],
-        'bridges': plan['bridges'] + stale_bridges,
+        'bridges': plan['bridges'],
         'pairs': plan['pairs'],
-        'routes': stale_routes + plan['routes'],
-        'nat': stale_nat + nat,
-        # a safe router forwards only for the managed subnets: this host's and, with host-gw, the others'
-        'forward_prefixes': ([plan['subnet']] + (sorted(set(peers.values())) if host_gw else [])) if present else [],
+        'routes': plan['routes'],
+        'nat': nat,
+        'forwarding': role_forwarding(s, present, forward_prefixes),
         'targets': plan['targets'],
         'errors': errors,
         'warnings': warnings,
-        # the role's namespaces no longer wanted: ours, named <prefix><digits>, not declared
         'purge': True,
-        'purge_match': {'namespaces': [_numbered(prefix)]},
+        'purge_match': role_purge_match(prefix, veth_prefix, bridge, pool, subnets.values(), [subnet, current], keep),
     }
 
 
-def bridge_network_teardown(subnets, prefix='lnns', veth_prefix='lnv', bridge='lnbr0', pool=None,
-                            own=None, mode='bridge'):
+def bridge_network_teardown(settings):
     """state=absent without reading the host: linuxnet.netns.network's lists, all empty, with
-    purge_match naming what is the role's, for the module to find - this collection's namespaces
-    named <prefix><digits>, its bridge `bridge` and host veth ends <veth_prefix><digits>, its routes
-    to a prefix inside `pool` or a fleet subnet (`subnets`: the ones known, None for unknown), and
-    its MASQUERADE rules whose source is inside `pool` or this host's subnet (`own`: a list).
+    `purge` and `purge_match` (role_purge_match) naming the role's objects for the module to find,
+    and the `forwarding` the role leaves (role_forwarding).
 
-    Close to what bridge_network_plan prunes, but found by the module without a read here: routes
-    in any table, with or without a gateway, inside the pool or the subnets known here (pinned, or
-    remembered by a fact cache); the host veth ends named like the role's (they go with their
-    namespaces anyway). Only objects this collection marked as its own are candidates."""
+    `settings`: the role's settings (SETTINGS) plus `known_subnets` (the fleet's subnets known
+    without a read: pinned, or remembered by a fact cache; None for unknown) and `current` (this
+    host's subnet when the role last read it, or None). The route prefixes are the pool, those
+    subnets and this host's (pinned `subnet`, `current`); the MASQUERADE prefixes the pool and this
+    host's. Only objects this collection marked as its own are candidates."""
+    s = settings_of(settings, 'bridge_network_teardown')
+    prefix, veth_prefix, bridge, pool = s['prefix'], s['veth_prefix'], s['bridge'], s['pool']
     _check_name(bridge, 'bridge_network_bridge')
     _check_name(veth_prefix + '1', 'bridge_network_veth_prefix')
     _check_name(prefix + '1', 'bridge_network_prefix', _validate.netns_name)
-
-    def networks(values):
-        found = []
-        for text in values:
-            if not text:
-                continue
-            try:
-                found.append(ipaddress.ip_network(u'%s' % text, strict=False))
-            except ValueError:
-                raise AnsibleFilterError('%r is not a subnet (bridge_network_pool, bridge_network_subnet)' % (text,))
-        return [str(n) for n in sorted(set(found), key=_network_key)]
-    pool = [pool] if pool else []
-    own = list(own) if isinstance(own, (list, tuple)) else [own]
     return {
-        'subnet': None, 'mode': mode, 'gateway': None,
+        'subnet': None, 'mode': s['mode'], 'gateway': None,
         'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'nat': [],
-        'forward_prefixes': [], 'targets': [], 'errors': [], 'warnings': [],
+        'forwarding': role_forwarding(s, False, []),
+        'targets': [], 'errors': [], 'warnings': [],
         'purge': True,
-        'purge_match': {
-            'namespaces': [_numbered(prefix)],
-            'bridges': [re.escape(bridge)],
-            'pairs': [_numbered(veth_prefix)],
-            'routes': networks(pool + list(subnets or [])),
-            'masquerade': networks(pool + own),
-        },
+        'purge_match': role_purge_match(prefix, veth_prefix, bridge, pool, s['known_subnets'] or [],
+                                        [s['subnet'], s['current']]),
     }
 
 

@@ -184,6 +184,52 @@ def test_leaves_namespaces_it_did_not_make(make_host):
     assert host.netns() == ['lnns7'] and 'lnbr0' not in host.links()
 
 
+STALE = """
+- name: Objects of this collection that the role no longer wants (a route into the pool, an old NAT rule)
+  hosts: all
+  gather_facts: false
+  tasks:
+    - name: A route into the pool, marked as this collection's (protocol 76)
+      linuxnet.netns.netns_route:
+        dest: 10.200.250.0/24
+        gateway: 192.0.2.1
+    - name: The host's subnet masqueraded out another uplink
+      linuxnet.netns.nat_masquerade:
+        source: 10.200.77.0/24
+        out_interface: old0
+"""
+
+
+def test_converge_removes_the_roles_stale_objects_as_a_teardown_finds_them(make_host, tmp_path):
+    """A converge finds the role's objects no longer wanted as a teardown does (purge_match). After a
+    switch to p2p mode, another subnet and fewer namespaces: the bridge, a namespace, a route into the
+    pool and the MASQUERADE rules of the old subnet that this collection made go; a route into the pool
+    added by hand and a namespace that `ip netns add` made stay; the re-run changes nothing."""
+    host = make_host()
+    host.playbook('site.yml', '-e', 'bridge_network_namespaces=3', '-e', 'bridge_network_subnet=10.200.77.0/24')
+    stale = tmp_path / 'stale.yml'
+    stale.write_text(STALE)
+    host.playbook(str(stale))
+    host.sh('ip route add 10.200.251.0/24 via 192.0.2.1 && ip netns add lnns9')
+    assert '10.200.250.0/24 via 192.0.2.1 dev up0 proto 76' in host.sh('ip route')
+    assert 'oifname "old0"' in host.sh('nft list table inet linuxnet_netns')
+
+    args = ('-e', 'bridge_network_mode=p2p', '-e', 'bridge_network_namespaces=2',
+            '-e', 'bridge_network_subnet=10.200.78.0/24')
+    out, recap = host.playbook('site.yml', *args)
+    assert recap['changed'] == 1, out.stdout
+    assert host.netns() == ['lnns1', 'lnns2', 'lnns9']
+    assert 'lnbr0' not in host.links() and 'lnv3' not in host.links()
+    routes = host.sh('ip route')
+    assert '10.200.250.0/24' not in routes and '10.200.251.0/24 via 192.0.2.1' in routes, routes
+    ruleset = host.sh('nft list table inet linuxnet_netns')
+    assert '10.200.77.0/24' not in ruleset, ruleset  # the old subnet's rules, out old0 and out up0
+    assert 'ip saddr 10.200.78.0/24 oifname "up0" masquerade' in ruleset, ruleset
+    assert host.ping('lnns2', INTERNET)
+    out, recap = host.playbook('site.yml', *args)
+    assert recap['changed'] == 0, out.stdout
+
+
 def test_p2p_mode_is_the_tutorial_per_namespace(make_host):
     host = make_host()
     args = ('-e', 'bridge_network_mode=p2p', '-e', 'bridge_network_namespaces=3',

@@ -1,0 +1,351 @@
+"""The bridge_network role's filters (plugins/filter/bridge_network.py): the settings dict they take,
+the plan, the forwarding settings and the role's objects as purge_match. Pure Python, no kernel;
+what the purge selects is asked of the network module's own purge_selection."""
+import ipaddress
+import os
+import re
+
+import pytest
+import yaml
+
+from ansible_collections.linuxnet.netns.plugins.filter import bridge_network
+from ansible_collections.linuxnet.netns.plugins.module_utils import _network
+
+ROLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                    'roles', 'bridge_network')
+PREFIX = 'bridge_network_'
+
+
+def _yaml(*path):
+    with open(os.path.join(ROLE, *path)) as stream:
+        return yaml.safe_load(stream)
+
+
+DEFAULTS = _yaml('defaults', 'main.yml')
+ROUTES = [
+    {'dest': '0.0.0.0/0', 'gateway': '192.0.2.1', 'dev': 'up0', 'metric': 0, 'table': 254},
+    {'dest': '192.0.2.0/24', 'gateway': None, 'dev': 'up0', 'metric': 0, 'table': 254},
+]
+
+
+def settings(**kw):
+    """The role's settings as vars/main.yml builds them from the role's defaults, changed by `kw`."""
+    found = dict((key, DEFAULTS[PREFIX + key]) for key in bridge_network.SETTINGS)
+    found.update(kw)
+    return found
+
+
+def info(interfaces=None, routes=None, namespaces=(), nat=()):
+    base = {'lo': {'kind': None, 'addresses': ['127.0.0.1/8'], 'ours': False},
+            'up0': {'kind': 'veth', 'addresses': ['192.0.2.11/24', 'fe80::1/64'], 'ours': False}}
+    base.update(interfaces or {})
+    return {'host': {'interfaces': base, 'routes': list(ROUTES) + list(routes or [])},
+            'namespaces': list(namespaces), 'netns': {}, 'nat': list(nat)}
+
+
+def plan(**kw):
+    """bridge_network_plan on host `me` (subnet 10.200.3.0/24 of the pool 10.200.0.0/16, 3 namespaces,
+    uplink up0); `subnet` sets this host's subnet in `subnets`, `uplink` and `current` its local facts."""
+    host_info = kw.pop('info', None) or info()
+    host = kw.pop('host', 'me')
+    subnets = dict(kw.pop('subnets', {'me': '10.200.3.0/24'}))
+    if 'subnet' in kw:
+        subnets[host] = kw.pop('subnet')
+    local = {'uplink': kw.pop('uplink', 'up0'), 'underlay': None, 'current': kw.pop('current', None)}
+    args = settings(namespaces=3, pool='10.200.0.0/16')
+    args.update(host=host, subnets=subnets, underlays=kw.pop('underlays', {}), local=local)
+    args.update(kw)
+    return bridge_network.bridge_network_plan(host_info, args)
+
+
+def teardown(**kw):
+    args = settings(known_subnets=kw.pop('known_subnets', []), current=kw.pop('current', None))
+    args.update(kw)
+    return bridge_network.bridge_network_teardown(args)
+
+
+def selection(result):
+    """What linuxnet.netns.network's purge would consider, per kind, given the filter's result."""
+    params = dict(result, masquerade=result['nat'], purge=result['purge'], purge_match=result['purge_match'])
+    return _network.purge_selection(params)
+
+
+def net(text):
+    return ipaddress.ip_network(text)
+
+
+# ---- the settings dict -------------------------------------------------------------------------------
+def test_the_roles_settings_are_its_variables():
+    """vars/main.yml builds _bridge_network_settings from exactly the variables SETTINGS names, each
+    under its own name, and the role has a default for each."""
+    built = _yaml('vars', 'main.yml')['_bridge_network_settings']
+    assert sorted(built) == sorted(bridge_network.SETTINGS)
+    for key, value in built.items():
+        assert value == '{{ %s%s }}' % (PREFIX, key)
+        assert PREFIX + key in DEFAULTS
+
+
+@pytest.mark.parametrize('name, call', [
+    ('bridge_network_local', lambda s: bridge_network.bridge_network_local(info(), s)),
+    ('bridge_network_plan', lambda s: bridge_network.bridge_network_plan(info(), s)),
+    ('bridge_network_teardown', bridge_network.bridge_network_teardown),
+])
+def test_a_missing_or_unknown_key_is_named(name, call):
+    inputs = dict((key, None) for key in bridge_network.INPUTS[name])
+    complete = settings(**inputs)
+    for key in complete:
+        partial = dict(complete)
+        del partial[key]
+        with pytest.raises(Exception, match="%s: its dict lacks the key '%s'" % (name, key)):
+            call(partial)
+    with pytest.raises(Exception, match="%s: unknown key 'count'" % name):
+        call(dict(complete, count=3))
+    with pytest.raises(Exception, match='%s takes one dict' % name):
+        call(['not', 'a', 'dict'])
+
+
+# ---- bridge_network_local ----------------------------------------------------------------------------
+def test_local_facts_fresh_host():
+    local = bridge_network.bridge_network_local(info(), settings())
+    assert local == {'uplink': 'up0', 'underlay': '192.0.2.11', 'current': None}
+
+
+def test_local_facts_overrides_and_memory():
+    bridged = info({'lnbr0': {'kind': 'bridge', 'addresses': ['10.200.42.1/24'], 'ours': True}})
+    assert bridge_network.bridge_network_local(bridged, settings())['current'] == '10.200.42.0/24'
+    p2p = info({'lnv2': {'kind': 'veth', 'addresses': ['10.200.8.5/30'], 'ours': True},
+                'lnv1': {'kind': 'veth', 'addresses': ['10.200.8.1/30'], 'ours': True}})
+    assert bridge_network.bridge_network_local(p2p, settings(subnet_prefixlen=24))['current'] == '10.200.8.0/24'
+    foreign = info({'lnbr0': {'kind': 'bridge', 'addresses': ['10.200.42.1/24'], 'ours': False}})
+    assert bridge_network.bridge_network_local(foreign, settings())['current'] is None
+    given = bridge_network.bridge_network_local(info(), settings(uplink='eth9', underlay_address='203.0.113.4'))
+    assert given['uplink'] == 'eth9' and given['underlay'] == '203.0.113.4'
+
+
+# ---- bridge_network_plan -----------------------------------------------------------------------------
+def test_bridge_topology():
+    p = plan()
+    assert p['errors'] == [] and p['gateway'] == '10.200.3.1'
+    assert p['bridges'] == [{'name': 'lnbr0', 'addresses': ['10.200.3.1/24'], 'mtu': None}]
+    assert [n['name'] for n in p['namespaces']] == ['lnns1', 'lnns2', 'lnns3']
+    assert p['pairs'][0] == {'name': 'lnv1', 'master': 'lnbr0', 'addresses': [], 'mtu': None,
+                             'peer': {'name': 'eth0', 'netns': 'lnns1', 'addresses': ['10.200.3.2/24']}}
+    assert p['routes'] == [{'netns': 'lnns%d' % i, 'dest': 'default', 'gateway': '10.200.3.1'} for i in (1, 2, 3)]
+    assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0', 'exclude_destinations': []}]
+    assert p['targets'][2] == {'netns': 'lnns3', 'address': '10.200.3.4', 'gateway': '10.200.3.1'}
+
+
+@pytest.mark.parametrize('p2p_prefixlen,host_end,ns_end', [(30, '10.200.3.5/30', '10.200.3.6/30'),
+                                                           (31, '10.200.3.2/31', '10.200.3.3/31')])
+def test_p2p_topology(p2p_prefixlen, host_end, ns_end):
+    p = plan(mode='p2p', p2p_prefixlen=p2p_prefixlen)
+    assert p['bridges'] == [] and p['gateway'] is None
+    second = p['pairs'][1]
+    assert 'master' not in second
+    assert second['addresses'] == [host_end] and second['peer']['addresses'] == [ns_end]
+    assert p['routes'][1] == {'netns': 'lnns2', 'dest': 'default', 'gateway': host_end.split('/')[0]}
+
+
+def test_sizes_and_names_are_checked():
+    with pytest.raises(Exception, match='usable addresses'):
+        plan(subnet='10.200.3.0/30', namespaces=2)
+    plan(subnet='10.200.3.0/29', namespaces=5)
+    with pytest.raises(Exception, match='blocks of /30'):
+        plan(subnet='10.200.3.0/28', namespaces=5, mode='p2p')
+    with pytest.raises(Exception, match='bridge_network_veth_prefix'):
+        plan(veth_prefix='averylongprefix', namespaces=3)
+
+
+def test_existing_route_overlapping_the_subnet_is_refused():
+    p = plan(info=info(routes=[{'dest': '10.200.0.0/16', 'gateway': '192.0.2.7', 'dev': 'up0', 'metric': 5,
+                                'table': 254}]), pool='10.201.0.0/16')
+    assert len(p['errors']) == 1 and '10.200.0.0/16 via 192.0.2.7' in p['errors'][0]
+
+
+def test_own_bridge_route_is_not_a_conflict():
+    p = plan(info=info({'lnbr0': {'kind': 'bridge', 'addresses': ['10.200.3.1/24'], 'ours': True}},
+                       routes=[{'dest': '10.200.3.0/24', 'gateway': None, 'dev': 'lnbr0', 'metric': 0, 'table': 254}]))
+    assert p['errors'] == []
+
+
+def test_foreign_interface_named_like_the_bridge_is_refused():
+    p = plan(info=info({'lnbr0': {'kind': 'dummy', 'addresses': [], 'ours': False}}))
+    assert 'bridge_network_bridge=lnbr0' in p['errors'][0]
+
+
+def test_missing_uplink():
+    p = plan(uplink=None)
+    assert 'bridge_network_uplink' in p['errors'][0]
+    assert plan(uplink=None, masquerade=False)['errors'] == []
+
+
+def test_host_gw_routes_and_prune():
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.4.0/24', 'c': '10.200.5.0/24', 'd': '10.200.6.0/24'}
+    p = plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12', 'c': '192.0.2.13'})
+    assert p['errors'] == []
+    host_routes = [r for r in p['routes'] if 'netns' not in r]
+    assert host_routes == [{'dest': '10.200.4.0/24', 'gateway': '192.0.2.12'},
+                           {'dest': '10.200.5.0/24', 'gateway': '192.0.2.13'}]
+    assert 'd' in p['warnings'][0]
+    # what the module purges, of the routes this collection made (protocol 76) and the call does not
+    # declare - a route by hand (10.200.8.0/24, not ours) it never takes, whatever the prefix
+    routes = selection(p)['routes']
+    assert routes(net('10.200.9.0/24'))  # a host gone from the fleet
+    assert routes(net('10.200.4.0/24'))  # b's route via another next hop (declared: replaced)
+    assert not routes(net('10.200.6.0/24'))  # d's next hop is unknown here: left as it is
+    assert not routes(net('172.16.0.0/12'))  # not the pool
+    # d's subnet is carved out of the pool: the rest of the pool is still the role's
+    assert routes(net('10.200.7.0/24')) and routes(net('10.200.5.128/25'))
+
+
+def test_host_gw_keeps_the_source_address_towards_other_hosts():
+    # traffic to another host's namespaces is routed, not masqueraded; every peer's subnet is
+    # excluded, including one whose next hop is unknown here (its route is left as it is)
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.200.5.0/24', 'd': '172.20.0.0/26'}
+    p = plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12', 'c': '192.0.2.13'})
+    assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0',
+                         'exclude_destinations': ['10.200.5.0/24', '10.200.40.0/24', '172.20.0.0/26']}]
+    assert plan(host_gw=False, subnets=fleet)['nat'][0]['exclude_destinations'] == []
+    # extra vars on the command line are strings
+    assert plan(host_gw='false', subnets=fleet, underlays={'b': '192.0.2.12'})['routes'] == plan(subnets=fleet)['routes']
+    assert plan(masquerade='no')['nat'] == []
+
+
+def test_host_gw_next_hop_must_be_on_link():
+    p = plan(host_gw=True, subnets={'me': '10.200.3.0/24', 'b': '10.200.4.0/24'}, underlays={'b': '198.51.100.7'})
+    assert 'host b' in p['errors'][0] and '198.51.100.7' in p['errors'][0]
+
+
+def test_prune_extra_namespaces_bridge_and_old_nat():
+    p = plan(namespaces=2, current='10.200.9.0/24')
+    assert p['namespaces'] == [{'name': 'lnns1'}, {'name': 'lnns2'}]
+    assert p['nat'] == [{'source': '10.200.3.0/24', 'out_interface': 'up0', 'exclude_destinations': []}]
+    # the stale namespaces (lnns3, lnns4, lnns10 - if this collection made them), the old rule out
+    # old0 and the bridge in p2p mode are the module's to find
+    assert p['purge'] is True
+    found = selection(p)
+    assert [n for n in ('lnns1', 'lnns3', 'lnns4', 'lnns10', 'other', 'lnnsx') if found['namespaces'](n)] == \
+        ['lnns1', 'lnns3', 'lnns4', 'lnns10']  # lnns1 is declared: kept
+    assert found['masquerade'](net('10.200.3.0/24')) and found['masquerade'](net('10.200.9.0/24'))
+    assert not found['masquerade'](net('172.16.0.0/24'))
+    p2p = plan(namespaces=2, mode='p2p')
+    assert p2p['bridges'] == [] and selection(p2p)['bridges']('lnbr0')
+
+
+def test_absent_removes_only_the_roles_objects():
+    p = plan(state='absent', subnets={'me': '10.200.3.0/24', 'b': '10.200.4.0/24'})
+    assert all(p[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
+    assert p['errors'] == []
+    found = selection(p)
+    assert found['namespaces']('lnns1') and found['namespaces']('lnns2') and not found['namespaces']('keepme')
+    assert found['bridges']('lnbr0') and found['pairs']('lnv1')
+    assert found['routes'](net('10.200.4.0/24')) and not found['routes'](net('172.16.0.0/12'))
+    assert found['masquerade'](net('10.200.3.0/24')) and not found['masquerade'](net('172.16.0.0/24'))
+
+
+def test_absent_on_a_clean_host_is_empty():
+    p = plan(info=info(), state='absent')
+    assert all(p[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
+
+
+def test_host_outside_the_fleet():
+    with pytest.raises(Exception, match='not in bridge_network_fleet'):
+        plan(subnet=None, host='stranger')
+
+
+def test_fresh_host_plan_lists_everything():
+    # the network module plans namespaces, veths and routes together, so check mode on a fresh
+    # host gets the whole plan too: nothing is deferred
+    fresh = plan(host_gw=True, subnets={'me': '10.200.3.0/24', 'b': '10.200.4.0/24'},
+                 underlays={'b': '192.0.2.12'})
+    assert len(fresh['namespaces']) == 3 and len(fresh['pairs']) == 3
+    assert len([r for r in fresh['routes'] if r.get('netns')]) == 3
+    assert {'dest': '10.200.4.0/24', 'gateway': '192.0.2.12'} in fresh['routes']
+    assert fresh['warnings'] == []
+
+
+# ---- bridge_network_teardown -------------------------------------------------------------------------
+def test_teardown_needs_no_read_and_names_the_roles_objects():
+    """state=absent in one module run: empty lists, and purge_match for the module to find the
+    same objects test_absent_removes_only_the_roles_objects names."""
+    t = teardown(known_subnets=['10.200.4.0/24', None, '10.200.3.0/24'], subnet='192.168.9.0/24', current=None)
+    assert all(t[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
+    assert t['purge'] is True
+    match = t['purge_match']
+    assert match == {'namespaces': ['lnns[0-9]+'], 'bridges': ['lnbr0'], 'pairs': ['lnv[0-9]+'],
+                     'routes': ['10.200.0.0/16', '10.200.3.0/24', '10.200.4.0/24', '192.168.9.0/24'],
+                     'masquerade': ['10.200.0.0/16', '192.168.9.0/24']}
+    assert re.fullmatch(match['namespaces'][0], 'lnns12') and not re.fullmatch(match['namespaces'][0], 'lnns12x')
+    # names are patterns: a prefix with regular-expression characters is taken literally
+    odd = teardown(prefix='ns.a+', veth_prefix='v.', bridge='br.0', pool=None)['purge_match']
+    assert re.fullmatch(odd['namespaces'][0], 'ns.a+3') and not re.fullmatch(odd['namespaces'][0], 'nsaa3')
+    assert odd['bridges'] == [re.escape('br.0')] and odd['routes'] == [] and odd['masquerade'] == []
+    with pytest.raises(Exception, match='bridge_network_bridge'):
+        teardown(bridge='a-name-far-too-long')
+    with pytest.raises(Exception, match='not a subnet'):
+        teardown(known_subnets=['nonsense'])
+
+
+# ---- one definition of the role's objects: role_purge_match ------------------------------------------
+def test_converge_and_teardown_name_the_roles_objects_alike():
+    """The same fleet, pool and host subnets give the converge (here with nothing wanted) and the
+    teardown the same purge_match."""
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.4.0/24', 'c': '192.168.7.0/24'}
+    converge = plan(state='absent', subnets=fleet, current='10.200.9.0/24')
+    down = teardown(known_subnets=list(fleet.values()), subnet='10.200.3.0/24', current='10.200.9.0/24')
+    assert converge['purge_match'] == down['purge_match']
+    assert down['purge_match']['routes'] == ['10.200.0.0/16', '10.200.3.0/24', '10.200.4.0/24',
+                                             '10.200.9.0/24', '192.168.7.0/24']
+    assert down['purge_match']['masquerade'] == ['10.200.0.0/16', '10.200.3.0/24', '10.200.9.0/24']
+    present = plan(subnets=fleet, current='10.200.9.0/24')
+    assert present['purge_match'] == converge['purge_match']
+
+
+def test_role_purge_match_carves_out_what_is_kept():
+    match = bridge_network.role_purge_match('lnns', 'lnv', 'lnbr0', '10.200.0.0/16', ['10.200.6.0/24', None],
+                                            [None], keep=['10.200.6.0/24'])
+    routes = [net(n) for n in match['routes']]
+    assert net('10.200.6.0/24') not in routes and not any(n.overlaps(net('10.200.6.0/24')) for n in routes)
+    # the rest of the pool is still covered, with no gap: the pieces add up to the pool less the /24
+    assert sum(n.num_addresses for n in routes) == 2 ** 16 - 2 ** 8
+    assert all(n.subnet_of(net('10.200.0.0/16')) for n in routes)
+    assert match['masquerade'] == ['10.200.0.0/16']
+    # what is kept but lies outside every prefix changes nothing; a prefix inside a kept one goes
+    assert bridge_network.role_purge_match('a', 'b', 'c', None, ['10.1.0.0/24', '10.2.0.0/25'], [],
+                                           keep=['10.3.0.0/24', '10.2.0.0/24'])['routes'] == ['10.1.0.0/24']
+
+
+def test_role_purge_match_is_what_the_network_module_accepts():
+    match = bridge_network.role_purge_match('lnns', 'lnv', 'lnbr0', '10.200.0.0/16', [], ['10.200.3.0/24'],
+                                            keep=['10.200.6.0/24'])
+    lists = dict((kind, []) for kind in match)
+    found = _network.purge_selection(dict(lists, purge=True, purge_match=match))
+    assert sorted(found) == sorted(match)
+    assert found['pairs']('lnv12') and not found['pairs']('lnv') and not found['pairs']('xlnv1')
+    assert found['bridges']('lnbr0') and not found['bridges']('lnbr01')
+
+
+# ---- forwarding: what the role gives linuxnet.netns.network's `forwarding` ---------------------------
+@pytest.mark.parametrize('state, safe_router, persist, disable, expected', [
+    ('present', True, False, False, [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24']}]),
+    ('present', True, True, True, [{'ipv4': True, 'persist': True, 'restrict_to': ['10.200.3.0/24']}]),
+    ('present', False, 'yes', False, [{'ipv4': True, 'persist': True}]),
+    ('present', 'false', 'false', False, [{'ipv4': True, 'persist': False}]),
+    # absent: the scope goes; forwarding itself stays as it is unless asked
+    ('absent', True, True, False, [{'restrict_to': []}]),
+    ('absent', True, False, True, [{'ipv4': False, 'restrict_to': []}]),
+    ('absent', False, False, True, [{'ipv4': False}]),
+    ('absent', False, True, 'no', []),
+])
+def test_forwarding(state, safe_router, persist, disable, expected):
+    args = dict(safe_router=safe_router, persist_forwarding=persist, disable_forwarding_on_absent=disable)
+    assert plan(state=state, **args)['forwarding'] == expected
+    if state == 'absent':
+        assert teardown(**args)['forwarding'] == expected
+
+
+def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.200.5.0/24'}
+    assert plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding'][0]['restrict_to'] == \
+        ['10.200.3.0/24', '10.200.40.0/24', '10.200.5.0/24']
+    assert plan(subnets=fleet)['forwarding'][0]['restrict_to'] == ['10.200.3.0/24']
