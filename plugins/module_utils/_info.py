@@ -12,9 +12,9 @@ __metaclass__ = type
 
 import socket
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
-from ansible_collections.linuxnet.netns.plugins.module_utils import _state
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
 from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS, PlanError
 
@@ -74,7 +74,7 @@ def _link_local_route(route):
     """fe80::/64, which the kernel adds for every IPv6 interface: left out, like link-local addresses
     (a host with a thousand veths has a thousand of them)."""
     return route.family == socket.AF_INET6 and route.dst_len == 64 and route.dst[:8] == FE80 and \
-        route.proto == _state.RTPROT_KERNEL
+        route.proto == _codec.RTPROT_KERNEL
 
 
 def gather(reader, query):
@@ -94,7 +94,7 @@ def gather(reader, query):
         view = reader.view(name)
         try:
             view.load()  # now: a namespace removed meanwhile (ip netns del) is left out, not an error
-        except _nl.NamespaceError:
+        except _transport.NamespaceError:
             continue
         views[name] = view
     names = [name for name in names if name in views or not query.details]
@@ -111,7 +111,7 @@ def gather(reader, query):
             entry['routes'] = [dict(
                 dest=str(route.dest), gateway=str(route.gateway) if route.gateway else None,
                 dev=view.link_name(route.oif), metric=route.metric, table=route.table,
-                ours=route.proto == _state.RTPROT_LINUXNET)
+                ours=route.proto == _codec.RTPROT_LINUXNET)
                 for route in view.routes if not _link_local_route(route)]
         for link in view.links.values() if query.bridges else ():
             if link.kind == 'bridge':

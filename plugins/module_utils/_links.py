@@ -12,14 +12,12 @@ __metaclass__ = type
 
 import errno
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
     OWNER_ALIAS, PlanError, fail, ns_key, require_namespace, where)
-
-IFA_F_NODAD = 0x02
 
 
 # ---- desired interfaces -------------------------------------------------------------------------
@@ -78,11 +76,11 @@ def link_after(iface, before, kind):
 # ---- requests --------------------------------------------------------------------------------------
 def link_request(msg_type, flags, what, index=0, up=None, info=None, ignore=(), **attrs):
     """One RTM_NEWLINK/RTM_DELLINK. `attrs`: name, mtu, master, alias; `up`: True/False/None."""
-    extra = _wire.link_attrs(**attrs)
+    extra = _codec.link_attrs(**attrs)
     if info is not None:
         extra.append(info)
-    ifi_flags, change = (0, 0) if up is None else (_nl.IFF_UP if up else 0, _nl.IFF_UP)
-    return _nl.Request(_wire.link(msg_type, flags, extra, index, ifi_flags, change), what, ignore)
+    ifi_flags, change = (0, 0) if up is None else (_codec.IFF_UP if up else 0, _codec.IFF_UP)
+    return _transport.Request(_codec.link(msg_type, flags, extra, index, ifi_flags, change), what, ignore)
 
 
 def delete_link(plan, view, link, summary, stage=P.LINK_DELETE):
@@ -90,13 +88,14 @@ def delete_link(plan, view, link, summary, stage=P.LINK_DELETE):
     Later planners of the run no longer see the link, nor its addresses and routes."""
     index = link.index
     plan.add(stage, view.name, summary, requests=lambda r: link_request(
-        _nl.RTM_DELLINK, 0, summary, index=index, ignore=(errno.ENODEV,)))
+        _codec.RTM_DELLINK, 0, summary, index=index, ignore=(errno.ENODEV,)))
     view.expect_gone(link, summary)
 
 
 def _addr_request(msg_type, flags, index, addr, what):
     # IPv6 without duplicate address detection: usable at once, on links this collection owns
-    return _nl.Request(_wire.address(msg_type, flags, index, addr, IFA_F_NODAD if addr.version == 6 else 0), what)
+    ifa_flags = _codec.IFA_F_NODAD if addr.version == 6 else 0
+    return _transport.Request(_codec.address(msg_type, flags, index, addr, ifa_flags), what)
 
 
 def configure(plan, iface, link, view, kind, label):
@@ -150,7 +149,7 @@ def configure(plan, iface, link, view, kind, label):
         def settings(resolver):
             if attrs.get('master', 0) < 0:
                 attrs['master'] = resolver.index(ns, iface.master)
-            return link_request(_nl.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, **attrs)
+            return link_request(_codec.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, **attrs)
         plan.add(P.LINK_SET, ns, summaries, requests=settings)
     added, removed = [], []
     if iface.addresses is not None:
@@ -159,12 +158,12 @@ def configure(plan, iface, link, view, kind, label):
         for addr in removed:
             summary = 'remove address %s from %s in %s' % (addr, name, where(ns))
             plan.add(P.ADDR_DELETE, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
-                _nl.RTM_DELADDR, 0, index(r), a, s))
+                _codec.RTM_DELADDR, 0, index(r), a, s))
         added = [addr for addr in iface.addresses if addr not in current]
         for addr in added:
             summary = 'add address %s to %s in %s' % (addr, name, where(ns))
             plan.add(P.ADDR_ADD, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
-                _nl.RTM_NEWADDR, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, index(r), a, s))
+                _codec.RTM_NEWADDR, _codec.NLM_F_CREATE | _codec.NLM_F_EXCL, index(r), a, s))
     # what later planners of this run (a port on this bridge, a route via this link) will find
     if link is None:
         link = view.expect_link(name, kind, dict(after, alias=OWNER_ALIAS))
@@ -296,8 +295,8 @@ def plan_veth(plan, reader, pair):
         summary = 'create veth %s in %s with peer %s in %s' % (a.name, where(a.ns), b.name, where(b.ns))
 
         def create(resolver, summary=summary):
-            info = _wire.veth_info(b.name, b.mtu, resolver.ns_fd(b.ns) if b.ns != a.ns else None)
-            return link_request(_nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, summary,
+            info = _codec.veth_info(b.name, b.mtu, resolver.ns_fd(b.ns) if b.ns != a.ns else None)
+            return link_request(_codec.RTM_NEWLINK, _codec.NLM_F_CREATE | _codec.NLM_F_EXCL, summary,
                                 name=a.name, mtu=a.mtu, info=info)
         plan.add(P.LINK_CREATE, a.ns, summary, requests=create)
     after_a = configure(plan, a, a_link, a_view, 'veth', label)
@@ -356,8 +355,8 @@ def plan_bridge(plan, reader, bridge):
     if link is None:
         summary = 'create bridge %s in %s' % (iface.name, where(iface.ns))
         plan.add(P.LINK_CREATE, iface.ns, summary, requests=lambda r: link_request(
-            _nl.RTM_NEWLINK, _nl.NLM_F_CREATE | _nl.NLM_F_EXCL, summary, name=iface.name, mtu=iface.mtu,
-            info=_wire.kind_info('bridge')))
+            _codec.RTM_NEWLINK, _codec.NLM_F_CREATE | _codec.NLM_F_EXCL, summary, name=iface.name, mtu=iface.mtu,
+            info=_codec.kind_info('bridge')))
     after = configure(plan, iface, link, view, 'bridge', label)
     return dict(after, name=iface.name, netns=iface.ns)
 

@@ -11,7 +11,10 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_rules
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail, ns_key, require_namespace, where
@@ -30,7 +33,7 @@ class MasqRule(object):
                  'give the uplink interface, like eth0')
         self.out_interface = V.ifname(spec['out_interface'], param + '.out_interface')
         try:
-            _nft.validate_ifname(self.out_interface, 'oifname')
+            _nft_rules.validate_ifname(self.out_interface, 'oifname')
         except ValueError:
             fail(param + '.out_interface', self.out_interface, 'contains a character nf_tables treats specially '
                  '("*" is a wildcard there, quotes and backslashes end the name)', 'name the interface exactly')
@@ -93,14 +96,14 @@ def schedule(plan, reader, ns, nft_plan, label='nftables'):
     """
     entry = plan.shared.setdefault(('nft', ns), _Scheduled(reader.nft(ns)))
     entry.plans.append(nft_plan)
-    entry.merged = _nft.merge(entry.current, entry.plans)
+    entry.merged = _nft_plan.merge(entry.current, entry.plans)
     if entry.key is not None:
         plan.forget(entry.key)
     entry.key = '%s %s' % (label if len(entry.plans) == 1 else 'nftables', ns_key(ns))
     plan.record(entry.key, entry.merged.before or None, entry.merged.after or None)
     lines = ['%s in %s' % (line, where(ns)) for line in entry.merged.lines()]
     if entry.op is None and lines:
-        entry.op = plan.add(P.NFT, ns, lines, call=lambda session: _nft.apply(session.nfnl(ns), entry.merged))
+        entry.op = plan.add(P.NFT, ns, lines, call=lambda session: _nft_apply.apply(session.nfnl(ns), entry.merged))
     elif entry.op is not None:
         entry.op.summary = lines
 
@@ -114,13 +117,13 @@ def plan_masquerade(plan, reader, rules):
     for ns, group in by_ns.items():
         # a namespace that is gone took its ruleset with it: its (absent) rules need nothing
         if reader.will_exist(ns):
-            schedule(plan, reader, ns, _nft.plan_masquerade(reader.nft(ns), [
+            schedule(plan, reader, ns, _nft_plan.plan_masquerade_rules(reader.nft(ns), [
                 (str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group]))
         for rule in group:
             excluded = [str(n) for n in rule.exclude]
             results.append({'netns': ns, 'source': str(rule.source), 'out_interface': rule.out_interface,
                             'state': rule.state, 'exclude_destinations': excluded,
-                            'rule': _nft.masquerade_rule(str(rule.source), rule.out_interface, excluded).text})
+                            'rule': _nft_rules.masquerade_rule(str(rule.source), rule.out_interface, excluded).text})
     return results
 
 
@@ -128,12 +131,12 @@ def describe(session, namespaces):
     """Our MASQUERADE rules in each namespace, for netns_info."""
     found = []
     for ns in namespaces:
-        for rule in _nft.read(session.nfnl(ns)).rules:
+        for rule in _nft_state.read(session.nfnl(ns)).rules:
             entry = {'netns': ns, 'chain': rule.chain, 'rule': rule.text, 'verified': rule.verified}
             if rule.spec is not None and rule.chain == 'postrouting':
                 _kind, source, oif = rule.spec.key.split(' ')
                 entry.update(source=source, out_interface=oif, exclude_destinations=[
                     str(term.network) for term in rule.spec.terms
-                    if isinstance(term, _nft.MatchAddress) and term.field == 'daddr'])
+                    if isinstance(term, _nft_rules.MatchAddress) and term.field == 'daddr'])
             found.append(entry)
     return found

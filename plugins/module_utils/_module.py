@@ -18,9 +18,10 @@ import resource
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import EngineError, ValidationError, fail
 
@@ -71,8 +72,9 @@ def _fix_param(text):
 
 
 def check_privileges(module):
-    caps = _nl.capabilities()
-    missing = [name for bit, name in ((_nl.CAP_NET_ADMIN, 'CAP_NET_ADMIN'), (_nl.CAP_SYS_ADMIN, 'CAP_SYS_ADMIN'))
+    caps = _transport.capabilities()
+    missing = [name for bit, name in ((_transport.CAP_NET_ADMIN, 'CAP_NET_ADMIN'),
+                                      (_transport.CAP_SYS_ADMIN, 'CAP_SYS_ADMIN'))
                if not caps & (1 << bit)]
     if missing:
         module.fail_json(msg='%s needs root (or the %s capabilit%s) to change network namespaces, links, '
@@ -96,9 +98,9 @@ class Lock(object):
         self.fd = None
 
     def __enter__(self):
-        if not os.path.isdir(_nl.NETNS_RUN_DIR):
-            os.makedirs(_nl.NETNS_RUN_DIR, 0o755)
-        self.fd = os.open(_nl.NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        if not os.path.isdir(_transport.NETNS_RUN_DIR):
+            os.makedirs(_transport.NETNS_RUN_DIR, 0o755)
+        self.fd = os.open(_transport.NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
         return self
 
@@ -144,16 +146,16 @@ def main(options, list_name, identity, factory, planner, result_key, purge=None,
 
 def run(module, planner, read_only=False):
     """planner(plan, reader) -> result dict; fills the plan. Everything else happens here."""
-    if not _nl.HAS_PYROUTE2:
+    if not _codec.HAS_PYROUTE2:
         module.fail_json(msg=missing_required_lib('pyroute2') + ' ' + INSTALL_HINT,
-                         exception=str(_nl.PYROUTE2_IMPORT_ERROR))
+                         exception=str(_codec.PYROUTE2_IMPORT_ERROR))
     check_privileges(module)
     _raise_nofile()
     plan = P.Plan()
     session = None
     try:
         with Lock(exclusive=not (read_only or module.check_mode)):
-            session = _nl.Namespaces()
+            session = _transport.Namespaces()
             reader = S.Reader(session)
             result = planner(plan, reader)
             if plan.ops and not module.check_mode:
@@ -162,9 +164,9 @@ def run(module, planner, read_only=False):
         # a refusal, made before anything was applied. Nothing else is caught as one: a ValueError
         # of other origin is a bug, and its traceback is what tells so
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
-    except _nl.NamespaceError as exc:
+    except _transport.NamespaceError as exc:
         module.fail_json(msg=str(exc), changed=plan.started, actions=plan.actions if plan.started else [])
-    except _nl.NetlinkError as exc:
+    except _transport.NetlinkError as exc:
         module.fail_json(msg='%s' % exc, errno=exc.code, actions=plan.actions,
                          changed=plan.started, hint=_errno_hint(exc.code))
     except OSError as exc:

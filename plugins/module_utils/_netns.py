@@ -10,11 +10,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import os
 import time
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
@@ -101,7 +103,7 @@ class Teardown(object):
                 continue
             alive = existing(session, None, alive)
         if alive:
-            raise _nl.NamespaceError('host-side veth ends %s outlived their namespaces for %.0f s' % (
+            raise _transport.NamespaceError('host-side veth ends %s outlived their namespaces for %.0f s' % (
                 sorted(alive), TEARDOWN_TIMEOUT))
 
 
@@ -111,7 +113,7 @@ def plan_netns(plan, reader, items):
     held = {}
     if removing:
         inodes = dict((reader.session.inode(ns.name), ns.name) for ns in removing)
-        for inode, holding in _nl.holders(inodes).items():
+        for inode, holding in _transport.holders(inodes).items():
             held[inodes[inode]] = sorted(set(holding))
     teardown = Teardown()
     results = []
@@ -120,9 +122,10 @@ def plan_netns(plan, reader, items):
         key = 'netns %s' % ns.name
         if ns.state == 'absent':
             if not exists:
-                if _nl.os.path.lexists(_nl.netns_path(ns.name)):
+                if os.path.lexists(_transport.netns_path(ns.name)):
                     # a bare file where a namespace was being made or removed by a killed run
-                    plan.add(P.NETNS_DELETE, None, 'remove %s (no namespace mounted there)' % _nl.netns_path(ns.name),
+                    plan.add(P.NETNS_DELETE, None,
+                             'remove %s (no namespace mounted there)' % _transport.netns_path(ns.name),
                              call=lambda session, name=ns.name: session.delete(name))
                 results.append({'name': ns.name, 'state': 'absent'})
                 continue
@@ -137,7 +140,7 @@ def plan_netns(plan, reader, items):
                         summary = 'delete %s in netns %s (still used by %s)' % (
                             link.name, ns.name, ', '.join(_describe_holder(h) for h in pids))
                         plan.add(P.NETNS_DELETE - 1, ns.name, summary, requests=lambda r, i=link.index, s=summary:
-                                 link_request(_nl.RTM_DELLINK, 0, s, index=i, ignore=(errno.ENODEV,)))
+                                 link_request(_codec.RTM_DELLINK, 0, s, index=i, ignore=(errno.ENODEV,)))
                 plan.warnings.append(
                     'netns %s is still used by %s. Its name was removed and its interfaces deleted, so '
                     'nothing of it is reachable from the host, but the kernel keeps the empty namespace '
@@ -176,7 +179,7 @@ def plan_netns(plan, reader, items):
             # lo is ifindex 1 in every network namespace
             what = '; '.join(summaries)
             plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, u=up, a=alias, s=what:
-                     link_request(_nl.RTM_NEWLINK, 0, s, index=1, up=u, alias=a))
+                     link_request(_codec.RTM_NEWLINK, 0, s, index=1, up=u, alias=a))
         after = {'lo_up': lo_up, 'ours': ours}
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))

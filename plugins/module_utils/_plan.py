@@ -15,8 +15,8 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
+from ansible_collections.linuxnet.netns.plugins.module_utils._transport import MAX_NS_FDS
 
 # Stages, in the order they run.
 NETNS_CREATE = 10
@@ -52,24 +52,31 @@ class Op(object):
 
 class Resolver(object):
     """Interface indexes by name, asked of the kernel at apply time (a link made earlier in the
-    same run has no index at planning time). Kernel-side lookup by name: no dump."""
+    same run has no index at planning time; kernel-side lookup by name: no dump), and namespace
+    descriptors for the requests that name a namespace."""
 
-    def __init__(self, session):
+    def __init__(self, session, max_fds=MAX_NS_FDS):
         self.session = session
         self.cache = {}
         self.fds = {}
+        self.max_fds = max_fds
 
     def ns_fd(self, ns):
-        """A descriptor of namespace `ns` for IFLA_NET_NS_FD, open until the apply ends."""
+        """A descriptor of namespace `ns` for IFLA_NET_NS_FD, open until close(): the requests
+        that carry it must be sent before (see Plan._apply_stage)."""
         if ns is None:
             return self.session.home
         if ns not in self.fds:
             self.fds[ns] = self.session.open_fd(ns)
         return self.fds[ns]
 
+    @property
+    def full(self):
+        return len(self.fds) >= self.max_fds
+
     def close(self):
         for fd in self.fds.values():
-            _nl.os.close(fd)
+            self.session.close_fd(fd)
         self.fds.clear()
 
     def index(self, ns, name):
@@ -154,6 +161,15 @@ class Plan(object):
                 order.append(op.ns)
             reqs = op.requests(resolver)
             pending[op.ns].extend(reqs if isinstance(reqs, list) else [reqs])
+            if resolver.full:
+                # the namespace descriptors the requests carry stay open until they are sent: send
+                # what is built so far, so that the descriptors open at once stay bounded
+                self._send(session, pending, order)
+                pending, order = {}, []
+                resolver.close()
+        self._send(session, pending, order)
+
+    def _send(self, session, pending, order):
         for ns in order:
             self.started = True
             session.rtnl(ns).request(pending[ns])

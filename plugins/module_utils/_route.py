@@ -13,14 +13,11 @@ __metaclass__ = type
 import errno
 import socket
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
-from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
-
-RTNH_F_ONLINK = 0x4
 
 
 class RouteSpec(object):
@@ -46,8 +43,8 @@ class RouteSpec(object):
         self.metric = spec.get('metric') if spec.get('metric') is not None else (1024 if family == 6 else 0)
         if not 0 <= self.metric <= 0xffffffff:
             fail(param + '.metric', self.metric, 'is out of range', 'give 0..4294967295')
-        self.table = spec.get('table') or S.RT_TABLE_MAIN
-        if not 1 <= self.table <= 0xffffffff or self.table == S.RT_TABLE_LOCAL:
+        self.table = spec.get('table') or C.RT_TABLE_MAIN
+        if not 1 <= self.table <= 0xffffffff or self.table == C.RT_TABLE_LOCAL:
             fail(param + '.table', self.table, 'is not a usable routing table id',
                  'give 1..4294967295 except 255 (local); 254 is main')
         self.onlink = bool(spec.get('onlink'))
@@ -68,7 +65,7 @@ class RouteSpec(object):
         text = 'route %s %s' % (ns_key(self.ns), 'default' if self.dest.prefixlen == 0 else self.dest)
         if self.dest.version == 6 and self.dest.prefixlen == 0:
             text += ' (IPv6)'
-        if self.table != S.RT_TABLE_MAIN:
+        if self.table != C.RT_TABLE_MAIN:
             text += ' table %d' % self.table
         if self.metric:
             text += ' metric %d' % self.metric
@@ -95,7 +92,7 @@ def purge_routes(reader, specs, match=None):
     extra = []
     for ns in reader.scope(spec.ns for spec in specs):
         for route in reader.view(ns).routes:
-            if route.proto != S.RTPROT_LINUXNET or route.rtype != S.RTN_UNICAST:
+            if route.proto != C.RTPROT_LINUXNET or route.rtype != C.RTN_UNICAST:
                 continue
             dest = route.dest
             if (ns, dest, route.table, route.metric) in declared or (match is not None and not match(dest)):
@@ -106,18 +103,18 @@ def purge_routes(reader, specs, match=None):
 
 
 def _request(msg_type, flags, spec, oif, what, ignore=()):
-    present = msg_type == _nl.RTM_NEWROUTE
+    present = msg_type == C.RTM_NEWROUTE
     # a purge deletes only a route with our protocol: the kernel matches on it, so another route
     # of the same key (`ip route append`, or a daemon's put in place since the read) stays
-    proto = S.RTPROT_LINUXNET if present or spec.param == 'purge' else 0
-    data = _wire.route(
+    proto = C.RTPROT_LINUXNET if present or spec.param == 'purge' else 0
+    data = C.route(
         msg_type, flags, socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6, spec.dest.prefixlen,
-        spec.table, proto=proto, rtype=S.RTN_UNICAST if present else 0,
-        scope=(S.RT_SCOPE_UNIVERSE if spec.gateway is not None else S.RT_SCOPE_LINK) if present else 0,
-        rtm_flags=RTNH_F_ONLINK if spec.onlink and present else 0,
+        spec.table, proto=proto, rtype=C.RTN_UNICAST if present else 0,
+        scope=(C.RT_SCOPE_UNIVERSE if spec.gateway is not None else C.RT_SCOPE_LINK) if present else 0,
+        rtm_flags=C.RTNH_F_ONLINK if spec.onlink and present else 0,
         dst=spec.dest.network_address if spec.dest.prefixlen else None,
         gateway=spec.gateway if present else None, oif=oif if present else None, metric=spec.metric)
-    return _nl.Request(data, what, ignore)
+    return _transport.Request(data, what, ignore)
 
 
 def _family(spec):
@@ -129,16 +126,16 @@ def plan_routes(plan, reader, specs):
     for spec in specs:
         require_namespace(reader, spec.ns, spec.param + '.netns', spec.state)
         view = reader.view(spec.ns)
-        wanted = S.route_key(spec.dest, spec.table, spec.metric)
+        wanted = C.route_key(spec.dest, spec.table, spec.metric)
         current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)
         says = _route_state(current, view, spec.dev is not None)
-        ours = current is not None and current.proto == S.RTPROT_LINUXNET
+        ours = current is not None and current.proto == C.RTPROT_LINUXNET
         before = None if says is None else dict(says, ours=ours)
         if spec.state == 'absent':
             if current is not None and spec.ns not in reader.removing:  # else it goes with its namespace
                 summary = 'delete %s' % spec.label()
                 plan.add(P.ROUTE_DELETE, spec.ns, summary, requests=lambda r, s=spec, m=summary:
-                         _request(_nl.RTM_DELROUTE, 0, s, None, m, ignore=(errno.ESRCH,)))
+                         _request(C.RTM_DELROUTE, 0, s, None, m, ignore=(errno.ESRCH,)))
             plan.record(spec.label(), before, None)
             results.append({'netns': spec.ns, 'dest': str(spec.dest), 'table': spec.table, 'metric': spec.metric,
                             'state': 'absent'})
@@ -168,12 +165,12 @@ def plan_routes(plan, reader, specs):
         rewrite = says != after
         after['ours'] = ours or rewrite
         if rewrite:
-            flags = _nl.NLM_F_CREATE | (_nl.NLM_F_REPLACE if current is not None else _nl.NLM_F_EXCL)
+            flags = C.NLM_F_CREATE | (C.NLM_F_REPLACE if current is not None else C.NLM_F_EXCL)
             summary = '%s %s via %s' % ('replace' if current is not None else 'add', spec.label(),
                                         ' dev '.join(x for x in (after.get('gateway'), spec.dev) if x))
             # a negative oif: a link this run makes, looked up at apply time
             plan.add(P.ROUTE_ADD, spec.ns, summary, requests=lambda r, s=spec, o=oif, f=flags, m=summary:
-                     _request(_nl.RTM_NEWROUTE, f, s, o if o is None or o > 0 else r.index(s.ns, s.dev), m))
+                     _request(C.RTM_NEWROUTE, f, s, o if o is None or o > 0 else r.index(s.ns, s.dev), m))
         plan.record(spec.label(), before, after)
         results.append(dict(after, netns=spec.ns, dest=str(spec.dest), table=spec.table, metric=spec.metric,
                             state='present'))

@@ -7,126 +7,13 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import ipaddress
 import socket
-import struct
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils._codec import Address, Link, Route
 
-RT_TABLE_MAIN = 254
-RT_TABLE_LOCAL = 255
-RTN_UNICAST = 1
-RTPROT_KERNEL = 2
-RTPROT_STATIC = 4  # what this collection used before it marked its routes
-# The mark of the routes this collection makes, as an interface's is its alias: the route's protocol
-# (`ip route` shows "proto 76"). The kernel passes protocols above RTPROT_STATIC through untouched;
-# 76 is in no registry (/usr/share/iproute2/rt_protos, FRR, bird, keepalived, systemd-networkd).
-RTPROT_LINUXNET = 76
-RT_SCOPE_UNIVERSE = 0
-RT_SCOPE_LINK = 253
-NETNSA_NSID_NOT_ASSIGNED = -1
-
-
-IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 4, 5, 10, 18, 20
-IFLA_EXT_MASK, IFLA_LINK_NETNSID = 29, 37
-IFLA_INFO_KIND = 1
-RTEXT_FILTER_SKIP_STATS = 1 << 3
-IFA_ADDRESS, IFA_LOCAL = 1, 2
-RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE = 1, 4, 5, 6, 15
-_LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID))
-_ADDR_ATTRS = frozenset((IFA_ADDRESS, IFA_LOCAL))
-_ROUTE_ATTRS = frozenset((RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE))
-
-_IFINFO = struct.Struct('=BxHiII')
-_IFADDR = struct.Struct('=BBBBI')
-_RTMSG = struct.Struct('=BBBBBBBBI')
-_U32 = struct.Struct('=I')
-_RTGEN = struct.Struct('=Bxxx')
-NETNSA_NSID, NETNSA_FD = 1, 3
-_S32 = struct.Struct('=i')
-
-# link requests: no statistics (the kernel skips gathering them, and the answer is smaller)
-LINK_REQUEST_TAIL = _nl.nla(IFLA_EXT_MASK, _U32.pack(RTEXT_FILTER_SKIP_STATS))
-
-
-def _text(raw):
-    return bytes(raw).split(b'\0', 1)[0].decode('utf-8', 'replace') if raw is not None else None
-
-
-def _u32(raw):
-    return _U32.unpack_from(raw)[0] if raw is not None and len(raw) >= 4 else None
-
-
-class Link(object):
-    __slots__ = ('name', 'index', 'kind', 'up', 'mtu', 'master', 'peer_index', 'peer_nsid', 'alias', 'addresses')
-
-    def __init__(self, payload):
-        _family, _type, self.index, flags, _change = _IFINFO.unpack_from(payload)
-        attrs = _nl.attributes(payload, _IFINFO.size, _LINK_ATTRS)
-        self.name = _text(attrs.get(IFLA_IFNAME))
-        self.up = bool(flags & _nl.IFF_UP)
-        self.mtu = _u32(attrs.get(IFLA_MTU))
-        self.master = _u32(attrs.get(IFLA_MASTER))
-        self.alias = _text(attrs.get(IFLA_IFALIAS)) or None
-        info = attrs.get(IFLA_LINKINFO)
-        self.kind = _text(_nl.attributes(info, 0).get(IFLA_INFO_KIND)) if info is not None else None
-        self.peer_index = self.peer_nsid = None
-        if self.kind == 'veth':
-            # IFLA_LINK is a peer only for a veth; other devices report themselves or a lower device
-            self.peer_index = _u32(attrs.get(IFLA_LINK))
-            nsid = attrs.get(IFLA_LINK_NETNSID)
-            if nsid is not None:
-                value = _S32.unpack_from(nsid)[0]
-                self.peer_nsid = value if value >= 0 else None
-        self.addresses = []  # ipaddress.ip_interface, link-local IPv6 left out
-
-    @classmethod
-    def expected(cls, index, name, kind, after):
-        """A link this run's plan makes (the kernel has not seen it yet): `index` is a stand-in
-        (negative) until the apply asks the kernel for the real one."""
-        link = cls.__new__(cls)
-        link.index, link.name, link.kind = index, name, kind
-        link.up, link.mtu = after.get('up', False), after.get('mtu')
-        link.master = None
-        link.alias = after.get('alias')
-        link.peer_index = link.peer_nsid = None
-        link.addresses = []
-        return link
-
-
-class Route(object):
-    """A route as the kernel reports it; the address objects are built only when asked for."""
-
-    __slots__ = ('family', 'dst', 'dst_len', 'table', 'metric', 'gateway_raw', 'oif', 'proto', 'scope', 'rtype')
-
-    def __init__(self, payload):
-        (self.family, self.dst_len, _src_len, _tos, table, self.proto, self.scope, self.rtype,
-         _flags) = _RTMSG.unpack_from(payload)
-        attrs = _nl.attributes(payload, _RTMSG.size, _ROUTE_ATTRS)
-        dst = attrs.get(RTA_DST)
-        self.dst = bytes(dst) if dst is not None else bytes(4 if self.family == socket.AF_INET else 16)
-        self.table = _u32(attrs.get(RTA_TABLE)) or table
-        self.metric = _u32(attrs.get(RTA_PRIORITY)) or 0
-        gateway = attrs.get(RTA_GATEWAY)
-        self.gateway_raw = bytes(gateway) if gateway is not None else None
-        self.oif = _u32(attrs.get(RTA_OIF))
-
-    @property
-    def key(self):
-        return (self.dst, self.dst_len, self.table, self.metric)
-
-    @property
-    def dest(self):
-        return ipaddress.ip_network((ipaddress.ip_address(self.dst), self.dst_len), strict=False)
-
-    @property
-    def gateway(self):
-        return ipaddress.ip_address(self.gateway_raw) if self.gateway_raw is not None else None
-
-
-def route_key(dest, table, metric):
-    """The key Route.key has for a route to `dest` (an ip_network) in `table` with `metric`."""
-    return (dest.network_address.packed, dest.prefixlen, table, metric)
+# the number of namespace descriptors prefetch_nsids holds at once: one get_many batch
+NSID_BATCH = 64
 
 
 class NsView(object):
@@ -253,61 +140,23 @@ class NsView(object):
         if self._links is not None or not self.exists:
             return self.by_index.get(1) if self.exists else None
         if self._lo is None:
-            reply = self.session.rtnl(self.name).dump_raw(_nl.RTM_GETLINK, _link_by_index(1), flags=0)
+            reply = self.session.rtnl(self.name).dump_raw(C.RTM_GETLINK, C.link_by_index(1), flags=0)
             self._lo = [Link(reply[0]) if reply else None]
         return self._lo[0]
 
 
-# ipaddress objects are immutable, and a thousand namespaces hold the same 127.0.0.1/8 and ::1:
-# building each once saves a third of the reading time
-_IFACES = {}
-
-
-class Address(object):
-    """An interface address as the kernel reports it; the ipaddress object is built on demand."""
-
-    __slots__ = ('index', 'family', 'packed', 'prefixlen', '_iface')
-
-    def __init__(self, index, family, packed, prefixlen):
-        self.index, self.family, self.packed, self.prefixlen = index, family, packed, prefixlen
-        self._iface = None
-
-    @property
-    def iface(self):
-        if self._iface is None:
-            key = (self.packed, self.prefixlen)
-            iface = _IFACES.get(key)
-            if iface is None:
-                iface = _IFACES[key] = ipaddress.ip_interface((ipaddress.ip_address(self.packed), self.prefixlen))
-            self._iface = iface
-        return self._iface
-
-    def contains(self, address):
-        """Whether `address` (an ipaddress address of the same family) is in this address's subnet."""
-        bits = len(self.packed) * 8
-        shift = bits - self.prefixlen
-        return (int(address) >> shift) == (int.from_bytes(self.packed, 'big') >> shift) if shift < bits else True
-
-
 def read_addresses(session, ns, family=0):
     found = []
-    body = _IFADDR.pack(family, 0, 0, 0, 0)
-    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETADDR, body):
-        afamily, prefixlen, _flags, _scope, index = _IFADDR.unpack_from(payload)
-        attrs = _nl.attributes(payload, _IFADDR.size, _ADDR_ATTRS)
-        addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
-        if addr is None or (family and afamily != family):
-            continue
-        addr = bytes(addr)
-        if afamily == socket.AF_INET6 and addr[0] == 0xfe and addr[1] & 0xc0 == 0x80:
+    for payload in session.rtnl(ns).dump_raw(C.RTM_GETADDR, C.addresses_request(family)):
+        addr = Address.decode(payload)
+        if addr is None or (family and addr.family != family) or addr.link_local:
             continue  # link-local: every IPv6 interface has one, nobody declares it
-        found.append(Address(index, afamily, addr, prefixlen))
+        found.append(addr)
     return found
 
 
 def read_links(session, ns, addresses=True):
-    links = [Link(payload) for payload in session.rtnl(ns).dump_raw(
-        _nl.RTM_GETLINK, bytes(_IFINFO.size) + LINK_REQUEST_TAIL)]
+    links = [Link(payload) for payload in session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.links_request())]
     if addresses:
         by_index = dict((link.index, link) for link in links)
         for addr in read_addresses(session, ns):
@@ -318,36 +167,29 @@ def read_links(session, ns, addresses=True):
 
 def read_routes(session, ns, family=0):
     routes = []
-    body = _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)
-    for payload in session.rtnl(ns).dump_raw(_nl.RTM_GETROUTE, body):
+    for payload in session.rtnl(ns).dump_raw(C.RTM_GETROUTE, C.routes_request(family)):
         route = Route(payload)
-        if route.family not in (socket.AF_INET, socket.AF_INET6) or route.rtype != RTN_UNICAST:
+        if route.family not in (socket.AF_INET, socket.AF_INET6) or route.rtype != C.RTN_UNICAST:
             continue
         if family and route.family != family:
             continue
-        if route.table == RT_TABLE_LOCAL:
+        if route.table == C.RT_TABLE_LOCAL:
             continue
         routes.append(route)
     return routes
 
 
-def _link_by_index(index):
-    """The body of a RTM_GETLINK for one interface, by index."""
-    return _IFINFO.pack(0, 0, index, 0, 0) + LINK_REQUEST_TAIL
-
-
 def existing(session, ns, indexes):
     """The interfaces of `indexes` that still exist in `ns`: one pipelined get each, no dump."""
     indexes = sorted(indexes)
-    answers = session.rtnl(ns).get_many([(_nl.RTM_GETLINK, _link_by_index(index)) for index in indexes])
+    answers = session.rtnl(ns).get_many([(C.RTM_GETLINK, C.link_by_index(index)) for index in indexes])
     return set(index for index, answer in zip(indexes, answers) if answer is not None)
 
 
 def link_index(session, ns, name):
     """The index of one interface, looked up by name in the kernel (no dump)."""
-    reply = session.rtnl(ns).dump_raw(_nl.RTM_GETLINK, bytes(_IFINFO.size) + _nl.nla(
-        IFLA_IFNAME, name.encode() + b'\0') + LINK_REQUEST_TAIL, flags=0)
-    return _IFINFO.unpack_from(reply[0])[2]
+    reply = session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.link_by_name(name), flags=0)
+    return C.ifinfo_index(reply[0])
 
 
 class Reader(object):
@@ -359,6 +201,7 @@ class Reader(object):
         self._mounted = None
         self._nsids = {}
         self._nft = {}
+        self._foreign_forward = {}
         # namespaces the plan creates / removes: later planners of the same run see them so
         self.creating = set()
         self.removing = {}  # name -> why: 'declared' (state=absent) or 'purge'
@@ -379,9 +222,18 @@ class Reader(object):
     def nft(self, ns):
         """Our nf_tables state in `ns` (read once; a namespace the plan creates has none)."""
         if ns not in self._nft:
-            from ansible_collections.linuxnet.netns.plugins.module_utils import _nft
-            self._nft[ns] = _nft.read(self.session.nfnl(ns)) if self.exists(ns) else _nft.NftState()
+            # imported here: nf_tables (and pyroute2's classes for it) only for runs that use it
+            from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_state
+            self._nft[ns] = _nft_state.read(self.session.nfnl(ns)) if self.exists(ns) else _nft_state.NftState()
         return self._nft[ns]
+
+    def foreign_forward(self, ns):
+        """The forward-drop chains of other nf_tables rulesets in `ns` (Docker's FORWARD DROP) and
+        their rules, read once: [(target chain, [rule])] (_nft_state.read_foreign_forward)."""
+        if ns not in self._foreign_forward:
+            from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_state
+            self._foreign_forward[ns] = _nft_state.read_foreign_forward(self.session.nfnl(ns))
+        return self._foreign_forward[ns]
 
     def scope(self, namespaces):
         """The host and `namespaces`, host first, as far as they exist and the run keeps them (a
@@ -410,15 +262,20 @@ class Reader(object):
                    if (from_ns, t) not in self._nsids and t is not None and self.exists(t)]
         if not targets:
             return
-        fds = [self.session.open_fd(t) for t in targets]
-        try:
-            replies = self.session.rtnl(from_ns).get_many([
-                (_nl.RTM_GETNSID, _RTGEN.pack(0) + _nl.nla(NETNSA_FD, _U32.pack(fd))) for fd in fds])
-        finally:
-            for fd in fds:
-                _nl.os.close(fd)
-        for target, reply in zip(targets, replies):
-            self._nsids[(from_ns, target)] = _nsid_of(reply)
+        sock = self.session.rtnl(from_ns)
+        # a batch at a time, so that the descriptors open at once stay few whatever the count
+        for start in range(0, len(targets), NSID_BATCH):
+            chunk = targets[start:start + NSID_BATCH]
+            fds = []
+            try:
+                for target in chunk:
+                    fds.append(self.session.open_fd(target))
+                replies = sock.get_many([(C.RTM_GETNSID, C.nsid_request(fd)) for fd in fds], batch_size=NSID_BATCH)
+            finally:
+                for fd in fds:
+                    self.session.close_fd(fd)
+            for target, reply in zip(chunk, replies):
+                self._nsids[(from_ns, target)] = C.nsid_of(reply)
 
     def nsid(self, from_ns, target_ns):
         """The id under which `from_ns` knows `target_ns` (what IFLA_LINK_NETNSID holds), or None."""
@@ -426,16 +283,9 @@ class Reader(object):
         if key not in self._nsids:
             fd = self.session.home if target_ns is None else self.session.open_fd(target_ns)
             try:
-                reply = self.session.rtnl(from_ns).dump_raw(
-                    _nl.RTM_GETNSID, _RTGEN.pack(0) + _nl.nla(NETNSA_FD, _U32.pack(fd)), flags=0)
+                reply = self.session.rtnl(from_ns).dump_raw(C.RTM_GETNSID, C.nsid_request(fd), flags=0)
             finally:
                 if target_ns is not None:
-                    _nl.os.close(fd)
-            self._nsids[key] = _nsid_of(reply[0] if reply else None)
+                    self.session.close_fd(fd)
+            self._nsids[key] = C.nsid_of(reply[0] if reply else None)
         return self._nsids[key]
-
-
-def _nsid_of(payload):
-    raw = _nl.attributes(payload, _RTGEN.size).get(NETNSA_NSID) if payload is not None else None
-    nsid = _S32.unpack_from(raw)[0] if raw is not None else None
-    return None if nsid is None or nsid < 0 else nsid

@@ -132,12 +132,12 @@ def plan_forward(plan, reader, specs):
                            'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns)))
         if spec.restrict_to is not None:
             # nf_tables (and so pyroute2) only when the forward scope is managed
-            from ansible_collections.linuxnet.netns.plugins.module_utils import _masq, _nft
+            from ansible_collections.linuxnet.netns.plugins.module_utils import _masq, _nft_plan
             # other rulesets (Docker's) exist only where the namespace does already
             foreign = spec.accept_in_drop_policies and reader.exists(spec.ns)
-            _masq.schedule(plan, reader, spec.ns, _nft.plan_router(
-                reader.session.nfnl(spec.ns) if foreign else None, reader.nft(spec.ns),
-                [str(p) for p in spec.restrict_to], foreign), label='forward filter')
+            _masq.schedule(plan, reader, spec.ns, _nft_plan.plan_router(
+                reader.nft(spec.ns), [str(p) for p in spec.restrict_to],
+                reader.foreign_forward(spec.ns) if foreign else None), label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
         if spec.restrict_to is not None:

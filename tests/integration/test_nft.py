@@ -1,4 +1,4 @@
-"""_nft.py against the real kernel: every test gets its own network namespace inside the sandbox.
+"""nf_tables (_nft_*.py) against the real kernel: every test gets its own network namespace inside the sandbox.
 
 Run: tests/sandbox.sh python3 -m pytest -q tests/integration/test_nft.py (and with /usr/bin/python3
 for Debian's pyroute2 0.7.2). `nft` is used only to look at the results and to build the
@@ -13,13 +13,20 @@ import uuid
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nft, _nl
+from ansible_collections.linuxnet.netns.plugins.module_utils import (
+    _nft_apply,
+    _nft_codec,
+    _nft_plan,
+    _nft_rules,
+    _nft_state,
+    _transport,
+)
 
 IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
 
 pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='runs only inside tests/sandbox.sh')
 
-OURS = 'inet %s' % _nft.TABLE
+OURS = 'inet %s' % _nft_rules.TABLE
 
 
 class Netns(object):
@@ -28,7 +35,7 @@ class Netns(object):
     def __init__(self):
         self.name = 'nft-' + uuid.uuid4().hex[:8]
         subprocess.check_call(['ip', 'netns', 'add', self.name])
-        self.spaces = _nl.Namespaces()
+        self.spaces = _transport.Namespaces()
         self.sock = self.spaces.nfnl(self.name)
 
     def close(self):
@@ -73,12 +80,12 @@ class Netns(object):
 
     # the engine, as a module would drive it
     def read(self):
-        return _nft.read(self.sock)
+        return _nft_state.read(self.sock)
 
     def masq(self, desired, check_mode=False):
-        plan = _nft.plan_masquerade(self.read(), desired)
+        plan = _nft_plan.plan_masquerade_rules(self.read(), desired)
         if not check_mode:
-            _nft.apply(self.sock, plan)
+            _nft_apply.apply(self.sock, plan)
         return plan
 
 
@@ -136,7 +143,7 @@ def snapshot(ns):
     objects = []
     for obj in json.loads(ns.nft('-a', '-j', 'list', 'ruleset'))['nftables']:
         kind, body = next(iter(obj.items()))
-        if kind != 'metainfo' and body.get('table', body.get('name')) != _nft.TABLE:
+        if kind != 'metainfo' and body.get('table', body.get('name')) != _nft_rules.TABLE:
             objects.append(obj)
     return others, text, objects
 
@@ -149,7 +156,7 @@ def test_rule_looks_exactly_like_nfts_own(ns):
         'add rule inet linuxnet_netns postrouting ip saddr 10.0.0.0/24 oifname "eth0" masquerade '
         'comment "linuxnet:masq 10.0.0.0/24 eth0"',
     ]
-    listing = ns.nft('list', 'table', 'inet', _nft.TABLE)
+    listing = ns.nft('list', 'table', 'inet', _nft_rules.TABLE)
     assert listing == (
         'table inet linuxnet_netns {\n'
         '\tchain postrouting {\n'
@@ -173,19 +180,19 @@ PREFIXES = ['10.0.0.0/24', '10.0.0.0/25', '10.0.0.7/32', '0.0.0.0/0', '10.0.0.0/
 @pytest.mark.parametrize('prefix', PREFIXES)
 def test_same_expressions_as_nft(ns, prefix):
     """Our rule and the one nft makes from the same text: same listing, same netlink expressions."""
-    spec = _nft.masquerade_rule(prefix, 'eth0')
+    spec = _nft_rules.masquerade_rule(prefix, 'eth0')
     ns.masq([(prefix, 'eth0', 'present')])
     ns.nft_script('table inet ref { chain postrouting { type nat hook postrouting priority srcnat; policy accept;\n'
                   '%s\n}\n}' % spec.text)
     assert ns.rule_lines() == ns.rule_lines('inet ref') == [spec.text]
     assert ns.netlink_dump() == ns.netlink_dump('inet ref') != []
     # and a rule nft made is recognised as ours: identity and expressions verified
-    ns.nft('delete', 'table', 'inet', _nft.TABLE)
+    ns.nft('delete', 'table', 'inet', _nft_rules.TABLE)
     ns.nft_script('table inet linuxnet_netns { chain postrouting { type nat hook postrouting priority 100; '
                   'policy accept;\n%s\n}\n}' % spec.text)
     state = ns.read()
     assert [(r.key, r.verified) for r in state.rules] == [(spec.key, True)]
-    assert _nft.plan_masquerade(state, [(prefix, 'eth0', 'present')]) == []
+    assert _nft_plan.plan_masquerade_rules(state, [(prefix, 'eth0', 'present')]) == []
 
 
 def test_idempotent_and_check_mode(ns):
@@ -196,10 +203,10 @@ def test_idempotent_and_check_mode(ns):
     assert applied.lines() == predicted.lines() and applied.after == predicted.after
     state = ns.read()
     assert state.view() == applied.after
-    again = _nft.plan_masquerade(state, desired)
+    again = _nft_plan.plan_masquerade_rules(state, desired)
     assert again == [] and not again.changed and again.before == again.after == applied.after
     # same rule written differently (host bits, repeated) is the same identity
-    assert _nft.plan_masquerade(state, [('10.0.0.9/24', 'eth0', 'present'), ('10.0.0.0/24', 'eth0', 'present')]) == []
+    assert _nft_plan.plan_masquerade_rules(state, [('10.0.0.9/24', 'eth0', 'present'), ('10.0.0.0/24', 'eth0', 'present')]) == []
 
 
 def test_neighbours_survive_byte_for_byte(ns):
@@ -264,7 +271,7 @@ def test_tampered_rule_is_replaced(ns):
 
 def test_foreign_rule_in_our_table_is_kept(ns):
     ns.masq([('10.0.0.0/24', 'eth0', 'present')])
-    ns.nft('add', 'rule', 'inet', _nft.TABLE, 'postrouting', 'ip', 'saddr', '10.5.0.0/16', 'masquerade')
+    ns.nft('add', 'rule', 'inet', _nft_rules.TABLE, 'postrouting', 'ip', 'saddr', '10.5.0.0/16', 'masquerade')
     plan = ns.masq([('10.0.0.0/24', 'eth0', 'absent')])
     assert [c.action for c in plan] == ['delete_rule']
     assert ns.rule_lines() == ['ip saddr 10.5.0.0/16 masquerade']
@@ -272,7 +279,7 @@ def test_foreign_rule_in_our_table_is_kept(ns):
 
 def test_foreign_set_in_our_table_keeps_it(ns):
     ns.masq([('10.0.0.0/24', 'eth0', 'present')])
-    ns.nft('add', 'set', 'inet', _nft.TABLE, 'someone', '{ type ipv4_addr; }')
+    ns.nft('add', 'set', 'inet', _nft_rules.TABLE, 'someone', '{ type ipv4_addr; }')
     assert ns.read().foreign_objects() == 1
     assert [c.action for c in ns.masq([('10.0.0.0/24', 'eth0', 'absent')])] == ['delete_rule']
     assert 'table ' + OURS in ns.tables()
@@ -293,10 +300,10 @@ def test_wrong_chain_is_replaced(ns):
 
 def test_dormant_table_is_woken(ns):
     ns.masq([('10.0.0.0/24', 'eth0', 'present')])
-    ns.nft('add', 'table', 'inet', _nft.TABLE, '{ flags dormant; }')
+    ns.nft('add', 'table', 'inet', _nft_rules.TABLE, '{ flags dormant; }')
     plan = ns.masq([('10.0.0.0/24', 'eth0', 'present')])
     assert [c.action for c in plan] == ['wake_table']
-    assert not ns.read().table['flags'] & _nft.NFT_TABLE_F_DORMANT
+    assert not ns.read().table['flags'] & _nft_codec.NFT_TABLE_F_DORMANT
     assert ns.masq([('10.0.0.0/24', 'eth0', 'present')]) == []
 
 
@@ -309,14 +316,14 @@ def test_empty_leftover_table_is_removed(ns):
 
 def test_conflict_when_ruleset_changed_since_read(ns):
     state = ns.read()
-    plan = _nft.plan_masquerade(state, [('10.0.0.0/24', 'eth0', 'present')])
+    plan = _nft_plan.plan_masquerade_rules(state, [('10.0.0.0/24', 'eth0', 'present')])
     ns.nft('add', 'table', 'ip', 'someone_else')
-    with pytest.raises(_nft.NftConflict) as caught:
-        _nft.apply(ns.sock, plan)
-    assert caught.value.code == _nft.ERESTART
+    with pytest.raises(_nft_apply.NftConflict) as caught:
+        _nft_apply.apply(ns.sock, plan)
+    assert caught.value.code == _nft_apply.ERESTART
     assert ns.tables() == ['table ip someone_else']
     # ensure() reads and plans again
-    applied = _nft.ensure(ns.sock, lambda current: _nft.plan_masquerade(current, [('10.0.0.0/24', 'eth0', 'present')]))
+    applied = _nft_apply.ensure(ns.sock, lambda current: _nft_plan.plan_masquerade_rules(current, [('10.0.0.0/24', 'eth0', 'present')]))
     assert applied.changed and len(ns.rule_lines()) == 1
     # and the same socket still works for reads (no stray answers left behind)
     assert len(ns.read().rules) == 1
@@ -326,11 +333,11 @@ def test_refused_transaction_changes_nothing_and_names_the_change(ns):
     ns.masq([('10.0.0.0/24', 'eth0', 'present')])
     before = ns.nft('-a', 'list', 'ruleset')
     state = ns.read()
-    ghost = _nft.RuleInfo('postrouting', 999999, 'linuxnet:masq 10.9.0.0/24 eth9', ())
-    changes = [_nft.AddRule(_nft.masquerade_rule('10.7.0.0/24', 'eth0')), _nft.DeleteRule(ghost, 'absent'),
-               _nft.AddRule(_nft.masquerade_rule('10.8.0.0/24', 'eth0'))]
-    with pytest.raises(_nft.NftError) as caught:
-        _nft.apply(ns.sock, changes, genid=state.genid)
+    ghost = _nft_state.RuleInfo('postrouting', 999999, 'linuxnet:masq 10.9.0.0/24 eth9', ())
+    changes = [_nft_plan.AddRule(_nft_rules.masquerade_rule('10.7.0.0/24', 'eth0')), _nft_plan.DeleteRule(ghost, 'absent'),
+               _nft_plan.AddRule(_nft_rules.masquerade_rule('10.8.0.0/24', 'eth0'))]
+    with pytest.raises(_nft_apply.NftError) as caught:
+        _nft_apply.apply(ns.sock, changes, genid=state.genid)
     assert caught.value.code == errno.ENOENT
     assert caught.value.change is changes[1]
     assert 'handle 999999' in str(caught.value)
@@ -340,9 +347,9 @@ def test_refused_transaction_changes_nothing_and_names_the_change(ns):
 
 def test_refused_last_change_is_reported(ns):
     """The ack we wait for may itself be the error."""
-    ghost = _nft.RuleInfo('postrouting', 424242, None, ())
-    with pytest.raises(_nft.NftError) as caught:
-        _nft.apply(ns.sock, [_nft.DeleteRule(ghost, 'absent')], genid=False)
+    ghost = _nft_state.RuleInfo('postrouting', 424242, None, ())
+    with pytest.raises(_nft_apply.NftError) as caught:
+        _nft_apply.apply(ns.sock, [_nft_plan.DeleteRule(ghost, 'absent')], genid=False)
     assert caught.value.code == errno.ENOENT
 
 
@@ -352,7 +359,7 @@ def test_many_rules_in_one_transaction(ns):
     assert len(plan) == 1502
     state = ns.read()
     assert len(state.rules) == 1500 and all(r.verified for r in state.rules)
-    assert _nft.plan_masquerade(state, desired) == []
+    assert _nft_plan.plan_masquerade_rules(state, desired) == []
     plan = ns.masq([(p, o, 'absent') for p, o, _s in desired])
     assert plan[-1].action == 'delete_table' and ns.tables() == []
 
@@ -361,20 +368,20 @@ def test_forward_rules_fit_the_same_model(ns, monkeypatch):
     """The forward chain is for later work: a new kind is a parser in KINDS and a RuleSpec."""
     def forward_rule(args, canonical=None):
         bridge, prefix = args.split(' ')
-        return _nft.RuleSpec('forward', 'linuxnet:fwd %s %s' % (bridge, prefix), [
-            _nft.MatchIfname('iifname', bridge), _nft.MatchAddress('saddr', prefix), _nft.Verdict('accept')])
+        return _nft_rules.RuleSpec('forward', 'linuxnet:fwd %s %s' % (bridge, prefix), [
+            _nft_rules.MatchIfname('iifname', bridge), _nft_rules.MatchAddress('saddr', prefix), _nft_rules.Verdict('accept')])
 
-    monkeypatch.setitem(_nft.KINDS, 'fwd', forward_rule)
+    monkeypatch.setitem(_nft_rules.COMMENT_KINDS, 'fwd', forward_rule)
     spec = forward_rule('br0 10.0.0.0/24')
-    plan = _nft.plan(ns.read(), [spec, _nft.masquerade_rule('10.0.0.0/24', 'eth0')])
-    _nft.apply(ns.sock, plan)
+    plan = _nft_plan.plan(ns.read(), [spec, _nft_rules.masquerade_rule('10.0.0.0/24', 'eth0')])
+    _nft_apply.apply(ns.sock, plan)
     assert ns.rule_lines(chain='forward') == [
         'iifname "br0" ip saddr 10.0.0.0/24 accept comment "linuxnet:fwd br0 10.0.0.0/24"']
-    assert ns.nft('list', 'chain', 'inet', _nft.TABLE, 'forward').splitlines()[2].strip() == \
+    assert ns.nft('list', 'chain', 'inet', _nft_rules.TABLE, 'forward').splitlines()[2].strip() == \
         'type filter hook forward priority filter; policy accept;'
     state = ns.read()
     assert all(r.verified for r in state.rules)
-    assert _nft.plan(state, [spec]) == []
-    plan = _nft.plan(state, absent=[spec.key, _nft.masquerade_rule('10.0.0.0/24', 'eth0')])
-    _nft.apply(ns.sock, plan)
+    assert _nft_plan.plan(state, [spec]) == []
+    plan = _nft_plan.plan(state, absent=[spec.key, _nft_rules.masquerade_rule('10.0.0.0/24', 'eth0')])
+    _nft_apply.apply(ns.sock, plan)
     assert plan[-1].action == 'delete_table' and ns.tables() == []

@@ -6,7 +6,8 @@ import ipaddress
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import (
-    _common, _masq, _module, _network, _nft, _nl, _state, _sysctl, _validate)
+    _codec, _common, _masq, _module, _network, _nft_plan, _nft_rules, _nft_state, _state, _sysctl, _transport,
+    _validate)
 
 
 # --- refusals are the engine's own errors ----------------------------------------------------------
@@ -31,13 +32,14 @@ def test_fail_names_the_parameter_the_value_and_the_fix():
     (lambda: _validate.prefix('10.0.0.5/24', 'routes[0].dest'), _common.ValidationError,
      "routes[0].dest='10.0.0.5/24' has host bits set; did you mean 10.0.0.0/24?"),
     # nf_tables' own refusals: the same text as when they were bare ValueErrors
-    (lambda: _nft.validate_ifname('eth0*', 'oifname'), _common.PlanError,
+    (lambda: _nft_rules.validate_ifname('eth0*', 'oifname'), _common.PlanError,
      "oifname 'eth0*' is not a valid interface name (printable ASCII without spaces, / : * \" or \\)"),
-    (lambda: _nft.plan_masquerade(_nft.NftState(), [('10.0.0.0/24', 'eth0', 'gone')]), _common.PlanError,
+    (lambda: _nft_plan.plan_masquerade_rules(_nft_state.NftState(), [('10.0.0.0/24', 'eth0', 'gone')]), _common.PlanError,
      "masquerade entry 0 (10.0.0.0/24 via eth0): state must be 'present' or 'absent', not 'gone'"),
-    (lambda: _nft.masquerade_rule('10.0.0.0/33', 'eth0'), _common.PlanError,
+    (lambda: _nft_rules.masquerade_rule('10.0.0.0/33', 'eth0'), _common.PlanError,
      "source '10.0.0.0/33' is not an IPv4 or IPv6 prefix"),
-    (lambda: _nft.comment_userdata('x' * 255), _common.PlanError, 'is longer than 254 bytes'),
+    (lambda: _nft_rules.RuleSpec('postrouting', 'linuxnet:' + 'x' * 250, []), _common.PlanError,
+     'is longer than 254 bytes'),
     # nf_tables' refusal, reworded by the masquerade kind with the parameter's path
     (lambda: _masq.MasqRule({'source': '10.0.0.0/24', 'out_interface': 'eth0*'}, 'rules[1]'),
      _common.ValidationError, "rules[1].out_interface='eth0*' contains a character nf_tables treats specially"),
@@ -55,8 +57,8 @@ def test_refusals_are_engine_errors(refuse, error, message):
 
 def test_the_comment_parsers_still_read_a_refused_comment_as_not_ours():
     # masquerade_rule refuses the source with a PlanError; spec_from_comment catches ValueError
-    assert _nft.spec_from_comment('linuxnet:masq 10.0.0.0/33 eth0') is None
-    assert _nft.spec_from_comment('linuxnet:masq 10.0.0.0/24 eth0*') is None
+    assert _nft_rules.spec_from_comment('linuxnet:masq 10.0.0.0/33 eth0') is None
+    assert _nft_rules.spec_from_comment('linuxnet:masq 10.0.0.0/24 eth0*') is None
 
 
 # --- what _module.run makes of them -----------------------------------------------------------------
@@ -109,10 +111,10 @@ def no_kernel(monkeypatch):
     def reader(session):
         made = real(session)
         made._mounted = set()
-        made._nft[None] = _nft.NftState()
+        made._nft[None] = _nft_state.NftState()
         return made
-    monkeypatch.setattr(_nl, 'HAS_PYROUTE2', True)
-    monkeypatch.setattr(_nl, 'Namespaces', FakeSession)
+    monkeypatch.setattr(_codec, 'HAS_PYROUTE2', True)
+    monkeypatch.setattr(_transport, 'Namespaces', FakeSession)
     monkeypatch.setattr(_state, 'Reader', reader)
     monkeypatch.setattr(_module, 'check_privileges', lambda module: None)
     monkeypatch.setattr(_module, 'Lock', FakeLock)
@@ -149,7 +151,7 @@ def test_run_words_a_top_level_parameter_without_its_dot(no_kernel):
 def test_run_lets_a_programming_error_through(no_kernel, monkeypatch, bug):
     def broken(current, desired):
         raise bug
-    monkeypatch.setattr(_nft, 'plan_masquerade', broken)
+    monkeypatch.setattr(_nft_plan, 'plan_masquerade_rules', broken)
     module = FakeModule()
     with pytest.raises(type(bug), match='an engine bug'):
         _module.run(module, masquerade({'source': '10.0.0.0/24'}))

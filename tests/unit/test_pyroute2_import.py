@@ -14,7 +14,8 @@ if os.path.exists(SYSTEM_PYTHON) and subprocess.call([SYSTEM_PYTHON, '-c', 'impo
                                                      stderr=subprocess.DEVNULL) == 0:
     PYTHONS.append(pytest.param(SYSTEM_PYTHON, id='pyroute2-debian'))
 
-ENGINE = 'from ansible_collections.linuxnet.netns.plugins.module_utils import _nft, _nl\n'
+ENGINE = ('from ansible_collections.linuxnet.netns.plugins.module_utils import _codec, _nft_apply, _nft_codec, '
+          '_nft_plan, _nft_state, _transport\n')
 
 
 def run(python, collections_dir, code):
@@ -26,14 +27,14 @@ def run(python, collections_dir, code):
 
 @pytest.mark.parametrize('python', PYTHONS)
 def test_the_package_init_does_not_run(python, collections_dir):
-    code = ENGINE + ('import sys\n_nl.ifinfmsg\n'
+    code = ENGINE + ('import sys\n_codec.ifinfmsg\n'
                      'print(sorted(m for m in ("pyroute2.iproute", "pyroute2.ndb", "pyroute2.ipdb") if m in sys.modules),'
-                     ' _nft.HAS_PYROUTE2, _nft.nft_rule_msg.__name__)')
+                     ' _codec.HAS_PYROUTE2, _nft_codec.nft_rule_msg.__name__)')
     assert run(python, collections_dir, code) == "[] True nft_rule_msg"
 
 
 @pytest.mark.parametrize('python', PYTHONS)
 def test_pyroute2_imports_whole_afterwards(python, collections_dir):
-    code = ENGINE + ('_nl.ifinfmsg\nimport pyroute2.netlink.rtnl\nfrom pyroute2 import IPRoute\n'
+    code = ENGINE + ('_codec.ifinfmsg\nimport pyroute2.netlink.rtnl\nfrom pyroute2 import IPRoute\n'
                      'print(pyroute2.netlink.rtnl.ifinfmsg.ifinfmsg.__name__, IPRoute.__name__)')
     assert run(python, collections_dir, code) == 'ifinfmsg IPRoute'

@@ -1,82 +1,35 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Netlink transport and namespace switching: the lowest layer of the engine.
 
-pyroute2 encodes and decodes every message; this layer only moves bytes. Its own socket classes
-cost 0.1-0.4 ms per request (more on 0.9.x than on 0.7.x), which at thousands of requests per
-run is most of the time, so requests to one namespace are pipelined in a single sendmsg and the
-acks read back in one pass. The message classes are the same on pyroute2 0.7.2 and 0.9.x.
+# This module util is PRIVATE to the collection: it can change at any time.
+# Do not use it from other collections or standalone plugins/modules.
+"""Netlink transport and namespace switching: sockets, entering namespaces, one receive loop,
+batches. It moves bytes; _codec and _nft_codec say what they mean.
+
+pyroute2's own socket classes cost 0.1-0.4 ms per request (more on 0.9.x than on 0.7.x), which at
+thousands of requests per run is most of the time, so requests to one namespace are pipelined in
+a single sendmsg and the answers read back in one pass.
 
 Namespaces are entered with setns(2) on the calling thread only long enough to open a socket or
-a file there: a socket stays bound to the namespace it was created in, so one socket per
-namespace is reused for the whole run.
+a file there: a socket stays bound to the namespace it was created in, so a socket per namespace
+is reused for the run - as many as MAX_SOCKETS per protocol, the least recently used closed
+beyond that, so that the descriptors a run holds stay bounded however many namespaces it touches.
 """
 
 from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import collections
 import ctypes
 import errno
-import importlib.util
 import os
+import select
 import socket
-import struct
-import sys
+import time
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _wire
-
-# pyroute2 is imported when first used, not at module start: its package import costs 0.3-0.4 s
-# (it loads IPRoute, IPDB, NDB...), paid by every module run, while the rtnetlink hot path uses
-# _wire and the raw parsers. nf_tables messages, and the reference the _wire encoders are tested
-# against, come from pyroute2.
-try:
-    HAS_PYROUTE2 = importlib.util.find_spec('pyroute2') is not None
-except (ImportError, ValueError, AttributeError):  # pragma: no cover
-    HAS_PYROUTE2 = False
-PYROUTE2_IMPORT_ERROR = None if HAS_PYROUTE2 else 'No module named pyroute2'
-
-_MESSAGES = {
-    'ifinfmsg': 'pyroute2.netlink.rtnl.ifinfmsg',
-    'ifaddrmsg': 'pyroute2.netlink.rtnl.ifaddrmsg',
-    'rtmsg': 'pyroute2.netlink.rtnl.rtmsg',
-    'nsidmsg': 'pyroute2.netlink.rtnl.nsidmsg',
-}
-
-
-def pyroute2_module(name):
-    """Import one pyroute2 submodule (pyroute2.netlink...) without pyroute2's package __init__,
-    which imports IPRoute, NDB, IPDB and conntrack: half the cost of a module run's imports, for
-    classes the engine never uses. The stand-in package is taken out again afterwards, so that an
-    `import pyroute2` later in the same process gets the real one."""
-    if 'pyroute2' in sys.modules:
-        return importlib.import_module(name)
-    spec = importlib.util.find_spec('pyroute2')
-    if spec is None:
-        raise ImportError('No module named pyroute2', name='pyroute2')
-    package = importlib.util.module_from_spec(spec)  # not executed: only its __path__ is needed
-    before = set(sys.modules)
-    sys.modules['pyroute2'] = package
-    try:
-        return importlib.import_module(name)
-    finally:
-        # what was imported under the stand-in goes too: a later `import pyroute2.x` in the same
-        # process then builds the real package and its submodules, attributes and all (the
-        # engine keeps its references to the ones it got)
-        for loaded in set(sys.modules) - before:
-            if loaded == 'pyroute2' or loaded.startswith('pyroute2.'):
-                del sys.modules[loaded]
-
-
-def __getattr__(name):
-    """pyroute2's rtnetlink message classes, imported on first use (PEP 562)."""
-    if name in _MESSAGES:
-        cls = getattr(pyroute2_module(_MESSAGES[name]), name)
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
-
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 
 NETNS_RUN_DIR = '/run/netns'
 
@@ -85,63 +38,22 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
-
-NETLINK_ROUTE = 0
-NETLINK_NETFILTER = 12
-SOL_NETLINK = 270
-NETLINK_CAP_ACK = 10
-NETLINK_EXT_ACK = 11
-
-NLM_F_REQUEST = 0x1
-NLM_F_MULTI = 0x2
-NLM_F_ACK = 0x4
-NLM_F_ROOT = 0x100
-NLM_F_MATCH = 0x200
-NLM_F_DUMP = NLM_F_ROOT | NLM_F_MATCH
-NLM_F_REPLACE = 0x100
-NLM_F_EXCL = 0x200
-NLM_F_CREATE = 0x400
-NLM_F_ACK_TLVS = 0x200
-
-NLMSG_ERROR = 2
-NLMSG_DONE = 3
-
-RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_SETLINK = 16, 17, 18, 19
-RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
-RTM_NEWROUTE, RTM_DELROUTE, RTM_GETROUTE = 24, 25, 26
-RTM_GETNSID = 90
-
-IFF_UP = 0x1
+CAP_NET_ADMIN = 12
+CAP_SYS_ADMIN = 21
 
 # Keep one sendmsg well below the default socket send buffer and the acks of one batch well
 # below the receive buffer, so that no ack is ever dropped (ENOBUFS).
 MAX_BATCH_BYTES = 48 * 1024
 MAX_BATCH_MSGS = 256
 
-_HDR = struct.Struct('=IHHII')
-_NLA = struct.Struct('=HH')
-
-
-def attributes(data, offset, wanted=None):
-    """{type: payload} of the netlink attributes in data[offset:] (nested flag masked off); with
-    `wanted` (a set of types), only those: a link message carries some fifty attributes."""
-    found = {}
-    end = len(data)
-    unpack = _NLA.unpack_from
-    while offset + 4 <= end:
-        length, kind = unpack(data, offset)
-        if length < 4:
-            break
-        kind &= 0x3fff
-        if wanted is None or kind in wanted:
-            found[kind] = data[offset + 4:offset + length]
-        offset += (length + 3) & ~3
-    return found
-
-
-def nla(kind, payload):
-    """One encoded netlink attribute."""
-    return _NLA.pack(4 + len(payload), kind) + payload + b'\0' * (-len(payload) % 4)
+# The sockets kept open per protocol (rtnetlink, nfnetlink): one per namespace up to this many.
+# Reopening one costs about 20 us (open, setns, socket, setns back), so the bound sits above the
+# namespace counts runs usually have; beyond it the least recently used is closed, and a run's
+# descriptors stay below about 2 * MAX_SOCKETS + MAX_NS_FDS whatever the number of namespaces.
+MAX_SOCKETS = 1024
+# Namespace descriptors held at once for requests that name a namespace (IFLA_NET_NS_FD): the
+# apply sends what it has built before it opens more (see _plan.Resolver).
+MAX_NS_FDS = 256
 
 
 class NetlinkError(Exception):
@@ -199,44 +111,16 @@ class Request(object):
         self.ignore = ignore
 
 
-def encode(cls, msg_type, flags, fields, attrs):
-    msg = cls()
-    for key, value in fields.items():
-        msg[key] = value
-    msg['attrs'] = attrs
-    msg['header']['type'] = msg_type
-    msg['header']['flags'] = flags | NLM_F_REQUEST
-    msg.encode()
-    return bytearray(msg.data)
-
-
-def _ext_ack_text(data, offset, length, flags):
-    """The kernel's extended ack message (NLMSGERR_ATTR_MSG) of an error, if it sent one."""
-    if not flags & NLM_F_ACK_TLVS:
-        return None
-    # struct nlmsgerr: int error + the request's header (NETLINK_CAP_ACK: header only)
-    pos = offset + 16 + 4 + 16
-    end = offset + length
-    while pos + 4 <= end:
-        nla_len, nla_type = struct.unpack_from('=HH', data, pos)
-        if nla_len < 4:
-            break
-        if nla_type & 0x3fff == 1:
-            return bytes(data[pos + 4:pos + nla_len]).rstrip(b'\0').decode('utf-8', 'replace')
-        pos += (nla_len + 3) & ~3
-    return None
-
-
 class Netlink(object):
     """A raw netlink socket (bound to the namespace it was opened in) with pipelined requests."""
 
-    def __init__(self, protocol=NETLINK_ROUTE):
+    def __init__(self, protocol=C.NETLINK_ROUTE):
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, protocol)
         self.sock.bind((0, 0))
         self.sock.connect((0, 0))
-        for opt in (NETLINK_CAP_ACK, NETLINK_EXT_ACK):
+        for opt in (C.NETLINK_CAP_ACK, C.NETLINK_EXT_ACK):
             try:
-                self.sock.setsockopt(SOL_NETLINK, opt, 1)
+                self.sock.setsockopt(C.SOL_NETLINK, opt, 1)
             except OSError:
                 pass
         try:
@@ -250,17 +134,63 @@ class Netlink(object):
 
     def _number(self, data):
         self.seq += 1
-        struct.pack_into('=I', data, 8, self.seq)
+        C.set_seq(data, self.seq)
         return self.seq
 
+    # recv_into one reused buffer: recv(1 MiB) would allocate and shrink a 1 MiB object per call
     _buffer = None
 
-    def _recv(self):
-        # recv_into one reused buffer: recv(1 MiB) would allocate and shrink a 1 MiB object per call
+    def _receive(self, take, timeout=None):
+        """The one receive loop: every message that comes goes to
+        take(msg_type, flags, seq, data, offset, length), until it returns True.
+
+        Without `timeout`, it waits as long as it takes and stops at that message. With one, it
+        waits at most `timeout` seconds in all (OSError ETIMEDOUT), and once take() returned True
+        it reads on, without waiting, whatever else is queued (the other answers of a batch).
+        """
         if Netlink._buffer is None:
             Netlink._buffer = bytearray(1024 * 1024)
-        size = self.sock.recv_into(Netlink._buffer)
-        return bytes(Netlink._buffer[:size])
+        buffer = Netlink._buffer
+        deadline = None if timeout is None else time.monotonic() + timeout
+        finished = False
+        unpack = C.HEADER.unpack_from
+        while True:
+            if deadline is None:
+                size = self.sock.recv_into(buffer)
+            else:
+                try:
+                    size = self.sock.recv_into(buffer, 0, socket.MSG_DONTWAIT)
+                except (OSError, socket.error) as exc:
+                    if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                        raise
+                    if finished:
+                        return
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise OSError(errno.ETIMEDOUT, os.strerror(errno.ETIMEDOUT))
+                    select.select([self.sock], [], [], left)
+                    continue
+            data = bytes(buffer[:size])
+            offset = 0
+            while offset + 16 <= size:
+                length, msg_type, flags, seq, _pid = unpack(data, offset)
+                if length < 16:
+                    break
+                if take(msg_type, flags, seq, data, offset, length):
+                    if deadline is None:
+                        return
+                    finished = True
+                offset += (length + 3) & ~3
+
+    def _collect(self, pending, take):
+        """Receive until each request in `pending` ({seq: what}) has its one answer (an ack, an
+        error or the object a get asked for): take(what, msg_type, flags, data, offset, length)."""
+        def one(msg_type, flags, seq, data, offset, length):
+            if seq in pending:
+                take(pending.pop(seq), msg_type, flags, data, offset, length)
+            return not pending
+        if pending:
+            self._receive(one)
 
     def request(self, requests):
         """Send requests (each with NLM_F_ACK added), in as few sendmsg calls as the buffers allow.
@@ -277,42 +207,27 @@ class Netlink(object):
                     size + len(requests[end].data) <= MAX_BATCH_BYTES or end == start):
                 size += len(requests[end].data)
                 end += 1
-            self._send_batch(requests[start:end])
+            self._send_acked(requests[start:end])
             start = end
 
-    def _send_batch(self, batch):
+    def _send_acked(self, batch):
         pending = {}
         chunks = []
         for req in batch:
             data = bytearray(req.data)
-            flags = struct.unpack_from('=H', data, 6)[0] | NLM_F_ACK
-            struct.pack_into('=H', data, 6, flags)
+            C.add_flags(data, C.NLM_F_ACK)
             pending[self._number(data)] = req
             chunks.append(bytes(data))
         self.sock.send(b''.join(chunks))
         failures = []
 
         def ack(req, msg_type, flags, data, offset, length):
-            code = -struct.unpack_from('=i', data, offset + 16)[0] if msg_type == NLMSG_ERROR else 0
+            code = C.error_code(data, offset) if msg_type == C.NLMSG_ERROR else 0
             if code and code not in req.ignore:
-                failures.append(NetlinkError(code, req.what, _ext_ack_text(data, offset, length, flags)))
+                failures.append(NetlinkError(code, req.what, C.ext_ack_text(data, offset, length, flags)))
         self._collect(pending, ack)
         if failures:
             raise failures[0]
-
-    def _collect(self, pending, take):
-        """Receive until each request in `pending` ({seq: what}) has its one answer (an ack, an
-        error or the object a get asked for): take(what, msg_type, flags, data, offset, length)."""
-        while pending:
-            data = self._recv()
-            offset = 0
-            while offset + 16 <= len(data):
-                length, msg_type, flags, seq, _pid = _HDR.unpack_from(data, offset)
-                if length < 16:
-                    break
-                if seq in pending:
-                    take(pending.pop(seq), msg_type, flags, data, offset, length)
-                offset += (length + 3) & ~3
 
     def get_many(self, requests, batch_size=64):
         """Many gets (not dumps), `batch_size` to a sendmsg: [(msg_type, body)] -> the payload of
@@ -324,73 +239,120 @@ class Netlink(object):
             batch = requests[start:start + batch_size]
             seqs, chunks = [], []
             for msg_type, body in batch:
-                data = _wire.message(msg_type, 0, body)
+                data = C.message(msg_type, 0, body)
                 seqs.append(self._number(data))
                 chunks.append(bytes(data))
             self.sock.send(b''.join(chunks))
             found = [None] * len(batch)
 
             def answer(index, msg_type, _flags, data, offset, length, found=found):
-                if msg_type != NLMSG_ERROR:
+                if msg_type != C.NLMSG_ERROR:
                     found[index] = data[offset + 16:offset + length]
             self._collect(dict((seq, index) for index, seq in enumerate(seqs)), answer)
             answers.extend(found)
         return answers
 
-    def dump_raw(self, msg_type, body, flags=NLM_F_DUMP):
+    def dump_raw(self, msg_type, body, flags=C.NLM_F_DUMP):
         """The payloads (bytes after the netlink header) of one dump or get, undecoded.
 
         `body` is the request after its header: the family struct and any attributes. Reading
         state is the hot path of a run: the callers parse only the few attributes they use,
         which costs a fraction of decoding every attribute of every message.
         """
-        return [message[16:] for message in self._query(_wire.message(msg_type, flags, body))]
+        return [message[16:] for message in self.query(C.message(msg_type, flags, body))]
 
-    def _query(self, data):
-        """Send one get or dump request; its answer, as whole messages (header included)."""
+    def query(self, data):
+        """Send one get or dump request (an encoded message); its answer, as whole messages
+        (header included). A refusal raises NetlinkError."""
         seq = self._number(data)
         self.sock.send(bytes(data))
         result = []
-        while True:
-            chunk = self._recv()
-            offset = 0
-            while offset + 16 <= len(chunk):
-                length, mtype, mflags, mseq, _pid = _HDR.unpack_from(chunk, offset)
-                if length < 16:
-                    return result
-                if mseq == seq:
-                    if mtype == NLMSG_DONE:
-                        return result
-                    if mtype == NLMSG_ERROR:
-                        code = -struct.unpack_from('=i', chunk, offset + 16)[0]
-                        if code:
-                            raise NetlinkError(code, 'netlink query', _ext_ack_text(chunk, offset, length, mflags))
-                        return result
-                    result.append(chunk[offset:offset + length])
-                    if not mflags & NLM_F_MULTI:
-                        return result
-                offset += (length + 3) & ~3
+        failure = []
 
-    def dump(self, cls, msg_type, fields=None, attrs=None, flags=NLM_F_DUMP):
-        """All messages of one dump (or one get), decoded by cls."""
-        messages = []
-        for raw in self._query(encode(cls, msg_type, flags, fields or {}, attrs or [])):
-            msg = cls(raw)
-            msg.decode()
-            messages.append(msg)
-        return messages
+        def take(msg_type, flags, mseq, chunk, offset, length):
+            if mseq != seq:
+                return False
+            if msg_type == C.NLMSG_DONE:
+                return True
+            if msg_type == C.NLMSG_ERROR:
+                code = C.error_code(chunk, offset)
+                if code:
+                    failure.append(NetlinkError(code, 'netlink query', C.ext_ack_text(chunk, offset, length, flags)))
+                return True
+            result.append(chunk[offset:offset + length])
+            return not flags & C.NLM_F_MULTI
+        self._receive(take)
+        if failure:
+            raise failure[0]
+        return result
+
+    def send_batch(self, messages):
+        """Send encoded messages in one sendmsg, as an nfnetlink batch must go (the kernel takes
+        it whole or not at all); their sequence numbers, in order."""
+        seqs = [self._number(data) for data in messages]
+        payload = b''.join(bytes(data) for data in messages)
+        current = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF)
+        if len(payload) + 1024 > current:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, 32, len(payload) + 4096)  # SO_SNDBUFFORCE
+            except OSError:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, len(payload) + 4096)
+        self.sock.send(payload)
+        return seqs
+
+    def batch_answers(self, seqs, timeout):
+        """The answers to a batch send_batch() sent: {index in the batch: (errno, kernel text)},
+        errno 0 for an ack.
+
+        Waits for the answer to the last message before END (the one that asks for an ack, so its
+        answer comes after all others) or for an error answering BEGIN or END (a batch-wide
+        failure, which may come alone), then takes what else is queued. OSError ETIMEDOUT if
+        neither comes within `timeout` seconds, ENOBUFS if the answers overflowed the buffer.
+        """
+        index_of = dict((seq, index) for index, seq in enumerate(seqs))
+        last, whole = seqs[-2], (seqs[0], seqs[-1])
+        answers = {}
+
+        def take(msg_type, flags, seq, data, offset, length):
+            if msg_type != C.NLMSG_ERROR or seq not in index_of:
+                return False
+            code = C.error_code(data, offset)
+            answers[index_of[seq]] = (code, C.ext_ack_text(data, offset, length, flags))
+            return seq == last or bool(code and seq in whole)
+        self._receive(take, timeout)
+        return answers
+
+
+class _Sockets(collections.OrderedDict):
+    """Sockets by namespace, least recently used first, closed beyond `capacity`."""
+
+    def __init__(self, capacity):
+        super(_Sockets, self).__init__()
+        self.capacity = capacity
+
+    def get_socket(self, name):
+        sock = self.get(name)
+        if sock is not None:
+            self.move_to_end(name)
+        return sock
+
+    def put(self, name, sock):
+        self[name] = sock
+        while len(self) > self.capacity:
+            self.popitem(last=False)[1].close()
+        return sock
 
 
 class Namespaces(object):
-    """The namespaces of one run: where we came from, one netlink socket per namespace.
+    """The namespaces of one run: where we came from, a netlink socket per namespace.
 
     `None` names the namespace the module runs in (the host's, as far as the user is concerned).
     """
 
-    def __init__(self):
+    def __init__(self, max_sockets=MAX_SOCKETS):
         self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
-        self._sockets = {}
-        self._nft = {}
+        self._sockets = _Sockets(max_sockets)
+        self._nft = _Sockets(max_sockets)
         self._released = []  # sockets in namespaces delete() removed, until release()
 
     def close(self):
@@ -403,12 +365,17 @@ class Namespaces(object):
 
     # --- entering namespaces -------------------------------------------------------------
     def open_fd(self, name):
+        """A descriptor of namespace `name` (the caller closes it with close_fd)."""
         try:
             return os.open(netns_path(name), os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             if exc.errno == errno.ENOENT:
                 raise NamespaceError('network namespace %r does not exist (no %s)' % (name, netns_path(name)))
             raise
+
+    @staticmethod
+    def close_fd(fd):
+        os.close(fd)
 
     def run_in(self, name, func):
         """Call func() with this thread inside namespace `name` (None: where we started)."""
@@ -425,16 +392,14 @@ class Namespaces(object):
             setns(self.home)
 
     def rtnl(self, name):
-        sock = self._sockets.get(name)
-        if sock is None:
-            sock = self._sockets[name] = self.run_in(name, Netlink)
-        return sock
+        """The rtnetlink socket of namespace `name`; use it at once (it may be closed later to
+        make room for others)."""
+        return self._sockets.get_socket(name) or self._sockets.put(name, self.run_in(name, Netlink))
 
     def nfnl(self, name):
-        sock = self._nft.get(name)
-        if sock is None:
-            sock = self._nft[name] = self.run_in(name, lambda: Netlink(NETLINK_NETFILTER))
-        return sock
+        """The nfnetlink socket of namespace `name`, as rtnl()."""
+        return self._nft.get_socket(name) or self._nft.put(
+            name, self.run_in(name, lambda: Netlink(C.NETLINK_NETFILTER)))
 
     # --- named namespaces (the /run/netns files that `ip netns` uses too) -------------------
     @staticmethod
@@ -494,13 +459,13 @@ class Namespaces(object):
         try:
             _check(lib.mount(b'/proc/thread-self/ns/net', path.encode(), b'none', MS_BIND, None),
                    'mount --bind %s' % path)
-            sock = self._sockets[name] = Netlink()
+            sock = Netlink()
         except Exception:
             setns(self.home)
             self._unmount(path)
             raise
         setns(self.home)
-        return sock
+        return self._sockets.put(name, sock)
 
     @staticmethod
     def _unmount(path):
@@ -586,7 +551,3 @@ def capabilities():
             if line.startswith('CapEff:'):
                 return int(line.split()[1], 16)
     return 0
-
-
-CAP_NET_ADMIN = 12
-CAP_SYS_ADMIN = 21

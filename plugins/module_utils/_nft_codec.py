@@ -1,0 +1,272 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module util is PRIVATE to the collection: it can change at any time.
+# Do not use it from other collections or standalone plugins/modules.
+"""nf_tables on the wire: the nfnetlink and nf_tables numbers the engine uses, declared once, and
+the encoding and decoding of rules' expressions and comments. No I/O.
+
+The messages themselves are pyroute2's classes (imported without pyroute2's package __init__, see
+_codec.pyroute2_module); tests/unit/test_codec.py checks every number here against pyroute2's own
+declarations. The expressions are written as data for those classes and read back from their
+parser into a canonical form (decode_expressions) that does not depend on how a rule's author
+(nft, iptables-nft, us) chose to encode the same match.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import struct
+
+from ansible_collections.linuxnet.netns.plugins.module_utils._codec import (
+    IFNAMSIZ,
+    NLM_F_ACK,
+    add_flags,
+    encode,
+    pyroute2_module,
+)
+
+NFNL_SUBSYS_NFTABLES = 10
+NFNL_MSG_BATCH_BEGIN = 0x10
+NFNL_MSG_BATCH_END = 0x11
+
+NFT_MSG_NEWTABLE, NFT_MSG_GETTABLE, NFT_MSG_DELTABLE = 0, 1, 2
+NFT_MSG_NEWCHAIN, NFT_MSG_GETCHAIN, NFT_MSG_DELCHAIN = 3, 4, 5
+NFT_MSG_NEWRULE, NFT_MSG_GETRULE, NFT_MSG_DELRULE = 6, 7, 8
+NFT_MSG_GETGEN = 16
+
+NFPROTO_INET = 1
+NFPROTO_IPV4 = 2
+NFPROTO_IPV6 = 10
+NFPROTO_NAMES = {NFPROTO_INET: 'inet', NFPROTO_IPV4: 'ip', NFPROTO_IPV6: 'ip6'}
+NFT_TABLE_F_DORMANT = 0x1
+
+NF_DROP, NF_ACCEPT = 0, 1
+POLICIES = {NF_DROP: 'drop', NF_ACCEPT: 'accept'}
+HOOKS = {'prerouting': 0, 'input': 1, 'forward': 2, 'output': 3, 'postrouting': 4}
+HOOK_NAMES = dict((num, name) for name, num in HOOKS.items())
+
+NFT_REG_VERDICT = 0
+NFT_REG_1 = 1
+NFT_CMP_EQ = 0
+NFT_CMP_NEQ = 1
+NFT_META_IIFNAME = 6
+NFT_META_OIFNAME = 7
+NFT_META_NFPROTO = 15
+NFT_PAYLOAD_NETWORK_HEADER = 1
+NFT_BITWISE_BOOL = 0
+NFTNL_UDATA_RULE_COMMENT = 0
+
+try:
+    # the nf_tables messages only, without pyroute2's package __init__
+    nfgen_msg = pyroute2_module('pyroute2.netlink.nfnetlink').nfgen_msg
+    _nftsocket = pyroute2_module('pyroute2.netlink.nfnetlink.nftsocket')
+except ImportError:  # pragma: no cover - the module glue refuses the run (_codec.HAS_PYROUTE2)
+    _nftsocket = None
+else:
+    nft_chain_msg = _nftsocket.nft_chain_msg
+    nft_gen_msg = _nftsocket.nft_gen_msg
+    nft_rule_msg = _nftsocket.nft_rule_msg
+    nft_table_msg = _nftsocket.nft_table_msg
+
+    class nft_rule_raw_msg(nfgen_msg, _nftsocket.nft_contains_expr):
+        """nft_rule_msg with NFTA_RULE_USERDATA as raw bytes.
+
+        pyroute2 0.7.x shows userdata as a hex dump and 0.9.x as a 'comment' that reads the
+        first TLV's type and length as one big-endian length; we parse the TLVs ourselves.
+        """
+        prefix = 'NFTA_RULE_'
+        nla_map = tuple(
+            (item[0], 'cdata') + tuple(item[2:]) if item[0] == 'NFTA_RULE_USERDATA' else tuple(item)
+            for item in nft_rule_msg.nla_map)
+
+    class nfnl_batch_msg(nfgen_msg):
+        nla_map = (
+            ('NFNL_BATCH_UNSPEC', 'none'),
+            ('NFNL_BATCH_GENID', 'be32'),
+        )
+
+    _EXPR = _nftsocket.nft_contains_expr.nft_expr
+
+    def _reverse(ops):
+        return dict((name, num) for num, name in ops.items())
+
+    # pyroute2 decodes the enum values it knows into names: these turn them back into numbers
+    _REGS = _reverse(_EXPR.nft_cmp.regs.ops)
+    _CMP_OPS = _reverse(_EXPR.nft_cmp.ops.ops)
+    _META_KEYS = _reverse(_EXPR.nft_meta.meta_key.ops)
+    _PAYLOAD_BASES = _reverse(_EXPR.nft_payload.base_type.ops)
+    _BITWISE_OPS = _reverse(_EXPR.nft_bitwise.bitwise_op.ops)
+    _VERDICTS = _reverse(_nftsocket.nft_data.nfta_data.verdict.verdict_code.ops)
+
+
+def msg_type(nft_msg):
+    """The netlink message type of an nf_tables message."""
+    return (NFNL_SUBSYS_NFTABLES << 8) | nft_msg
+
+
+# struct nfgenmsg of a request: family, version, res_id
+FIELDS = {'nfgen_family': NFPROTO_INET, 'version': 0, 'res_id': 0}
+
+
+def nft_message(cls, nft_msg, flags, attrs, family=NFPROTO_INET):
+    """One nf_tables request, encoded by pyroute2's class `cls`."""
+    return encode(cls, msg_type(nft_msg), flags, dict(FIELDS, nfgen_family=family), attrs)
+
+
+def batch_begin(genid=None):
+    """NFNL_MSG_BATCH_BEGIN; with `genid`, the kernel refuses the batch if the ruleset moved on."""
+    fields = {'nfgen_family': 0, 'version': 0, 'res_id': NFNL_SUBSYS_NFTABLES}
+    return encode(nfnl_batch_msg, NFNL_MSG_BATCH_BEGIN, 0, fields, [('NFNL_BATCH_GENID', genid)] if genid else [])
+
+
+def batch_end():
+    fields = {'nfgen_family': 0, 'version': 0, 'res_id': NFNL_SUBSYS_NFTABLES}
+    return encode(nfgen_msg, NFNL_MSG_BATCH_END, 0, fields, [])
+
+
+def want_ack(data):
+    """Ask for an ack of an encoded message (the answers come back in batch order)."""
+    add_flags(data, NLM_F_ACK)
+
+
+# --- expressions and comments, encoded ------------------------------------------------------------
+def value_data(value):
+    """NFTA_DATA_VALUE of `value` (bytes)."""
+    return {'attrs': [('NFTA_DATA_VALUE', bytes(value))]}
+
+
+def expression(name, attrs=None):
+    """One nf_tables expression, as pyroute2 encodes it."""
+    result = [('NFTA_EXPR_NAME', name)]
+    if attrs is not None:
+        result.append(('NFTA_EXPR_DATA', {'attrs': attrs}))
+    return {'attrs': result}
+
+
+def cmp_expression(op, value):
+    """Compare register 1 with `value`."""
+    return expression('cmp', [('NFTA_CMP_SREG', NFT_REG_1), ('NFTA_CMP_OP', op), ('NFTA_CMP_DATA', value_data(value))])
+
+
+def comment_userdata(comment):
+    """NFTA_RULE_USERDATA holding a comment, as libnftnl writes it: TLV type, length, text, NUL."""
+    text = comment.encode('utf-8') + b'\0'
+    if len(text) > 255:
+        raise ValueError('rule comment %r is longer than 254 bytes' % comment)
+    return struct.pack('BB', NFTNL_UDATA_RULE_COMMENT, len(text)) + text
+
+
+# --- decoded ----------------------------------------------------------------------------------------
+def parse_userdata(data):
+    """The comment in a rule's NFTA_RULE_USERDATA, or None."""
+    if not data:
+        return None
+    data = bytes(data)
+    pos = 0
+    while pos + 2 <= len(data):
+        utype, ulen = struct.unpack_from('BB', data, pos)
+        value = data[pos + 2:pos + 2 + ulen]
+        if len(value) < ulen:
+            return None
+        if utype == NFTNL_UDATA_RULE_COMMENT:
+            return value.split(b'\0', 1)[0].decode('utf-8', 'replace')
+        pos += 2 + ulen
+    return None
+
+
+# canonical items (the normalised form of what the kernel reports back, and of what a rule's terms
+# promise):
+#   ('cmp', source, op, mask, value)   source: ('meta', key) or ('payload', base, offset);
+#                                      mask and value are cut after the last mask byte that is
+#                                      not zero, so a 3-byte load of a /24 and a 4-byte load with
+#                                      mask ff.ff.ff.00 are the same thing
+#   ('masq', flags)
+#   ('verdict', code, chain)
+#   ('unknown', expression name)       anything we do not model: never equal to a spec
+
+def cmp_item(source, op, mask, value):
+    mask = bytes(mask)
+    value = bytes(value)
+    cut = len(mask)
+    while cut and mask[cut - 1] == 0:
+        cut -= 1
+    return ('cmp', source, op, mask[:cut], value[:cut])
+
+
+def _number(value, names):
+    """An enum attribute as its number: pyroute2 decodes the ones it knows into names."""
+    if value is None or isinstance(value, int):
+        return value
+    return names.get(value)
+
+
+def get_attr(nla, name):
+    """An attribute of a decoded (pyroute2) message or attribute; None when either is missing."""
+    return nla.get_attr(name) if nla is not None else None
+
+
+def _data_value(nla):
+    value = get_attr(nla, 'NFTA_DATA_VALUE')
+    return bytes(value) if value is not None else None
+
+
+_IFNAME_SOURCES = (('meta', NFT_META_IIFNAME), ('meta', NFT_META_OIFNAME))
+
+
+def decode_expressions(exprs):
+    """A rule's expressions (NFTA_RULE_EXPRESSIONS as pyroute2 decodes it) in canonical form."""
+    regs = {}
+    out = []
+    for expr in exprs or ():
+        name = expr.get_attr('NFTA_EXPR_NAME')
+        data = expr.get_attr('NFTA_EXPR_DATA')
+        if name == 'meta' and get_attr(data, 'NFTA_META_DREG') is not None:
+            key = _number(get_attr(data, 'NFTA_META_KEY'), _META_KEYS)
+            regs[_number(get_attr(data, 'NFTA_META_DREG'), _REGS)] = (('meta', key), None, None)
+        elif name == 'payload' and get_attr(data, 'NFTA_PAYLOAD_DREG') is not None:
+            base = _number(get_attr(data, 'NFTA_PAYLOAD_BASE'), _PAYLOAD_BASES)
+            length = get_attr(data, 'NFTA_PAYLOAD_LEN')
+            regs[_number(get_attr(data, 'NFTA_PAYLOAD_DREG'), _REGS)] = (
+                ('payload', base, get_attr(data, 'NFTA_PAYLOAD_OFFSET')), length, None)
+        elif name == 'bitwise':
+            source = regs.get(_number(get_attr(data, 'NFTA_BITWISE_SREG'), _REGS))
+            op = _number(get_attr(data, 'NFTA_BITWISE_OP'), _BITWISE_OPS)
+            mask = _data_value(get_attr(data, 'NFTA_BITWISE_MASK'))
+            xor = _data_value(get_attr(data, 'NFTA_BITWISE_XOR'))
+            dreg = _number(get_attr(data, 'NFTA_BITWISE_DREG'), _REGS)
+            if source is None or op not in (None, NFT_BITWISE_BOOL) or mask is None or xor is None or any(
+                    bytearray(xor)) or (source[1] is not None and len(mask) != source[1]) or source[2] is not None:
+                out.append(('unknown', name))
+                regs.pop(dreg, None)
+            else:
+                regs[dreg] = (source[0], len(mask), mask)
+        elif name == 'cmp':
+            source = regs.get(_number(get_attr(data, 'NFTA_CMP_SREG'), _REGS))
+            value = _data_value(get_attr(data, 'NFTA_CMP_DATA'))
+            op = _number(get_attr(data, 'NFTA_CMP_OP'), _CMP_OPS)
+            if source is None or value is None or (source[1] is not None and len(value) > source[1]):
+                out.append(('unknown', name))
+            else:
+                mask = source[2][:len(value)] if source[2] is not None else b'\xff' * len(value)
+                if source[0] in _IFNAME_SOURCES and source[2] is None and b'\0' in value:
+                    # iptables compares a name up to its NUL only; the register holds the name
+                    # padded with NULs, so that is the same match as nft's full IFNAMSIZ compare
+                    value = value[:IFNAMSIZ] + b'\0' * (IFNAMSIZ - len(value))
+                    mask = b'\xff' * IFNAMSIZ
+                out.append(cmp_item(source[0], op, mask, value))
+        elif name == 'masq':
+            flags = get_attr(data, 'NFTA_MASQ_FLAGS')
+            if get_attr(data, 'NFTA_MASQ_REG_PROTO_MIN') is not None:
+                out.append(('unknown', name))
+            else:
+                out.append(('masq', tuple(sorted(flags or ()))))
+        elif name == 'immediate' and _number(get_attr(data, 'NFTA_IMMEDIATE_DREG'), _REGS) == NFT_REG_VERDICT:
+            verdict = get_attr(get_attr(data, 'NFTA_IMMEDIATE_DATA'), 'NFTA_DATA_VERDICT')
+            out.append(('verdict', _number(get_attr(verdict, 'NFTA_VERDICT_CODE'), _VERDICTS),
+                        get_attr(verdict, 'NFTA_VERDICT_CHAIN')))
+        else:
+            out.append(('unknown', name))
+    return tuple(out)

@@ -1,0 +1,440 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module util is PRIVATE to the collection: it can change at any time.
+# Do not use it from other collections or standalone plugins/modules.
+"""nf_tables planning: from what was read (_nft_state) and what is wanted (_nft_rules specs) to the
+list of changes, each able to say itself for humans and encode itself for the kernel. No I/O.
+
+`plan(state, present, absent)` (or `plan_masquerade_rules`, `plan_router`) -> `NftPlan`, a list of
+changes that also carries `before`/`after` and one human line per change; `merge` makes one
+transaction of several plans for one namespace; _nft_apply sends it.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+
+from ansible_collections.linuxnet.netns.plugins.module_utils._codec import NLM_F_APPEND, NLM_F_CREATE
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
+    HOOKS,
+    NF_ACCEPT,
+    NF_DROP,
+    NFPROTO_INET,
+    NFPROTO_IPV4,
+    NFPROTO_NAMES,
+    NFT_MSG_DELCHAIN,
+    NFT_MSG_DELRULE,
+    NFT_MSG_DELTABLE,
+    NFT_MSG_NEWCHAIN,
+    NFT_MSG_NEWRULE,
+    NFT_MSG_NEWTABLE,
+    NFT_TABLE_F_DORMANT,
+    comment_userdata,
+    nft_chain_msg,
+    nft_rule_raw_msg,
+    nft_table_msg,
+)
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
+    CHAINS,
+    COMMENT_PREFIX,
+    TABLE,
+    RuleSpec,
+    allow_spec,
+    forward_rules,
+    masquerade_rule,
+)
+
+
+class Change(object):
+    """One step of a plan: `text` for humans, `messages()` for the kernel."""
+
+    action = None
+    family = NFPROTO_INET  # of the table the change is in
+
+    def messages(self):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return '<%s: %s>' % (self.__class__.__name__, self.text)
+
+
+class AddTable(Change):
+    action = 'add_table'
+    text = 'add table inet %s' % TABLE
+
+    def messages(self):
+        return [(nft_table_msg, NFT_MSG_NEWTABLE, NLM_F_CREATE, [('NFTA_TABLE_NAME', TABLE)])]
+
+
+class WakeTable(Change):
+    action = 'wake_table'
+    text = 'add table inet %s { flags 0; } (it is dormant: none of its rules apply)' % TABLE
+
+    def messages(self):
+        return [(nft_table_msg, NFT_MSG_NEWTABLE, NLM_F_CREATE,
+                 [('NFTA_TABLE_NAME', TABLE), ('NFTA_TABLE_FLAGS', 0)])]
+
+
+class DeleteTable(Change):
+    action = 'delete_table'
+    text = 'delete table inet %s (no rules left in it)' % TABLE
+
+    def messages(self):
+        return [(nft_table_msg, NFT_MSG_DELTABLE, 0, [('NFTA_TABLE_NAME', TABLE)])]
+
+
+class AddChain(Change):
+    action = 'add_chain'
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.text = 'add chain inet %s %s { %s }' % (TABLE, spec.name, spec.text)
+
+    def messages(self):
+        spec = self.spec
+        return [(nft_chain_msg, NFT_MSG_NEWCHAIN, NLM_F_CREATE, [
+            ('NFTA_CHAIN_TABLE', TABLE),
+            ('NFTA_CHAIN_NAME', spec.name),
+            ('NFTA_CHAIN_HOOK', {'attrs': [('NFTA_HOOK_HOOKNUM', HOOKS[spec.hook]),
+                                           ('NFTA_HOOK_PRIORITY', spec.priority)]}),
+            ('NFTA_CHAIN_POLICY', NF_ACCEPT if spec.policy == 'accept' else NF_DROP),
+            ('NFTA_CHAIN_TYPE', spec.type),
+        ])]
+
+
+class DeleteChain(Change):
+    action = 'delete_chain'
+
+    def __init__(self, chain, wanted):
+        self.chain = chain
+        self.text = 'delete chain inet %s %s (it is %s, wanted %s)' % (TABLE, chain.name, chain.text, wanted.text)
+
+    def messages(self):
+        return [(nft_chain_msg, NFT_MSG_DELCHAIN, 0, [('NFTA_CHAIN_TABLE', TABLE),
+                                                      ('NFTA_CHAIN_HANDLE', self.chain.handle)])]
+
+
+class AddRule(Change):
+    action = 'add_rule'
+
+    def __init__(self, spec, replaces=False):
+        self.spec = spec
+        self.replaces = replaces
+        self.text = 'add rule inet %s %s %s' % (TABLE, spec.chain, spec.text)
+
+    def messages(self):
+        spec = self.spec
+        return [(nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, [
+            ('NFTA_RULE_TABLE', TABLE),
+            ('NFTA_RULE_CHAIN', spec.chain),
+            ('NFTA_RULE_EXPRESSIONS', spec.expressions()),
+            ('NFTA_RULE_USERDATA', comment_userdata(spec.comment)),
+        ])]
+
+
+class DeleteRule(Change):
+    action = 'delete_rule'
+    REASONS = {
+        'absent': 'state absent',
+        'differs': 'the rule does not match its comment; replaced',
+        'changed': 'the declared rule differs; replaced',
+        'duplicate': 'duplicate',
+        'chain': 'its chain is replaced',
+        'order': 'the forward chain is rewritten in order',
+    }
+
+    def __init__(self, rule, reason):
+        self.rule = rule
+        self.reason = reason
+        self.text = 'delete rule inet %s %s handle %d # %s (%s)' % (
+            TABLE, rule.chain, rule.handle, rule.comment or 'no comment', self.REASONS[reason])
+
+    def messages(self):
+        return [(nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
+                                                        ('NFTA_RULE_CHAIN', self.rule.chain),
+                                                        ('NFTA_RULE_HANDLE', self.rule.handle)])]
+
+
+class NftPlan(list):
+    """The changes, in the order apply() sends them, and what they do to the table.
+
+    `before`/`after` are NftState.view() dicts of the state planned from and of the state the
+    changes lead to; `genid` is the generation they were planned against.
+    """
+
+    def __init__(self, changes=(), before=None, after=None, genid=None):
+        super(NftPlan, self).__init__(changes)
+        self.before = before if before is not None else {}
+        self.after = after if after is not None else {}
+        self.genid = genid
+
+    @property
+    def changed(self):
+        return bool(self)
+
+    def lines(self):
+        return [change.text for change in self]
+
+    def diff(self):
+        return {'before': self.before, 'after': self.after}
+
+
+def plan(current, present=(), absent=()):
+    """Changes that make `current` hold every spec in `present` and none of the keys of `absent`.
+
+    Rules are matched by identity (comment). A rule of ours that does not verify is deleted and
+    added again; duplicates are deleted; rules we cannot identify are left alone. A chain we need
+    that differs from its ChainSpec is replaced, with every rule in it (ours re-added). When no rule
+    would be left, the table goes too (unless it holds objects we did not make).
+    """
+    present = list(present)
+    absent_keys = set(spec.key if isinstance(spec, RuleSpec) else spec for spec in absent)
+    wanted = {}
+    for spec in present:
+        other = wanted.get(spec.key)
+        if other is not None and other != spec:
+            raise PlanError('two different rules claim the identity %r' % spec.key)
+        if spec.key in absent_keys:
+            raise PlanError('rule %r is wanted both present and absent' % spec.key)
+        wanted[spec.key] = spec
+
+    by_key = {}
+    for rule in current.rules:
+        by_key.setdefault(rule.key, []).append(rule)
+
+    deletes = {}  # handle -> DeleteRule
+    adds = []
+    replaced_chains = []
+    for name in sorted(set(spec.chain for spec in wanted.values())):
+        chain = current.chains.get(name)
+        if chain is not None and chain.key() != CHAINS[name].key():
+            replaced_chains.append(chain)
+
+    replaced_names = set(chain.name for chain in replaced_chains)
+    for key, spec in wanted.items():
+        existing = by_key.get(key, [])
+        keep = None
+        if spec.chain not in replaced_names:
+            keep = next((rule for rule in existing if rule.verified and rule.spec == spec), None)
+        for rule in existing:
+            if rule is not keep:
+                deletes[rule.handle] = DeleteRule(
+                    rule, 'duplicate' if keep is not None else ('changed' if rule.verified else 'differs'))
+        if keep is None:
+            adds.append(AddRule(spec, replaces=bool(existing)))
+    for key in sorted(absent_keys):
+        for rule in by_key.get(key, []):
+            deletes[rule.handle] = DeleteRule(rule, 'absent')
+    readd = {}
+    for rule in current.rules:
+        if rule.chain in replaced_names and rule.handle not in deletes:
+            deletes[rule.handle] = DeleteRule(rule, 'chain')
+            if rule.verified and rule.key not in wanted and rule.key not in readd:
+                readd[rule.key] = AddRule(rule.spec, replaces=True)
+    adds.extend(readd.values())
+
+    remaining = [rule for rule in current.rules if rule.handle not in deletes]
+    changes = []
+    if current.exists and not remaining and not adds and not current.foreign_objects():
+        # also an empty table of ours that nothing asked for (left by an interrupted run)
+        changes.extend(deletes[rule.handle] for rule in current.rules if rule.handle in deletes)
+        changes.append(DeleteTable())
+    else:
+        if adds and not current.exists:
+            changes.append(AddTable())
+        elif current.exists and current.table.get('flags', 0) & NFT_TABLE_F_DORMANT and (adds or remaining):
+            changes.append(WakeTable())
+        changes.extend(deletes[rule.handle] for rule in current.rules if rule.handle in deletes)
+        for chain in replaced_chains:
+            changes.append(DeleteChain(chain, CHAINS[chain.name]))
+        for name in sorted(set(add.spec.chain for add in adds)):
+            if name not in current.chains or name in replaced_names:
+                changes.append(AddChain(CHAINS[name]))
+        changes.extend(adds)
+    return NftPlan(changes, current.view(), _after(current, changes), current.genid)
+
+
+def _after(current, changes):
+    """current.view() with `changes` applied: the state the plan leads to."""
+    if any(isinstance(change, DeleteTable) for change in changes):
+        return {}
+    view = current.view()
+    if not changes:
+        return view
+    if not view:
+        view = {'table': 'inet %s' % TABLE, 'chains': {}}
+    chains = view['chains']
+    deleted = set(change.rule.handle for change in changes if isinstance(change, DeleteRule))
+    if deleted:
+        for chain in chains.values():
+            chain['rules'] = []
+        for rule in current.rules:
+            if rule.handle not in deleted:
+                chains[rule.chain]['rules'].append(rule.text)
+    if any(isinstance(change, WakeTable) for change in changes):
+        view.pop('dormant', None)
+    for change in changes:
+        if isinstance(change, DeleteChain):
+            chains.pop(change.chain.name, None)
+        elif isinstance(change, AddChain):
+            chains[change.spec.name] = {'chain': change.spec.text, 'rules': []}
+        elif isinstance(change, AddRule):
+            chains.setdefault(change.spec.chain, {'chain': None, 'rules': []})['rules'].append(change.spec.text)
+    return view
+
+
+# --- other rulesets that drop forwarded traffic (Docker's FORWARD DROP) ---------------------------
+
+class InsertForeignRule(Change):
+    """A scoped accept inserted at the head of another table's chain (ahead of its RETURN/DROP)."""
+    action = 'add_rule'
+
+    def __init__(self, target, spec):
+        self.family, self.table, self.chain = target
+        self.spec = spec
+        self.text = 'insert rule %s %s %s %s' % (NFPROTO_NAMES[self.family], self.table, self.chain, spec.text)
+
+    def messages(self):
+        return [(nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE, [
+            ('NFTA_RULE_TABLE', self.table), ('NFTA_RULE_CHAIN', self.chain),
+            ('NFTA_RULE_EXPRESSIONS', self.spec.expressions()),
+            ('NFTA_RULE_USERDATA', comment_userdata(self.spec.comment))])]
+
+
+class DeleteForeignRule(Change):
+    action = 'delete_rule'
+
+    def __init__(self, target, rule):
+        self.family, self.table, self.chain = target
+        self.rule = rule
+        self.text = 'delete rule %s %s %s handle %d # %s' % (
+            NFPROTO_NAMES[self.family], self.table, self.chain, rule.handle, rule.comment)
+
+    def messages(self):
+        return [(nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
+                                                        ('NFTA_RULE_CHAIN', self.chain),
+                                                        ('NFTA_RULE_HANDLE', self.rule.handle)])]
+
+
+def plan_foreign_forward(foreign, prefixes):
+    """Changes that give `prefixes` scoped accepts in every forward-drop chain of other tables,
+    and remove ours that are no longer wanted. Their rules are never touched. `foreign` is what
+    _nft_state.read_foreign_forward read: [(target chain, [ForeignRule])]."""
+    networks = sorted(set(ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n))
+    changes, before, after = [], {}, {}
+    for target, rules in foreign:
+        family = target[0]
+        wanted = [allow_spec(field, net, family) for net in networks
+                  if family == NFPROTO_INET or net.version == (4 if family == NFPROTO_IPV4 else 6)
+                  for field in ('saddr', 'daddr')]
+        ours = [rule for rule in rules if (rule.comment or '').startswith(COMMENT_PREFIX)]
+        name = '%s %s %s' % (NFPROTO_NAMES[family], target[1], target[2])
+        before[name] = [rule.comment for rule in ours]
+        after[name] = [spec.comment for spec in wanted]
+        if sorted((r.comment, r.canonical) for r in ours) != sorted((s.comment, s.canonical()) for s in wanted):
+            changes.extend(DeleteForeignRule(target, rule) for rule in ours)
+            # each insert goes to the head: insert in reverse to keep the listed order
+            changes.extend(InsertForeignRule(target, spec) for spec in reversed(wanted))
+    return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
+
+
+def plan_forward_chain(current, prefixes):
+    """Plan for the forward chain: exactly forward_rules(prefixes), in that order (none: our forward
+    rules removed). Order matters here - the drop must come last - and rules are appended, so any
+    difference rewrites our forward rules as a whole, in the same atomic transaction."""
+    desired = forward_rules(prefixes)
+    ours = [rule for rule in current.rules if rule.chain == 'forward' and rule.ours]
+    if len(ours) == len(desired) and all(rule.verified and rule.spec == spec for rule, spec in zip(ours, desired)):
+        return NftPlan([], current.view(), current.view(), current.genid)
+    changes = [DeleteRule(rule, 'order' if desired else 'absent') for rule in ours]
+    remaining = [rule for rule in current.rules if rule not in ours]
+    if not desired:
+        if current.exists and not remaining and not current.foreign_objects():
+            changes.append(DeleteTable())
+    else:
+        if not current.exists:
+            changes.insert(0, AddTable())
+        elif current.table.get('flags', 0) & NFT_TABLE_F_DORMANT:
+            changes.insert(0, WakeTable())
+        chain = current.chains.get('forward')
+        if chain is not None and chain.key() != CHAINS['forward'].key():
+            changes.append(DeleteChain(chain, CHAINS['forward']))
+            chain = None
+        if chain is None:
+            changes.append(AddChain(CHAINS['forward']))
+        changes.extend(AddRule(spec) for spec in desired)
+    return NftPlan(changes, current.view(), _after(current, changes), current.genid)
+
+
+def plan_router(current, prefixes, foreign=None):
+    """Our forward chain for `prefixes` and, given `foreign` (the other rulesets' forward-drop
+    chains, _nft_state.read_foreign_forward), the scoped accepts there: one plan, one atomic
+    transaction."""
+    own = plan_forward_chain(current, prefixes)
+    if foreign is None:
+        return own
+    changes, before, after = plan_foreign_forward(foreign, prefixes)
+    if not changes and not before:
+        return own
+    return NftPlan(list(own) + changes, dict(own.before, other_rulesets=before),
+                dict(own.after, other_rulesets=after), current.genid)
+
+
+def plan_masquerade_rules(current, desired):
+    """Plan for masquerade rules: `desired` is a list of (source prefix, oifname, state).
+
+    A prefix with host bits set names its network (`10.0.0.1/24` is `10.0.0.0/24`). The same rule
+    listed twice with the same state counts once; with both states it is an error.
+    """
+    present, absent = [], []
+    for index, item in enumerate(desired):
+        try:
+            source, oifname, state = item[:3]
+            exclude = item[3] if len(item) > 3 else ()
+        except (TypeError, ValueError):
+            raise PlanError('masquerade entry %d must be (source, oifname, state[, exclude]), got %r' % (index, item))
+        if state not in ('present', 'absent'):
+            raise PlanError("masquerade entry %d (%s via %s): state must be 'present' or 'absent', not %r"
+                            % (index, source, oifname, state))
+        spec = masquerade_rule(source, oifname, exclude)
+        (present if state == 'present' else absent).append(spec)
+    present_keys = set(spec.key for spec in present)
+    for spec in absent:
+        if spec.key in present_keys:
+            raise PlanError('masquerade rule %s is listed with state present and with state absent'
+                            % spec.comment[len(COMMENT_PREFIX):])
+    return plan(current, present, absent)
+
+
+def merge(current, plans):
+    """One plan doing what each of `plans` does, all planned against `current` (masquerade rules
+    and the forward scope of one namespace, say): one transaction, one generation check.
+
+    The plans touch different chains; what they share is the table itself, so its creation,
+    waking and removal are decided once, for all the changes together.
+    """
+    if len(plans) == 1:
+        return plans[0]
+    table_ops = (AddTable, WakeTable, DeleteTable)
+    changes = [change for one in plans for change in one if not isinstance(change, table_ops)]
+    deleted = set(change.rule.handle for change in changes if isinstance(change, DeleteRule))
+    adds = any(isinstance(change, (AddRule, AddChain)) for change in changes)
+    remaining = [rule for rule in current.rules if rule.handle not in deleted]
+    if current.exists and not remaining and not adds and not current.foreign_objects():
+        changes.append(DeleteTable())
+    elif adds and not current.exists:
+        changes.insert(0, AddTable())
+    elif current.exists and current.table.get('flags', 0) & NFT_TABLE_F_DORMANT and (adds or remaining):
+        changes.insert(0, WakeTable())
+    before, after = current.view(), _after(current, changes)
+    for one in plans:
+        if 'other_rulesets' in one.before or 'other_rulesets' in one.after:
+            before['other_rulesets'] = one.before.get('other_rulesets')
+            after['other_rulesets'] = one.after.get('other_rulesets')
+    return NftPlan(changes, before, after, current.genid)
+

@@ -1,0 +1,377 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module util is PRIVATE to the collection: it can change at any time.
+# Do not use it from other collections or standalone plugins/modules.
+"""nf_tables: the rules we own, as a model - what a rule of ours is, and which one a comment names.
+
+Everything lives in one table, `inet linuxnet_netns` (plus scoped accepts we insert into other
+tables' forward-drop chains). A rule's identity is its comment (NFTA_RULE_USERDATA, the TLV `nft`
+itself writes for `comment "..."`), e.g. `linuxnet:masq 10.0.0.0/24 eth0`. The comment is trusted
+for identity only: the expressions are decoded too, and a rule whose expressions are not exactly
+the ones its comment promises is replaced.
+
+Rules are described by `RuleSpec` objects made of `Term`s (matches and statements). A term knows
+how to encode itself as nf_tables expressions (the same expressions `nft` 1.0.x generates for the
+same text, so that `nft list ruleset` prints our rules exactly like its own) and what the kernel
+will report back, in the canonical form of _nft_codec.decode_expressions.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import ipaddress
+import struct
+
+from ansible_collections.linuxnet.netns.plugins.module_utils._codec import IFNAMSIZ
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
+    NFPROTO_INET,
+    NFPROTO_IPV4,
+    NFPROTO_IPV6,
+    NFT_CMP_EQ,
+    NFT_CMP_NEQ,
+    NFT_META_IIFNAME,
+    NFT_META_NFPROTO,
+    NFT_META_OIFNAME,
+    NFT_PAYLOAD_NETWORK_HEADER,
+    NFT_REG_1,
+    NFT_REG_VERDICT,
+    POLICIES,
+    cmp_expression,
+    cmp_item,
+    expression,
+    value_data,
+)
+
+TABLE = 'linuxnet_netns'
+COMMENT_PREFIX = 'linuxnet:'
+
+
+# --- terms: what a rule matches and does -----------------------------------------------------------
+
+class Term(object):
+    """One match or statement of a rule."""
+
+    text = ''
+
+    def expressions(self):
+        raise NotImplementedError
+
+    def canonical(self):
+        raise NotImplementedError
+
+
+class MatchAddress(Term):
+    """`ip saddr 10.0.0.0/24`, `ip6 daddr != fd00::/64`: nfproto check + network header load."""
+
+    OFFSETS = {(4, 'saddr'): 12, (4, 'daddr'): 16, (6, 'saddr'): 8, (6, 'daddr'): 24}
+
+    def __init__(self, field, network, negate=False, nfproto=True):
+        if field not in ('saddr', 'daddr'):
+            raise ValueError('address field must be saddr or daddr, not %r' % (field,))
+        self.field = field
+        self.network = ipaddress.ip_network(network, strict=False)
+        self.negate = negate
+        # in an inet table the family must be checked first; in an ip/ip6 table it is implied
+        # (and iptables-nft only understands the rule without the check)
+        self.check_family = nfproto
+        self.nfproto = NFPROTO_IPV4 if self.network.version == 4 else NFPROTO_IPV6
+        self.offset = self.OFFSETS[(self.network.version, field)]
+        net = self.network
+        shown = str(net.network_address) if net.prefixlen == net.max_prefixlen else str(net)
+        self.text = '%s %s %s%s' % ('ip' if net.version == 4 else 'ip6', field, '!= ' if negate else '', shown)
+
+    def _mask(self):
+        return self.network.netmask.packed
+
+    def expressions(self):
+        net = self.network
+        size = net.max_prefixlen // 8
+        op = NFT_CMP_NEQ if self.negate else NFT_CMP_EQ
+        exprs = []
+        if self.check_family:
+            exprs = [
+                expression('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', NFT_META_NFPROTO)]),
+                cmp_expression(NFT_CMP_EQ, struct.pack('B', self.nfproto)),
+            ]
+        # nft 1.0: a whole-byte prefix loads only its bytes; any other needs the full address and
+        # a mask (a /0 too, which matches every address of the family)
+        if net.prefixlen % 8 == 0 and net.prefixlen:
+            load = net.prefixlen // 8
+        else:
+            load = size
+        exprs.append(expression('payload', [
+            ('NFTA_PAYLOAD_DREG', NFT_REG_1), ('NFTA_PAYLOAD_BASE', NFT_PAYLOAD_NETWORK_HEADER),
+            ('NFTA_PAYLOAD_OFFSET', self.offset), ('NFTA_PAYLOAD_LEN', load)]))
+        if load == size and net.prefixlen != net.max_prefixlen:
+            exprs.append(expression('bitwise', [
+                ('NFTA_BITWISE_SREG', NFT_REG_1), ('NFTA_BITWISE_DREG', NFT_REG_1),
+                ('NFTA_BITWISE_LEN', size), ('NFTA_BITWISE_MASK', value_data(self._mask())),
+                ('NFTA_BITWISE_XOR', value_data(b'\0' * size))]))
+        exprs.append(cmp_expression(op, net.network_address.packed[:load]))
+        return exprs
+
+    def canonical(self):
+        family = (cmp_item(('meta', NFT_META_NFPROTO), NFT_CMP_EQ, b'\xff', struct.pack('B', self.nfproto)),)
+        return (family if self.check_family else ()) + (
+            cmp_item(('payload', NFT_PAYLOAD_NETWORK_HEADER, self.offset),
+                      NFT_CMP_NEQ if self.negate else NFT_CMP_EQ, self._mask(), self.network.network_address.packed),
+        )
+
+
+def validate_ifname(name, what='interface name'):
+    """An exact Linux interface name; `*` (nft's wildcard) and quotes are refused."""
+    if not isinstance(name, str) or not name:
+        raise PlanError('%s must be a non-empty string, got %r' % (what, name))
+    raw = name.encode('utf-8')
+    if len(raw) >= IFNAMSIZ:
+        raise PlanError('%s %r is longer than %d bytes' % (what, name, IFNAMSIZ - 1))
+    if name in ('.', '..') or any(c in name for c in '/:*"\\') or any(
+            not (33 <= ord(c) < 127) for c in name):
+        raise PlanError('%s %r is not a valid interface name (printable ASCII without spaces, '
+                        '/ : * " or \\)' % (what, name))
+    return name
+
+
+class MatchIfname(Term):
+    """`oifname "eth0"` / `iifname "eth0"`: an exact name, compared as IFNAMSIZ bytes."""
+
+    KEYS = {'oifname': NFT_META_OIFNAME, 'iifname': NFT_META_IIFNAME}
+
+    def __init__(self, key, name, negate=False):
+        if key not in self.KEYS:
+            raise ValueError('interface match must be oifname or iifname, not %r' % (key,))
+        self.key = key
+        self.name = validate_ifname(name, key)
+        self.negate = negate
+        self.text = '%s %s"%s"' % (key, '!= ' if negate else '', name)
+
+    def _value(self):
+        raw = self.name.encode('utf-8')
+        return raw + b'\0' * (IFNAMSIZ - len(raw))
+
+    def expressions(self):
+        return [
+            expression('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', self.KEYS[self.key])]),
+            cmp_expression(NFT_CMP_NEQ if self.negate else NFT_CMP_EQ, self._value()),
+        ]
+
+    def canonical(self):
+        return (cmp_item(('meta', self.KEYS[self.key]), NFT_CMP_NEQ if self.negate else NFT_CMP_EQ,
+                         b'\xff' * IFNAMSIZ, self._value()),)
+
+
+class Masquerade(Term):
+    text = 'masquerade'
+
+    def expressions(self):
+        return [expression('masq')]
+
+    def canonical(self):
+        return (('masq', ()),)
+
+
+class Verdict(Term):
+    """`accept` / `drop`."""
+
+    def __init__(self, verdict):
+        codes = dict((name, num) for num, name in POLICIES.items())
+        if verdict not in codes:
+            raise ValueError('verdict must be accept or drop, not %r' % (verdict,))
+        self.code = codes[verdict]
+        self.text = verdict
+
+    def expressions(self):
+        return [expression('immediate', [
+            ('NFTA_IMMEDIATE_DREG', NFT_REG_VERDICT),
+            ('NFTA_IMMEDIATE_DATA', {'attrs': [('NFTA_DATA_VERDICT', {'attrs': [('NFTA_VERDICT_CODE', self.code)]})]}),
+        ])]
+
+    def canonical(self):
+        return (('verdict', self.code, None),)
+
+
+# --- chains and rules we know ------------------------------------------------------------------
+
+class ChainSpec(object):
+    """A base chain of our table."""
+
+    def __init__(self, name, type, hook, priority, policy='accept'):
+        self.name = name
+        self.type = type
+        self.hook = hook
+        self.priority = priority
+        self.policy = policy
+
+    def key(self):
+        return (self.type, self.hook, self.priority, self.policy)
+
+    @property
+    def text(self):
+        return 'type %s hook %s priority %d; policy %s;' % self.key()
+
+
+CHAINS = {
+    'postrouting': ChainSpec('postrouting', 'nat', 'postrouting', 100),  # srcnat
+    'forward': ChainSpec('forward', 'filter', 'forward', 0),
+}
+
+
+class RuleSpec(object):
+    """A rule we want: its chain, its identity (the comment) and its terms."""
+
+    def __init__(self, chain, comment, terms, key=None):
+        if chain not in CHAINS:
+            raise ValueError('unknown chain %r (known: %s)' % (chain, ', '.join(sorted(CHAINS))))
+        if not comment.startswith(COMMENT_PREFIX):
+            raise ValueError('rule comment %r must start with %r' % (comment, COMMENT_PREFIX))
+        if len(comment.encode('utf-8')) > 254:  # what NFTA_RULE_USERDATA's TLV holds (comment_userdata)
+            raise PlanError('rule comment %r is longer than 254 bytes' % comment)
+        self.chain = chain
+        self.comment = comment
+        self.terms = tuple(terms)
+        self._key = key
+
+    @property
+    def key(self):
+        """Identity: the comment, or the part of it that names the rule when the rest varies."""
+        return self._key or self.comment
+
+    @property
+    def text(self):
+        """The rule as `nft list ruleset` prints it."""
+        return '%s comment "%s"' % (' '.join(t.text for t in self.terms), self.comment)
+
+    def canonical(self):
+        return tuple(item for term in self.terms for item in term.canonical())
+
+    def expressions(self):
+        return [expr for term in self.terms for expr in term.expressions()]
+
+    def __eq__(self, other):
+        return isinstance(other, RuleSpec) and (self.chain, self.comment, self.canonical()) == (
+            other.chain, other.comment, other.canonical())
+
+    def __ne__(self, other):
+        return not self == other
+
+    def __hash__(self):
+        return hash((self.chain, self.comment))
+
+    def __repr__(self):
+        return 'RuleSpec(%r, %r)' % (self.chain, self.text)
+
+
+def masquerade_rule(source, oifname, exclude=()):
+    """`ip saddr <source> [ip daddr != <x> ...] oifname "<oifname>" masquerade` in chain postrouting.
+
+    No `ip daddr != <source>`: the rule only applies to packets leaving through `oifname`, and
+    traffic that stays inside the prefix does not leave through the uplink (this is what Docker's
+    `-s <net> ! -o docker0 -j MASQUERADE` achieves too). `exclude` lists destinations that keep
+    their source address (other managed subnets reached over the underlay, host-gw style).
+
+    The identity is `linuxnet:masq <source> <oifname>`; with exclusions the comment adds
+    `except=<hash of them>` (a comment holds at most 128 bytes, a list of prefixes would not fit),
+    and the prefixes themselves are read back from the rule's expressions.
+    """
+    try:
+        network = ipaddress.ip_network(source, strict=False)
+    except ValueError as exc:
+        raise PlanError('source %r is not an IPv4 or IPv6 prefix: %s' % (source, exc))
+    validate_ifname(oifname, 'oifname')
+    excluded = sorted(set(ipaddress.ip_network(x, strict=False) for x in exclude), key=lambda n: (n.version, n))
+    for net in excluded:
+        if net.version != network.version:
+            raise PlanError('excluded destination %s is IPv%d but source %s is IPv%d' % (
+                net, net.version, network, network.version))
+    key = '%smasq %s %s' % (COMMENT_PREFIX, network, oifname)
+    comment = key
+    if excluded:
+        digest = hashlib.sha256(','.join(str(n) for n in excluded).encode()).hexdigest()[:8]
+        comment = '%s except=%s' % (key, digest)
+    terms = [MatchAddress('saddr', network)] + [MatchAddress('daddr', n, negate=True) for n in excluded]
+    return RuleSpec('postrouting', comment, terms + [MatchIfname('oifname', oifname), Masquerade()], key=key)
+
+
+def _excluded(canonical, version):
+    """The destinations a masquerade rule's expressions exclude (`ip daddr != ...`)."""
+    offset = MatchAddress.OFFSETS[(version, 'daddr')]
+    size = 4 if version == 4 else 16
+    found = []
+    for item in canonical or ():
+        if item[0] == 'cmp' and item[1] == ('payload', NFT_PAYLOAD_NETWORK_HEADER, offset) and item[2] == NFT_CMP_NEQ:
+            mask, value = item[3], item[4]
+            prefixlen = sum(bin(byte).count('1') for byte in bytearray(mask))
+            address = ipaddress.ip_address(bytes(value) + b'\0' * (size - len(value)))
+            found.append(ipaddress.ip_network((address, prefixlen), strict=False))
+    return found
+
+
+def _parse_masq(args, canonical=None):
+    words = args.split(' ')
+    if len(words) == 2:
+        return masquerade_rule(words[0], words[1])
+    if len(words) == 3 and words[2].startswith('except='):
+        source = ipaddress.ip_network(words[0], strict=False)
+        return masquerade_rule(words[0], words[1], _excluded(canonical, source.version))
+    raise ValueError('not a masquerade comment: %r' % args)
+
+
+def forward_rules(prefixes):
+    """Our forward chain for a safe router, in order: accept what comes from or goes to a managed
+    prefix, then drop every other forwarded packet, so that turning forwarding on does not make
+    the host a router for anyone else on its networks."""
+    networks = sorted(set(ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n))
+    specs = []
+    for net in networks:
+        specs.extend([_forward_accept('saddr', net), _forward_accept('daddr', net)])
+    if specs:
+        specs.append(RuleSpec('forward', '%sfwd-drop' % COMMENT_PREFIX, [Verdict('drop')]))
+    return specs
+
+
+def _forward_accept(field, net):
+    kind = 'src' if field == 'saddr' else 'dst'
+    return RuleSpec('forward', '%sfwd-%s %s' % (COMMENT_PREFIX, kind, net), [MatchAddress(field, net), Verdict('accept')])
+
+
+def _parse_forward(field):
+    return lambda args, canonical=None: _forward_accept(field, ipaddress.ip_network(args, strict=True))
+
+
+def _parse_forward_drop(args, canonical=None):
+    if args:
+        raise ValueError('fwd-drop takes no argument')
+    return RuleSpec('forward', '%sfwd-drop' % COMMENT_PREFIX, [Verdict('drop')])
+
+
+# kind (the word after `linuxnet:`) -> spec from the rest of the comment
+COMMENT_KINDS = {'masq': _parse_masq, 'fwd-src': _parse_forward('saddr'), 'fwd-dst': _parse_forward('daddr'),
+                 'fwd-drop': _parse_forward_drop}
+
+
+def spec_from_comment(comment, canonical=None):
+    """The RuleSpec a comment of ours names; None for a comment that is not ours or not valid."""
+    if not comment or not comment.startswith(COMMENT_PREFIX):
+        return None
+    kind, _sep, args = comment[len(COMMENT_PREFIX):].partition(' ')
+    parse = COMMENT_KINDS.get(kind)
+    if parse is None:
+        return None
+    try:
+        return parse(args, canonical)
+    except ValueError:
+        return None
+
+
+def allow_spec(field, net, family):
+    """A scoped accept for another table's forward chain. In an ip/ip6 table the family check is
+    implied and left out, so that iptables-nft lists the rule as `-s P -j ACCEPT`."""
+    kind = 'src' if field == 'saddr' else 'dst'
+    return RuleSpec('forward', '%sallow-%s %s' % (COMMENT_PREFIX, kind, net),
+                    [MatchAddress(field, net, nfproto=family == NFPROTO_INET), Verdict('accept')])
+

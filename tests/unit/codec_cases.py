@@ -1,0 +1,514 @@
+"""The codec (_codec, _nft_codec) against pyroute2, whichever pyroute2 the Python running this has:
+
+- every number we declare equals the one pyroute2 declares (module constants, message attribute
+  ids from the classes' nla_map, enum values), and the few pyroute2 does not declare are listed in
+  KERNEL_ONLY with the kernel header that does;
+- every struct packs what pyroute2's message fields pack;
+- every encoder produces, byte for byte, what pyroute2's `encode()` produces for the same message;
+- every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes.
+
+Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and under Debian's
+python3 (pyroute2 0.7.2), where `python3 codec_cases.py` runs them all.
+"""
+import importlib
+import ipaddress
+import socket
+import struct
+import sys
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_codec as N
+
+IFINFMSG = 'pyroute2.netlink.rtnl.ifinfmsg:ifinfmsg'
+RTMSG = 'pyroute2.netlink.rtnl.rtmsg:rtmsg'
+IFADDRMSG = 'pyroute2.netlink.rtnl.ifaddrmsg:ifaddrmsg'
+NSIDMSG = 'pyroute2.netlink.rtnl.nsidmsg:nsidmsg'
+NLMSGERR = 'pyroute2.netlink:nlmsgerr'
+NFT = 'pyroute2.netlink.nfnetlink.nftsocket'
+EXPR = NFT + ':nft_contains_expr.nft_expr'
+
+
+def lookup(path):
+    """'module:attr.attr' -> the object."""
+    module, _sep, attrs = path.partition(':')
+    obj = importlib.import_module(module)
+    for name in attrs.split('.') if attrs else ():
+        obj = getattr(obj, name)
+    return obj
+
+
+def nla_ids(cls):
+    """{attribute name: id} as a pyroute2 message class declares them (explicit ids or positions)."""
+    ids = {}
+    for index, item in enumerate(cls.nla_map):
+        if isinstance(item[0], int):
+            ids[item[1]] = item[0]
+        else:
+            ids[item[0]] = index
+    return ids
+
+
+# (our module, our name, how pyroute2 declares it):
+#   'module:name'                  a module constant
+#   ('nla', 'module:Class', NAME)  an attribute id in a message class
+#   ('enum', 'module:obj', NAME)   a value of an enum pyroute2 decodes into names ({value: NAME})
+#   ('dict', 'module:obj', key)    a value in a dict of names
+CONSTANTS = [
+    (C, 'NETLINK_ROUTE', 'pyroute2.netlink:NETLINK_ROUTE'),
+    (C, 'NETLINK_NETFILTER', 'pyroute2.netlink:NETLINK_NETFILTER'),
+    (C, 'SOL_NETLINK', 'pyroute2.netlink:SOL_NETLINK'),
+    (C, 'NETLINK_EXT_ACK', 'pyroute2.netlink:NETLINK_EXT_ACK'),
+    (C, 'NLM_F_REQUEST', 'pyroute2.netlink:NLM_F_REQUEST'),
+    (C, 'NLM_F_MULTI', 'pyroute2.netlink:NLM_F_MULTI'),
+    (C, 'NLM_F_ACK', 'pyroute2.netlink:NLM_F_ACK'),
+    (C, 'NLM_F_ROOT', 'pyroute2.netlink:NLM_F_ROOT'),
+    (C, 'NLM_F_MATCH', 'pyroute2.netlink:NLM_F_MATCH'),
+    (C, 'NLM_F_DUMP', 'pyroute2.netlink:NLM_F_DUMP'),
+    (C, 'NLM_F_REPLACE', 'pyroute2.netlink:NLM_F_REPLACE'),
+    (C, 'NLM_F_EXCL', 'pyroute2.netlink:NLM_F_EXCL'),
+    (C, 'NLM_F_CREATE', 'pyroute2.netlink:NLM_F_CREATE'),
+    (C, 'NLM_F_APPEND', 'pyroute2.netlink:NLM_F_APPEND'),
+    (C, 'NLM_F_ACK_TLVS', 'pyroute2.netlink:NLM_F_ACK_TLVS'),
+    (C, 'NLMSG_ERROR', 'pyroute2.netlink:NLMSG_ERROR'),
+    (C, 'NLMSG_DONE', 'pyroute2.netlink:NLMSG_DONE'),
+    (C, 'NLMSGERR_ATTR_MSG', ('nla', 'pyroute2.netlink:nlmsgerr', 'NLMSGERR_ATTR_MSG')),
+    (C, 'RTM_NEWLINK', 'pyroute2.netlink.rtnl:RTM_NEWLINK'),
+    (C, 'RTM_DELLINK', 'pyroute2.netlink.rtnl:RTM_DELLINK'),
+    (C, 'RTM_GETLINK', 'pyroute2.netlink.rtnl:RTM_GETLINK'),
+    (C, 'RTM_SETLINK', 'pyroute2.netlink.rtnl:RTM_SETLINK'),
+    (C, 'RTM_NEWADDR', 'pyroute2.netlink.rtnl:RTM_NEWADDR'),
+    (C, 'RTM_DELADDR', 'pyroute2.netlink.rtnl:RTM_DELADDR'),
+    (C, 'RTM_GETADDR', 'pyroute2.netlink.rtnl:RTM_GETADDR'),
+    (C, 'RTM_NEWROUTE', 'pyroute2.netlink.rtnl:RTM_NEWROUTE'),
+    (C, 'RTM_DELROUTE', 'pyroute2.netlink.rtnl:RTM_DELROUTE'),
+    (C, 'RTM_GETROUTE', 'pyroute2.netlink.rtnl:RTM_GETROUTE'),
+    (C, 'RTM_GETNSID', 'pyroute2.netlink.rtnl:RTM_GETNSID'),
+    (C, 'IFF_UP', 'pyroute2.netlink.rtnl.ifinfmsg:IFF_UP'),
+    (C, 'IFNAMSIZ', 'pyroute2.netlink.ipq:IFNAMSIZ'),
+    (C, 'IFLA_IFNAME', ('nla', IFINFMSG, 'IFLA_IFNAME')),
+    (C, 'IFLA_MTU', ('nla', IFINFMSG, 'IFLA_MTU')),
+    (C, 'IFLA_LINK', ('nla', IFINFMSG, 'IFLA_LINK')),
+    (C, 'IFLA_MASTER', ('nla', IFINFMSG, 'IFLA_MASTER')),
+    (C, 'IFLA_LINKINFO', ('nla', IFINFMSG, 'IFLA_LINKINFO')),
+    (C, 'IFLA_IFALIAS', ('nla', IFINFMSG, 'IFLA_IFALIAS')),
+    (C, 'IFLA_NET_NS_FD', ('nla', IFINFMSG, 'IFLA_NET_NS_FD')),
+    (C, 'IFLA_EXT_MASK', ('nla', IFINFMSG, 'IFLA_EXT_MASK')),
+    (C, 'IFLA_LINK_NETNSID', ('nla', IFINFMSG, 'IFLA_LINK_NETNSID')),
+    (C, 'IFLA_INFO_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_KIND')),
+    (C, 'IFLA_INFO_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_DATA')),
+    (C, 'VETH_INFO_PEER', ('nla', IFINFMSG + '.ifinfo.veth_data', 'VETH_INFO_PEER')),
+    (C, 'IFA_ADDRESS', ('nla', IFADDRMSG, 'IFA_ADDRESS')),
+    (C, 'IFA_LOCAL', ('nla', IFADDRMSG, 'IFA_LOCAL')),
+    (C, 'IFA_F_NODAD', 'pyroute2.netlink.rtnl.ifaddrmsg:IFA_F_NODAD'),
+    (C, 'RTA_DST', ('nla', RTMSG, 'RTA_DST')),
+    (C, 'RTA_OIF', ('nla', RTMSG, 'RTA_OIF')),
+    (C, 'RTA_GATEWAY', ('nla', RTMSG, 'RTA_GATEWAY')),
+    (C, 'RTA_PRIORITY', ('nla', RTMSG, 'RTA_PRIORITY')),
+    (C, 'RTA_TABLE', ('nla', RTMSG, 'RTA_TABLE')),
+    (C, 'RTNH_F_ONLINK', 'pyroute2.netlink.rtnl.rtmsg:RTNH_F_ONLINK'),
+    (C, 'RTN_UNICAST', ('dict', 'pyroute2.netlink.rtnl:rt_type', 'unicast')),
+    (C, 'RTPROT_KERNEL', ('dict', 'pyroute2.netlink.rtnl:rt_proto', 'kernel')),
+    (C, 'RTPROT_STATIC', ('dict', 'pyroute2.netlink.rtnl:rt_proto', 'static')),
+    (C, 'RT_SCOPE_UNIVERSE', 'pyroute2.netlink.rtnl.rtmsg:RT_SCOPE_UNIVERSE'),
+    (C, 'RT_SCOPE_LINK', 'pyroute2.netlink.rtnl.rtmsg:RT_SCOPE_LINK'),
+    (C, 'NETNSA_NSID', ('nla', NSIDMSG, 'NETNSA_NSID')),
+    (C, 'NETNSA_FD', ('nla', NSIDMSG, 'NETNSA_FD')),
+    (N, 'NFNL_SUBSYS_NFTABLES', 'pyroute2.netlink.nfnetlink:NFNL_SUBSYS_NFTABLES'),
+    (N, 'NFT_MSG_NEWTABLE', NFT + ':NFT_MSG_NEWTABLE'),
+    (N, 'NFT_MSG_GETTABLE', NFT + ':NFT_MSG_GETTABLE'),
+    (N, 'NFT_MSG_DELTABLE', NFT + ':NFT_MSG_DELTABLE'),
+    (N, 'NFT_MSG_NEWCHAIN', NFT + ':NFT_MSG_NEWCHAIN'),
+    (N, 'NFT_MSG_GETCHAIN', NFT + ':NFT_MSG_GETCHAIN'),
+    (N, 'NFT_MSG_DELCHAIN', NFT + ':NFT_MSG_DELCHAIN'),
+    (N, 'NFT_MSG_NEWRULE', NFT + ':NFT_MSG_NEWRULE'),
+    (N, 'NFT_MSG_GETRULE', NFT + ':NFT_MSG_GETRULE'),
+    (N, 'NFT_MSG_DELRULE', NFT + ':NFT_MSG_DELRULE'),
+    (N, 'NFT_MSG_GETGEN', NFT + ':NFT_MSG_GETGEN'),
+    (N, 'NFT_REG_VERDICT', ('enum', EXPR + '.nft_cmp.regs', 'NFT_REG_VERDICT')),
+    (N, 'NFT_REG_1', ('enum', EXPR + '.nft_cmp.regs', 'NFT_REG_1')),
+    (N, 'NFT_CMP_EQ', ('enum', EXPR + '.nft_cmp.ops', 'NFT_CMP_EQ')),
+    (N, 'NFT_CMP_NEQ', ('enum', EXPR + '.nft_cmp.ops', 'NFT_CMP_NEQ')),
+    (N, 'NFT_META_IIFNAME', ('enum', EXPR + '.nft_meta.meta_key', 'NFT_META_IIFNAME')),
+    (N, 'NFT_META_OIFNAME', ('enum', EXPR + '.nft_meta.meta_key', 'NFT_META_OIFNAME')),
+    (N, 'NFT_META_NFPROTO', ('enum', EXPR + '.nft_meta.meta_key', 'NFT_META_NFPROTO')),
+    (N, 'NFT_PAYLOAD_NETWORK_HEADER', ('enum', EXPR + '.nft_payload.base_type', 'NFT_PAYLOAD_NETWORK_HEADER')),
+    (N, 'NFT_BITWISE_BOOL', ('enum', EXPR + '.nft_bitwise.bitwise_op', 'NFT_BITWISE_BOOL')),
+    (N, 'NF_DROP', ('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_DROP')),
+    (N, 'NF_ACCEPT', ('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_ACCEPT')),
+    # declared by pyroute2 0.9 (nftsocket), not by 0.7.2: see OPTIONAL
+    (N, 'NFPROTO_INET', NFT + ':NFPROTO_INET'),
+    (N, 'NFPROTO_IPV4', NFT + ':NFPROTO_IPV4'),
+    (N, 'NFPROTO_IPV6', NFT + ':NFPROTO_IPV6'),
+]
+OPTIONAL = {'NFPROTO_INET', 'NFPROTO_IPV4', 'NFPROTO_IPV6'}
+
+# What no pyroute2 declares, and where the kernel does (include/uapi/linux/...). The tests that talk
+# to the kernel (tests/integration) exercise each of them.
+KERNEL_ONLY = {
+    'NETLINK_CAP_ACK': 'netlink.h',
+    'NFNL_MSG_BATCH_BEGIN': 'netfilter/nfnetlink.h (NLMSG_MIN_TYPE)',
+    'NFNL_MSG_BATCH_END': 'netfilter/nfnetlink.h',
+    'RTEXT_FILTER_SKIP_STATS': 'rtnetlink.h',
+    'RT_TABLE_COMPAT': 'rtnetlink.h',
+    'RT_TABLE_MAIN': 'rtnetlink.h',
+    'RT_TABLE_LOCAL': 'rtnetlink.h',
+    'NFT_TABLE_F_DORMANT': 'netfilter/nf_tables.h',
+    'NFTNL_UDATA_RULE_COMMENT': "libnftnl's udata.h (what nft writes for a rule's comment)",
+    'RTPROT_LINUXNET': 'ours: a protocol number no registry uses (checked below against pyroute2)',
+}
+
+
+def reference(ref):
+    """The value pyroute2 declares for `ref` (see CONSTANTS), or KeyError if it declares none."""
+    if isinstance(ref, str):
+        try:
+            return lookup(ref)
+        except AttributeError:
+            raise KeyError(ref)
+    kind, path, key = ref
+    obj = lookup(path)
+    if kind == 'nla':
+        return nla_ids(obj)[key]
+    if kind == 'enum':
+        return dict((name, num) for num, name in obj.ops.items())[key]
+    return obj[key]
+
+
+def check_constant(module, name, ref):
+    ours = getattr(module, name)
+    try:
+        theirs = reference(ref)
+    except KeyError:
+        assert name in OPTIONAL, '%s: this pyroute2 does not declare it (%r)' % (name, ref)
+        return
+    assert ours == theirs, '%s.%s = %r, pyroute2 says %r' % (module.__name__, name, ours, theirs)
+
+
+def declared_constants():
+    """The names of every number our codec declares (module-level upper-case ints)."""
+    return sorted(name for module in (C, N) for name, value in vars(module).items()
+                  if name.isupper() and isinstance(value, int) and not isinstance(value, bool)
+                  and name not in ('HAS_PYROUTE2',))
+
+
+def check_every_constant_is_compared():
+    compared = set(name for _module, name, _ref in CONSTANTS)
+    missing = [name for name in declared_constants() if name not in compared and name not in KERNEL_ONLY]
+    assert not missing, 'declared in the codec but compared with nothing: %s' % missing
+    assert C.RTPROT_LINUXNET not in lookup('pyroute2.netlink.rtnl:rt_proto').values()
+
+
+def check_derived():
+    """The tables built from the numbers say the same as pyroute2's names for them."""
+    assert C.NLM_F_DUMP == C.NLM_F_ROOT | C.NLM_F_MATCH
+    assert N.POLICIES == {reference(('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_DROP')): 'drop',
+                          reference(('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_ACCEPT')): 'accept'}
+    assert N.msg_type(N.NFT_MSG_NEWRULE) == (lookup('pyroute2.netlink.nfnetlink:NFNL_SUBSYS_NFTABLES') << 8) | 6
+
+
+# --- structs ------------------------------------------------------------------------------------------
+STRUCTS = [
+    ('HEADER', 'pyroute2.netlink:nlmsg', 'header'),
+    ('IFINFO', IFINFMSG, 'fields'),
+    ('IFADDR', IFADDRMSG, 'fields'),
+    ('RTMSG', RTMSG, 'fields'),
+    ('RTGEN', NSIDMSG, 'fields'),
+]
+
+
+def check_struct(name, path, attr):
+    ours = getattr(C, name)
+    fields = getattr(lookup(path), attr)
+    theirs = struct.Struct('=' + ''.join(fmt for _field, fmt in fields))
+    assert ours.size == theirs.size, '%s: %d bytes, pyroute2 %d' % (name, ours.size, theirs.size)
+    values = list(range(1, 1 + len([f for f in fields if not f[1].endswith('x')])))
+    assert ours.pack(*values) == theirs.pack(*values), name
+
+
+# --- encoders, byte for byte ---------------------------------------------------------------------------
+def same(a, b):
+    assert bytes(a) == bytes(b), '\n%s\n%s' % (bytes(a).hex(), bytes(b).hex())
+
+
+def agree(ours, theirs):
+    assert ours == theirs, 'ours %r, pyroute2 %r' % (ours, theirs)
+
+
+def message_class(name):
+    """pyroute2's class: an rtnetlink one as the codec imports it ('ifinfmsg'), else 'module:Class'."""
+    return lookup(name) if ':' in name else getattr(C, name)
+
+
+def msg(cls, msg_type, flags, fields, attrs):
+    return C.encode(message_class(cls), msg_type, flags, fields, attrs)
+
+
+LINKS = [
+    ({'index': 7, 'flags': 1, 'change': 1}, [], dict(index=7, ifi_flags=1, change=1)),
+    ({}, [('IFLA_IFNAME', 'eth0'), ('IFLA_MTU', 1400), ('IFLA_MASTER', 3), ('IFLA_IFALIAS', 'linuxnet.netns')],
+     dict(attrs=dict(name='eth0', mtu=1400, master=3, alias='linuxnet.netns'))),
+    ({'flags': 0, 'change': 1}, [('IFLA_IFNAME', 'veth-with-15ch'), ('IFLA_IFALIAS', 'x')],
+     dict(ifi_flags=0, change=1, attrs=dict(name='veth-with-15ch', alias='x'))),
+]
+
+
+def check_link(fields, attrs, kw):
+    kw = dict(kw)
+    ours = C.link(16, 0x600, C.link_attrs(**kw.pop('attrs', {})), **kw)
+    same(ours, msg('ifinfmsg', 16, 0x600, fields, attrs))
+
+
+VETHS = [(None, None), (9000, 5), (None, 12)]
+
+
+def check_veth_create(mtu, fd):
+    peer = [('IFLA_IFNAME', 'eth0')]
+    if mtu:
+        peer.append(('IFLA_MTU', mtu))
+    if fd is not None:
+        peer.append(('IFLA_NET_NS_FD', fd))
+    info = {'attrs': [('IFLA_INFO_KIND', 'veth'), ('IFLA_INFO_DATA', {'attrs': [('VETH_INFO_PEER', {'attrs': peer})]})]}
+    theirs = msg('ifinfmsg', 16, 0x600, {}, [('IFLA_IFNAME', 'vh1'), ('IFLA_MTU', 1500), ('IFLA_LINKINFO', info)])
+    ours = C.link(16, 0x600, C.link_attrs(name='vh1', mtu=1500) + [C.veth_info('eth0', mtu, fd)])
+    same(ours, theirs)
+
+
+def check_bridge_create():
+    theirs = msg('ifinfmsg', 16, 0x600, {}, [('IFLA_IFNAME', 'br0'),
+                                             ('IFLA_LINKINFO', {'attrs': [('IFLA_INFO_KIND', 'bridge')]})])
+    same(C.link(16, 0x600, C.link_attrs(name='br0') + [C.kind_info('bridge')]), theirs)
+
+
+ADDRESSES = [('10.0.0.2/24', 0), ('fd00::2/64', 2), ('192.0.2.1/32', 0)]
+
+
+def check_address(text, flags):
+    iface = ipaddress.ip_interface(text)
+    attrs = [('IFA_ADDRESS', str(iface.ip))]
+    if iface.version == 4:
+        attrs.insert(0, ('IFA_LOCAL', str(iface.ip)))
+    fields = {'family': 2 if iface.version == 4 else 10, 'prefixlen': iface.network.prefixlen, 'index': 4, 'flags': flags}
+    same(C.address(20, 0x600, 4, iface, flags), msg('ifaddrmsg', 20, 0x600, fields, attrs))
+
+
+ROUTES = [
+    ('0.0.0.0/0', '10.0.0.1', None, 0, 254), ('10.20.0.0/16', '10.0.0.1', 3, 100, 100),
+    ('::/0', 'fd00::1', None, 1024, 254), ('10.1.0.0/24', None, 2, 0, 1000),
+]
+
+
+def check_route(dest, gateway, oif, metric, table):
+    net = ipaddress.ip_network(dest)
+    family = 2 if net.version == 4 else 10
+    fields = {'family': family, 'dst_len': net.prefixlen, 'table': table if table < 256 else 252,
+              'proto': 4, 'type': 1, 'scope': 0 if gateway else 253, 'flags': 0}
+    attrs = [('RTA_TABLE', table)]
+    if net.prefixlen:
+        attrs.append(('RTA_DST', str(net.network_address)))
+    if gateway:
+        attrs.append(('RTA_GATEWAY', gateway))
+    if oif is not None:
+        attrs.append(('RTA_OIF', oif))
+    if metric:
+        attrs.append(('RTA_PRIORITY', metric))
+    ours = C.route(24, 0x600, family, net.prefixlen, table, proto=4, scope=0 if gateway else 253, rtype=1,
+                   dst=net.network_address if net.prefixlen else None,
+                   gateway=ipaddress.ip_address(gateway) if gateway else None, oif=oif, metric=metric)
+    same(ours, msg('rtmsg', 24, 0x600, fields, attrs))
+
+
+def check_read_requests():
+    """The bodies of the reads (dumps, gets by index and by name, namespace ids)."""
+    skip_stats = [('IFLA_EXT_MASK', C.RTEXT_FILTER_SKIP_STATS)]
+    same(C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request()),
+         msg('ifinfmsg', C.RTM_GETLINK, C.NLM_F_DUMP, {}, skip_stats))
+    same(C.message(C.RTM_GETLINK, 0, C.link_by_index(9)), msg('ifinfmsg', C.RTM_GETLINK, 0, {'index': 9}, skip_stats))
+    same(C.message(C.RTM_GETLINK, 0, C.link_by_name('veth0')),
+         msg('ifinfmsg', C.RTM_GETLINK, 0, {}, [('IFLA_IFNAME', 'veth0')] + skip_stats))
+    for family in (0, socket.AF_INET, socket.AF_INET6):
+        same(C.message(C.RTM_GETADDR, C.NLM_F_DUMP, C.addresses_request(family)),
+             msg('ifaddrmsg', C.RTM_GETADDR, C.NLM_F_DUMP, {'family': family}, []))
+        same(C.message(C.RTM_GETROUTE, C.NLM_F_DUMP, C.routes_request(family)),
+             msg('rtmsg', C.RTM_GETROUTE, C.NLM_F_DUMP, {'family': family}, []))
+    same(C.message(C.RTM_GETNSID, 0, C.nsid_request(11)), msg('nsidmsg', C.RTM_GETNSID, 0, {}, [('NETNSA_FD', 11)]))
+
+
+def check_nft_batch_ends():
+    """BEGIN (with and without a generation id) and END, as pyroute2's nfgen_msg reads them."""
+    for genid in (None, 1234):
+        begin = C.decode(N.nfnl_batch_msg, bytes(N.batch_begin(genid)))
+        assert (begin['header']['type'], begin['res_id'], begin.get_attr('NFNL_BATCH_GENID')) == (
+            N.NFNL_MSG_BATCH_BEGIN, N.NFNL_SUBSYS_NFTABLES, genid)
+    end = C.decode(N.nfgen_msg, bytes(N.batch_end()))
+    assert (end['header']['type'], end['res_id']) == (N.NFNL_MSG_BATCH_END, N.NFNL_SUBSYS_NFTABLES)
+
+
+# --- decoders, against pyroute2's parser ----------------------------------------------------------------
+def payload(data):
+    return bytes(data)[16:]
+
+
+def parsed(cls, data):
+    return C.decode(message_class(cls), bytes(data))
+
+
+def _linkinfo(kind):
+    return {'attrs': [('IFLA_INFO_KIND', kind)]}
+
+
+DECODED_LINKS = [
+    ({'index': 7, 'flags': 1}, [('IFLA_IFNAME', 'veth0'), ('IFLA_MTU', 1400), ('IFLA_LINK', 12),
+                                ('IFLA_MASTER', 3), ('IFLA_IFALIAS', 'linuxnet.netns'),
+                                ('IFLA_LINKINFO', _linkinfo('veth')), ('IFLA_LINK_NETNSID', 5)]),
+    ({'index': 1, 'flags': 0x10049}, [('IFLA_IFNAME', 'lo'), ('IFLA_TXQLEN', 1000), ('IFLA_MTU', 65536),
+                                      ('IFLA_ADDRESS', '00:00:00:00:00:00'), ('IFLA_GROUP', 0)]),
+    ({'index': 40, 'flags': 0x1002}, [('IFLA_IFNAME', 'br0'), ('IFLA_MTU', 1500), ('IFLA_LINK', 40),
+                                      ('IFLA_LINKINFO', _linkinfo('bridge'))]),
+    ({'index': 3, 'flags': 0}, [('IFLA_IFNAME', 'vh3'), ('IFLA_LINK', 2), ('IFLA_LINKINFO', _linkinfo('veth'))]),
+]
+
+
+def check_link_decoded(fields, attrs):
+    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, fields, attrs)
+    theirs = parsed('ifinfmsg', data)
+    ours = C.Link(payload(data))
+    info = theirs.get_attr('IFLA_LINKINFO')
+    kind = info.get_attr('IFLA_INFO_KIND') if info is not None else None
+    veth = kind == 'veth'
+    nsid = theirs.get_attr('IFLA_LINK_NETNSID')
+    agree((ours.index, ours.up, ours.name, ours.mtu, ours.master, ours.alias, ours.kind, ours.peer_index,
+           ours.peer_nsid), (
+        theirs['index'], bool(theirs['flags'] & C.IFF_UP), theirs.get_attr('IFLA_IFNAME'), theirs.get_attr('IFLA_MTU'),
+        theirs.get_attr('IFLA_MASTER'), theirs.get_attr('IFLA_IFALIAS'), kind,
+        theirs.get_attr('IFLA_LINK') if veth else None, nsid if veth and nsid is not None and nsid >= 0 else None))
+    assert C.ifinfo_index(payload(data)) == theirs['index']
+
+
+DECODED_ADDRESSES = [
+    ({'family': 2, 'prefixlen': 24, 'index': 4}, [('IFA_LOCAL', '10.0.0.2'), ('IFA_ADDRESS', '10.0.0.2'),
+                                                  ('IFA_LABEL', 'eth0')]),
+    ({'family': 2, 'prefixlen': 32, 'index': 5}, [('IFA_LOCAL', '10.0.0.1'), ('IFA_ADDRESS', '10.0.0.9')]),  # p2p
+    ({'family': 10, 'prefixlen': 64, 'index': 6}, [('IFA_ADDRESS', 'fd00::2')]),
+    ({'family': 10, 'prefixlen': 64, 'index': 6}, [('IFA_ADDRESS', 'fe80::1')]),
+    ({'family': 10, 'prefixlen': 128, 'index': 1}, [('IFA_ADDRESS', '::1'), ('IFA_FLAGS', 0x80)]),
+    ({'family': 2, 'prefixlen': 8, 'index': 1}, []),
+]
+
+
+def check_address_decoded(fields, attrs):
+    data = msg('ifaddrmsg', C.RTM_NEWADDR, 0, fields, attrs)
+    theirs = parsed('ifaddrmsg', data)
+    ours = C.Address.decode(payload(data))
+    address = theirs.get_attr('IFA_LOCAL') or theirs.get_attr('IFA_ADDRESS')
+    if address is None:
+        assert ours is None
+        return
+    iface = ipaddress.ip_interface('%s/%d' % (address, theirs['prefixlen']))
+    agree((ours.index, ours.family, ours.prefixlen, ours.iface, ours.link_local),
+          (theirs['index'], theirs['family'], theirs['prefixlen'], iface, iface.ip.is_link_local))
+
+
+DECODED_ROUTES = [
+    ({'family': 2, 'dst_len': 0, 'table': 254, 'proto': 76, 'scope': 0, 'type': 1},
+     [('RTA_TABLE', 254), ('RTA_GATEWAY', '10.0.0.1'), ('RTA_OIF', 2)]),
+    ({'family': 2, 'dst_len': 16, 'table': 252, 'proto': 4, 'scope': 253, 'type': 1},
+     [('RTA_TABLE', 1000), ('RTA_DST', '10.20.0.0'), ('RTA_OIF', 3), ('RTA_PRIORITY', 100), ('RTA_PREFSRC', '10.0.0.2')]),
+    ({'family': 10, 'dst_len': 64, 'table': 254, 'proto': 2, 'scope': 0, 'type': 1},
+     [('RTA_TABLE', 254), ('RTA_DST', 'fd00::'), ('RTA_PRIORITY', 256), ('RTA_OIF', 4)]),
+    ({'family': 2, 'dst_len': 32, 'table': 255, 'proto': 2, 'scope': 254, 'type': 2},
+     [('RTA_TABLE', 255), ('RTA_DST', '127.0.0.1'), ('RTA_OIF', 1)]),
+]
+
+
+def check_route_decoded(fields, attrs):
+    data = msg('rtmsg', C.RTM_NEWROUTE, 0, fields, attrs)
+    theirs = parsed('rtmsg', data)
+    ours = C.Route(payload(data))
+    zero = '0.0.0.0' if theirs['family'] == socket.AF_INET else '::'
+    dest = ipaddress.ip_network('%s/%d' % (theirs.get_attr('RTA_DST') or zero, theirs['dst_len']))
+    gateway = theirs.get_attr('RTA_GATEWAY')
+    agree((ours.family, ours.dest, ours.table, ours.metric, ours.gateway, ours.oif, ours.proto, ours.scope,
+           ours.rtype), (
+        theirs['family'], dest, theirs.get_attr('RTA_TABLE') or theirs['table'], theirs.get_attr('RTA_PRIORITY') or 0,
+        ipaddress.ip_address(gateway) if gateway else None, theirs.get_attr('RTA_OIF'), theirs['proto'],
+        theirs['scope'], theirs['type']))
+    assert ours.key == C.route_key(dest, ours.table, ours.metric)
+
+
+def check_nsid_decoded():
+    for nsid in (0, 7, 0xffffffff):  # NETNSA_NSID_NOT_ASSIGNED (-1) as pyroute2's uint32 holds it
+        data = msg('nsidmsg', C.RTM_GETNSID + 1, 0, {}, [('NETNSA_NSID', nsid)])
+        theirs = parsed('nsidmsg', data).get_attr('NETNSA_NSID')
+        assert C.nsid_of(payload(data)) == (None if theirs >= 0x80000000 else theirs)
+    assert C.nsid_of(payload(msg('nsidmsg', C.RTM_GETNSID + 1, 0, {}, []))) is None
+    assert C.nsid_of(None) is None
+
+
+def check_error_decoded():
+    """An NLMSG_ERROR with an extended ack, framed as the kernel frames it (with NETLINK_CAP_ACK):
+    the error, the request's header, then the attributes. pyroute2 encodes the error without the
+    request's header (its parser would read that header as attributes), so the header is put in."""
+    request = C.message(C.RTM_NEWLINK, C.NLM_F_CREATE, C.ifinfo())
+    C.set_seq(request, 42)
+    plain = msg(NLMSGERR, C.NLMSG_ERROR, C.NLM_F_ACK_TLVS, {'error': -22},
+                [('NLMSGERR_ATTR_MSG', 'Unknown device type')])
+    theirs = parsed(NLMSGERR, plain)
+    kernel = bytearray(plain[:20] + request[:16] + plain[20:])
+    struct.pack_into('=I', kernel, 0, len(kernel))
+    flags = struct.unpack_from('=H', kernel, 6)[0]
+    assert C.error_code(kernel, 0) == -theirs['error'] == 22
+    assert C.ext_ack_text(kernel, 0, len(kernel), flags) == theirs.get_attr('NLMSGERR_ATTR_MSG')
+    assert C.ext_ack_text(kernel, 0, len(kernel), 0) is None  # no NLM_F_ACK_TLVS: no attributes
+    assert C.HEADER.unpack_from(kernel, 20)[3] == 42
+
+
+def check_userdata():
+    """A rule comment as libnftnl writes it (nft's own rules carry it), and back."""
+    assert N.comment_userdata('ab') == b'\x00\x03ab\x00'
+    assert N.parse_userdata(N.comment_userdata('linuxnet:masq 10.0.0.0/24 eth0')) == 'linuxnet:masq 10.0.0.0/24 eth0'
+
+
+class Check(object):
+    def __init__(self, name, func, *args):
+        self.name = name
+        self.func = func
+        self.args = args
+
+    def __call__(self):
+        self.func(*self.args)
+
+
+def _checks():
+    checks = [Check('constant-%s' % name, check_constant, module, name, ref) for module, name, ref in CONSTANTS]
+    checks += [Check('every-constant-compared', check_every_constant_is_compared), Check('derived', check_derived)]
+    checks += [Check('struct-%s' % name, check_struct, name, path, attr) for name, path, attr in STRUCTS]
+    checks += [Check('encode-link-%d' % i, check_link, *case) for i, case in enumerate(LINKS)]
+    checks += [Check('encode-veth-%d' % i, check_veth_create, *case) for i, case in enumerate(VETHS)]
+    checks += [Check('encode-bridge', check_bridge_create), Check('encode-reads', check_read_requests),
+               Check('encode-nft-batch', check_nft_batch_ends)]
+    checks += [Check('encode-address-%s' % case[0], check_address, *case) for case in ADDRESSES]
+    checks += [Check('encode-route-%s-%s' % case[:2], check_route, *case) for case in ROUTES]
+    checks += [Check('decode-link-%d' % i, check_link_decoded, *case) for i, case in enumerate(DECODED_LINKS)]
+    checks += [Check('decode-address-%d' % i, check_address_decoded, *case) for i, case in enumerate(DECODED_ADDRESSES)]
+    checks += [Check('decode-route-%d' % i, check_route_decoded, *case) for i, case in enumerate(DECODED_ROUTES)]
+    checks += [Check('decode-nsid', check_nsid_decoded), Check('decode-error', check_error_decoded),
+               Check('userdata', check_userdata)]
+    return checks
+
+
+CHECKS = _checks()
+
+
+def main():
+    failed = []
+    for check in CHECKS:
+        try:
+            check()
+        except Exception as exc:  # every failure, not just the first
+            failed.append('%s: %s: %s' % (check.name, type(exc).__name__, exc))
+    print('\n'.join(failed) if failed else 'ok %d' % len(CHECKS))
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
