@@ -102,6 +102,7 @@ NLMSG_DONE = 3
 NLMSGERR_ATTR_MSG = 1
 
 HEADER = struct.Struct('=IHHII')  # struct nlmsghdr: length, type, flags, seq, pid
+ERROR = struct.Struct('=i')  # struct nlmsgerr, after the header: -errno (0: an ack), then the request's header
 _NLA = struct.Struct('=HH')
 _U16 = struct.Struct('=H')
 U32 = struct.Struct('=I')
@@ -148,15 +149,6 @@ def message(msg_type, flags, body):
 def add_flags(data, flags):
     """Set header flags of an encoded message in place."""
     _U16.pack_into(data, 6, _U16.unpack_from(data, 6)[0] | flags)
-
-
-def set_seq(data, seq):
-    U32.pack_into(data, 8, seq)
-
-
-def error_code(data, offset):
-    """The errno of the NLMSG_ERROR message at data[offset:] (0: an ack)."""
-    return -S32.unpack_from(data, offset + 16)[0]
 
 
 def ext_ack_text(data, offset, length, flags):
@@ -236,7 +228,7 @@ def ifinfo(index=0, flags=0, change=0, family=0, ifi_type=0):
     return IFINFO.pack(family, ifi_type, index, flags, change)
 
 
-def link(msg_type, flags, attrs, index=0, ifi_flags=0, change=0):
+def link_message(msg_type, flags, attrs, index=0, ifi_flags=0, change=0):
     """RTM_NEWLINK / RTM_DELLINK with attributes given as encoded nla() bytes."""
     return message(msg_type, flags, ifinfo(index, ifi_flags, change) + b''.join(attrs))
 
@@ -269,7 +261,7 @@ def kind_info(kind):
     return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_KIND, kind))
 
 
-def address(msg_type, flags, index, iface, ifa_flags=0):
+def address_message(msg_type, flags, index, iface, ifa_flags=0):
     """RTM_NEWADDR / RTM_DELADDR for an ipaddress interface (IPv4 carries IFA_LOCAL as well)."""
     packed = iface.ip.packed
     family = socket.AF_INET if iface.version == 4 else socket.AF_INET6
@@ -280,7 +272,7 @@ def address(msg_type, flags, index, iface, ifa_flags=0):
     return message(msg_type, flags, body)
 
 
-def route(msg_type, flags, family, dst_len, table, proto=0, scope=0, rtype=0, rtm_flags=0,
+def route_message(msg_type, flags, family, dst_len, table, proto=0, scope=0, rtype=0, rtm_flags=0,
           dst=None, gateway=None, oif=None, metric=None):
     """RTM_NEWROUTE / RTM_DELROUTE; dst and gateway are ipaddress addresses."""
     body = RTMSG.pack(family, dst_len, 0, 0, table if table < 256 else RT_TABLE_COMPAT, proto, scope, rtype,
@@ -435,16 +427,6 @@ class Address(object):
         self.index, self.family, self.packed, self.prefixlen = index, family, packed, prefixlen
         self._iface = None
 
-    @classmethod
-    def decode(cls, payload):
-        """The address of an RTM_NEWADDR payload (IFA_LOCAL, else IFA_ADDRESS); None without either."""
-        family, prefixlen, _flags, _scope, index = IFADDR.unpack_from(payload)
-        attrs = attributes(payload, IFADDR.size, _ADDR_ATTRS)
-        addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
-        if addr is None:
-            return None
-        return cls(index, family, bytes(addr), prefixlen)
-
     @property
     def iface(self):
         if self._iface is None:
@@ -455,16 +437,30 @@ class Address(object):
             self._iface = iface
         return self._iface
 
-    @property
-    def link_local(self):
-        """An IPv6 link-local address: every IPv6 interface has one, nobody declares it."""
-        return self.family == socket.AF_INET6 and self.packed[0] == 0xfe and self.packed[1] & 0xc0 == 0x80
-
     def contains(self, address):
         """Whether `address` (an ipaddress address of the same family) is in this address's subnet."""
         bits = len(self.packed) * 8
         shift = bits - self.prefixlen
         return (int(address) >> shift) == (int.from_bytes(self.packed, 'big') >> shift) if shift < bits else True
+
+
+def decode_addresses(payloads, family=0, link_local=True):
+    """[Address] of RTM_NEWADDR payloads: the address is IFA_LOCAL, else IFA_ADDRESS (a message
+    with neither is skipped). With `family`, of that family only; without `link_local`, IPv6
+    link-local addresses left out."""
+    found = []
+    unpack = IFADDR.unpack_from
+    for payload in payloads:
+        afamily, prefixlen, _flags, _scope, index = unpack(payload)
+        attrs = attributes(payload, IFADDR.size, _ADDR_ATTRS)
+        addr = attrs.get(IFA_LOCAL, attrs.get(IFA_ADDRESS))
+        if addr is None or (family and afamily != family):
+            continue
+        addr = bytes(addr)
+        if not link_local and afamily == socket.AF_INET6 and addr[0] == 0xfe and addr[1] & 0xc0 == 0x80:
+            continue
+        found.append(Address(index, afamily, addr, prefixlen))
+    return found
 
 
 def nsid_of(payload):

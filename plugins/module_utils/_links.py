@@ -80,7 +80,7 @@ def link_request(msg_type, flags, what, index=0, up=None, info=None, ignore=(), 
     if info is not None:
         extra.append(info)
     ifi_flags, change = (0, 0) if up is None else (_codec.IFF_UP if up else 0, _codec.IFF_UP)
-    return _transport.Request(_codec.link(msg_type, flags, extra, index, ifi_flags, change), what, ignore)
+    return _transport.Request(_codec.link_message(msg_type, flags, extra, index, ifi_flags, change), what, ignore)
 
 
 def delete_link(plan, view, link, summary, stage=P.LINK_DELETE):
@@ -95,7 +95,7 @@ def delete_link(plan, view, link, summary, stage=P.LINK_DELETE):
 def _addr_request(msg_type, flags, index, addr, what):
     # IPv6 without duplicate address detection: usable at once, on links this collection owns
     ifa_flags = _codec.IFA_F_NODAD if addr.version == 6 else 0
-    return _transport.Request(_codec.address(msg_type, flags, index, addr, ifa_flags), what)
+    return _transport.Request(_codec.address_message(msg_type, flags, index, addr, ifa_flags), what)
 
 
 def configure(plan, iface, link, view, kind, label):

@@ -16,7 +16,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
-from ansible_collections.linuxnet.netns.plugins.module_utils._transport import MAX_NS_FDS
 
 # Stages, in the order they run.
 NETNS_CREATE = 10
@@ -55,11 +54,10 @@ class Resolver(object):
     same run has no index at planning time; kernel-side lookup by name: no dump), and namespace
     descriptors for the requests that name a namespace."""
 
-    def __init__(self, session, max_fds=MAX_NS_FDS):
+    def __init__(self, session):
         self.session = session
         self.cache = {}
         self.fds = {}
-        self.max_fds = max_fds
 
     def ns_fd(self, ns):
         """A descriptor of namespace `ns` for IFLA_NET_NS_FD, open until close(): the requests
@@ -72,7 +70,7 @@ class Resolver(object):
 
     @property
     def full(self):
-        return len(self.fds) >= self.max_fds
+        return len(self.fds) >= self.session.max_ns_fds
 
     def close(self):
         for fd in self.fds.values():

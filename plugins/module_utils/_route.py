@@ -107,7 +107,7 @@ def _request(msg_type, flags, spec, oif, what, ignore=()):
     # a purge deletes only a route with our protocol: the kernel matches on it, so another route
     # of the same key (`ip route append`, or a daemon's put in place since the read) stays
     proto = C.RTPROT_LINUXNET if present or spec.param == 'purge' else 0
-    data = C.route(
+    data = C.route_message(
         msg_type, flags, socket.AF_INET if spec.dest.version == 4 else socket.AF_INET6, spec.dest.prefixlen,
         spec.table, proto=proto, rtype=C.RTN_UNICAST if present else 0,
         scope=(C.RT_SCOPE_UNIVERSE if spec.gateway is not None else C.RT_SCOPE_LINK) if present else 0,

@@ -11,9 +11,7 @@ import socket
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import Address, Link, Route
-
-# the number of namespace descriptors prefetch_nsids holds at once: one get_many batch
-NSID_BATCH = 64
+from ansible_collections.linuxnet.netns.plugins.module_utils._transport import MAX_LOOKUP_FDS
 
 
 class NsView(object):
@@ -146,13 +144,9 @@ class NsView(object):
 
 
 def read_addresses(session, ns, family=0):
-    found = []
-    for payload in session.rtnl(ns).dump_raw(C.RTM_GETADDR, C.addresses_request(family)):
-        addr = Address.decode(payload)
-        if addr is None or (family and addr.family != family) or addr.link_local:
-            continue  # link-local: every IPv6 interface has one, nobody declares it
-        found.append(addr)
-    return found
+    # link-local addresses left out: every IPv6 interface has one, nobody declares them
+    return C.decode_addresses(session.rtnl(ns).dump_raw(C.RTM_GETADDR, C.addresses_request(family)), family,
+                              link_local=False)
 
 
 def read_links(session, ns, addresses=True):
@@ -264,13 +258,14 @@ class Reader(object):
             return
         sock = self.session.rtnl(from_ns)
         # a batch at a time, so that the descriptors open at once stay few whatever the count
-        for start in range(0, len(targets), NSID_BATCH):
-            chunk = targets[start:start + NSID_BATCH]
+        for start in range(0, len(targets), MAX_LOOKUP_FDS):
+            chunk = targets[start:start + MAX_LOOKUP_FDS]
             fds = []
             try:
                 for target in chunk:
                     fds.append(self.session.open_fd(target))
-                replies = sock.get_many([(C.RTM_GETNSID, C.nsid_request(fd)) for fd in fds], batch_size=NSID_BATCH)
+                replies = sock.get_many([(C.RTM_GETNSID, C.nsid_request(fd)) for fd in fds],
+                                        batch_size=MAX_LOOKUP_FDS)
             finally:
                 for fd in fds:
                     self.session.close_fd(fd)

@@ -13,8 +13,8 @@ a single sendmsg and the answers read back in one pass.
 
 Namespaces are entered with setns(2) on the calling thread only long enough to open a socket or
 a file there: a socket stays bound to the namespace it was created in, so a socket per namespace
-is reused for the run - as many as MAX_SOCKETS per protocol, the least recently used closed
-beyond that, so that the descriptors a run holds stay bounded however many namespaces it touches.
+is reused for the run - up to a bound (MAX_SOCKETS, below), so that the descriptors a run holds
+stay bounded however many namespaces it touches.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -25,8 +25,10 @@ import collections
 import ctypes
 import errno
 import os
+import resource
 import select
 import socket
+import struct
 import time
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
@@ -46,14 +48,36 @@ CAP_SYS_ADMIN = 21
 MAX_BATCH_BYTES = 48 * 1024
 MAX_BATCH_MSGS = 256
 
-# The sockets kept open per protocol (rtnetlink, nfnetlink): one per namespace up to this many.
-# Reopening one costs about 20 us (open, setns, socket, setns back), so the bound sits above the
-# namespace counts runs usually have; beyond it the least recently used is closed, and a run's
-# descriptors stay below about 2 * MAX_SOCKETS + MAX_NS_FDS whatever the number of namespaces.
+# Descriptors, bounded whatever the number of namespaces a run touches:
+# - sockets, one per namespace and protocol (rtnetlink, nfnetlink), up to MAX_SOCKETS each; beyond
+#   that the least recently used is closed. Reopening one costs about 20 us (open, setns, socket,
+#   setns back) and the apply visits the namespaces stage after stage, so a bound below the number
+#   of namespaces costs that at every stage: the default sits above the namespace counts runs
+#   usually have (at 1000 namespaces, a bound of 128 cost 4% of a converge's CPU time);
+# - namespace descriptors for requests that name a namespace (IFLA_NET_NS_FD), MAX_NS_FDS at once:
+#   the apply sends what it has built before it opens more (see _plan.Resolver);
+# - the descriptors a reader holds to learn namespace ids, MAX_LOOKUP_FDS at once (_state).
+# Where the soft limit on open files leaves less room (the module raises it to the hard limit
+# first), the first two shrink to fit: descriptor_budget().
 MAX_SOCKETS = 1024
-# Namespace descriptors held at once for requests that name a namespace (IFLA_NET_NS_FD): the
-# apply sends what it has built before it opens more (see _plan.Resolver).
 MAX_NS_FDS = 256
+MAX_LOOKUP_FDS = 64
+MIN_SOCKETS = MIN_NS_FDS = 8
+# what the rest of the process may hold meanwhile: the lookups above, and Python's and Ansible's
+# own files, pipes and the lock
+RESERVED_FDS = MAX_LOOKUP_FDS + 64
+
+
+def descriptor_budget(soft_limit=None):
+    """(sockets kept per protocol, namespace descriptors held for requests) that fit under the
+    soft limit on open files, up to (MAX_SOCKETS, MAX_NS_FDS)."""
+    if soft_limit is None:
+        soft_limit = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft_limit == resource.RLIM_INFINITY or soft_limit >= RESERVED_FDS + MAX_NS_FDS + 2 * MAX_SOCKETS:
+        return MAX_SOCKETS, MAX_NS_FDS
+    room = max(0, soft_limit - RESERVED_FDS)
+    ns_fds = max(MIN_NS_FDS, min(MAX_NS_FDS, room // 4))
+    return max(MIN_SOCKETS, min(MAX_SOCKETS, (room - ns_fds) // 2)), ns_fds
 
 
 class NetlinkError(Exception):
@@ -111,6 +135,16 @@ class Request(object):
         self.ignore = ignore
 
 
+# in the header of a message: its flags and sequence number; after an NLMSG_ERROR's header, its errno
+_FLAGS = struct.Struct('=H')
+_SEQ = C.U32
+_ERRNO = C.ERROR
+_MULTI = C.NLM_F_MULTI
+_DONE, _ERROR = C.NLMSG_DONE, C.NLMSG_ERROR
+_CONTROL = (_DONE, _ERROR)
+_unpack_header = C.HEADER.unpack_from
+
+
 class Netlink(object):
     """A raw netlink socket (bound to the namespace it was opened in) with pipelined requests."""
 
@@ -134,15 +168,17 @@ class Netlink(object):
 
     def _number(self, data):
         self.seq += 1
-        C.set_seq(data, self.seq)
+        _SEQ.pack_into(data, 8, self.seq)  # nlmsghdr.nlmsg_seq
         return self.seq
 
     # recv_into one reused buffer: recv(1 MiB) would allocate and shrink a 1 MiB object per call
     _buffer = None
 
-    def _receive(self, take, timeout=None):
+    def _receive(self, take, timeout=None, seq=None, parts=None):
         """The one receive loop: every message that comes goes to
-        take(msg_type, flags, seq, data, offset, length), until it returns True.
+        take(msg_type, flags, seq, data, offset, length), until it returns True - except, given
+        `parts` (a list), the parts of a multipart answer to request `seq`, which are appended to
+        it whole: a dump's bulk, taken without a call per message.
 
         Without `timeout`, it waits as long as it takes and stops at that message. With one, it
         waits at most `timeout` seconds in all (OSError ETIMEDOUT), and once take() returned True
@@ -153,7 +189,7 @@ class Netlink(object):
         buffer = Netlink._buffer
         deadline = None if timeout is None else time.monotonic() + timeout
         finished = False
-        unpack = C.HEADER.unpack_from
+        unpack = _unpack_header
         while True:
             if deadline is None:
                 size = self.sock.recv_into(buffer)
@@ -173,24 +209,16 @@ class Netlink(object):
             data = bytes(buffer[:size])
             offset = 0
             while offset + 16 <= size:
-                length, msg_type, flags, seq, _pid = unpack(data, offset)
+                length, msg_type, flags, mseq, _pid = unpack(data, offset)
                 if length < 16:
                     break
-                if take(msg_type, flags, seq, data, offset, length):
+                if parts is not None and mseq == seq and flags & _MULTI and msg_type not in _CONTROL:
+                    parts.append(data[offset:offset + length])
+                elif take(msg_type, flags, mseq, data, offset, length):
                     if deadline is None:
                         return
                     finished = True
                 offset += (length + 3) & ~3
-
-    def _collect(self, pending, take):
-        """Receive until each request in `pending` ({seq: what}) has its one answer (an ack, an
-        error or the object a get asked for): take(what, msg_type, flags, data, offset, length)."""
-        def one(msg_type, flags, seq, data, offset, length):
-            if seq in pending:
-                take(pending.pop(seq), msg_type, flags, data, offset, length)
-            return not pending
-        if pending:
-            self._receive(one)
 
     def request(self, requests):
         """Send requests (each with NLM_F_ACK added), in as few sendmsg calls as the buffers allow.
@@ -215,17 +243,21 @@ class Netlink(object):
         chunks = []
         for req in batch:
             data = bytearray(req.data)
-            C.add_flags(data, C.NLM_F_ACK)
+            _FLAGS.pack_into(data, 6, _FLAGS.unpack_from(data, 6)[0] | C.NLM_F_ACK)  # nlmsghdr.nlmsg_flags
             pending[self._number(data)] = req
             chunks.append(bytes(data))
         self.sock.send(b''.join(chunks))
         failures = []
 
-        def ack(req, msg_type, flags, data, offset, length):
-            code = C.error_code(data, offset) if msg_type == C.NLMSG_ERROR else 0
-            if code and code not in req.ignore:
-                failures.append(NetlinkError(code, req.what, C.ext_ack_text(data, offset, length, flags)))
-        self._collect(pending, ack)
+        def ack(msg_type, flags, seq, data, offset, length):
+            # each request has its one answer: an ack, or an error
+            req = pending.pop(seq, None)
+            if req is not None and msg_type == _ERROR:
+                code = -_ERRNO.unpack_from(data, offset + 16)[0]
+                if code and code not in req.ignore:
+                    failures.append(NetlinkError(code, req.what, C.ext_ack_text(data, offset, length, flags)))
+            return not pending
+        self._receive(ack)
         if failures:
             raise failures[0]
 
@@ -237,18 +269,21 @@ class Netlink(object):
         answers = []
         for start in range(0, len(requests), batch_size):
             batch = requests[start:start + batch_size]
-            seqs, chunks = [], []
-            for msg_type, body in batch:
+            index_of, chunks = {}, []
+            for index, (msg_type, body) in enumerate(batch):
                 data = C.message(msg_type, 0, body)
-                seqs.append(self._number(data))
+                index_of[self._number(data)] = index
                 chunks.append(bytes(data))
             self.sock.send(b''.join(chunks))
             found = [None] * len(batch)
 
-            def answer(index, msg_type, _flags, data, offset, length, found=found):
-                if msg_type != C.NLMSG_ERROR:
+            def answer(msg_type, _flags, seq, data, offset, length, found=found, index_of=index_of):
+                # each get has its one answer: the object, or an error
+                index = index_of.pop(seq, None)
+                if index is not None and msg_type != _ERROR:
                     found[index] = data[offset + 16:offset + length]
-            self._collect(dict((seq, index) for index, seq in enumerate(seqs)), answer)
+                return not index_of
+            self._receive(answer)
             answers.extend(found)
         return answers
 
@@ -269,19 +304,18 @@ class Netlink(object):
         result = []
         failure = []
 
-        def take(msg_type, flags, mseq, chunk, offset, length):
+        def end(msg_type, flags, mseq, chunk, offset, length):
+            # the parts of a dump go straight into `result`: here come its end, or a single answer
             if mseq != seq:
                 return False
-            if msg_type == C.NLMSG_DONE:
-                return True
-            if msg_type == C.NLMSG_ERROR:
-                code = C.error_code(chunk, offset)
+            if msg_type == _ERROR:
+                code = -_ERRNO.unpack_from(chunk, offset + 16)[0]
                 if code:
                     failure.append(NetlinkError(code, 'netlink query', C.ext_ack_text(chunk, offset, length, flags)))
-                return True
-            result.append(chunk[offset:offset + length])
-            return not flags & C.NLM_F_MULTI
-        self._receive(take)
+            elif msg_type != _DONE:
+                result.append(chunk[offset:offset + length])
+            return True
+        self._receive(end, None, seq, result)
         if failure:
             raise failure[0]
         return result
@@ -314,9 +348,9 @@ class Netlink(object):
         answers = {}
 
         def take(msg_type, flags, seq, data, offset, length):
-            if msg_type != C.NLMSG_ERROR or seq not in index_of:
+            if msg_type != _ERROR or seq not in index_of:
                 return False
-            code = C.error_code(data, offset)
+            code = -_ERRNO.unpack_from(data, offset + 16)[0]
             answers[index_of[seq]] = (code, C.ext_ack_text(data, offset, length, flags))
             return seq == last or bool(code and seq in whole)
         self._receive(take, timeout)
@@ -329,12 +363,6 @@ class _Sockets(collections.OrderedDict):
     def __init__(self, capacity):
         super(_Sockets, self).__init__()
         self.capacity = capacity
-
-    def get_socket(self, name):
-        sock = self.get(name)
-        if sock is not None:
-            self.move_to_end(name)
-        return sock
 
     def put(self, name, sock):
         self[name] = sock
@@ -349,10 +377,12 @@ class Namespaces(object):
     `None` names the namespace the module runs in (the host's, as far as the user is concerned).
     """
 
-    def __init__(self, max_sockets=MAX_SOCKETS):
+    def __init__(self, budget=None):
         self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
-        self._sockets = _Sockets(max_sockets)
-        self._nft = _Sockets(max_sockets)
+        # sockets kept per protocol; namespace descriptors an apply may hold (_plan.Resolver)
+        self.max_sockets, self.max_ns_fds = budget or descriptor_budget()
+        self._sockets = _Sockets(self.max_sockets)
+        self._nft = _Sockets(self.max_sockets)
         self._released = []  # sockets in namespaces delete() removed, until release()
 
     def close(self):
@@ -394,12 +424,19 @@ class Namespaces(object):
     def rtnl(self, name):
         """The rtnetlink socket of namespace `name`; use it at once (it may be closed later to
         make room for others)."""
-        return self._sockets.get_socket(name) or self._sockets.put(name, self.run_in(name, Netlink))
+        sock = self._sockets.get(name)
+        if sock is None:
+            return self._sockets.put(name, self.run_in(name, Netlink))
+        self._sockets.move_to_end(name)
+        return sock
 
     def nfnl(self, name):
         """The nfnetlink socket of namespace `name`, as rtnl()."""
-        return self._nft.get_socket(name) or self._nft.put(
-            name, self.run_in(name, lambda: Netlink(C.NETLINK_NETFILTER)))
+        sock = self._nft.get(name)
+        if sock is None:
+            return self._nft.put(name, self.run_in(name, lambda: Netlink(C.NETLINK_NETFILTER)))
+        self._nft.move_to_end(name)
+        return sock
 
     # --- named namespaces (the /run/netns files that `ip netns` uses too) -------------------
     @staticmethod

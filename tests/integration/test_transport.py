@@ -1,0 +1,81 @@
+"""The transport's descriptor bounds against the real kernel: sockets closed and opened again as a
+run moves through more namespaces than it keeps sockets for, and a whole network of 300 namespaces
+converged, re-run and torn down by a module limited to 256 open files (the engine used to hold a
+socket and a descriptor per namespace: 600 and more)."""
+import json
+import os
+import resource
+import subprocess
+
+import pytest
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport as T
+from conftest import IN_SANDBOX, REPO
+
+pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='runs only inside tests/sandbox.sh')
+
+
+def open_fds():
+    return len(os.listdir('/proc/self/fd'))
+
+
+def test_sockets_are_bounded_and_opened_again(tmp_path):
+    names = ['lru-%s-%d' % (tmp_path.name[-6:], i) for i in range(12)]
+    session = T.Namespaces(budget=(4, 4))
+    try:
+        start = open_fds()
+        for name in names:
+            session.create(name)
+            assert open_fds() - start <= 4
+        for _round in range(2):  # every namespace again: each socket was closed and is opened again
+            for name in names:
+                links = [C.Link(p) for p in session.rtnl(name).dump_raw(C.RTM_GETLINK, C.links_request())]
+                assert [link.name for link in links] == ['lo']
+                assert open_fds() - start <= 4
+        assert len(session._sockets) == 4
+    finally:
+        for name in names:
+            if os.path.exists(T.netns_path(name)):
+                session.delete(name)
+        session.close()
+    assert not [name for name in names if os.path.exists(T.netns_path(name))]
+
+
+def limited(host, name, args, nofile):
+    """host.module(), with the module's limit on open files (soft and hard) at `nofile`."""
+    path = host.tmp / ('limited-%s.json' % len(os.listdir(str(host.tmp))))
+    path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
+    env = dict(os.environ, PYTHONPATH='%s:%s' % (host.collections, host.collections / 'ansible_only'))
+    out = subprocess.run(
+        ['nsenter', '--net=/run/netns/' + host.name, host.python, os.path.join(REPO, 'plugins', 'modules', name + '.py'),
+         str(path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, env=env, check=False,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile)))
+    try:
+        result = json.loads(out.stdout)
+    except ValueError:
+        raise AssertionError('module printed no JSON (rc %d): %s %s' % (out.returncode, out.stdout, out.stderr))
+    assert not result.get('failed'), result.get('msg')
+    return result
+
+
+def test_a_large_network_under_a_low_descriptor_limit(host):
+    count = 300
+    names = [host.ns('f%d' % i) for i in range(count)]
+    spec = {
+        'namespaces': [{'name': ns} for ns in names],
+        'bridges': [{'name': 'br0', 'addresses': ['10.60.0.1/16']}],
+        'pairs': [{'name': 'fp%d' % i, 'master': 'br0',
+                   'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['10.60.%d.%d/16' % ((i + 2) // 256, (i + 2) % 256)]}}
+                  for i, ns in enumerate(names)],
+        'routes': [{'netns': ns, 'gateway': '10.60.0.1'} for ns in names],
+    }
+    assert limited(host, 'network', spec, 256)['changed']
+    assert len(host.netns_list()) == count
+    last = host.sh('ip -n %s -br addr show eth0; ip -n %s route show default' % (names[-1], names[-1]))
+    assert '10.60.1.45/16' in last and 'default via 10.60.0.1' in last
+    assert not limited(host, 'network', spec, 256)['changed']
+    teardown = {'namespaces': [{'name': ns, 'state': 'absent'} for ns in names],
+                'bridges': [{'name': 'br0', 'state': 'absent'}]}
+    assert limited(host, 'network', teardown, 256)['changed']
+    assert host.netns_list() == [] and 'fp' not in host.sh('ip -br link')

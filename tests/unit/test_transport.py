@@ -1,0 +1,102 @@
+"""The transport's bounds, without a kernel: the descriptor budget, the socket cache, and the apply
+sending what it built before it holds more namespace descriptors than the budget allows."""
+import pytest
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport as T
+
+
+@pytest.mark.parametrize('soft', [64, 256, 512, 1024, 2048, 4096, 20000, 1 << 20])
+def test_descriptor_budget_fits_the_limit(soft):
+    sockets, ns_fds = T.descriptor_budget(soft)
+    assert T.MIN_SOCKETS <= sockets <= T.MAX_SOCKETS and T.MIN_NS_FDS <= ns_fds <= T.MAX_NS_FDS
+    if soft >= 256:
+        # both protocols' sockets, the apply's namespace descriptors, the lookups and the rest
+        assert 2 * sockets + ns_fds + T.RESERVED_FDS <= soft
+    if soft >= 4096:  # the descriptor limit of many hosts: nothing shrinks
+        assert (sockets, ns_fds) == (T.MAX_SOCKETS, T.MAX_NS_FDS)
+
+
+class FakeSocket(object):
+    def __init__(self, name):
+        self.name = name
+        self.closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_socket_cache_closes_the_least_recently_used():
+    cache = T._Sockets(3)
+    made = dict((name, cache.put(name, FakeSocket(name))) for name in 'abc')
+    assert cache.get('a') is made['a']
+    cache.move_to_end('a')  # as Namespaces.rtnl does on a hit
+    cache.put('d', FakeSocket('d'))
+    assert sorted(cache) == ['a', 'c', 'd'] and made['b'].closed and not made['a'].closed
+    cache.put('e', FakeSocket('e'))
+    assert sorted(cache) == ['a', 'd', 'e'] and made['c'].closed
+
+
+class FakeNetlink(object):
+    def __init__(self, session, ns):
+        self.session = session
+        self.ns = ns
+
+    def request(self, requests):
+        for req in requests:
+            # the descriptor a request carries must still be open when it is sent
+            assert req.data in self.session.open, (req.what, req.data)
+        self.session.sent.append((self.ns, [req.what for req in requests]))
+
+
+class FakeSession(object):
+    """Descriptors by number, to count them; requests recorded as sent, per namespace."""
+
+    home = 0
+
+    def __init__(self, max_ns_fds):
+        self.max_ns_fds = max_ns_fds
+        self.open = set([0])
+        self.peak = 0
+        self.next_fd = 100
+        self.sent = []
+
+    def open_fd(self, ns):
+        self.next_fd += 1
+        self.open.add(self.next_fd)
+        self.peak = max(self.peak, len(self.open) - 1)
+        return self.next_fd
+
+    def close_fd(self, fd):
+        self.open.remove(fd)
+
+    def rtnl(self, ns):
+        return FakeNetlink(self, ns)
+
+
+def test_apply_holds_at_most_the_budget_of_namespace_descriptors():
+    plan = P.Plan()
+    for i in range(10):
+        # a veth made on the host with its peer in namespace n<i>, and something inside n<i>
+        plan.add(P.LINK_CREATE, None, 'veth %d' % i,
+                 requests=lambda r, i=i: T.Request(r.ns_fd('n%d' % i), 'veth %d' % i))
+        plan.add(P.LINK_CREATE, 'n%d' % i, 'inside %d' % i, requests=lambda r, i=i: T.Request(0, 'inside %d' % i))
+    session = FakeSession(max_ns_fds=3)
+    plan.apply(session)
+    assert session.peak == 3 and session.open == set([0])
+    # each namespace's requests in their order, every one sent once, the host's in batches of three
+    host = [what for ns, batch in session.sent if ns is None for what in batch]
+    assert host == ['veth %d' % i for i in range(10)]
+    assert [len(batch) for ns, batch in session.sent if ns is None] == [3, 3, 3, 1]
+    assert sorted(what for _ns, batch in session.sent for what in batch) == sorted(
+        ['veth %d' % i for i in range(10)] + ['inside %d' % i for i in range(10)])
+    assert plan.started
+
+
+def test_apply_within_the_budget_sends_each_namespace_once():
+    plan = P.Plan()
+    for i in range(4):
+        plan.add(P.LINK_CREATE, None, 'veth %d' % i, requests=lambda r, i=i: T.Request(r.ns_fd('n%d' % i), 'veth %d' % i))
+    session = FakeSession(max_ns_fds=8)
+    plan.apply(session)
+    assert session.sent == [(None, ['veth 0', 'veth 1', 'veth 2', 'veth 3'])] and session.peak == 4
