@@ -18,6 +18,7 @@ import resource
 
 from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
@@ -159,7 +160,7 @@ def run(module, planner, read_only=False):
             reader = S.Reader(session)
             result = planner(plan, reader)
             if plan.ops and not module.check_mode:
-                plan.apply(session)
+                _apply.apply_plan(plan, session)
     except EngineError as exc:
         # a refusal, made before anything was applied. Nothing else is caught as one: a ValueError
         # of other origin is a bug, and its traceback is what tells so

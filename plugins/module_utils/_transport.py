@@ -55,7 +55,7 @@ MAX_BATCH_MSGS = 256
 #   of namespaces costs that at every stage: the default sits above the namespace counts runs
 #   usually have (at 1000 namespaces, a bound of 128 cost 4% of a converge's CPU time);
 # - namespace descriptors for requests that name a namespace (IFLA_NET_NS_FD), MAX_NS_FDS at once:
-#   the apply sends what it has built before it opens more (see _plan.Resolver);
+#   the apply sends what it has built before it opens more (see _apply.Resolver);
 # - the descriptors a reader holds to learn namespace ids, MAX_LOOKUP_FDS at once (_state).
 # Where the soft limit on open files leaves less room (the module raises it to the hard limit
 # first), the first two shrink to fit: descriptor_budget().
@@ -379,7 +379,7 @@ class Namespaces(object):
 
     def __init__(self, budget=None):
         self.home = os.open('/proc/thread-self/ns/net', os.O_RDONLY | os.O_CLOEXEC)
-        # sockets kept per protocol; namespace descriptors an apply may hold (_plan.Resolver)
+        # sockets kept per protocol; namespace descriptors an apply may hold (_apply.Resolver)
         self.max_sockets, self.max_ns_fds = budget or descriptor_budget()
         self._sockets = _Sockets(self.max_sockets)
         self._nft = _Sockets(self.max_sockets)

@@ -2,6 +2,7 @@
 sending what it built before it holds more namespace descriptors than the budget allows."""
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport as T
 
@@ -82,7 +83,7 @@ def test_apply_holds_at_most_the_budget_of_namespace_descriptors():
                  requests=lambda r, i=i: T.Request(r.ns_fd('n%d' % i), 'veth %d' % i))
         plan.add(P.LINK_CREATE, 'n%d' % i, 'inside %d' % i, requests=lambda r, i=i: T.Request(0, 'inside %d' % i))
     session = FakeSession(max_ns_fds=3)
-    plan.apply(session)
+    _apply.apply_plan(plan, session)
     assert session.peak == 3 and session.open == set([0])
     # each namespace's requests in their order, every one sent once, the host's in batches of three
     host = [what for ns, batch in session.sent if ns is None for what in batch]
@@ -98,5 +99,5 @@ def test_apply_within_the_budget_sends_each_namespace_once():
     for i in range(4):
         plan.add(P.LINK_CREATE, None, 'veth %d' % i, requests=lambda r, i=i: T.Request(r.ns_fd('n%d' % i), 'veth %d' % i))
     session = FakeSession(max_ns_fds=8)
-    plan.apply(session)
+    _apply.apply_plan(plan, session)
     assert session.sent == [(None, ['veth 0', 'veth 1', 'veth 2', 'veth 3'])] and session.peak == 4

@@ -1,0 +1,95 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+# This module util is PRIVATE to the collection: it can change at any time.
+# Do not use it from other collections or standalone plugins/modules.
+"""Applying a plan (_plan.Plan): its operations stage after stage, in dependency order; within a
+stage, the netlink requests bound for one namespace go out pipelined in as few sendmsg calls as
+the buffers allow."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state
+
+
+class Resolver(object):
+    """Interface indexes by name, asked of the kernel at apply time (a link made earlier in the
+    same run has no index at planning time; kernel-side lookup by name: no dump), and namespace
+    descriptors for the requests that name a namespace."""
+
+    def __init__(self, session):
+        self.session = session
+        self.cache = {}
+        self.fds = {}
+
+    def ns_fd(self, ns):
+        """A descriptor of namespace `ns` for IFLA_NET_NS_FD, open until close(): the requests
+        that carry it must be sent before (see _apply_stage)."""
+        if ns is None:
+            return self.session.home
+        if ns not in self.fds:
+            self.fds[ns] = self.session.open_fd(ns)
+        return self.fds[ns]
+
+    @property
+    def full(self):
+        """Whether it holds as many namespace descriptors as the session's budget allows."""
+        return len(self.fds) >= self.session.max_ns_fds
+
+    def close(self):
+        for fd in self.fds.values():
+            self.session.close_fd(fd)
+        self.fds.clear()
+
+    def index(self, ns, name):
+        key = (ns, name)
+        if key not in self.cache:
+            self.cache[key] = _state.link_index(self.session, ns, name)
+        return self.cache[key]
+
+
+def apply_plan(plan, session):
+    """Do what the plan says; `plan.started` tells, if this fails, whether anything was done."""
+    ops = sorted(plan.ops, key=lambda op: op.stage)  # stable: keeps order within a stage
+    resolver = Resolver(session)
+    try:
+        start = 0
+        while start < len(ops):
+            end = start
+            while end < len(ops) and ops[end].stage == ops[start].stage:
+                end += 1
+            _apply_stage(plan, session, resolver, ops[start:end])
+            start = end
+    finally:
+        resolver.close()
+
+
+def _apply_stage(plan, session, resolver, ops):
+    pending = {}
+    order = []
+    for op in ops:
+        if op.call is not None:
+            plan.started = True
+            op.call(session)
+            continue
+        if op.ns not in pending:
+            pending[op.ns] = []
+            order.append(op.ns)
+        reqs = op.requests(resolver)
+        pending[op.ns].extend(reqs if isinstance(reqs, list) else [reqs])
+        if resolver.full:
+            # the namespace descriptors the requests carry stay open until they are sent: send what
+            # is built so far, so that the descriptors open at once stay bounded
+            _send(plan, session, pending, order)
+            pending, order = {}, []
+            resolver.close()
+    _send(plan, session, pending, order)
+
+
+def _send(plan, session, pending, order):
+    for ns in order:
+        plan.started = True
+        session.rtnl(ns).request(pending[ns])

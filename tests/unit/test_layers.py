@@ -1,0 +1,56 @@
+"""module_utils in layers that import only downward: codec <- transport <- state <- planners <- apply
+<- module glue. A file may import its own layer and the ones below, at module level or inside a
+function alike."""
+import ast
+import os
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODULE_UTILS = os.path.join(HERE, '..', '..', 'plugins', 'module_utils')
+PACKAGE = 'ansible_collections.linuxnet.netns.plugins.module_utils'
+
+CODEC, TRANSPORT, STATE, PLANNERS, APPLY, GLUE = range(6)
+LAYERS = {
+    # the shared words (errors, how a namespace is named) import nothing of ours: any layer may use them
+    '_common': CODEC,
+    '_codec': CODEC, '_nft_codec': CODEC,
+    '_transport': TRANSPORT,
+    # the rule model (what a rule of ours is) is read into state as well as planned
+    '_nft_rules': STATE, '_state': STATE, '_nft_state': STATE,
+    # a transaction: a plan sent over the transport; ensure() reads the state again
+    '_nft_apply': STATE,
+    '_plan': PLANNERS, '_nft_plan': PLANNERS, '_links': PLANNERS, '_netns': PLANNERS, '_route': PLANNERS,
+    '_masq': PLANNERS, '_sysctl': PLANNERS, '_validate': PLANNERS, '_specs': PLANNERS,
+    '_apply': APPLY,
+    '_module': GLUE, '_network': GLUE, '_info': GLUE,
+}
+
+
+def imports(name):
+    """The module_utils files `name` imports, wherever in the file."""
+    with open(os.path.join(MODULE_UTILS, name + '.py')) as source:
+        tree = ast.parse(source.read())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(PACKAGE + '.'):
+            found.add(node.module[len(PACKAGE) + 1:])
+        elif isinstance(node, ast.Import):
+            found.update(alias.name[len(PACKAGE) + 1:] for alias in node.names if alias.name.startswith(PACKAGE + '.'))
+    return found
+
+
+FILES = sorted(name[:-3] for name in os.listdir(MODULE_UTILS) if name.endswith('.py') and name != '__init__.py')
+
+
+@pytest.mark.parametrize('name', [name for name in FILES if name in LAYERS])
+def test_imports_only_downward(name):
+    upward = sorted(other for other in imports(name) if LAYERS.get(other, -1) > LAYERS[name])
+    assert not upward, '%s imports %s, a layer above it' % (name, upward)
+
+
+def test_the_codec_imports_nothing_of_ours_but_itself():
+    for name in ('_codec', '_nft_codec'):
+        assert imports(name) <= {'_codec'}, name
