@@ -1,9 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-
-# This module util is PRIVATE to the collection: it can change at any time.
-# Do not use it from other collections or standalone plugins/modules.
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """nf_tables on the wire: the nfnetlink and nf_tables numbers the engine uses, declared once, and
 the encoding and decoding of rules' expressions and comments. No I/O.
 

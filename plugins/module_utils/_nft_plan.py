@@ -1,9 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: linuxnet.netns contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-
-# This module util is PRIVATE to the collection: it can change at any time.
-# Do not use it from other collections or standalone plugins/modules.
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
 """nf_tables planning: from what was read (_nft_state) and what is wanted (_nft_rules specs) to the
 list of changes, each able to say itself for humans and encode itself for the kernel. No I/O.
 
