@@ -62,3 +62,8 @@ def require_namespace(reader, ns, param, state='present'):
             raise PlanError('%s=%r: network namespace %r is declared absent in the same task' % (param, ns, ns))
         raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
                         'linuxnet.netns.netns' % (param, ns, ns))
+
+
+def info_entry(result, ns):
+    """netns_info's entry for namespace `ns` (None: the host), where a kind's report adds to it."""
+    return result['host'] if ns is None else result['netns'][ns]

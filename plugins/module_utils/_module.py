@@ -20,6 +20,7 @@ from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
@@ -116,29 +117,23 @@ def new_module(argument_spec, **kwargs):
 PURGE_OPTION = dict(type='bool', default=False)
 
 
-def main(options, list_name, identity, factory, planner, result_key, purge=None, **constraints):
-    """The whole of a module that manages objects: spec, validation, plan, apply, result.
-
-    factory(spec, param) validates one object; planner(plan, reader, objects) fills the plan and
-    returns the objects' resulting states, returned under `result_key`. With `purge`, the module
-    takes a top-level `purge` option: purge(reader, objects) returns more objects (state absent)
-    for what this collection made and the call does not declare.
-    """
-    spec, list_constraints = list_form(options, list_name, identity)
-    if purge is not None:
+def main(kind):
+    """The whole of a single module that manages one kind of object (a _kind.Kind): spec,
+    validation, plan, apply, result. With a purge, the module takes a top-level `purge` option that
+    adds (state absent) what this collection made and the call does not declare."""
+    spec, list_constraints = list_form(kind.options, kind.list_option, kind.identity)
+    if kind.purge is not None:
         spec['purge'] = dict(PURGE_OPTION)
-    for key, value in constraints.items():
-        list_constraints.setdefault(key, []).extend(value)
     module = new_module(spec, **list_constraints)
     try:
-        objects = parse(module, options, list_name, factory)
+        objects = parse(module, kind.options, kind.list_option, kind.factory)
     except ValidationError as exc:
         module.fail_json(msg=_fix_param(str(exc)), changed=False)
 
     def plan_all(plan, reader):
-        extra = purge(reader, objects) if purge is not None and module.params.get('purge') else []
-        result = {result_key: planner(plan, reader, objects + extra)}
-        if purge is not None:
+        extra = kind.purge(reader, objects) if kind.purge is not None and module.params.get('purge') else []
+        result = {kind.list_option: kind.planner(plan, reader, objects + extra)}
+        if kind.purge is not None:
             result['purged'] = [obj.describe() for obj in extra]
         return result
 
@@ -157,7 +152,7 @@ def run(module, planner, read_only=False):
     try:
         with Lock(exclusive=not (read_only or module.check_mode)):
             session = _transport.Namespaces()
-            reader = S.Reader(session)
+            reader = S.Reader(session, _kinds.comment_parsers())
             result = planner(plan, reader)
             if plan.ops and not module.check_mode:
                 _apply.apply_plan(plan, session)

@@ -16,41 +16,18 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
-import copy
 import re
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _links
-from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _netns
-from ansible_collections.linuxnet.netns.plugins.module_utils import _route
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError, fail
 
-
-class Kind(object):
-    def __init__(self, option, options, factory, planner, purge=None, select=None):
-        self.option, self.options, self.factory, self.planner, self.purge = option, options, factory, planner, purge
-        # what purge_match gives for this kind: 'name' (regular expressions) or 'prefix' (prefixes)
-        self.select = select
-
-
-# In planning order: what a kind refers to is planned before it.
-KINDS = (
-    Kind('namespaces', _specs.NETNS, _netns.Netns, _netns.plan_netns, _netns.purge_netns, 'name'),
-    Kind('bridges', _specs.BRIDGE, _links.Bridge, _links.plan_bridges, _links.purge_bridges, 'name'),
-    Kind('pairs', _specs.VETH, _links.VethPair, _links.plan_veths, _links.purge_veths, 'name'),
-    Kind('routes', _specs.ROUTE, _route.RouteSpec, _route.plan_routes, _route.purge_routes, 'prefix'),
-    Kind('masquerade', _specs.MASQUERADE, _masq.MasqRule, _masq.plan_masquerade, _masq.purge_masquerade, 'prefix'),
-    Kind('forwarding', _specs.FORWARD, _sysctl.Forward, _sysctl.plan_forward),
-)
+KINDS = _kinds.KINDS
 
 
 def argument_spec():
-    spec = dict((kind.option, dict(type='list', elements='dict', options=copy.deepcopy(kind.options)))
-                for kind in KINDS)
+    spec = dict((kind.option, kind.list_spec()) for kind in KINDS)
     spec['purge'] = dict(_module.PURGE_OPTION)
     spec['purge_match'] = dict(type='dict', options=dict(
         (kind.option, dict(type='list', elements='str')) for kind in KINDS if kind.select))

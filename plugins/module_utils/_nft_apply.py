@@ -118,13 +118,13 @@ def apply(sock, plan_or_changes, genid=None, timeout=ANSWER_TIMEOUT):
         raise NftError(code, 'nf_tables transaction of %d changes' % len(changes), text)
 
 
-def ensure(sock, make_plan, check_mode=False, attempts=3):
+def ensure(sock, parsers, make_plan, check_mode=False, attempts=3):
     """read -> make_plan(state) -> apply, again from the start if the ruleset changed meanwhile.
 
     Returns the plan that was applied (or, in check mode, that would be).
     """
     for attempt in range(attempts):
-        current = read(sock)
+        current = read(sock, parsers)
         result = make_plan(current)
         if check_mode or not result:
             return result

@@ -17,8 +17,10 @@ __metaclass__ = type
 
 import ipaddress
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import NLM_F_APPEND, NLM_F_CREATE
-from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, ns_key, where
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     HOOKS,
     NF_ACCEPT,
@@ -437,3 +439,34 @@ def merge(current, plans):
             after['other_rulesets'] = one.after.get('other_rulesets')
     return NftPlan(changes, before, after, current.genid)
 
+
+class _Scheduled(object):
+    """The nf_tables plans of one namespace in one run, applied as one transaction."""
+
+    def __init__(self, current):
+        self.current = current
+        self.plans = []
+        self.key = None  # the diff key it is recorded under
+        self.op = None
+        self.merged = None
+
+
+def schedule(plan, reader, ns, nft_plan, label='nftables'):
+    """Put an nf_tables plan into the engine's plan: one atomic transaction, one action a line.
+
+    Several planners of one run (masquerade, the forward scope) may plan for the same namespace,
+    each against the state read once: their plans are merged into one transaction, so that the
+    second does not fail the generation check the first one's commit moved on.
+    """
+    entry = plan.shared.setdefault(('nft', ns), _Scheduled(reader.nft(ns)))
+    entry.plans.append(nft_plan)
+    entry.merged = merge(entry.current, entry.plans)
+    if entry.key is not None:
+        plan.forget(entry.key)
+    entry.key = '%s %s' % (label if len(entry.plans) == 1 else 'nftables', ns_key(ns))
+    plan.record(entry.key, entry.merged.before or None, entry.merged.after or None)
+    lines = ['%s in %s' % (line, where(ns)) for line in entry.merged.lines()]
+    if entry.op is None and lines:
+        entry.op = plan.add(P.NFT, ns, lines, call=lambda session: _nft_apply.apply(session.nfnl(ns), entry.merged))
+    elif entry.op is not None:
+        entry.op.summary = lines

@@ -310,7 +310,7 @@ def _excluded(canonical, version):
     return found
 
 
-def _parse_masq(args, canonical=None):
+def parse_masq_comment(args, canonical=None):
     words = args.split(' ')
     if len(words) == 2:
         return masquerade_rule(words[0], words[1])
@@ -338,27 +338,24 @@ def _forward_accept(field, net):
     return RuleSpec('forward', '%sfwd-%s %s' % (COMMENT_PREFIX, kind, net), [MatchAddress(field, net), Verdict('accept')])
 
 
-def _parse_forward(field):
+def parse_forward_comment(field):
     return lambda args, canonical=None: _forward_accept(field, ipaddress.ip_network(args, strict=True))
 
 
-def _parse_forward_drop(args, canonical=None):
+def parse_forward_drop_comment(args, canonical=None):
     if args:
         raise ValueError('fwd-drop takes no argument')
     return RuleSpec('forward', '%sfwd-drop' % COMMENT_PREFIX, [Verdict('drop')])
 
 
-# kind (the word after `linuxnet:`) -> spec from the rest of the comment
-COMMENT_KINDS = {'masq': _parse_masq, 'fwd-src': _parse_forward('saddr'), 'fwd-dst': _parse_forward('daddr'),
-                 'fwd-drop': _parse_forward_drop}
-
-
-def spec_from_comment(comment, canonical=None):
-    """The RuleSpec a comment of ours names; None for a comment that is not ours or not valid."""
+def spec_from_comment(comment, canonical, parsers):
+    """The RuleSpec a comment of ours names; None for a comment that is not ours or not valid.
+    `parsers` maps the word after `linuxnet:` to the parser of the rest: each kind that writes
+    rules declares its own (Kind.nft_comments; _kinds.comment_parsers() gathers them)."""
     if not comment or not comment.startswith(COMMENT_PREFIX):
         return None
     kind, _sep, args = comment[len(COMMENT_PREFIX):].partition(' ')
-    parse = COMMENT_KINDS.get(kind)
+    parse = parsers.get(kind)
     if parse is None:
         return None
     try:

@@ -64,12 +64,12 @@ class RuleInfo(object):
     really is that spec, in the chain the spec belongs to.
     """
 
-    def __init__(self, chain, handle, comment, canonical):
+    def __init__(self, chain, handle, comment, canonical, parsers):
         self.chain = chain
         self.handle = handle
         self.comment = comment
         self.canonical = canonical
-        self.spec = spec_from_comment(comment, canonical)
+        self.spec = spec_from_comment(comment, canonical, parsers)
         self.verified = bool(self.spec is not None and self.spec.comment == comment and
                              self.spec.chain == chain and self.spec.canonical() == canonical)
 
@@ -145,10 +145,11 @@ def _get(sock, cls, nft_msg, attrs, flags=0):
         raise
 
 
-def read(sock):
+def read(sock, parsers):
     """Our table, its chains and its rules: one get, one chain dump, one rule dump.
 
-    `sock` is a NETLINK_NETFILTER `Netlink` (`Namespaces.nfnl(name)`). The generation id is
+    `sock` is a NETLINK_NETFILTER `Netlink` (`Namespaces.nfnl(name)`); `parsers` turn our rules'
+    comments into the rules they name (spec_from_comment). The generation id is
     read first, so that the transaction can refuse to act on a state that changed since.
     """
     gen = _dump(sock, nft_gen_msg, NFT_MSG_GETGEN, [], family=0)
@@ -178,7 +179,7 @@ def read(sock):
             continue
         rules.append(RuleInfo(msg.get_attr('NFTA_RULE_CHAIN'), msg.get_attr('NFTA_RULE_HANDLE'),
                               parse_userdata(msg.get_attr('NFTA_RULE_USERDATA')),
-                              decode_expressions(msg.get_attr('NFTA_RULE_EXPRESSIONS'))))
+                              decode_expressions(msg.get_attr('NFTA_RULE_EXPRESSIONS')), parsers))
     return NftState(genid, table, chains, rules)
 
 

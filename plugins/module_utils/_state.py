@@ -191,8 +191,10 @@ def link_index(session, ns, name):
 class Reader(object):
     """Reads each namespace at most once per run and remembers what it saw."""
 
-    def __init__(self, session):
+    def __init__(self, session, comment_parsers):
         self.session = session
+        # what our nf_tables rules' comments name (each kind that writes rules declares its own)
+        self.comment_parsers = comment_parsers
         self.views = {}
         self._mounted = None
         self._nsids = {}
@@ -220,8 +222,22 @@ class Reader(object):
         if ns not in self._nft:
             # imported here: nf_tables (and pyroute2's classes for it) only for runs that use it
             from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_state
-            self._nft[ns] = _nft_state.read(self.session.nfnl(ns)) if self.exists(ns) else _nft_state.NftState()
+            self._nft[ns] = _nft_state.read(self.session.nfnl(ns), self.comment_parsers) if self.exists(ns) \
+                else _nft_state.NftState()
         return self._nft[ns]
+
+    def proc_values(self, ns, paths):
+        """{key: text} of /proc/sys files read inside `ns` (None for a file that does not exist)."""
+        return self.session.run_in(ns, lambda: dict((key, read_proc(path)) for key, path in paths.items()))
+
+    @staticmethod
+    def text_file(path):
+        """A file's text, or None when it does not exist (or cannot be read)."""
+        try:
+            with open(path) as handle:
+                return handle.read()
+        except IOError:
+            return None
 
     def foreign_forward(self, ns):
         """The forward-drop chains of other nf_tables rulesets in `ns` (Docker's FORWARD DROP) and
@@ -286,3 +302,12 @@ class Reader(object):
                     self.session.close_fd(fd)
             self._nsids[key] = C.nsid_of(reply[0] if reply else None)
         return self._nsids[key]
+
+
+def read_proc(path):
+    """A /proc/sys value as a bool (None: the file does not exist)."""
+    try:
+        with open(path) as handle:
+            return handle.read().strip() == '1'
+    except IOError:
+        return None

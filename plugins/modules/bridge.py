@@ -108,16 +108,12 @@ actions:
   elements: str
 '''
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _links
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-
-OPTIONS = _specs.BRIDGE
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_bridge
 
 
 def main():
-    _module.main(OPTIONS, 'bridges', 'name', _links.Bridge, _links.plan_bridges, 'bridges',
-                 purge=_links.purge_bridges)
+    _module.main(_kind_bridge.KIND)
 
 
 if __name__ == '__main__':

@@ -120,16 +120,12 @@ actions:
   elements: str
 '''
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _masq
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-
-OPTIONS = _specs.MASQUERADE
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_masquerade
 
 
 def main():
-    _module.main(OPTIONS, 'rules', 'source', _masq.MasqRule, _masq.plan_masquerade, 'rules',
-                 purge=_masq.purge_masquerade)
+    _module.main(_kind_masquerade.KIND)
 
 
 if __name__ == '__main__':

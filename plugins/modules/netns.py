@@ -109,15 +109,11 @@ actions:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-from ansible_collections.linuxnet.netns.plugins.module_utils import _netns
-
-OPTIONS = _specs.NETNS
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_netns
 
 
 def main():
-    _module.main(OPTIONS, 'namespaces', 'name', _netns.Netns, _netns.plan_netns, 'namespaces',
-                 purge=_netns.purge_netns)
+    _module.main(_kind_netns.KIND)
 
 
 if __name__ == '__main__':

@@ -153,6 +153,7 @@ nat:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _info
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError
 
@@ -171,7 +172,7 @@ def main():
         query = _info.InfoQuery(module.params)
     except ValidationError as exc:
         module.fail_json(msg=str(exc))
-    _module.run(module, lambda plan, reader: _info.gather(reader, query), read_only=True)
+    _module.run(module, lambda plan, reader: _info.gather(reader, query, _kinds.KINDS), read_only=True)
 
 
 if __name__ == '__main__':

@@ -136,14 +136,11 @@ actions:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-from ansible_collections.linuxnet.netns.plugins.module_utils import _route
-
-OPTIONS = _specs.ROUTE
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_route
 
 
 def main():
-    _module.main(OPTIONS, 'routes', None, _route.RouteSpec, _route.plan_routes, 'routes', purge=_route.purge_routes)
+    _module.main(_kind_route.KIND)
 
 
 if __name__ == '__main__':

@@ -105,14 +105,11 @@ actions:
 '''
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-from ansible_collections.linuxnet.netns.plugins.module_utils import _sysctl
-
-OPTIONS = _specs.FORWARD
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_forwarding
 
 
 def main():
-    _module.main(OPTIONS, 'settings', None, _sysctl.Forward, _sysctl.plan_forward, 'settings')
+    _module.main(_kind_forwarding.KIND)
 
 
 if __name__ == '__main__':

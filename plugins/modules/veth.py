@@ -165,16 +165,12 @@ actions:
   elements: str
 '''
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _links
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _specs
-
-OPTIONS = _specs.VETH
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_veth
 
 
 def main():
-    _module.main(OPTIONS, 'pairs', 'name', _links.VethPair, _links.plan_veths, 'pairs',
-                 purge=_links.purge_veths)
+    _module.main(_kind_veth.KIND)
 
 
 if __name__ == '__main__':

@@ -21,6 +21,9 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import (
     _nft_state,
     _transport,
 )
+from ansible_collections.linuxnet.netns.plugins.module_utils._kinds import comment_parsers
+
+PARSERS = comment_parsers()
 
 IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
 
@@ -80,7 +83,7 @@ class Netns(object):
 
     # the engine, as a module would drive it
     def read(self):
-        return _nft_state.read(self.sock)
+        return _nft_state.read(self.sock, PARSERS)
 
     def masq(self, desired, check_mode=False):
         plan = _nft_plan.plan_masquerade_rules(self.read(), desired)
@@ -323,7 +326,7 @@ def test_conflict_when_ruleset_changed_since_read(ns):
     assert caught.value.code == _nft_apply.ERESTART
     assert ns.tables() == ['table ip someone_else']
     # ensure() reads and plans again
-    applied = _nft_apply.ensure(ns.sock, lambda current: _nft_plan.plan_masquerade_rules(current, [('10.0.0.0/24', 'eth0', 'present')]))
+    applied = _nft_apply.ensure(ns.sock, PARSERS, lambda current: _nft_plan.plan_masquerade_rules(current, [('10.0.0.0/24', 'eth0', 'present')]))
     assert applied.changed and len(ns.rule_lines()) == 1
     # and the same socket still works for reads (no stray answers left behind)
     assert len(ns.read().rules) == 1
@@ -333,7 +336,7 @@ def test_refused_transaction_changes_nothing_and_names_the_change(ns):
     ns.masq([('10.0.0.0/24', 'eth0', 'present')])
     before = ns.nft('-a', 'list', 'ruleset')
     state = ns.read()
-    ghost = _nft_state.RuleInfo('postrouting', 999999, 'linuxnet:masq 10.9.0.0/24 eth9', ())
+    ghost = _nft_state.RuleInfo('postrouting', 999999, 'linuxnet:masq 10.9.0.0/24 eth9', (), PARSERS)
     changes = [_nft_plan.AddRule(_nft_rules.masquerade_rule('10.7.0.0/24', 'eth0')), _nft_plan.DeleteRule(ghost, 'absent'),
                _nft_plan.AddRule(_nft_rules.masquerade_rule('10.8.0.0/24', 'eth0'))]
     with pytest.raises(_nft_apply.NftError) as caught:
@@ -347,7 +350,7 @@ def test_refused_transaction_changes_nothing_and_names_the_change(ns):
 
 def test_refused_last_change_is_reported(ns):
     """The ack we wait for may itself be the error."""
-    ghost = _nft_state.RuleInfo('postrouting', 424242, None, ())
+    ghost = _nft_state.RuleInfo('postrouting', 424242, None, (), PARSERS)
     with pytest.raises(_nft_apply.NftError) as caught:
         _nft_apply.apply(ns.sock, [_nft_plan.DeleteRule(ghost, 'absent')], genid=False)
     assert caught.value.code == errno.ENOENT

@@ -6,8 +6,10 @@ import ipaddress
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import (
-    _codec, _common, _masq, _module, _network, _nft_plan, _nft_rules, _nft_state, _state, _sysctl, _transport,
+    _codec, _common, _kind_forwarding, _kind_masquerade, _module, _network, _nft_plan, _nft_rules, _nft_state, _state,
+    _transport,
     _validate)
+from ansible_collections.linuxnet.netns.plugins.module_utils._kinds import comment_parsers
 
 
 # --- refusals are the engine's own errors ----------------------------------------------------------
@@ -41,10 +43,10 @@ def test_fail_names_the_parameter_the_value_and_the_fix():
     (lambda: _nft_rules.RuleSpec('postrouting', 'linuxnet:' + 'x' * 250, []), _common.PlanError,
      'is longer than 254 bytes'),
     # nf_tables' refusal, reworded by the masquerade kind with the parameter's path
-    (lambda: _masq.MasqRule({'source': '10.0.0.0/24', 'out_interface': 'eth0*'}, 'rules[1]'),
+    (lambda: _kind_masquerade.MasqRule({'source': '10.0.0.0/24', 'out_interface': 'eth0*'}, 'rules[1]'),
      _common.ValidationError, "rules[1].out_interface='eth0*' contains a character nf_tables treats specially"),
     # open() refused this one with a bare ValueError ("embedded null byte") at planning time
-    (lambda: _sysctl.Forward({'ipv4': True, 'persist': True, 'persist_file': '/etc/sysctl.d/a\0.conf'}, 'settings[0]'),
+    (lambda: _kind_forwarding.Forward({'ipv4': True, 'persist': True, 'persist_file': '/etc/sysctl.d/a\0.conf'}, 'settings[0]'),
      _common.ValidationError, "settings[0].persist_file='/etc/sysctl.d/a\\x00.conf' contains a NUL character"),
     (lambda: _network.purge_selection({'purge': True, 'namespaces': [], 'purge_match': {'namespaces': ['(']}}),
      _common.ValidationError, "purge_match.namespaces[0]='(' is not a regular expression"),
@@ -57,8 +59,8 @@ def test_refusals_are_engine_errors(refuse, error, message):
 
 def test_the_comment_parsers_still_read_a_refused_comment_as_not_ours():
     # masquerade_rule refuses the source with a PlanError; spec_from_comment catches ValueError
-    assert _nft_rules.spec_from_comment('linuxnet:masq 10.0.0.0/33 eth0') is None
-    assert _nft_rules.spec_from_comment('linuxnet:masq 10.0.0.0/24 eth0*') is None
+    assert _nft_rules.spec_from_comment('linuxnet:masq 10.0.0.0/33 eth0', None, comment_parsers()) is None
+    assert _nft_rules.spec_from_comment('linuxnet:masq 10.0.0.0/24 eth0*', None, comment_parsers()) is None
 
 
 # --- what _module.run makes of them -----------------------------------------------------------------
@@ -108,8 +110,8 @@ def no_kernel(monkeypatch):
     host exists with an empty nf_tables state, no namespace does."""
     real = _state.Reader
 
-    def reader(session):
-        made = real(session)
+    def reader(session, parsers):
+        made = real(session, parsers)
         made._mounted = set()
         made._nft[None] = _nft_state.NftState()
         return made
@@ -121,8 +123,8 @@ def no_kernel(monkeypatch):
 
 
 def masquerade(*rules):
-    objects = [_masq.MasqRule(dict(rule, out_interface='eth0'), 'rules[%d]' % index) for index, rule in enumerate(rules)]
-    return lambda plan, reader: {'rules': _masq.plan_masquerade(plan, reader, objects)}
+    objects = [_kind_masquerade.MasqRule(dict(rule, out_interface='eth0'), 'rules[%d]' % index) for index, rule in enumerate(rules)]
+    return lambda plan, reader: {'rules': _kind_masquerade.plan_masquerade(plan, reader, objects)}
 
 
 def test_run_plans_and_reports(no_kernel):

@@ -20,11 +20,16 @@ LAYERS = {
     '_nft_rules': STATE, '_state': STATE, '_nft_state': STATE,
     # a transaction: a plan sent over the transport; ensure() reads the state again
     '_nft_apply': STATE,
-    '_plan': PLANNERS, '_nft_plan': PLANNERS, '_links': PLANNERS, '_netns': PLANNERS, '_route': PLANNERS,
-    '_masq': PLANNERS, '_sysctl': PLANNERS, '_validate': PLANNERS, '_specs': PLANNERS,
+    '_plan': PLANNERS, '_nft_plan': PLANNERS, '_links': PLANNERS, '_validate': PLANNERS, '_kind': PLANNERS,
     '_apply': APPLY,
+    # the kinds stand side by side: none imports another (they share _links, _nft_plan, _common)
+    '_kinds': GLUE,
     '_module': GLUE, '_network': GLUE, '_info': GLUE,
 }
+
+
+KINDS = sorted(name for name in os.listdir(MODULE_UTILS) if name.startswith('_kind_') and name.endswith('.py'))
+LAYERS.update((name[:-3], PLANNERS) for name in KINDS)
 
 
 def imports(name):
@@ -54,3 +59,13 @@ def test_imports_only_downward(name):
 def test_the_codec_imports_nothing_of_ours_but_itself():
     for name in ('_codec', '_nft_codec'):
         assert imports(name) <= {'_codec'}, name
+
+
+@pytest.mark.parametrize('name', [name[:-3] for name in KINDS])
+def test_kinds_import_no_other_kind(name):
+    others = sorted(other for other in imports(name) if other.startswith('_kind_'))
+    assert not others, '%s imports %s: kinds stand side by side' % (name, others)
+
+
+def test_every_file_has_a_layer():
+    assert sorted(set(FILES) - set(LAYERS)) == []

@@ -62,6 +62,7 @@ def test_generated_part_is_every_list_of_the_argument_spec():
     spec = _network.argument_spec()
     generated = network_doc.generated_options()
     assert list(generated) == [kind.option for kind in _network.KINDS]
+    assert [kind for _file, kind in network_doc.kinds()] == list(_network.KINDS)
     assert compare(dict((name, spec[name]) for name in generated), generated) == []
 
 
@@ -78,7 +79,7 @@ def test_references_are_rewritten_for_the_items():
 
 def copy_collection(tmp_path):
     root = tmp_path / 'netns'
-    for sub in ('plugins/modules', 'plugins/doc_fragments'):
+    for sub in ('plugins/modules', 'plugins/doc_fragments', 'plugins/module_utils'):
         shutil.copytree(os.path.join(REPO, sub), str(root / sub))
     return root
 

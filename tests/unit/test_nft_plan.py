@@ -11,6 +11,9 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import (
     _nft_rules,
     _nft_state,
 )
+from ansible_collections.linuxnet.netns.plugins.module_utils._kinds import comment_parsers
+
+PARSERS = comment_parsers()
 
 POSTROUTING = _nft_state.ChainInfo('postrouting', 1, 'nat', 'postrouting', 100, 'accept')
 
@@ -18,7 +21,7 @@ POSTROUTING = _nft_state.ChainInfo('postrouting', 1, 'nat', 'postrouting', 100, 
 def rule(handle, source, oifname, chain='postrouting', comment=None, canonical=None):
     spec = _nft_rules.masquerade_rule(source, oifname)
     return _nft_state.RuleInfo(chain, handle, comment if comment is not None else spec.comment,
-                         canonical if canonical is not None else spec.canonical())
+                               canonical if canonical is not None else spec.canonical(), PARSERS)
 
 
 def state(*rules, **kw):
@@ -124,7 +127,7 @@ def test_absent_of_missing_rule_is_no_change():
 
 
 def test_foreign_rule_keeps_the_table():
-    foreign = _nft_state.RuleInfo('postrouting', 9, None, (('unknown', 'counter'),))
+    foreign = _nft_state.RuleInfo('postrouting', 9, None, (('unknown', 'counter'),), PARSERS)
     assert not foreign.ours and 'not managed' in foreign.text
     current = state(rule(2, '10.0.0.0/24', 'eth0'), foreign)
     assert actions(_nft_plan.plan_masquerade_rules(current, [('10.0.0.0/24', 'eth0', 'absent')])) == ['delete_rule']
@@ -138,7 +141,7 @@ def test_foreign_objects_keep_the_table():
 
 def test_unknown_kind_of_ours_is_left_alone():
     """A comment of a kind this version does not know (a newer one made it) is not touched."""
-    other = _nft_state.RuleInfo('postrouting', 5, 'linuxnet:future something', ())
+    other = _nft_state.RuleInfo('postrouting', 5, 'linuxnet:future something', (), PARSERS)
     assert other.spec is None
     current = state(rule(2, '10.0.0.0/24', 'eth0'), other)
     assert actions(_nft_plan.plan_masquerade_rules(current, [('10.0.0.0/24', 'eth0', 'absent')])) == ['delete_rule']
@@ -193,10 +196,10 @@ def test_bad_input_names_the_value(desired, message):
 
 
 def test_spec_from_comment():
-    assert _nft_rules.spec_from_comment('linuxnet:masq fd00::/64 wan0') == _nft_rules.masquerade_rule('fd00::/64', 'wan0')
+    assert _nft_rules.spec_from_comment('linuxnet:masq fd00::/64 wan0', None, PARSERS) == _nft_rules.masquerade_rule('fd00::/64', 'wan0')
     for comment in (None, '', 'hello', 'linuxnet:masq', 'linuxnet:masq 10.0.0.0/24', 'linuxnet:masq x eth0',
                     'linuxnet:masq 10.0.0.0/24 eth0 extra', 'linuxnet:nope a b'):
-        assert _nft_rules.spec_from_comment(comment) is None
+        assert _nft_rules.spec_from_comment(comment, None, PARSERS) is None
 
 
 # --- encoding and decoding ----------------------------------------------------------------------
@@ -302,18 +305,18 @@ def test_masquerade_with_exclusions_round_trips():
     assert spec.key == 'linuxnet:masq 10.200.1.0/24 eth0'
     assert spec.comment.startswith(spec.key + ' except=')
     assert spec.text.startswith('ip saddr 10.200.1.0/24 ip daddr != 10.200.2.0/24 ip daddr != 10.200.3.0/24 oifname "eth0"')
-    back = _nft_rules.spec_from_comment(spec.comment, spec.canonical())
+    back = _nft_rules.spec_from_comment(spec.comment, spec.canonical(), PARSERS)
     assert back == spec
     # a rule whose exclusions were edited does not verify against its comment's hash
     other = _nft_rules.masquerade_rule('10.200.1.0/24', 'eth0', ['10.200.2.0/24'])
-    assert _nft_rules.spec_from_comment(spec.comment, other.canonical()) != spec
+    assert _nft_rules.spec_from_comment(spec.comment, other.canonical(), PARSERS) != spec
     with pytest.raises(ValueError, match='IPv6'):
         _nft_rules.masquerade_rule('10.0.0.0/24', 'eth0', ['fd00::/64'])
 
 
 def test_changed_exclusions_replace_the_rule():
     old = _nft_rules.masquerade_rule('10.200.1.0/24', 'eth0', ['10.200.2.0/24'])
-    current = state(_nft_state.RuleInfo('postrouting', 5, old.comment, old.canonical()))
+    current = state(_nft_state.RuleInfo('postrouting', 5, old.comment, old.canonical(), PARSERS))
     assert _nft_plan.plan_masquerade_rules(current, [('10.200.1.0/24', 'eth0', 'present', ['10.200.2.0/24'])]) == []
     plan = _nft_plan.plan_masquerade_rules(current, [('10.200.1.0/24', 'eth0', 'present', ['10.200.2.0/24', '10.200.3.0/24'])])
     assert [change.action for change in plan] == ['delete_rule', 'add_rule']

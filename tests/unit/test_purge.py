@@ -3,7 +3,7 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _netns, _network
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_netns, _network
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 
 LISTS = {'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'masquerade': []}
@@ -74,7 +74,7 @@ class FakeKernel(object):
 
 
 def wait(kernel, ends):
-    teardown = _netns.Teardown()
+    teardown = _kind_netns.Teardown()
     teardown.host_peers = set(ends)
     teardown.wait(None, existing=kernel.existing, clock=lambda: kernel.now, sleep=kernel.sleep)
 
@@ -93,4 +93,4 @@ def test_wait_times_out_naming_only_what_is_left():
     with pytest.raises(Exception) as exc:
         wait(kernel, [1, 2, 3])
     assert '[2, 3]' in str(exc.value) and 'outlived' in str(exc.value)
-    assert kernel.now >= _netns.TEARDOWN_TIMEOUT
+    assert kernel.now >= _kind_netns.TEARDOWN_TIMEOUT

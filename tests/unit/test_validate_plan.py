@@ -3,8 +3,8 @@ import ipaddress
 
 import pytest
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _links, _plan, _sysctl, _validate
-from ansible_collections.linuxnet.netns.plugins.module_utils._route import RouteSpec
+from ansible_collections.linuxnet.netns.plugins.module_utils import _common, _kind_forwarding, _kind_veth, _plan, _validate
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind_route import RouteSpec
 from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsView, Reader
 
 
@@ -65,7 +65,7 @@ def fake_reader(views, mounted=()):
 
     class FakeReader(Reader):
         def __init__(self):
-            super(FakeReader, self).__init__(None)
+            super(FakeReader, self).__init__(None, {})
             self.views = dict(views)
             self._mounted = set(mounted)
 
@@ -82,9 +82,9 @@ def fake_reader(views, mounted=()):
 def test_plan_new_veth_orders_stages():
     reader = fake_reader({}, mounted=['ns1'])
     plan = _plan.Plan()
-    pair = _links.VethPair({'name': 'vh', 'addresses': ['10.0.0.1/24'], 'up': True,
+    pair = _kind_veth.VethPair({'name': 'vh', 'addresses': ['10.0.0.1/24'], 'up': True,
                             'peer': {'name': 'vn', 'netns': 'ns1', 'addresses': ['10.0.0.2/24'], 'up': True}}, 'p')
-    _links.plan_veth(plan, reader, pair)
+    _kind_veth.plan_veth(plan, reader, pair)
     assert plan.actions[0] == 'create veth vh in the host with peer vn in netns ns1'
     stages = [op.stage for op in sorted(plan.ops, key=lambda op: op.stage)]
     assert stages == sorted(stages)
@@ -93,10 +93,10 @@ def test_plan_new_veth_orders_stages():
 
 
 def test_plan_refuses_missing_namespace():
-    with pytest.raises(_links.PlanError, match="'ns9' does not exist"):
-        _links.plan_veth(_plan.Plan(), fake_reader({}), _links.VethPair({'name': 'a', 'peer': {'name': 'b', 'netns': 'ns9'}}, 'p'))
+    with pytest.raises(_common.PlanError, match="'ns9' does not exist"):
+        _kind_veth.plan_veth(_plan.Plan(), fake_reader({}), _kind_veth.VethPair({'name': 'a', 'peer': {'name': 'b', 'netns': 'ns9'}}, 'p'))
 
 
 def test_sysctl_render():
-    text = _sysctl.render({'ipv6': False, 'ipv4': True})
+    text = _kind_forwarding.render({'ipv6': False, 'ipv4': True})
     assert text.splitlines()[1:] == ['net.ipv4.ip_forward = 1', 'net.ipv6.conf.all.forwarding = 0']

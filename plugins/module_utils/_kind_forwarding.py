@@ -16,6 +16,9 @@ import tempfile
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_rules
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import info_entry
 
 KEYS = {
     'ipv4': ('net.ipv4.ip_forward', '/proc/sys/net/ipv4/ip_forward'),
@@ -27,6 +30,7 @@ HEADER = '# Managed by linuxnet.netns.sysctl_forward; edits here are overwritten
 
 class Forward(object):
     def __init__(self, spec, param):
+        self.item = spec
         self.param = param
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
         self.wanted = dict((family, spec.get(family)) for family in KEYS if spec.get(family) is not None)
@@ -55,14 +59,6 @@ class Forward(object):
     @property
     def key(self):
         return self.ns
-
-
-def read_proc(path):
-    try:
-        with open(path) as handle:
-            return handle.read().strip() == '1'
-    except IOError:
-        return None
 
 
 def _write_proc(path, value):
@@ -118,8 +114,7 @@ def plan_forward(plan, reader, specs):
                 _write(plan, spec, family, value, P.SYSCTL if value else P.NETNS_SETUP,
                        'set %s = %d in %s' % (name, int(value), where(spec.ns)))
         else:
-            current = reader.session.run_in(spec.ns, lambda paths=paths: dict(
-                (f, read_proc(p)) for f, p in paths.items()))
+            current = reader.proc_values(spec.ns, paths)
             for family, value in current.items():
                 if value is None:
                     raise PlanError('%s.%s: %s does not exist in %s (is %s disabled in this kernel?)' % (
@@ -132,10 +127,10 @@ def plan_forward(plan, reader, specs):
                            'set %s = %d in %s' % (KEYS[family][0], int(value), where(spec.ns)))
         if spec.restrict_to is not None:
             # nf_tables (and so pyroute2) only when the forward scope is managed
-            from ansible_collections.linuxnet.netns.plugins.module_utils import _masq, _nft_plan
+            from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
             # other rulesets (Docker's) exist only where the namespace does already
             foreign = spec.accept_in_drop_policies and reader.exists(spec.ns)
-            _masq.schedule(plan, reader, spec.ns, _nft_plan.plan_router(
+            _nft_plan.schedule(plan, reader, spec.ns, _nft_plan.plan_router(
                 reader.nft(spec.ns), [str(p) for p in spec.restrict_to],
                 reader.foreign_forward(spec.ns) if foreign else None), label='forward filter')
         result = {'netns': spec.ns}
@@ -144,11 +139,7 @@ def plan_forward(plan, reader, specs):
             result['restrict_to'] = [str(p) for p in spec.restrict_to]
         if spec.persist:
             content = render(spec.wanted)
-            try:
-                with open(spec.persist_file) as handle:
-                    existing = handle.read()
-            except IOError:
-                existing = None
+            existing = reader.text_file(spec.persist_file)
             plan.record('file %s' % spec.persist_file, existing, content)
             if existing != content:
                 plan.add(P.SYSCTL, None, 'write %s' % spec.persist_file,
@@ -156,3 +147,27 @@ def plan_forward(plan, reader, specs):
             result['persist_file'] = spec.persist_file
         results.append(result)
     return results
+
+
+def report_forwarding(reader, views, query, result):
+    """netns_info: forwarding on or off, per family, in the host and each namespace read."""
+    paths = dict((family, path) for family, (_key, path) in KEYS.items())
+    for ns in views:
+        info_entry(result, ns)['forwarding'] = reader.proc_values(ns, paths)
+
+
+OPTIONS = dict(
+    netns=dict(type='str'),
+    ipv4=dict(type='bool'),
+    ipv6=dict(type='bool'),
+    restrict_to=dict(type='list', elements='str'),
+    accept_in_drop_policies=dict(type='bool', default=True),
+    persist=dict(type='bool', default=False),
+    persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
+)
+
+KIND = Kind('sysctl_forward', 'forwarding', 'settings', None, OPTIONS, Forward, plan_forward, order=60,
+            phrase="one namespace's (or the host's) forwarding settings", report=report_forwarding,
+            nft_comments={'fwd-src': _nft_rules.parse_forward_comment('saddr'),
+                          'fwd-dst': _nft_rules.parse_forward_comment('daddr'),
+                          'fwd-drop': _nft_rules.parse_forward_drop_comment})

@@ -20,6 +20,13 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+
+OPTIONS = dict(
+    name=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+    lo_up=dict(type='bool', default=True),
+)
 
 # How long an absent run waits for the kernel's asynchronous namespace teardown to remove the
 # host-side ends of the namespace's veth pairs, so that nothing of it outlives the task.
@@ -28,6 +35,7 @@ TEARDOWN_TIMEOUT = 10.0
 
 class Netns(object):
     def __init__(self, spec, param):
+        self.item = spec
         self.name = V.netns_name(spec.get('name'), param + '.name')
         self.state = spec.get('state') or 'present'
         self.lo_up = spec.get('lo_up', True)
@@ -195,3 +203,7 @@ def plan_netns(plan, reader, items):
     if teardown.host_peers:
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
     return results
+
+
+KIND = Kind('netns', 'namespaces', 'namespaces', 'name', OPTIONS, Netns, plan_netns, order=10,
+            phrase='a network namespace', purge=purge_netns, select='name')

@@ -18,10 +18,24 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import info_entry
+
+OPTIONS = dict(
+    dest=dict(type='str', default='default'),
+    gateway=dict(type='str'),
+    dev=dict(type='str'),
+    metric=dict(type='int'),
+    table=dict(type='int', default=254),
+    onlink=dict(type='bool', default=False),
+    netns=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
 
 
 class RouteSpec(object):
     def __init__(self, spec, param):
+        self.item = spec
         self.param = param
         self.state = spec.get('state') or 'present'
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
@@ -175,3 +189,29 @@ def plan_routes(plan, reader, specs):
         results.append(dict(after, netns=spec.ns, dest=str(spec.dest), table=spec.table, metric=spec.metric,
                             state='present'))
     return results
+
+
+FE80 = b'\xfe\x80' + bytes(6)
+
+
+def _link_local_route(route):
+    """fe80::/64, which the kernel adds for every IPv6 interface: left out, like link-local addresses
+    (a host with a thousand veths has a thousand of them)."""
+    return route.family == socket.AF_INET6 and route.dst_len == 64 and route.dst[:8] == FE80 and \
+        route.proto == C.RTPROT_KERNEL
+
+
+def report_routes(reader, views, query, result):
+    """netns_info: each namespace's routes (with `routes: true`)."""
+    if not query.routes:
+        return
+    for ns, view in views.items():
+        info_entry(result, ns)['routes'] = [dict(
+            dest=str(route.dest), gateway=str(route.gateway) if route.gateway else None,
+            dev=view.link_name(route.oif), metric=route.metric, table=route.table,
+            ours=route.proto == C.RTPROT_LINUXNET)
+            for route in view.routes if not _link_local_route(route)]
+
+
+KIND = Kind('netns_route', 'routes', 'routes', None, OPTIONS, RouteSpec, plan_routes, order=40,
+            phrase='a route', purge=purge_routes, select='prefix', report=report_routes)

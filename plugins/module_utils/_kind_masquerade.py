@@ -11,17 +11,24 @@ __metaclass__ = type
 
 import ipaddress
 
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_rules
-from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_state
-from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
-from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail, ns_key, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail, require_namespace, where
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+
+OPTIONS = dict(
+    source=dict(type='str'),
+    out_interface=dict(type='str'),
+    exclude_destinations=dict(type='list', elements='str'),
+    netns=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
 
 
 class MasqRule(object):
     def __init__(self, spec, param):
+        self.item = spec
         self.param = param
         self.state = spec.get('state') or 'present'
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
@@ -76,38 +83,6 @@ def _matches(match, source):
         return False
 
 
-class _Scheduled(object):
-    """The nf_tables plans of one namespace in one run, applied as one transaction."""
-
-    def __init__(self, current):
-        self.current = current
-        self.plans = []
-        self.key = None  # the diff key it is recorded under
-        self.op = None
-        self.merged = None
-
-
-def schedule(plan, reader, ns, nft_plan, label='nftables'):
-    """Put an nf_tables plan into the engine's plan: one atomic transaction, one action a line.
-
-    Several planners of one run (masquerade, the forward scope) may plan for the same namespace,
-    each against the state read once: their plans are merged into one transaction, so that the
-    second does not fail the generation check the first one's commit moved on.
-    """
-    entry = plan.shared.setdefault(('nft', ns), _Scheduled(reader.nft(ns)))
-    entry.plans.append(nft_plan)
-    entry.merged = _nft_plan.merge(entry.current, entry.plans)
-    if entry.key is not None:
-        plan.forget(entry.key)
-    entry.key = '%s %s' % (label if len(entry.plans) == 1 else 'nftables', ns_key(ns))
-    plan.record(entry.key, entry.merged.before or None, entry.merged.after or None)
-    lines = ['%s in %s' % (line, where(ns)) for line in entry.merged.lines()]
-    if entry.op is None and lines:
-        entry.op = plan.add(P.NFT, ns, lines, call=lambda session: _nft_apply.apply(session.nfnl(ns), entry.merged))
-    elif entry.op is not None:
-        entry.op.summary = lines
-
-
 def plan_masquerade(plan, reader, rules):
     by_ns = {}
     for rule in rules:
@@ -117,7 +92,7 @@ def plan_masquerade(plan, reader, rules):
     for ns, group in by_ns.items():
         # a namespace that is gone took its ruleset with it: its (absent) rules need nothing
         if reader.will_exist(ns):
-            schedule(plan, reader, ns, _nft_plan.plan_masquerade_rules(reader.nft(ns), [
+            _nft_plan.schedule(plan, reader, ns, _nft_plan.plan_masquerade_rules(reader.nft(ns), [
                 (str(r.source), r.out_interface, r.state, [str(n) for n in r.exclude]) for r in group]))
         for rule in group:
             excluded = [str(n) for n in rule.exclude]
@@ -127,16 +102,20 @@ def plan_masquerade(plan, reader, rules):
     return results
 
 
-def describe(session, namespaces):
-    """Our MASQUERADE rules in each namespace, for netns_info."""
-    found = []
-    for ns in namespaces:
-        for rule in _nft_state.read(session.nfnl(ns)).rules:
+def report_nat(reader, views, query, result):
+    """netns_info: our rules (with `nat: true`), in the host and each namespace read."""
+    result['nat'] = []
+    for ns in views if query.nat else ():
+        for rule in reader.nft(ns).rules:
             entry = {'netns': ns, 'chain': rule.chain, 'rule': rule.text, 'verified': rule.verified}
             if rule.spec is not None and rule.chain == 'postrouting':
                 _kind, source, oif = rule.spec.key.split(' ')
                 entry.update(source=source, out_interface=oif, exclude_destinations=[
                     str(term.network) for term in rule.spec.terms
                     if isinstance(term, _nft_rules.MatchAddress) and term.field == 'daddr'])
-            found.append(entry)
-    return found
+            result['nat'].append(entry)
+
+
+KIND = Kind('nat_masquerade', 'masquerade', 'rules', 'source', OPTIONS, MasqRule, plan_masquerade, order=50,
+            phrase='a MASQUERADE rule', purge=purge_masquerade, select='prefix', report=report_nat,
+            nft_comments={'masq': _nft_rules.parse_masq_comment})
