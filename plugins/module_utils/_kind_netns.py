@@ -10,7 +10,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
-import os
 import time
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
@@ -63,20 +62,12 @@ def purge_netns(reader, items, match=None):
     return extra
 
 
-def _comm(pid):
-    try:
-        with open('/proc/%d/comm' % pid) as comm:
-            return comm.read().strip()
-    except OSError:
-        return '?'
-
-
 def _describe_holder(holder):
-    pid, how = holder
+    pid, how, comm = holder
     if not pid:
         return 'another mount of it at %s' % how
     what = 'running in it' if how == 'inside' else 'holding a descriptor of it'
-    return 'PID %d (%s, %s)' % (pid, _comm(pid), what)
+    return 'PID %d (%s, %s)' % (pid, comm, what)
 
 
 class Teardown(object):
@@ -118,11 +109,7 @@ class Teardown(object):
 def plan_netns(plan, reader, items):
     """Plan all namespaces of one call together: one /proc scan for holders, one teardown wait."""
     removing = [ns for ns in items if ns.state == 'absent' and reader.exists(ns.name)]
-    held = {}
-    if removing:
-        inodes = dict((reader.session.inode(ns.name), ns.name) for ns in removing)
-        for inode, holding in _transport.holders(inodes).items():
-            held[inodes[inode]] = sorted(set(holding))
+    held = reader.holders([ns.name for ns in removing]) if removing else {}
     teardown = Teardown()
     results = []
     for ns in items:
@@ -130,7 +117,7 @@ def plan_netns(plan, reader, items):
         key = 'netns %s' % ns.name
         if ns.state == 'absent':
             if not exists:
-                if os.path.lexists(_transport.netns_path(ns.name)):
+                if reader.bare_file(ns.name):
                     # a bare file where a namespace was being made or removed by a killed run
                     plan.add(P.NETNS_DELETE, None,
                              'remove %s (no namespace mounted there)' % _transport.netns_path(ns.name),
@@ -159,7 +146,7 @@ def plan_netns(plan, reader, items):
             lo = view.lo()
             plan.record(key, {'lo_up': bool(lo and lo.up), 'ours': bool(lo and lo.alias == OWNER_ALIAS)}, None)
             results.append({'name': ns.name, 'state': 'absent',
-                            'pids': sorted(set(pid for pid, _how in pids or () if pid)),
+                            'pids': sorted(set(pid for pid, _how, _comm in pids or () if pid)),
                             'held_by': [_describe_holder(h) for h in pids or ()]})
             continue
         if not exists:

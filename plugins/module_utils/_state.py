@@ -9,10 +9,12 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import os
 import socket
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import Address, Link, Route
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils._transport import MAX_LOOKUP_FDS
 
 
@@ -226,6 +228,20 @@ class Reader(object):
                 else _nft_state.NftState()
         return self._nft[ns]
 
+    def holders(self, names):
+        """{name: sorted [(pid, how, command)]} of the processes and mounts that keep the namespaces
+        `names` alive: one /proc scan for all of them (pid 0: another mount, `how` its path)."""
+        inodes = dict((self.session.inode(name), name) for name in names)
+        held = {}
+        for inode, holding in _transport.holders(inodes).items():
+            held[inodes[inode]] = sorted(set((pid, how, _comm(pid) if pid else None) for pid, how in holding))
+        return held
+
+    @staticmethod
+    def bare_file(name):
+        """Whether /run/netns/NAME is there with no namespace mounted on it (a killed run's leftover)."""
+        return os.path.lexists(_transport.netns_path(name))
+
     def proc_values(self, ns, paths):
         """{key: text} of /proc/sys files read inside `ns` (None for a file that does not exist)."""
         return self.session.run_in(ns, lambda: dict((key, read_proc(path)) for key, path in paths.items()))
@@ -311,3 +327,12 @@ def read_proc(path):
             return handle.read().strip() == '1'
     except IOError:
         return None
+
+
+def _comm(pid):
+    """A process's command name, or '?' when it is gone."""
+    try:
+        with open('/proc/%d/comm' % pid) as comm:
+            return comm.read().strip()
+    except OSError:
+        return '?'
