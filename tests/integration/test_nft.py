@@ -374,7 +374,7 @@ def test_forward_rules_fit_the_same_model(ns, monkeypatch):
         return _nft_rules.RuleSpec('forward', 'linuxnet:fwd %s %s' % (bridge, prefix), [
             _nft_rules.MatchIfname('iifname', bridge), _nft_rules.MatchAddress('saddr', prefix), _nft_rules.Verdict('accept')])
 
-    monkeypatch.setitem(_nft_rules.COMMENT_KINDS, 'fwd', forward_rule)
+    monkeypatch.setitem(PARSERS, 'fwd', forward_rule)
     spec = forward_rule('br0 10.0.0.0/24')
     plan = _nft_plan.plan(ns.read(), [spec, _nft_rules.masquerade_rule('10.0.0.0/24', 'eth0')])
     _nft_apply.apply(ns.sock, plan)
