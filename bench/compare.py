@@ -67,6 +67,7 @@ def cpu_run(python, coll, source, steps):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument('--old', required=True, help='the commit to compare with')
+    parser.add_argument('--new', help='another commit to compare (default: this work tree)')
     parser.add_argument('--n', type=int, default=1000)
     parser.add_argument('--repeat', type=int, default=5)
     parser.add_argument('--limit', type=float, default=5.0, help='percent new may be slower than old')
@@ -74,7 +75,7 @@ def main():
     args = parser.parse_args()
     if os.environ.get('LINUXNET_SANDBOX') != '1':
         sys.exit('run me inside tests/sandbox.sh')
-    engines = {'old': export(args.old), 'new': REPO}
+    engines = {'old': export(args.old), 'new': export(args.new) if args.new else REPO}
     colls = dict((label, collection(source)) for label, source in engines.items())
     steps = {'converge': as_one(recipe(args.n)), 're-run': as_one(recipe(args.n)), 'teardown': as_one(teardown(args.n))}
     best = dict((label, {}) for label in engines)
@@ -85,7 +86,8 @@ def main():
                 if step == 're-run' and changed:
                     sys.exit('%s: the re-run changed something' % label)
                 best[label][step] = min(cpu, best[label].get(step, cpu))
-    print('module CPU time, N=%d, best of %d, old = %s' % (args.n, args.repeat, args.old))
+    print('module CPU time, N=%d, best of %d, old = %s, new = %s'
+          % (args.n, args.repeat, args.old, args.new or 'the work tree'))
     failed = False
     for step in ('converge', 're-run', 'teardown'):
         old, new = best['old'][step], best['new'][step]

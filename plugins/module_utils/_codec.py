@@ -272,7 +272,7 @@ def address_message(msg_type, flags, index, iface, ifa_flags=0):
 
 
 def route_message(msg_type, flags, family, dst_len, table, proto=0, scope=0, rtype=0, rtm_flags=0,
-          dst=None, gateway=None, oif=None, metric=None):
+                  dst=None, gateway=None, oif=None, metric=None):
     """RTM_NEWROUTE / RTM_DELROUTE; dst and gateway are ipaddress addresses."""
     body = RTMSG.pack(family, dst_len, 0, 0, table if table < 256 else RT_TABLE_COMPAT, proto, scope, rtype,
                       rtm_flags)

@@ -58,13 +58,20 @@ NFT_PAYLOAD_NETWORK_HEADER = 1
 NFT_BITWISE_BOOL = 0
 NFTNL_UDATA_RULE_COMMENT = 0
 
-try:
+# pyroute2's nf_tables message classes cost about 0.3 s to import (its socket module pulls in
+# asyncio): they are loaded on first use, so that a run that never touches nf_tables does not pay
+LAZY = ('nfgen_msg', 'nft_chain_msg', 'nft_gen_msg', 'nft_rule_msg', 'nft_table_msg', 'nft_rule_raw_msg',
+        'nfnl_batch_msg')
+_loaded = {}
+
+
+def _load():
+    """The pyroute2 classes and the enum tables read from them, once."""
+    if _loaded:
+        return _loaded
     # the nf_tables messages only, without pyroute2's package __init__
     nfgen_msg = pyroute2_module('pyroute2.netlink.nfnetlink').nfgen_msg
     _nftsocket = pyroute2_module('pyroute2.netlink.nfnetlink.nftsocket')
-except ImportError:  # pragma: no cover - the module glue refuses the run (_codec.HAS_PYROUTE2)
-    _nftsocket = None
-else:
     nft_chain_msg = _nftsocket.nft_chain_msg
     nft_gen_msg = _nftsocket.nft_gen_msg
     nft_rule_msg = _nftsocket.nft_rule_msg
@@ -99,6 +106,15 @@ else:
     _PAYLOAD_BASES = _reverse(_EXPR.nft_payload.base_type.ops)
     _BITWISE_OPS = _reverse(_EXPR.nft_bitwise.bitwise_op.ops)
     _VERDICTS = _reverse(_nftsocket.nft_data.nfta_data.verdict.verdict_code.ops)
+    _loaded.update(locals())
+    return _loaded
+
+
+def __getattr__(name):
+    """nft_chain_msg and the other pyroute2 classes, loaded on first use."""
+    if name in LAZY:
+        return _load()[name]
+    raise AttributeError(name)
 
 
 def msg_type(nft_msg):
@@ -118,12 +134,12 @@ def nft_message(cls, nft_msg, flags, attrs, family=NFPROTO_INET):
 def batch_begin(genid=None):
     """NFNL_MSG_BATCH_BEGIN; with `genid`, the kernel refuses the batch if the ruleset moved on."""
     fields = {'nfgen_family': 0, 'version': 0, 'res_id': NFNL_SUBSYS_NFTABLES}
-    return encode(nfnl_batch_msg, NFNL_MSG_BATCH_BEGIN, 0, fields, [('NFNL_BATCH_GENID', genid)] if genid else [])
+    return encode(_load()['nfnl_batch_msg'], NFNL_MSG_BATCH_BEGIN, 0, fields, [('NFNL_BATCH_GENID', genid)] if genid else [])
 
 
 def batch_end():
     fields = {'nfgen_family': 0, 'version': 0, 'res_id': NFNL_SUBSYS_NFTABLES}
-    return encode(nfgen_msg, NFNL_MSG_BATCH_END, 0, fields, [])
+    return encode(_load()['nfgen_msg'], NFNL_MSG_BATCH_END, 0, fields, [])
 
 
 def want_ack(data):
@@ -217,6 +233,9 @@ _IFNAME_SOURCES = (('meta', NFT_META_IIFNAME), ('meta', NFT_META_OIFNAME))
 
 def decode_expressions(exprs):
     """A rule's expressions (NFTA_RULE_EXPRESSIONS as pyroute2 decodes it) in canonical form."""
+    tables = _load()
+    _REGS, _CMP_OPS, _META_KEYS = tables['_REGS'], tables['_CMP_OPS'], tables['_META_KEYS']
+    _PAYLOAD_BASES, _BITWISE_OPS, _VERDICTS = tables['_PAYLOAD_BASES'], tables['_BITWISE_OPS'], tables['_VERDICTS']
     regs = {}
     out = []
     for expr in exprs or ():

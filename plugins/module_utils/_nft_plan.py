@@ -21,6 +21,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import NLM_F_APPEND, NLM_F_CREATE
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, ns_key, where
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_codec as N
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     HOOKS,
     NF_ACCEPT,
@@ -36,9 +37,6 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     NFT_MSG_NEWTABLE,
     NFT_TABLE_F_DORMANT,
     comment_userdata,
-    nft_chain_msg,
-    nft_rule_raw_msg,
-    nft_table_msg,
 )
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
     CHAINS,
@@ -69,7 +67,7 @@ class AddTable(Change):
     text = 'add table inet %s' % TABLE
 
     def messages(self):
-        return [(nft_table_msg, NFT_MSG_NEWTABLE, NLM_F_CREATE, [('NFTA_TABLE_NAME', TABLE)])]
+        return [(N.nft_table_msg, NFT_MSG_NEWTABLE, NLM_F_CREATE, [('NFTA_TABLE_NAME', TABLE)])]
 
 
 class WakeTable(Change):
@@ -77,7 +75,7 @@ class WakeTable(Change):
     text = 'add table inet %s { flags 0; } (it is dormant: none of its rules apply)' % TABLE
 
     def messages(self):
-        return [(nft_table_msg, NFT_MSG_NEWTABLE, NLM_F_CREATE,
+        return [(N.nft_table_msg, NFT_MSG_NEWTABLE, NLM_F_CREATE,
                  [('NFTA_TABLE_NAME', TABLE), ('NFTA_TABLE_FLAGS', 0)])]
 
 
@@ -86,7 +84,7 @@ class DeleteTable(Change):
     text = 'delete table inet %s (no rules left in it)' % TABLE
 
     def messages(self):
-        return [(nft_table_msg, NFT_MSG_DELTABLE, 0, [('NFTA_TABLE_NAME', TABLE)])]
+        return [(N.nft_table_msg, NFT_MSG_DELTABLE, 0, [('NFTA_TABLE_NAME', TABLE)])]
 
 
 class AddChain(Change):
@@ -98,7 +96,7 @@ class AddChain(Change):
 
     def messages(self):
         spec = self.spec
-        return [(nft_chain_msg, NFT_MSG_NEWCHAIN, NLM_F_CREATE, [
+        return [(N.nft_chain_msg, NFT_MSG_NEWCHAIN, NLM_F_CREATE, [
             ('NFTA_CHAIN_TABLE', TABLE),
             ('NFTA_CHAIN_NAME', spec.name),
             ('NFTA_CHAIN_HOOK', {'attrs': [('NFTA_HOOK_HOOKNUM', HOOKS[spec.hook]),
@@ -116,8 +114,8 @@ class DeleteChain(Change):
         self.text = 'delete chain inet %s %s (it is %s, wanted %s)' % (TABLE, chain.name, chain.text, wanted.text)
 
     def messages(self):
-        return [(nft_chain_msg, NFT_MSG_DELCHAIN, 0, [('NFTA_CHAIN_TABLE', TABLE),
-                                                      ('NFTA_CHAIN_HANDLE', self.chain.handle)])]
+        return [(N.nft_chain_msg, NFT_MSG_DELCHAIN, 0, [('NFTA_CHAIN_TABLE', TABLE),
+                                                        ('NFTA_CHAIN_HANDLE', self.chain.handle)])]
 
 
 class AddRule(Change):
@@ -130,7 +128,7 @@ class AddRule(Change):
 
     def messages(self):
         spec = self.spec
-        return [(nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, [
+        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, [
             ('NFTA_RULE_TABLE', TABLE),
             ('NFTA_RULE_CHAIN', spec.chain),
             ('NFTA_RULE_EXPRESSIONS', spec.expressions()),
@@ -156,9 +154,9 @@ class DeleteRule(Change):
             TABLE, rule.chain, rule.handle, rule.comment or 'no comment', self.REASONS[reason])
 
     def messages(self):
-        return [(nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
-                                                        ('NFTA_RULE_CHAIN', self.rule.chain),
-                                                        ('NFTA_RULE_HANDLE', self.rule.handle)])]
+        return [(N.nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
+                                                          ('NFTA_RULE_CHAIN', self.rule.chain),
+                                                          ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
 
 class NftPlan(list):
@@ -301,7 +299,7 @@ class InsertForeignRule(Change):
         self.text = 'insert rule %s %s %s %s' % (NFPROTO_NAMES[self.family], self.table, self.chain, spec.text)
 
     def messages(self):
-        return [(nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE, [
+        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE, [
             ('NFTA_RULE_TABLE', self.table), ('NFTA_RULE_CHAIN', self.chain),
             ('NFTA_RULE_EXPRESSIONS', self.spec.expressions()),
             ('NFTA_RULE_USERDATA', comment_userdata(self.spec.comment))])]
@@ -317,9 +315,9 @@ class DeleteForeignRule(Change):
             NFPROTO_NAMES[self.family], self.table, self.chain, rule.handle, rule.comment)
 
     def messages(self):
-        return [(nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
-                                                        ('NFTA_RULE_CHAIN', self.chain),
-                                                        ('NFTA_RULE_HANDLE', self.rule.handle)])]
+        return [(N.nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
+                                                          ('NFTA_RULE_CHAIN', self.chain),
+                                                          ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
 
 def plan_foreign_forward(foreign, prefixes):
@@ -383,7 +381,7 @@ def plan_router(current, prefixes, foreign=None):
     if not changes and not before:
         return own
     return NftPlan(list(own) + changes, dict(own.before, other_rulesets=before),
-                dict(own.after, other_rulesets=after), current.genid)
+                   dict(own.after, other_rulesets=after), current.genid)
 
 
 def plan_masquerade_rules(current, desired):

@@ -118,7 +118,7 @@ class MatchAddress(Term):
         family = (cmp_item(('meta', NFT_META_NFPROTO), NFT_CMP_EQ, b'\xff', struct.pack('B', self.nfproto)),)
         return (family if self.check_family else ()) + (
             cmp_item(('payload', NFT_PAYLOAD_NETWORK_HEADER, self.offset),
-                      NFT_CMP_NEQ if self.negate else NFT_CMP_EQ, self._mask(), self.network.network_address.packed),
+                     NFT_CMP_NEQ if self.negate else NFT_CMP_EQ, self._mask(), self.network.network_address.packed),
         )
 
 
@@ -370,4 +370,3 @@ def allow_spec(field, net, family):
     kind = 'src' if field == 'saddr' else 'dst'
     return RuleSpec('forward', '%sallow-%s %s' % (COMMENT_PREFIX, kind, net),
                     [MatchAddress(field, net, nfproto=family == NFPROTO_INET), Verdict('accept')])
-

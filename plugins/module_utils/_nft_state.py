@@ -13,6 +13,7 @@ __metaclass__ = type
 import errno
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import NLM_F_DUMP, decode
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_codec as N
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     HOOK_NAMES,
     HOOKS,
@@ -27,11 +28,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     POLICIES,
     decode_expressions,
     get_attr,
-    nft_chain_msg,
-    nft_gen_msg,
     nft_message,
-    nft_rule_raw_msg,
-    nft_table_msg,
     parse_userdata,
 )
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import TABLE, spec_from_comment
@@ -152,9 +149,9 @@ def read(sock, parsers):
     comments into the rules they name (spec_from_comment). The generation id is
     read first, so that the transaction can refuse to act on a state that changed since.
     """
-    gen = _dump(sock, nft_gen_msg, NFT_MSG_GETGEN, [], family=0)
+    gen = _dump(sock, N.nft_gen_msg, NFT_MSG_GETGEN, [], family=0)
     genid = gen[0].get_attr('NFTA_GEN_ID') if gen else None
-    tables = _get(sock, nft_table_msg, NFT_MSG_GETTABLE, [('NFTA_TABLE_NAME', TABLE)])
+    tables = _get(sock, N.nft_table_msg, NFT_MSG_GETTABLE, [('NFTA_TABLE_NAME', TABLE)])
     if not tables:
         return NftState(genid)
     msg = tables[0]
@@ -162,7 +159,7 @@ def read(sock, parsers):
              'use': msg.get_attr('NFTA_TABLE_USE')}
     chains = {}
     # the kernel cannot filter a chain dump by table: this lists the chains of every inet table
-    for msg in _get(sock, nft_chain_msg, NFT_MSG_GETCHAIN, [], flags=NLM_F_DUMP):
+    for msg in _get(sock, N.nft_chain_msg, NFT_MSG_GETCHAIN, [], flags=NLM_F_DUMP):
         if msg.get_attr('NFTA_CHAIN_TABLE') != TABLE:
             continue
         hook = msg.get_attr('NFTA_CHAIN_HOOK')
@@ -174,7 +171,7 @@ def read(sock, parsers):
             get_attr(hook, 'NFTA_HOOK_PRIORITY'),
             POLICIES.get(policy, policy) if hook is not None else None)
     rules = []
-    for msg in _get(sock, nft_rule_raw_msg, NFT_MSG_GETRULE, [('NFTA_RULE_TABLE', TABLE)], flags=NLM_F_DUMP):
+    for msg in _get(sock, N.nft_rule_raw_msg, NFT_MSG_GETRULE, [('NFTA_RULE_TABLE', TABLE)], flags=NLM_F_DUMP):
         if msg.get_attr('NFTA_RULE_TABLE') != TABLE:
             continue
         rules.append(RuleInfo(msg.get_attr('NFTA_RULE_CHAIN'), msg.get_attr('NFTA_RULE_HANDLE'),
@@ -195,7 +192,7 @@ def forward_drop_targets(sock):
     forward hook whose policy is drop, its DOCKER-USER chain when it has one (Docker evaluates it
     first and keeps it for rules like ours), else that base chain."""
     tables = {}
-    for msg in _dump(sock, nft_chain_msg, NFT_MSG_GETCHAIN, [], flags=NLM_F_DUMP, family=0):
+    for msg in _dump(sock, N.nft_chain_msg, NFT_MSG_GETCHAIN, [], flags=NLM_F_DUMP, family=0):
         family, table = msg['nfgen_family'], msg.get_attr('NFTA_CHAIN_TABLE')
         if (family, table) == (NFPROTO_INET, TABLE) or family not in NFPROTO_NAMES:
             continue
@@ -216,7 +213,7 @@ def forward_drop_targets(sock):
 def _foreign_rules(sock, target):
     family, table, chain = target
     rules = []
-    for msg in _dump(sock, nft_rule_raw_msg, NFT_MSG_GETRULE, [('NFTA_RULE_TABLE', table), ('NFTA_RULE_CHAIN', chain)],
+    for msg in _dump(sock, N.nft_rule_raw_msg, NFT_MSG_GETRULE, [('NFTA_RULE_TABLE', table), ('NFTA_RULE_CHAIN', chain)],
                      flags=NLM_F_DUMP, family=family):
         if msg.get_attr('NFTA_RULE_CHAIN') != chain:
             continue

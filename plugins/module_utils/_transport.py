@@ -276,13 +276,7 @@ class Netlink(object):
             self.sock.send(b''.join(chunks))
             found = [None] * len(batch)
 
-            def answer(msg_type, _flags, seq, data, offset, length, found=found, index_of=index_of):
-                # each get has its one answer: the object, or an error
-                index = index_of.pop(seq, None)
-                if index is not None and msg_type != _ERROR:
-                    found[index] = data[offset + 16:offset + length]
-                return not index_of
-            self._receive(answer)
+            self._receive(_answers_into(found, index_of))
             answers.extend(found)
         return answers
 
@@ -587,3 +581,14 @@ def capabilities():
             if line.startswith('CapEff:'):
                 return int(line.split()[1], 16)
     return 0
+
+
+def _answers_into(found, index_of):
+    """A receive callback for one batch of gets: each has its one answer, the object or an error;
+    found[i] gets the payload of the i-th get's. Done when every get has its answer."""
+    def answer(msg_type, _flags, seq, data, offset, length):
+        index = index_of.pop(seq, None)
+        if index is not None and msg_type != _ERROR:
+            found[index] = data[offset + 16:offset + length]
+        return not index_of
+    return answer

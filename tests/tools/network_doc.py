@@ -39,7 +39,6 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COLLECTION = 'linuxnet.netns'
 
 
-
 def kinds(root=REPO):
     """Every kind of the collection at `root`, in planning order: the KIND of each
     plugins/module_utils/_kind_*.py file, found by listing them (not through _kinds.py, which this

@@ -313,8 +313,8 @@ def check_route(dest, gateway, oif, metric, table):
     if metric:
         attrs.append(('RTA_PRIORITY', metric))
     ours = C.route_message(24, 0x600, family, net.prefixlen, table, proto=4, scope=0 if gateway else 253, rtype=1,
-                   dst=net.network_address if net.prefixlen else None,
-                   gateway=ipaddress.ip_address(gateway) if gateway else None, oif=oif, metric=metric)
+                           dst=net.network_address if net.prefixlen else None,
+                           gateway=ipaddress.ip_address(gateway) if gateway else None, oif=oif, metric=metric)
     same(ours, msg('rtmsg', 24, 0x600, fields, attrs))
 
 

@@ -64,7 +64,7 @@ def test_present_rule_is_no_change():
 def test_host_bits_and_repeats_name_the_same_rule():
     current = state(rule(2, '10.0.0.0/24', 'eth0'))
     assert _nft_plan.plan_masquerade_rules(current, [('10.0.0.1/24', 'eth0', 'present'),
-                                          ('10.0.0.0/24', 'eth0', 'present')]) == []
+                                                     ('10.0.0.0/24', 'eth0', 'present')]) == []
 
 
 def test_second_rule_only_adds_the_rule():
@@ -226,13 +226,14 @@ def test_encode_decode_round_trip(source):
 
 def _payload(offset, length):
     return _nft_codec.expression('payload', [('NFTA_PAYLOAD_DREG', 1), ('NFTA_PAYLOAD_BASE', 1),
-                                  ('NFTA_PAYLOAD_OFFSET', offset), ('NFTA_PAYLOAD_LEN', length)])
+                                             ('NFTA_PAYLOAD_OFFSET', offset), ('NFTA_PAYLOAD_LEN', length)])
 
 
 def _bitwise(mask):
     return _nft_codec.expression('bitwise', [('NFTA_BITWISE_SREG', 1), ('NFTA_BITWISE_DREG', 1),
-                                  ('NFTA_BITWISE_LEN', len(mask)), ('NFTA_BITWISE_MASK', _nft_codec.value_data(mask)),
-                                  ('NFTA_BITWISE_XOR', _nft_codec.value_data(b'\0' * len(mask)))])
+                                             ('NFTA_BITWISE_LEN', len(mask)),
+                                             ('NFTA_BITWISE_MASK', _nft_codec.value_data(mask)),
+                                             ('NFTA_BITWISE_XOR', _nft_codec.value_data(b'\0' * len(mask)))])
 
 
 def _meta(key):

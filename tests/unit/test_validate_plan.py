@@ -83,7 +83,7 @@ def test_plan_new_veth_orders_stages():
     reader = fake_reader({}, mounted=['ns1'])
     plan = _plan.Plan()
     pair = _kind_veth.VethPair({'name': 'vh', 'addresses': ['10.0.0.1/24'], 'up': True,
-                            'peer': {'name': 'vn', 'netns': 'ns1', 'addresses': ['10.0.0.2/24'], 'up': True}}, 'p')
+                                'peer': {'name': 'vn', 'netns': 'ns1', 'addresses': ['10.0.0.2/24'], 'up': True}}, 'p')
     _kind_veth.plan_veth(plan, reader, pair)
     assert plan.actions[0] == 'create veth vh in the host with peer vn in netns ns1'
     stages = [op.stage for op in sorted(plan.ops, key=lambda op: op.stage)]
