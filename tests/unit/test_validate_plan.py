@@ -5,7 +5,7 @@ import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _common, _kind_forwarding, _kind_veth, _plan, _validate
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind_route import RouteSpec
-from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsView, Reader
+from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsState, Reader
 
 
 @pytest.mark.parametrize('name', ['eth0', 'veth-host', 'a' * 15, 'br.100', 'x_y'])
@@ -66,13 +66,10 @@ def fake_reader(views, mounted=()):
     class FakeReader(Reader):
         def __init__(self):
             super(FakeReader, self).__init__(None, {})
-            self.views = dict(views)
             self._mounted = set(mounted)
 
-        def view(self, ns):
-            if ns not in self.views:
-                self.views[ns] = NsView(None, ns, exists=False)
-            return self.views[ns]
+        def _read_state(self, ns):
+            return NsState(None, ns, exists=False)
 
         def nsid(self, from_ns, target_ns):
             return 0
