@@ -86,14 +86,15 @@ class FakeKernel(object):
     def bridge(self, ns, name, ours=True, **kw):
         return self.link(ns, name, kind='bridge', alias=OWNER_ALIAS if ours else None, **kw)
 
-    def veth(self, a_ns, a_name, b_ns, b_name, ours=True, addresses_a=(), addresses_b=(), **kw):
-        """A pair: two veth ends that name each other (index, and the nsid across namespaces)."""
+    def veth(self, a_ns, a_name, b_ns, b_name, ours=True, addresses_a=(), addresses_b=(), master=None, **kw):
+        """A pair: two veth ends that name each other (index, and the nsid across namespaces);
+        `master`: the bridge of the first end."""
         a_space, b_space = self.namespaces[a_ns], self.namespaces[b_ns]
         alias = OWNER_ALIAS if ours else None
         a_index = a_space.next_index
         b_index = b_space.next_index + (1 if a_space is b_space else 0)
         cross = a_ns != b_ns
-        a = a_space.link(a_name, kind='veth', alias=alias, peer_index=b_index, addresses=addresses_a,
+        a = a_space.link(a_name, kind='veth', alias=alias, peer_index=b_index, addresses=addresses_a, master=master,
                          peer_nsid=self.nsid(a_ns, b_ns) if cross else None, **kw)
         b = b_space.link(b_name, kind='veth', alias=alias, peer_index=a_index, addresses=addresses_b,
                          peer_nsid=self.nsid(b_ns, a_ns) if cross else None, index=b_index, **kw)
