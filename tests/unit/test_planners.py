@@ -530,3 +530,40 @@ def test_diff_tracker_add_forget_merge():
     assert one.changed and one.get() == {'before': {'a': 1, 'c': 4}, 'after': {'a': 2, 'b': 3}}
     one.forget('a')
     assert one.before == {'b': None, 'c': 4} and one.after == {'b': 3, 'c': None}
+
+
+def test_veth_with_both_ends_in_one_namespace():
+    kernel = FakeKernel()
+    plan, _ = kernel.plan_network(pairs=[pair('l1', 'l2', b_ns=None)])
+    assert plan.actions[0] == 'create veth l1 in the host with peer l2 in the host'
+    kernel.veth(None, 'l1', None, 'l2')
+    unchanged(kernel.plan_network(pairs=[pair('l1', 'l2', b_ns=None)])[0])
+
+
+def test_veth_ends_that_name_each_other_under_another_nsid_are_not_a_pair():
+    kernel = lab()
+    kernel.netns('ns2')
+    kernel.nsids[(None, 'ns1')] = 7  # the host's vh names its peer under nsid 0, which is no longer ns1
+    with pytest.raises(PlanError, match='not as the peer of vn in netns ns1'):
+        kernel.plan_network(pairs=[LAB_PAIR])
+
+
+def test_ipv6_route_defaults_to_metric_1024_and_finds_its_own():
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    kernel.veth(None, 'vh', 'ns1', 'vn', addresses_b=['fd00::2/64'])
+    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': 'fd00::1'}])
+    assert plan.actions == ['add route ns1 default (IPv6) metric 1024 via fd00::1']
+    kernel.route('ns1', '::/0', gateway='fd00::1', metric=1024)
+    unchanged(kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': 'fd00::1'}])[0])
+
+
+def test_removing_a_namespace_waits_for_the_host_ends_of_its_veths_only():
+    kernel = lab()
+    kernel.netns('ns2')
+    kernel.veth(None, 'wh', 'ns2', 'wn')
+    plan, reader = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}, {'name': 'ns2'}])
+    wait = [op for op in plan.ops if op.stage == P.NETNS_DELETE + 1]
+    assert len(wait) == 1 and reader.removed_ids(None) == {0}
+    host = kernel.ns(None)
+    assert wait[0].call.__self__.host_peers == {host.find('vh').index}  # not wh: ns2 stays
