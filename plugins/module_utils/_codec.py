@@ -203,6 +203,7 @@ RT_TABLE_MAIN = 254
 RT_TABLE_LOCAL = 255
 RTN_UNICAST = 1
 RTPROT_KERNEL = 2
+RTPROT_BOOT = 3  # what `ip route add` gives a route without a protocol
 RTPROT_STATIC = 4  # what this collection used before it marked its routes
 # The mark of the routes this collection makes, as an interface's is its alias: the route's protocol
 # (`ip route` shows "proto 76"). The kernel passes protocols above RTPROT_STATIC through untouched;
@@ -376,6 +377,17 @@ class Link(object):
         link.addresses = []
         return link
 
+    @classmethod
+    def of(cls, index, name, kind=None, up=False, mtu=1500, master=None, alias=None, peer_index=None,
+           peer_nsid=None):
+        """A link from its fields, as a decoded payload would give them (a saved or made-up state)."""
+        link = cls.__new__(cls)
+        link.index, link.name, link.kind, link.up, link.mtu = index, name, kind, up, mtu
+        link.master, link.alias = master, alias
+        link.peer_index, link.peer_nsid = peer_index, peer_nsid
+        link.addresses = []
+        return link
+
 
 class Route(object):
     """A route as the kernel reports it (RTM_NEWROUTE); the address objects are built only when asked for."""
@@ -393,6 +405,19 @@ class Route(object):
         gateway = attrs.get(RTA_GATEWAY)
         self.gateway_raw = bytes(gateway) if gateway is not None else None
         self.oif = _u32(attrs.get(RTA_OIF))
+
+    @classmethod
+    def of(cls, dest, gateway=None, oif=None, table=RT_TABLE_MAIN, metric=0, proto=RTPROT_BOOT,
+           scope=RT_SCOPE_UNIVERSE, rtype=RTN_UNICAST):
+        """A route from its fields (`dest` an ipaddress network, `gateway` an ipaddress address), as
+        a decoded payload would give them (a saved or made-up state)."""
+        route = cls.__new__(cls)
+        route.family = socket.AF_INET if dest.version == 4 else socket.AF_INET6
+        route.dst, route.dst_len = dest.network_address.packed, dest.prefixlen
+        route.table, route.metric, route.oif = table, metric, oif
+        route.gateway_raw = gateway.packed if gateway is not None else None
+        route.proto, route.scope, route.rtype = proto, scope, rtype
+        return route
 
     @property
     def key(self):

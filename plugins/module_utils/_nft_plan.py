@@ -438,8 +438,9 @@ def merge(current, plans):
     return NftPlan(changes, before, after, current.genid)
 
 
-class _Scheduled(object):
-    """The nf_tables plans of one namespace in one run, applied as one transaction."""
+class Transaction(object):
+    """The nf_tables plans of one namespace in one run, applied as one transaction
+    (Plan.nft_transactions[ns])."""
 
     def __init__(self, current):
         self.current = current
@@ -456,7 +457,9 @@ def schedule(plan, reader, ns, nft_plan, label='nftables'):
     each against the state read once: their plans are merged into one transaction, so that the
     second does not fail the generation check the first one's commit moved on.
     """
-    entry = plan.shared.setdefault(('nft', ns), _Scheduled(reader.nft(ns)))
+    entry = plan.nft_transactions.get(ns)
+    if entry is None:
+        entry = plan.nft_transactions[ns] = Transaction(reader.nft(ns))
     entry.plans.append(nft_plan)
     entry.merged = merge(entry.current, entry.plans)
     if entry.key is not None:

@@ -46,30 +46,69 @@ class Op(object):
         self.call = call
 
 
+class Diff(object):
+    """Before/after of the objects a plan changes, keyed as the diff shows them (None: absent),
+    in the manner of community.docker's DifferenceTracker."""
+
+    __slots__ = ('before', 'after')
+
+    def __init__(self):
+        self.before = {}
+        self.after = {}
+
+    def add(self, key, before, after):
+        """Note one object's before/after; an object that stays as it is is left out."""
+        if before != after:
+            self.before[key] = before
+            self.after[key] = after
+
+    def forget(self, key):
+        """Drop the entry of `key` (a planner that records it again under another)."""
+        self.before.pop(key, None)
+        self.after.pop(key, None)
+
+    def merge(self, other):
+        """Take `other`'s entries (a later one for a key wins)."""
+        self.before.update(other.before)
+        self.after.update(other.after)
+
+    @property
+    def changed(self):
+        return bool(self.before or self.after)
+
+    def get(self):
+        """{'before': ..., 'after': ...} as Ansible's diff mode shows it: absent objects left out."""
+        return {
+            'before': dict((k, v) for k, v in sorted(self.before.items()) if v is not None),
+            'after': dict((k, v) for k, v in sorted(self.after.items()) if v is not None),
+        }
+
+
 class Plan(object):
     def __init__(self):
         self.ops = []
-        self.before = {}
-        self.after = {}
+        self.differences = Diff()
         self.warnings = []
         self.started = False  # whether the apply sent anything: a failure after that has changed the host
-        self.shared = {}  # planners' own bookkeeping for objects several of them touch (nf_tables)
+        # ns -> _nft_plan.Transaction: the nf_tables changes of one namespace, which every planner
+        # of the run that writes rules there adds to (one atomic transaction per namespace)
+        self.nft_transactions = {}
+        # record(key, before, after) and forget(key) are the diff's own: no extra call per object
+        self.record = self.differences.add
+        self.forget = self.differences.forget
 
     def add(self, stage, ns, summary, requests=None, call=None):
         op = Op(stage, ns, summary, requests, call)
         self.ops.append(op)
         return op
 
-    def forget(self, key):
-        """Drop the diff entry of `key` (a planner that records it again under another)."""
-        self.before.pop(key, None)
-        self.after.pop(key, None)
+    @property
+    def before(self):
+        return self.differences.before
 
-    def record(self, key, before, after):
-        """Before/after of one object as the diff shows it (None: absent)."""
-        if before != after:
-            self.before[key] = before
-            self.after[key] = after
+    @property
+    def after(self):
+        return self.differences.after
 
     @property
     def changed(self):
@@ -86,7 +125,4 @@ class Plan(object):
         return actions
 
     def diff(self):
-        return {
-            'before': dict((k, v) for k, v in sorted(self.before.items()) if v is not None),
-            'after': dict((k, v) for k, v in sorted(self.after.items()) if v is not None),
-        }
+        return self.differences.get()

@@ -18,60 +18,32 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils._transport import MAX_LOOKUP_FDS
 
 
-class NsView(object):
+class NsState(object):
     """What one namespace holds, read lazily: each kind of object with one dump, on first use.
+    Only what was read: what the plan expects after its earlier steps is an NsForecast.
 
     A namespace that does not exist (yet) reads as empty.
     """
+
+    __slots__ = ('session', 'name', 'exists', '_links', '_by_index', '_lo', '_by_family')
 
     def __init__(self, session, name, exists=True):
         self.session = session
         self.name = name
         self.exists = exists
-        self._links = self._by_index = self._addresses = None
+        self._links = self._by_index = None
         self._lo = None  # [lo] once asked for on its own
         self._by_family = {}
-        # what the plan will add and remove, so that later planners of the same run see it
-        self._expected = []
-        self._gone = set()
-        self._gone_links = set()
-        self._gone_names = {}
-        self._next_index = -1
-        self.removed = {}  # name -> what removes it, for the links the plan deletes
-        self.claimed = {}  # name -> the parameter that declares it: a link is declared once a run
 
-    def expect_link(self, name, kind, after):
-        """Note a link the plan creates; returns its stand-in (negative index)."""
-        link = Link.expected(self._next_index, name, kind, after)
-        self._next_index -= 1
-        self.links[name] = link
-        self.by_index[link.index] = link
-        return link
-
-    def expect_gone(self, link, why):
-        """Note a link the plan deletes: later planners no longer find it, its addresses or the
-        routes through it (the kernel drops those with it)."""
-        if self.links.get(link.name) is link:
-            del self.links[link.name]
-        self.by_index.pop(link.index, None)
-        self._gone_links.add(link.index)
-        self._gone_names[link.index] = link.name  # a diff's before-state still names it
-        self.removed[link.name] = why
-
-    def expect_addresses(self, index, added, removed):
-        """Note addresses (ipaddress interfaces) the plan adds to / removes from link `index`."""
-        for iface in added:
-            self._expected.append(Address(index, socket.AF_INET if iface.version == 4 else socket.AF_INET6,
-                                          iface.ip.packed, iface.network.prefixlen))
-        for iface in removed:
-            self._gone.add((index, iface.ip.packed, iface.network.prefixlen))
-
-    def _with_expected(self, found, family):
-        if not self._expected and not self._gone and not self._gone_links:
-            return found
-        return [a for a in found if (a.index, a.packed, a.prefixlen) not in self._gone
-                and a.index not in self._gone_links] + [
-            a for a in self._expected if (not family or a.family == family) and a.index not in self._gone_links]
+    @classmethod
+    def of(cls, name, links, addresses, routes):
+        """A namespace's state from objects already built (a saved or made-up state): `links`
+        [Link], `addresses` [Address], `routes` [Route], all families."""
+        state = cls(None, name, True)
+        state._by_family[('addresses', 0)] = list(addresses)
+        state._by_family[('routes', 0)] = list(routes)
+        state._set_links(links)
+        return state
 
     def _read(self, kind, family):
         """One dump of `kind` (addresses, routes) of one family (0: all), remembered; a dump of all
@@ -87,19 +59,12 @@ class NsView(object):
                 self._by_family[key] = reader(self.session, self.name, family)
         return self._by_family[key]
 
-    @property
-    def addresses(self):
-        """[Address], IPv6 link-local addresses left out; with what the plan adds and removes."""
-        return self._with_expected(self._read('addresses', 0), 0)
-
     def addresses_of(self, family):
-        return self._with_expected(self._read('addresses', family), family)
+        """[Address] of `family` (0: all), IPv6 link-local addresses left out."""
+        return self._read('addresses', family)
 
     def routes_of(self, family):
-        found = self._read('routes', family)
-        if self._gone_links:
-            found = [route for route in found if route.oif not in self._gone_links]
-        return found
+        return self._read('routes', family)
 
     @property
     def links(self):
@@ -114,28 +79,22 @@ class NsView(object):
 
     def _load_links(self):
         if self._links is None:
-            links = read_links(self.session, self.name, addresses=False) if self.exists else []
-            self._links = dict((link.name, link) for link in links)
-            self._by_index = dict((link.index, link) for link in links)
-            for addr in self._read('addresses', 0):
-                link = self._by_index.get(addr.index)
-                if link is not None:
-                    link.addresses.append(addr.iface)
+            self._set_links(read_links(self.session, self.name, addresses=False) if self.exists else [])
         return self._links
+
+    def _set_links(self, links):
+        self._links = dict((link.name, link) for link in links)
+        self._by_index = dict((link.index, link) for link in links)
+        for addr in self._read('addresses', 0):
+            link = self._by_index.get(addr.index)
+            if link is not None:
+                link.addresses.append(addr.iface)
 
     @property
     def by_index(self):
         if self._by_index is None:
             self._load_links()
         return self._by_index
-
-    @property
-    def routes(self):
-        return self.routes_of(0)
-
-    def link_name(self, index):
-        link = self.by_index.get(index)
-        return link.name if link else self._gone_names.get(index)
 
     def lo(self):
         """The loopback link (ifindex 1 in every namespace), without dumping the others; asked once."""
@@ -145,6 +104,153 @@ class NsView(object):
             reply = self.session.rtnl(self.name).dump_raw(C.RTM_GETLINK, C.link_by_index(1), flags=0)
             self._lo = [Link(reply[0]) if reply else None]
         return self._lo[0]
+
+
+class NsForecast(object):
+    """What the plan expects one namespace to hold after its earlier steps, as far as it differs
+    from what was read: links it makes and deletes, addresses it adds and removes, and which
+    links the run declares. The read state (NsState) is never changed."""
+
+    __slots__ = ('links', 'by_index', 'expected', 'gone', 'gone_links', 'gone_names', 'next_index',
+                 'removed', 'claimed')
+
+    def __init__(self):
+        # the read links with the plan's changes, copied from the state on the first change only:
+        # a namespace the plan does not change costs nothing
+        self.links = self.by_index = None
+        self.expected = []  # [Address] the plan adds
+        self.gone = set()  # (index, packed, prefixlen) of the addresses the plan removes
+        self.gone_links = set()  # indexes of the links the plan deletes
+        self.gone_names = {}  # index -> name of those (a diff's before-state still names them)
+        self.next_index = -1  # stand-in index of the next link the plan makes
+        self.removed = {}  # name -> what removes it, for the links the plan deletes
+        self.claimed = {}  # name -> the parameter that declares it: a link is declared once a run
+
+    @property
+    def changed(self):
+        return bool(self.expected or self.gone or self.gone_links)
+
+
+class Forecast(object):
+    """What one run's plan expects the host to hold after its earlier steps (later planners of the
+    same run plan against it): the namespaces it makes and removes, and one NsForecast per
+    namespace it changes."""
+
+    __slots__ = ('creating', 'removing', 'namespaces')
+
+    def __init__(self):
+        self.creating = set()
+        self.removing = {}  # name -> why: 'declared' (state=absent) or 'purge'
+        self.namespaces = {}  # ns -> NsForecast
+
+    def of(self, ns):
+        forecast = self.namespaces.get(ns)
+        if forecast is None:
+            forecast = self.namespaces[ns] = NsForecast()
+        return forecast
+
+
+class NsView(object):
+    """What planners see of one namespace: what was read (NsState) with what the plan expects
+    after its earlier steps (NsForecast)."""
+
+    __slots__ = ('state', 'forecast', 'name', 'removed', 'claimed')
+
+    def __init__(self, state, forecast):
+        self.state = state
+        self.forecast = forecast
+        self.name = state.name
+        self.removed = forecast.removed
+        self.claimed = forecast.claimed
+
+    @property
+    def exists(self):
+        return self.state.exists
+
+    @property
+    def links(self):
+        links = self.forecast.links
+        return links if links is not None else self.state.links
+
+    @property
+    def by_index(self):
+        by_index = self.forecast.by_index
+        return by_index if by_index is not None else self.state.by_index
+
+    def load(self):
+        self.state.load()
+        return self
+
+    def lo(self):
+        return self.state.lo()
+
+    def _own_links(self):
+        forecast = self.forecast
+        if forecast.links is None:
+            forecast.links = dict(self.state.links)
+            forecast.by_index = dict(self.state.by_index)
+        return forecast
+
+    def expect_link(self, name, kind, after):
+        """Note a link the plan creates; returns its stand-in (negative index)."""
+        forecast = self._own_links()
+        link = Link.expected(forecast.next_index, name, kind, after)
+        forecast.next_index -= 1
+        forecast.links[name] = link
+        forecast.by_index[link.index] = link
+        return link
+
+    def expect_gone(self, link, why):
+        """Note a link the plan deletes: later planners no longer find it, its addresses or the
+        routes through it (the kernel drops those with it)."""
+        forecast = self._own_links()
+        if forecast.links.get(link.name) is link:
+            del forecast.links[link.name]
+        forecast.by_index.pop(link.index, None)
+        forecast.gone_links.add(link.index)
+        forecast.gone_names[link.index] = link.name
+        forecast.removed[link.name] = why
+
+    def expect_addresses(self, index, added, removed):
+        """Note addresses (ipaddress interfaces) the plan adds to / removes from link `index`."""
+        forecast = self.forecast
+        for iface in added:
+            forecast.expected.append(Address(index, socket.AF_INET if iface.version == 4 else socket.AF_INET6,
+                                             iface.ip.packed, iface.network.prefixlen))
+        for iface in removed:
+            forecast.gone.add((index, iface.ip.packed, iface.network.prefixlen))
+
+    def _with_expected(self, found, family):
+        forecast = self.forecast
+        if not forecast.changed:
+            return found
+        gone, gone_links = forecast.gone, forecast.gone_links
+        return [a for a in found if (a.index, a.packed, a.prefixlen) not in gone
+                and a.index not in gone_links] + [
+            a for a in forecast.expected if (not family or a.family == family) and a.index not in gone_links]
+
+    @property
+    def addresses(self):
+        """[Address], IPv6 link-local addresses left out; with what the plan adds and removes."""
+        return self._with_expected(self.state.addresses_of(0), 0)
+
+    def addresses_of(self, family):
+        return self._with_expected(self.state.addresses_of(family), family)
+
+    def routes_of(self, family):
+        found = self.state.routes_of(family)
+        gone_links = self.forecast.gone_links
+        if gone_links:
+            found = [route for route in found if route.oif not in gone_links]
+        return found
+
+    @property
+    def routes(self):
+        return self.routes_of(0)
+
+    def link_name(self, index):
+        link = self.by_index.get(index)
+        return link.name if link else self.forecast.gone_names.get(index)
 
 
 def read_addresses(session, ns, family=0):
@@ -202,9 +308,19 @@ class Reader(object):
         self._nsids = {}
         self._nft = {}
         self._foreign_forward = {}
-        # namespaces the plan creates / removes: later planners of the same run see them so
-        self.creating = set()
-        self.removing = {}  # name -> why: 'declared' (state=absent) or 'purge'
+        self.states = {}  # ns -> NsState: what was read
+        # what the plan expects after its earlier steps: later planners of the same run see it
+        self.forecast = Forecast()
+
+    @property
+    def creating(self):
+        """The namespaces the plan creates."""
+        return self.forecast.creating
+
+    @property
+    def removing(self):
+        """{name: why} of the namespaces the plan removes: 'declared' (state=absent) or 'purge'."""
+        return self.forecast.removing
 
     def mounted(self):
         if self._mounted is None:
@@ -280,8 +396,18 @@ class Reader(object):
         """The namespace's state, read on first use; an absent namespace reads as empty."""
         view = self.views.get(ns)
         if view is None:
-            view = self.views[ns] = NsView(self.session, ns, self.exists(ns))
+            view = self.views[ns] = NsView(self.state(ns), self.forecast.of(ns))
         return view
+
+    def state(self, ns):
+        """What was read of the namespace (NsState), without the plan's predictions."""
+        state = self.states.get(ns)
+        if state is None:
+            state = self.states[ns] = self._read_state(ns)
+        return state
+
+    def _read_state(self, ns):
+        return NsState(self.session, ns, self.exists(ns))
 
     def prefetch_nsids(self, from_ns, targets):
         """Ask for the ids of many namespaces at once (one sendmsg per batch, not a round trip

@@ -108,6 +108,7 @@ CONSTANTS = [
     (C, 'RTNH_F_ONLINK', 'pyroute2.netlink.rtnl.rtmsg:RTNH_F_ONLINK'),
     (C, 'RTN_UNICAST', ('dict', 'pyroute2.netlink.rtnl:rt_type', 'unicast')),
     (C, 'RTPROT_KERNEL', ('dict', 'pyroute2.netlink.rtnl:rt_proto', 'kernel')),
+    (C, 'RTPROT_BOOT', ('dict', 'pyroute2.netlink.rtnl:rt_proto', 'boot')),
     (C, 'RTPROT_STATIC', ('dict', 'pyroute2.netlink.rtnl:rt_proto', 'static')),
     (C, 'RT_SCOPE_UNIVERSE', 'pyroute2.netlink.rtnl.rtmsg:RT_SCOPE_UNIVERSE'),
     (C, 'RT_SCOPE_LINK', 'pyroute2.netlink.rtnl.rtmsg:RT_SCOPE_LINK'),

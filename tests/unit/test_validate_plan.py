@@ -5,7 +5,8 @@ import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _common, _kind_forwarding, _kind_veth, _plan, _validate
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind_route import RouteSpec
-from ansible_collections.linuxnet.netns.plugins.module_utils._state import NsView, Reader
+
+from fakekernel import FakeKernel
 
 
 @pytest.mark.parametrize('name', ['eth0', 'veth-host', 'a' * 15, 'br.100', 'x_y'])
@@ -60,27 +61,16 @@ def test_route_spec_family_rules():
         RouteSpec({'dest': '10.0.0.0/8', 'gateway': 'fd00::1'}, 'r')
 
 
-def fake_reader(views, mounted=()):
-    """The engine's Reader with the kernel left out: `views` stand for the namespaces it reads."""
-
-    class FakeReader(Reader):
-        def __init__(self):
-            super(FakeReader, self).__init__(None, {})
-            self.views = dict(views)
-            self._mounted = set(mounted)
-
-        def view(self, ns):
-            if ns not in self.views:
-                self.views[ns] = NsView(None, ns, exists=False)
-            return self.views[ns]
-
-        def nsid(self, from_ns, target_ns):
-            return 0
-    return FakeReader()
+def fake_reader(mounted=()):
+    """The engine's Reader on a fake kernel holding the namespaces `mounted`."""
+    kernel = FakeKernel()
+    for name in mounted:
+        kernel.netns(name)
+    return kernel.reader()
 
 
 def test_plan_new_veth_orders_stages():
-    reader = fake_reader({}, mounted=['ns1'])
+    reader = fake_reader(mounted=['ns1'])
     plan = _plan.Plan()
     pair = _kind_veth.VethPair({'name': 'vh', 'addresses': ['10.0.0.1/24'], 'up': True,
                                 'peer': {'name': 'vn', 'netns': 'ns1', 'addresses': ['10.0.0.2/24'], 'up': True}}, 'p')
@@ -94,7 +84,7 @@ def test_plan_new_veth_orders_stages():
 
 def test_plan_refuses_missing_namespace():
     with pytest.raises(_common.PlanError, match="'ns9' does not exist"):
-        _kind_veth.plan_veth(_plan.Plan(), fake_reader({}), _kind_veth.VethPair({'name': 'a', 'peer': {'name': 'b', 'netns': 'ns9'}}, 'p'))
+        _kind_veth.plan_veth(_plan.Plan(), fake_reader(), _kind_veth.VethPair({'name': 'a', 'peer': {'name': 'b', 'netns': 'ns9'}}, 'p'))
 
 
 def test_sysctl_render():

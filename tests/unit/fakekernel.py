@@ -1,0 +1,183 @@
+"""A fake kernel for the planners: the state objects (_state.NsState, _nft_state.NftState, /proc
+values, files, namespace holders) built from plain data, and a Reader with the interface of
+_state.Reader that answers from that data - no session, no kernel.
+
+    kernel = FakeKernel()
+    kernel.netns('ns1', ours=True)
+    kernel.veth(None, 'vh', 'ns1', 'vn', addresses_a=['10.0.0.1/24'])
+    plan, result = kernel.plan_network(pairs=[...])   # as linuxnet.netns.network plans it
+"""
+import ipaddress
+import socket
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds, _network, _nft_rules, _nft_state
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
+
+PARSERS = _kinds.comment_parsers()
+POSTROUTING = _nft_state.ChainInfo('postrouting', 1, 'nat', 'postrouting', 100, 'accept')
+
+
+class Namespace(object):
+    """What one namespace holds, as plain data."""
+
+    def __init__(self, name, ours=True, lo_up=True):
+        self.name = name
+        self.links = []
+        self.addresses = []
+        self.routes = []
+        self.nft = _nft_state.NftState()
+        self.foreign_forward = []
+        self.proc = {}  # /proc/sys path -> bool (a path not given reads as not there: None)
+        self.next_index = 1
+        self.link('lo', kind=None, up=lo_up, mtu=65536, alias=OWNER_ALIAS if ours else None)
+
+    def link(self, name, kind=None, up=True, mtu=1500, master=None, alias=None, peer_index=None, peer_nsid=None,
+             addresses=(), index=None):
+        if index is None:
+            index = self.next_index
+        self.next_index = max(self.next_index, index) + 1
+        master_index = self.find(master).index if master is not None else None
+        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid)
+        self.links.append(link)
+        for text in addresses:
+            iface = ipaddress.ip_interface(text)
+            self.addresses.append(C.Address(index, socket.AF_INET if iface.version == 4 else socket.AF_INET6,
+                                            iface.ip.packed, iface.network.prefixlen))
+        return link
+
+    def find(self, name):
+        return next(link for link in self.links if link.name == name)
+
+    def state(self):
+        # fresh Link objects each time: the state reader adds the addresses to them
+        links = [C.Link.of(link.index, link.name, link.kind, link.up, link.mtu, link.master, link.alias,
+                           link.peer_index, link.peer_nsid) for link in self.links]
+        return _state.NsState.of(self.name, links, self.addresses, self.routes)
+
+
+class FakeKernel(object):
+    def __init__(self):
+        self.namespaces = {None: Namespace(None)}
+        self.files = {}  # path -> text
+        self.holders = {}  # netns name -> [(pid, how, command)]
+        self.bare = set()  # names of /run/netns files with no namespace mounted
+        self.nsids = {}  # (from ns, to ns) -> id
+
+    def netns(self, name, ours=True, lo_up=True):
+        self.namespaces[name] = Namespace(name, ours, lo_up)
+        return self.namespaces[name]
+
+    def ns(self, name):
+        return self.namespaces[name]
+
+    def nsid(self, from_ns, to_ns):
+        """The id `from_ns` knows `to_ns` by, assigned on first use (as a veth across them does)."""
+        key = (from_ns, to_ns)
+        if key not in self.nsids:
+            self.nsids[key] = len([k for k in self.nsids if k[0] == from_ns])
+        return self.nsids[key]
+
+    def link(self, ns, name, **kw):
+        return self.namespaces[ns].link(name, **kw)
+
+    def bridge(self, ns, name, ours=True, **kw):
+        return self.link(ns, name, kind='bridge', alias=OWNER_ALIAS if ours else None, **kw)
+
+    def veth(self, a_ns, a_name, b_ns, b_name, ours=True, addresses_a=(), addresses_b=(), master=None, **kw):
+        """A pair: two veth ends that name each other (index, and the nsid across namespaces);
+        `master`: the bridge of the first end."""
+        a_space, b_space = self.namespaces[a_ns], self.namespaces[b_ns]
+        alias = OWNER_ALIAS if ours else None
+        a_index = a_space.next_index
+        b_index = b_space.next_index + (1 if a_space is b_space else 0)
+        cross = a_ns != b_ns
+        a = a_space.link(a_name, kind='veth', alias=alias, peer_index=b_index, addresses=addresses_a, master=master,
+                         peer_nsid=self.nsid(a_ns, b_ns) if cross else None, **kw)
+        b = b_space.link(b_name, kind='veth', alias=alias, peer_index=a_index, addresses=addresses_b,
+                         peer_nsid=self.nsid(b_ns, a_ns) if cross else None, index=b_index, **kw)
+        return a, b
+
+    def route(self, ns, dest, gateway=None, dev=None, table=C.RT_TABLE_MAIN, metric=0, ours=True):
+        space = self.namespaces[ns]
+        self.namespaces[ns].routes.append(C.Route.of(
+            ipaddress.ip_network(dest), ipaddress.ip_address(gateway) if gateway else None,
+            space.find(dev).index if dev else None, table, metric, C.RTPROT_LINUXNET if ours else C.RTPROT_BOOT,
+            C.RT_SCOPE_UNIVERSE if gateway else C.RT_SCOPE_LINK))
+
+    def masquerade(self, ns, source, oifname, comment=None):
+        """A MASQUERADE rule in our table (`comment`: another comment than ours, or '' for none)."""
+        nft = self.namespaces[ns].nft
+        if nft.table is None:
+            nft.genid, nft.table = 5, {'handle': 1, 'flags': 0, 'use': 1}
+            nft.chains['postrouting'] = POSTROUTING
+        spec = _nft_rules.masquerade_rule(source, oifname)
+        handle = 10 + len(nft.rules)
+        nft.rules.append(_nft_state.RuleInfo('postrouting', handle, spec.comment if comment is None else comment or None,
+                                             spec.canonical(), PARSERS))
+
+    def reader(self):
+        return FakeReader(self)
+
+    def plan_network(self, purge=False, purge_match=None, **lists):
+        """Plan a linuxnet.netns.network call as its main() does; returns (plan, reader)."""
+        params = dict((kind.option, None) for kind in _kinds.KINDS)
+        params.update(lists, purge=purge, purge_match=purge_match)
+        parsed = _network.parse(params)
+        selection = _network.purge_selection(params) if purge or purge_match else None
+        plan, reader = P.Plan(), self.reader()
+        for kind in _kinds.KINDS:
+            if kind.option not in parsed:
+                continue
+            extra = kind.purge(reader, parsed[kind.option], selection[kind.option]) \
+                if selection and kind.option in selection else []
+            kind.planner(plan, reader, parsed[kind.option] + extra)
+        return plan, reader
+
+    def plan_kind(self, option, items):
+        """Plan one kind's objects as its single module does; returns (plan, result)."""
+        kind = next(kind for kind in _kinds.KINDS if kind.option == option)
+        objects = [kind.factory(item, '%s[%d]' % (option, index)) for index, item in enumerate(items)]
+        plan = P.Plan()
+        return plan, kind.planner(plan, self.reader(), objects)
+
+
+class FakeReader(_state.Reader):
+    """_state.Reader answering from a FakeKernel: every read the planners make, none from a kernel."""
+
+    def __init__(self, kernel):
+        super(FakeReader, self).__init__(None, PARSERS)
+        self.kernel = kernel
+        self._mounted = set(name for name in kernel.namespaces if name is not None)
+
+    def _read_state(self, ns):
+        space = self.kernel.namespaces.get(ns)
+        return space.state() if space is not None else _state.NsState(None, ns, exists=False)
+
+    def nft(self, ns):
+        space = self.kernel.namespaces.get(ns)
+        return space.nft if space is not None else _nft_state.NftState()
+
+    def foreign_forward(self, ns):
+        return self.kernel.namespaces[ns].foreign_forward
+
+    def holders(self, names):
+        return dict((name, self.kernel.holders[name]) for name in names if name in self.kernel.holders)
+
+    def bare_file(self, name):
+        return name in self.kernel.bare
+
+    def proc_values(self, ns, paths):
+        proc = self.kernel.namespaces[ns].proc
+        return dict((key, proc.get(path)) for key, path in paths.items())
+
+    def text_file(self, path):
+        return self.kernel.files.get(path)
+
+    def prefetch_nsids(self, from_ns, targets):
+        pass
+
+    def nsid(self, from_ns, target_ns):
+        return self.kernel.nsids.get((from_ns, target_ns))
