@@ -61,7 +61,7 @@ def test_netns_present_is_nothing_to_do():
 def test_netns_lo_down_and_unmarked_lo_gets_the_mark():
     kernel = FakeKernel()
     kernel.netns('ns1', ours=False)
-    plan, _ = kernel.plan_network(namespaces=[{'name': 'ns1', 'lo_up': False}])
+    plan, _result = kernel.plan_network(namespaces=[{'name': 'ns1', 'lo_up': False}])
     assert plan.actions == ['mark netns ns1 as made by linuxnet.netns (alias of its lo)', 'set lo down in netns ns1']
     assert plan.diff() == {'before': {'netns ns1': {'lo_up': True, 'ours': False}},
                            'after': {'netns ns1': {'lo_up': False, 'ours': True}}}
@@ -81,14 +81,14 @@ def test_netns_absent_when_gone_is_nothing_to_do_but_a_bare_file_is_removed():
     kernel = FakeKernel()
     unchanged(kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])[0])
     kernel.bare.add('ns1')
-    plan, _ = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])
+    plan, _result = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])
     assert plan.actions == ['remove /run/netns/ns1 (no namespace mounted there)']
 
 
 def test_netns_held_by_a_process_loses_its_interfaces_and_warns():
     kernel = lab()
     kernel.holders['ns1'] = [(4242, 'net', 'sleep')]
-    plan, _ = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])
+    plan, _result = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])
     assert plan.actions[0].startswith('delete vn in netns ns1 (still used by ')
     assert 'delete netns ns1' in plan.actions
     assert plan.warnings and 'still used by' in plan.warnings[0]
@@ -102,9 +102,9 @@ def test_netns_purge_takes_ours_only_and_purge_match_narrows():
     plan, reader = kernel.plan_network(namespaces=[], purge=True)
     assert plan.actions == ['delete netns lnns1', 'delete netns lnns2']
     assert reader.removing == {'lnns1': 'purge', 'lnns2': 'purge'}
-    plan, _ = kernel.plan_network(namespaces=[{'name': 'lnns2'}], purge=True)
+    plan, _result = kernel.plan_network(namespaces=[{'name': 'lnns2'}], purge=True)
     assert plan.actions == ['delete netns lnns1']
-    plan, _ = kernel.plan_network(namespaces=[], purge=True, purge_match={'namespaces': ['lnns2']})
+    plan, _result = kernel.plan_network(namespaces=[], purge=True, purge_match={'namespaces': ['lnns2']})
     assert plan.actions == ['delete netns lnns2']
 
 
@@ -132,7 +132,7 @@ def test_objects_in_a_missing_namespace_are_refused_unless_absent():
 # ---- veth pairs ----------------------------------------------------------------------------------
 
 def test_veth_create_into_a_namespace_the_same_task_creates():
-    plan, _ = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}], pairs=[LAB_PAIR])
+    plan, _result = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}], pairs=[LAB_PAIR])
     assert 'create veth vh in the host with peer vn in netns ns1' in plan.actions
     assert plan.actions.index('create netns ns1') < plan.actions.index(
         'create veth vh in the host with peer vn in netns ns1')
@@ -147,7 +147,7 @@ def test_veth_present_is_nothing_to_do():
 
 
 def test_veth_changes_addresses_mtu_and_up():
-    plan, _ = lab().plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.5/24'], mtu=1400,
+    plan, _result = lab().plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.5/24'], mtu=1400,
                                              peer_addresses=['10.0.0.2/24'], peer_up=False, peer_mtu=1400)])
     assert plan.actions == ['set mtu 1400 on vh in the host (was 1500)', 'set mtu 1400 on vn in netns ns1 (was 1500)',
                             'set vn down in netns ns1', 'remove address 10.0.0.1/24 from vh in the host',
@@ -159,7 +159,7 @@ def test_veth_changes_addresses_mtu_and_up():
 
 
 def test_veth_unset_settings_are_left_as_they_are():
-    plan, _ = lab().plan_network(pairs=[pair('vh', 'vn')])
+    plan, _result = lab().plan_network(pairs=[pair('vh', 'vn')])
     unchanged(plan)
 
 
@@ -169,7 +169,7 @@ def test_veth_replace_is_refused_without_replace_true():
     with pytest.raises(PlanError, match=r"pairs\[0\]: users0 exists in the host as a dummy, not as the peer of "
                                         r"x in netns ns1.*Set replace: true"):
         kernel.plan_network(pairs=[pair('users0', 'x')])
-    plan, _ = kernel.plan_network(pairs=[pair('users0', 'x', replace=True)])
+    plan, _result = kernel.plan_network(pairs=[pair('users0', 'x', replace=True)])
     assert plan.actions[:2] == ['delete users0 in the host (replace: a dummy)',
                                 'create veth users0 in the host with peer x in netns ns1']
 
@@ -197,7 +197,7 @@ def test_veth_absent_refuses_a_link_that_is_not_a_veth():
 
 
 def test_veth_absent_in_a_namespace_the_task_removes_goes_with_it():
-    plan, _ = lab().plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}],
+    plan, _result = lab().plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}],
                                  pairs=[pair('vh', 'vn', state='absent')])
     assert plan.actions == ['delete netns ns1']
 
@@ -206,17 +206,17 @@ def test_veth_purge_takes_ours_once_per_pair_and_never_a_users():
     kernel = lab()
     kernel.veth(None, 'uh', 'ns1', 'un', ours=False)
     kernel.veth(None, 'l1', None, 'l2')  # both ends on the host: listed once
-    plan, _ = kernel.plan_network(pairs=[], purge=True)
+    plan, _result = kernel.plan_network(pairs=[], purge=True)
     assert plan.actions == ['delete veth vh in the host (and its peer; purge: not declared)',
                             'delete veth l1 in the host (and its peer; purge: not declared)']
-    plan, _ = kernel.plan_network(pairs=[], purge=True, purge_match={'pairs': ['l[0-9]']})
+    plan, _result = kernel.plan_network(pairs=[], purge=True, purge_match={'pairs': ['l[0-9]']})
     assert plan.actions == ['delete veth l1 in the host (and its peer; purge: not declared)']
-    plan, _ = kernel.plan_network(pairs=[LAB_PAIR], purge=True, purge_match={'pairs': ['v.']})
+    plan, _result = kernel.plan_network(pairs=[LAB_PAIR], purge=True, purge_match={'pairs': ['v.']})
     unchanged(plan)
 
 
 def test_veth_purge_leaves_pairs_into_a_namespace_the_task_removes():
-    plan, _ = lab().plan_network(namespaces=[], pairs=[], purge=True)
+    plan, _result = lab().plan_network(namespaces=[], pairs=[], purge=True)
     assert plan.actions == ['delete netns ns1']
 
 
@@ -250,7 +250,7 @@ def test_bridge_present_is_nothing_to_do_and_its_port_too():
 def test_bridge_changes_mtu_and_up():
     kernel = FakeKernel()
     kernel.bridge(None, 'br0', up=False)
-    plan, _ = kernel.plan_network(bridges=[{'name': 'br0', 'mtu': 9000}])
+    plan, _result = kernel.plan_network(bridges=[{'name': 'br0', 'mtu': 9000}])
     assert plan.actions == ['set mtu 9000 on br0 in the host (was 1500)', 'set br0 up in the host']
     assert plan.diff() == {'before': {'bridge (host) br0': {'kind': 'bridge', 'up': False, 'mtu': 1500, 'addresses': []}},
                            'after': {'bridge (host) br0': {'kind': 'bridge', 'up': True, 'mtu': 9000, 'addresses': []}}}
@@ -264,7 +264,7 @@ def test_bridge_replace_refused_without_replace_and_never_on_absent():
         kernel.plan_network(bridges=[{'name': 'vh'}])
     with pytest.raises(PlanError, match='refusing to delete it'):
         kernel.plan_network(bridges=[{'name': 'vh', 'state': 'absent', 'replace': True}])
-    plan, _ = kernel.plan_network(bridges=[{'name': 'vh', 'replace': True}])
+    plan, _result = kernel.plan_network(bridges=[{'name': 'vh', 'replace': True}])
     assert plan.actions[:2] == ['delete vh in the host (replace: a veth whose peer is ifindex 2 in another namespace '
                                 '(nsid 0))', 'create bridge vh in the host']
     assert 'bridge (host) vh (replaced)' in plan.diff()['before']
@@ -273,7 +273,7 @@ def test_bridge_replace_refused_without_replace_and_never_on_absent():
 def test_bridge_absent_goes_after_the_namespaces_and_a_port_declared_on_it_is_refused():
     kernel = lab()
     kernel.bridge(None, 'br0')
-    plan, _ = kernel.plan_network(bridges=[{'name': 'br0', 'state': 'absent'}])
+    plan, _result = kernel.plan_network(bridges=[{'name': 'br0', 'state': 'absent'}])
     assert plan.actions == ['delete bridge br0 in the host'] and plan.ops[0].stage == P.BRIDGE_DELETE
     assert plan.diff()['before'] == {'bridge (host) br0': {'kind': 'bridge', 'up': True, 'mtu': 1500, 'addresses': []}}
     with pytest.raises(PlanError, match=r"pairs\[0\].master='br0': the same task removes it \(delete bridge br0"):
@@ -294,9 +294,9 @@ def test_bridge_purge_takes_ours_only_and_purge_match_narrows():
     kernel.bridge(None, 'lnbr0')
     kernel.bridge(None, 'lnbr1')
     kernel.bridge(None, 'docker0', ours=False)
-    plan, _ = kernel.plan_network(bridges=[{'name': 'lnbr1'}], purge=True)
+    plan, _result = kernel.plan_network(bridges=[{'name': 'lnbr1'}], purge=True)
     assert plan.actions == ['delete bridge lnbr0 in the host']
-    plan, _ = kernel.plan_network(bridges=[], purge=True, purge_match={'bridges': ['lnbr1']})
+    plan, _result = kernel.plan_network(bridges=[], purge=True, purge_match={'bridges': ['lnbr1']})
     assert plan.actions == ['delete bridge lnbr1 in the host']
 
 
@@ -312,12 +312,12 @@ def test_a_link_without_our_alias_gets_marked_when_declared():
 
 def test_route_create_nothing_to_do_and_gateway_change():
     kernel = lab()
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}])
     assert plan.actions == ['add route ns1 default via 10.0.0.1']
     assert plan.diff() == {'before': {}, 'after': {'route ns1 default': {'gateway': '10.0.0.1', 'ours': True}}}
     kernel.route('ns1', '0.0.0.0/0', gateway='10.0.0.1')
     unchanged(kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}])[0])
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.9'}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.9'}])
     assert plan.actions == ['replace route ns1 default via 10.0.0.9']
     assert plan.diff() == {'before': {'route ns1 default': {'gateway': '10.0.0.1', 'ours': True}},
                            'after': {'route ns1 default': {'gateway': '10.0.0.9', 'ours': True}}}
@@ -326,16 +326,16 @@ def test_route_create_nothing_to_do_and_gateway_change():
 def test_route_metric_is_part_of_its_identity():
     kernel = lab()
     kernel.route('ns1', '0.0.0.0/0', gateway='10.0.0.1')
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1', 'metric': 100}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1', 'metric': 100}])
     assert plan.actions == ['add route ns1 default metric 100 via 10.0.0.1']
 
 
 def test_route_a_users_route_saying_the_same_is_left_unmarked():
     kernel = lab()
     kernel.route('ns1', '0.0.0.0/0', gateway='10.0.0.1', ours=False)
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}])
     unchanged(plan)
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1', 'state': 'absent'}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1', 'state': 'absent'}])
     assert plan.actions == ['delete route ns1 default']
 
 
@@ -344,7 +344,7 @@ def test_route_gateway_must_be_connected_unless_the_task_adds_the_address():
     with pytest.raises(PlanError, match=r"routes\[0\].gateway='10.9.0.1' is not in any subnet connected  in netns "
                                         r"ns1 \(connected: 10.0.0.0/24\)"):
         kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.9.0.1'}])
-    plan, _ = kernel.plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.1/24'],
+    plan, _result = kernel.plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.1/24'],
                                               peer_addresses=['10.0.0.2/24', '10.9.0.2/24'])],
                                   routes=[{'netns': 'ns1', 'gateway': '10.9.0.1'}])
     assert plan.actions[-1] == 'add route ns1 default via 10.9.0.1'
@@ -352,13 +352,13 @@ def test_route_gateway_must_be_connected_unless_the_task_adds_the_address():
     with pytest.raises(PlanError, match='not in any subnet connected'):
         kernel.plan_network(pairs=[pair('vh', 'vn', peer_addresses=['10.9.0.2/24'])],
                             routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}])
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.9.0.1', 'onlink': True, 'dev': 'vn'}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.9.0.1', 'onlink': True, 'dev': 'vn'}])
     assert plan.actions == ['add route ns1 default via 10.9.0.1 dev vn']
 
 
 def test_route_dev_made_by_the_task_and_a_stale_dev():
     kernel = lab()
-    plan, _ = kernel.plan_network(bridges=[{'name': 'br9', 'netns': 'ns1'}],
+    plan, _result = kernel.plan_network(bridges=[{'name': 'br9', 'netns': 'ns1'}],
                                   routes=[{'netns': 'ns1', 'dest': '10.50.0.0/16', 'dev': 'br9'}])
     assert plan.actions[-1] == 'add route ns1 10.50.0.0/16 via br9'
     with pytest.raises(PlanError, match=r"routes\[0\].dev='gone0': no such interface in netns ns1"):
@@ -379,13 +379,13 @@ def test_route_purge_takes_protocol_76_only_and_purge_match_narrows():
     kernel.route('ns1', '0.0.0.0/0', gateway='10.0.0.1')
     kernel.route('ns1', '10.70.0.0/16', gateway='10.0.0.1')
     kernel.route('ns1', '10.80.0.0/16', gateway='10.0.0.1', ours=False)
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}], purge=True)
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}], purge=True)
     assert plan.actions == ['delete route ns1 10.70.0.0/16']
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'dest': '10.99.0.0/16', 'gateway': '10.0.0.1',
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'dest': '10.99.0.0/16', 'gateway': '10.0.0.1',
                                            'state': 'absent'}], purge=True,
                                   purge_match={'routes': ['0.0.0.0/0']})
     assert plan.actions == ['delete route ns1 default', 'delete route ns1 10.70.0.0/16']
-    plan, _ = kernel.plan_network(routes=[], purge=True, purge_match={'routes': ['10.70.0.0/16']})
+    plan, _result = kernel.plan_network(routes=[], purge=True, purge_match={'routes': ['10.70.0.0/16']})
     assert plan.actions == []  # the host's routes only: ns1 is not named
 
 
@@ -399,13 +399,13 @@ NFT_AFTER = {'table': 'inet linuxnet_netns', 'chains': {'postrouting': {
 def test_masquerade_create_nothing_to_do_and_absent():
     kernel = lab()
     rule = {'source': '10.0.0.0/24', 'out_interface': 'eth0'}
-    plan, _ = kernel.plan_network(masquerade=[rule])
+    plan, _result = kernel.plan_network(masquerade=[rule])
     assert plan.actions[-1] == ('add rule inet linuxnet_netns postrouting ip saddr 10.0.0.0/24 oifname "eth0" '
                                 'masquerade comment "linuxnet:masq 10.0.0.0/24 eth0" in the host')
     assert plan.diff() == {'before': {}, 'after': {'nftables (host)': NFT_AFTER}}
     kernel.masquerade(None, '10.0.0.0/24', 'eth0')
     unchanged(kernel.plan_network(masquerade=[rule])[0])
-    plan, _ = kernel.plan_network(masquerade=[dict(rule, state='absent')])
+    plan, _result = kernel.plan_network(masquerade=[dict(rule, state='absent')])
     assert plan.actions == ['delete rule inet linuxnet_netns postrouting handle 10 # linuxnet:masq 10.0.0.0/24 eth0 '
                             '(state absent) in the host',
                             'delete table inet linuxnet_netns (no rules left in it) in the host']
@@ -413,13 +413,13 @@ def test_masquerade_create_nothing_to_do_and_absent():
 
 
 def test_masquerade_in_a_namespace_the_task_creates_and_one_it_removes():
-    plan, _ = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}],
+    plan, _result = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}],
                                         masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'ns1'}])
     assert plan.actions[-1].endswith('in netns ns1') and plan.ops[-1].stage == P.NFT
     kernel = FakeKernel()
     kernel.netns('ns1')
     kernel.masquerade('ns1', '10.0.0.0/24', 'eth0')
-    plan, _ = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}],
+    plan, _result = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}],
                                   masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'ns1',
                                                'state': 'absent'}])
     assert plan.actions == ['delete netns ns1']
@@ -430,10 +430,10 @@ def test_masquerade_purge_takes_our_comments_only_and_purge_match_narrows():
     kernel.masquerade(None, '10.0.0.0/24', 'eth0')
     kernel.masquerade(None, '10.1.0.0/24', 'eth0')
     kernel.masquerade(None, '10.2.0.0/24', 'eth0', comment='a user rule')
-    plan, _ = kernel.plan_network(masquerade=[{'source': '10.1.0.0/24', 'out_interface': 'eth0'}], purge=True)
+    plan, _result = kernel.plan_network(masquerade=[{'source': '10.1.0.0/24', 'out_interface': 'eth0'}], purge=True)
     assert [line.split(' postrouting ')[0] for line in plan.actions] == ['delete rule inet linuxnet_netns']
     assert '10.0.0.0/24' in plan.actions[0]
-    plan, _ = kernel.plan_network(masquerade=[], purge=True, purge_match={'masquerade': ['10.1.0.0/16']})
+    plan, _result = kernel.plan_network(masquerade=[], purge=True, purge_match={'masquerade': ['10.1.0.0/16']})
     assert len(plan.actions) == 1 and '10.1.0.0/24' in plan.actions[0]
 
 
@@ -442,7 +442,7 @@ def test_masquerade_purge_takes_our_comments_only_and_purge_match_narrows():
 def test_forwarding_from_proc_nothing_to_do_and_change():
     kernel = lab()
     kernel.ns('ns1').proc.update({PATH4: False, PATH6: False})
-    plan, _ = kernel.plan_network(forwarding=[{'netns': 'ns1', 'ipv4': True}])
+    plan, _result = kernel.plan_network(forwarding=[{'netns': 'ns1', 'ipv4': True}])
     assert plan.actions == ['set net.ipv4.ip_forward = 1 in netns ns1']
     assert plan.diff() == {'before': {'forwarding ns1': {'net.ipv4.ip_forward': False}},
                            'after': {'forwarding ns1': {'net.ipv4.ip_forward': True}}}
@@ -458,7 +458,7 @@ def test_forwarding_missing_proc_file_is_refused():
 
 
 def test_forwarding_in_a_new_namespace_is_written_after_the_scope():
-    plan, _ = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}],
+    plan, _result = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}],
                                         forwarding=[{'netns': 'ns1', 'ipv4': True, 'restrict_to': ['10.0.0.0/24']}])
     lines = [line for line in plan.actions if 'ip_forward' in line]
     assert lines == ['set net.ipv4.ip_forward = 0 in netns ns1 (new; on once its forward scope is in place)',
@@ -470,7 +470,7 @@ def test_forwarding_in_a_new_namespace_is_written_after_the_scope():
 def test_forwarding_scope_and_masquerade_share_one_transaction_per_namespace():
     kernel = FakeKernel()
     kernel.ns(None).proc.update({PATH4: True})
-    plan, _ = kernel.plan_network(masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0'}],
+    plan, _result = kernel.plan_network(masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0'}],
                                   forwarding=[{'ipv4': True, 'restrict_to': ['10.0.0.0/24']}])
     assert list(plan.nft_transactions) == [None]
     transaction = plan.nft_transactions[None]
@@ -483,7 +483,7 @@ def test_forwarding_scope_and_masquerade_share_one_transaction_per_namespace():
 def test_forwarding_persist_file_diff():
     kernel = FakeKernel()
     kernel.ns(None).proc.update({PATH4: True})
-    plan, _ = kernel.plan_network(forwarding=[{'ipv4': True, 'persist': True}])
+    plan, _result = kernel.plan_network(forwarding=[{'ipv4': True, 'persist': True}])
     assert plan.actions == ['write /etc/sysctl.d/90-linuxnet-netns.conf']
     assert plan.diff()['after']['file /etc/sysctl.d/90-linuxnet-netns.conf'].endswith('net.ipv4.ip_forward = 1\n')
     kernel.files['/etc/sysctl.d/90-linuxnet-netns.conf'] = plan.diff()['after'][
@@ -534,7 +534,7 @@ def test_diff_tracker_add_forget_merge():
 
 def test_veth_with_both_ends_in_one_namespace():
     kernel = FakeKernel()
-    plan, _ = kernel.plan_network(pairs=[pair('l1', 'l2', b_ns=None)])
+    plan, _result = kernel.plan_network(pairs=[pair('l1', 'l2', b_ns=None)])
     assert plan.actions[0] == 'create veth l1 in the host with peer l2 in the host'
     kernel.veth(None, 'l1', None, 'l2')
     unchanged(kernel.plan_network(pairs=[pair('l1', 'l2', b_ns=None)])[0])
@@ -552,7 +552,7 @@ def test_ipv6_route_defaults_to_metric_1024_and_finds_its_own():
     kernel = FakeKernel()
     kernel.netns('ns1')
     kernel.veth(None, 'vh', 'ns1', 'vn', addresses_b=['fd00::2/64'])
-    plan, _ = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': 'fd00::1'}])
+    plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': 'fd00::1'}])
     assert plan.actions == ['add route ns1 default (IPv6) metric 1024 via fd00::1']
     kernel.route('ns1', '::/0', gateway='fd00::1', metric=1024)
     unchanged(kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': 'fd00::1'}])[0])
