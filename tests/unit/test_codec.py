@@ -8,8 +8,8 @@ import pytest
 
 pytest.importorskip('pyroute2')
 
-import codec_cases  # noqa: E402
-from conftest import _pythons  # noqa: E402
+from ansible_collections.linuxnet.netns.tests.unit import codec_cases  # noqa: E402
+from ansible_collections.linuxnet.netns.tests.conftest import _pythons  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 

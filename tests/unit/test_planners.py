@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS, PlanError, ValidationError
 
-from fakekernel import FakeKernel
+from ansible_collections.linuxnet.netns.tests.unit.fakekernel import FakeKernel
 
 PATH4 = '/proc/sys/net/ipv4/ip_forward'
 PATH6 = '/proc/sys/net/ipv6/conf/all/forwarding'

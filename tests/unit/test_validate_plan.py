@@ -6,7 +6,7 @@ import pytest
 from ansible_collections.linuxnet.netns.plugins.module_utils import _common, _kind_forwarding, _kind_veth, _plan, _validate
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind_route import RouteSpec
 
-from fakekernel import FakeKernel
+from ansible_collections.linuxnet.netns.tests.unit.fakekernel import FakeKernel
 
 
 @pytest.mark.parametrize('name', ['eth0', 'veth-host', 'a' * 15, 'br.100', 'x_y'])
