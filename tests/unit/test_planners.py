@@ -148,7 +148,7 @@ def test_veth_present_is_nothing_to_do():
 
 def test_veth_changes_addresses_mtu_and_up():
     plan, _result = lab().plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.5/24'], mtu=1400,
-                                             peer_addresses=['10.0.0.2/24'], peer_up=False, peer_mtu=1400)])
+                                                   peer_addresses=['10.0.0.2/24'], peer_up=False, peer_mtu=1400)])
     assert plan.actions == ['set mtu 1400 on vh in the host (was 1500)', 'set mtu 1400 on vn in netns ns1 (was 1500)',
                             'set vn down in netns ns1', 'remove address 10.0.0.1/24 from vh in the host',
                             'add address 10.0.0.5/24 to vh in the host']
@@ -198,7 +198,7 @@ def test_veth_absent_refuses_a_link_that_is_not_a_veth():
 
 def test_veth_absent_in_a_namespace_the_task_removes_goes_with_it():
     plan, _result = lab().plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}],
-                                 pairs=[pair('vh', 'vn', state='absent')])
+                                       pairs=[pair('vh', 'vn', state='absent')])
     assert plan.actions == ['delete netns ns1']
 
 
@@ -345,8 +345,8 @@ def test_route_gateway_must_be_connected_unless_the_task_adds_the_address():
                                         r"ns1 \(connected: 10.0.0.0/24\)"):
         kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.9.0.1'}])
     plan, _result = kernel.plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.1/24'],
-                                              peer_addresses=['10.0.0.2/24', '10.9.0.2/24'])],
-                                  routes=[{'netns': 'ns1', 'gateway': '10.9.0.1'}])
+                                                    peer_addresses=['10.0.0.2/24', '10.9.0.2/24'])],
+                                        routes=[{'netns': 'ns1', 'gateway': '10.9.0.1'}])
     assert plan.actions[-1] == 'add route ns1 default via 10.9.0.1'
     # an address the task removes no longer connects
     with pytest.raises(PlanError, match='not in any subnet connected'):
@@ -359,7 +359,7 @@ def test_route_gateway_must_be_connected_unless_the_task_adds_the_address():
 def test_route_dev_made_by_the_task_and_a_stale_dev():
     kernel = lab()
     plan, _result = kernel.plan_network(bridges=[{'name': 'br9', 'netns': 'ns1'}],
-                                  routes=[{'netns': 'ns1', 'dest': '10.50.0.0/16', 'dev': 'br9'}])
+                                        routes=[{'netns': 'ns1', 'dest': '10.50.0.0/16', 'dev': 'br9'}])
     assert plan.actions[-1] == 'add route ns1 10.50.0.0/16 via br9'
     with pytest.raises(PlanError, match=r"routes\[0\].dev='gone0': no such interface in netns ns1"):
         kernel.plan_network(routes=[{'netns': 'ns1', 'dest': '10.50.0.0/16', 'dev': 'gone0'}])
@@ -382,8 +382,8 @@ def test_route_purge_takes_protocol_76_only_and_purge_match_narrows():
     plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'gateway': '10.0.0.1'}], purge=True)
     assert plan.actions == ['delete route ns1 10.70.0.0/16']
     plan, _result = kernel.plan_network(routes=[{'netns': 'ns1', 'dest': '10.99.0.0/16', 'gateway': '10.0.0.1',
-                                           'state': 'absent'}], purge=True,
-                                  purge_match={'routes': ['0.0.0.0/0']})
+                                                 'state': 'absent'}], purge=True,
+                                        purge_match={'routes': ['0.0.0.0/0']})
     assert plan.actions == ['delete route ns1 default', 'delete route ns1 10.70.0.0/16']
     plan, _result = kernel.plan_network(routes=[], purge=True, purge_match={'routes': ['10.70.0.0/16']})
     assert plan.actions == []  # the host's routes only: ns1 is not named
@@ -414,14 +414,14 @@ def test_masquerade_create_nothing_to_do_and_absent():
 
 def test_masquerade_in_a_namespace_the_task_creates_and_one_it_removes():
     plan, _result = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}],
-                                        masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'ns1'}])
+                                              masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'ns1'}])
     assert plan.actions[-1].endswith('in netns ns1') and plan.ops[-1].stage == P.NFT
     kernel = FakeKernel()
     kernel.netns('ns1')
     kernel.masquerade('ns1', '10.0.0.0/24', 'eth0')
     plan, _result = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}],
-                                  masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'ns1',
-                                               'state': 'absent'}])
+                                        masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0', 'netns': 'ns1',
+                                                     'state': 'absent'}])
     assert plan.actions == ['delete netns ns1']
 
 
@@ -459,7 +459,7 @@ def test_forwarding_missing_proc_file_is_refused():
 
 def test_forwarding_in_a_new_namespace_is_written_after_the_scope():
     plan, _result = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}],
-                                        forwarding=[{'netns': 'ns1', 'ipv4': True, 'restrict_to': ['10.0.0.0/24']}])
+                                              forwarding=[{'netns': 'ns1', 'ipv4': True, 'restrict_to': ['10.0.0.0/24']}])
     lines = [line for line in plan.actions if 'ip_forward' in line]
     assert lines == ['set net.ipv4.ip_forward = 0 in netns ns1 (new; on once its forward scope is in place)',
                      'set net.ipv4.ip_forward = 1 in netns ns1']
@@ -471,7 +471,7 @@ def test_forwarding_scope_and_masquerade_share_one_transaction_per_namespace():
     kernel = FakeKernel()
     kernel.ns(None).proc.update({PATH4: True})
     plan, _result = kernel.plan_network(masquerade=[{'source': '10.0.0.0/24', 'out_interface': 'eth0'}],
-                                  forwarding=[{'ipv4': True, 'restrict_to': ['10.0.0.0/24']}])
+                                        forwarding=[{'ipv4': True, 'restrict_to': ['10.0.0.0/24']}])
     assert list(plan.nft_transactions) == [None]
     transaction = plan.nft_transactions[None]
     assert len(transaction.plans) == 2 and transaction.key == 'nftables (host)'
