@@ -2,6 +2,7 @@
 import atexit
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -14,6 +15,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IN_SANDBOX = os.environ.get('LINUXNET_SANDBOX') == '1'
 SYSTEM_PYTHON = '/usr/bin/python3'  # Debian's python3 with python3-pyroute2 0.7.2
 LAB_PY = os.path.join(REPO, 'tests', 'lab', 'lab.py')
+SANDBOX_SH = os.path.join(REPO, 'tests', 'sandbox.sh')
 
 
 def _make_collection_importable():
@@ -181,6 +183,109 @@ def make_lab(tmp_path):
     yield make
     for lab in made:
         lab.down()
+
+
+# ---- running on several workers (pytest-xdist: tests/run -n 2) -------------------------------------
+
+def pytest_configure(config):
+    """Every xdist worker started from inside the sandbox runs in a throwaway sandbox of its own,
+    nested in the suite's (tests/sandbox.sh): its own network namespace (links, routes, nf_tables,
+    ip_forward of its root), /run/netns, /etc/sysctl.d, pid and uts namespaces. The tests were written
+    for one sandbox each - fixed names (lab-br0, ns1, the lab's 192.0.2.0/24), /run/netns compared in
+    full (test_bad_input) - so two workers may never share one; this holds whatever the command line
+    (`-n 2`, `--tx 3*popen`), not only under tests/run."""
+    specs = getattr(config.option, 'tx', None)
+    if not IN_SANDBOX or not specs or hasattr(config, 'workerinput'):
+        return
+    # execnet starts a popen worker as `<python> -u -c ...`, the python given as a shell word list
+    python = 'env -u LINUXNET_SANDBOX %s %s' % (shlex.quote(SANDBOX_SH), shlex.quote(sys.executable))
+    nested = []
+    for spec in specs:
+        count, star, rest = spec.partition('*')
+        if not star:
+            count, rest = '', spec
+        parts = rest.split('//')
+        if parts[0] != 'popen' or any(p.startswith(('python=', 'chdir=')) for p in parts[1:]):
+            raise pytest.UsageError('tests: --tx %s: only local workers (popen) can run in a sandbox of their own; '
+                                    'use -n N' % spec)
+        nested.append('%s%spopen//python=%s' % (count, star, python) + ''.join('//' + p for p in parts[1:]))
+    config.option.tx = nested
+
+
+# Tests that go to one worker, one after the other (every other test goes on its own to whichever
+# worker is free): (file, test name prefix) -> why.
+ONE_WORKER = {
+    ('test_bad_input.py', ''): 'the module fixture `outcomes` runs the whole table at once',
+    ('test_lab.py', ''): 'one lab serves the module, in this order: the last tests take it down',
+    ('test_ecosystem.py', 'test_ansible_test_'): "sanity and units share ansible-test's HOME (tests/tools/sanity.sh)",
+}
+# The long files first (on a worker, where the scheduler takes the order from): one picked up near
+# the end would leave the other worker idle for its whole length.
+LONG_FIRST = ('test_molecule.py', 'test_bad_input.py', 'test_ecosystem.py', 'test_crash.py',
+              'test_fleet_teardown.py', 'test_role.py', 'test_bench_smoke.py', 'test_tutorial.py',
+              'test_safe_router_lab.py', 'test_deletion.py', 'test_lab.py', 'test_concurrency.py')
+
+
+def _together(nodeid):
+    """The scheduling unit of a test: its ONE_WORKER entry, or the test itself."""
+    path, _sep, name = nodeid.partition('::')
+    for key in ONE_WORKER:
+        if path.rsplit('/', 1)[-1] == key[0] and name.startswith(key[1]):
+            return '%s::%s' % key
+    return nodeid
+
+
+@pytest.hookimpl(tryfirst=True, optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n N` (xdist's --dist load): the tests one at a time, ONE_WORKER's entries whole. (Not xdist's
+    loadgroup and xdist_group marks: with pytest 9, xdist 3.8 marks the group in item._nodeid, which
+    pytest no longer reads, and the groups are silently split.)"""
+    if config.getvalue('dist') != 'load':
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class Together(LoadScopeScheduling):
+        def _split_scope(self, nodeid):
+            return _together(nodeid)
+    config.option.loadscopereorder = False  # LONG_FIRST's order, not the largest group first
+    return Together(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On xdist workers (each collects the same items, in the same order): the long files first."""
+    if not hasattr(config, 'workerinput'):
+        return
+    rank = dict((name, i) for i, name in enumerate(LONG_FIRST))
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))
+
+
+# ---- figures a test prints (timings, counts) -------------------------------------------------------
+
+@pytest.fixture
+def figures(request):
+    """figures(text): a line for the reader, shown in the 'figures' section at the end of the run
+    (an xdist worker's output is not shown, so not printed where the test runs)."""
+    def show(text):
+        request.node.user_properties.append(('figures', text.strip('\n')))
+    return show
+
+
+_FIGURES = {}
+
+
+def pytest_runtest_logreport(report):
+    if report.when == 'teardown':
+        lines = [value for name, value in report.user_properties if name == 'figures']
+        if lines:
+            _FIGURES[report.nodeid] = lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FIGURES:
+        terminalreporter.section('figures')
+        for lines in _FIGURES.values():
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 def pytest_report_header(config):

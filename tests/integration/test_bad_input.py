@@ -611,9 +611,8 @@ def test_hosts_end_as_they_began(outcomes):
     assert not [change for k, change in ends if change], '\n'.join('%s: %s' % (k, c) for k, c in ends if c)
 
 
-def test_bad_input_figures(outcomes, capsys):
+def test_bad_input_figures(outcomes, figures):
     tried = len([k for k in outcomes if k[0] not in ('role', 'end')])
     role = len([k for k in outcomes if k[0] == 'role'])
-    with capsys.disabled():
-        print('\nbad input: %d module inputs (%d distinct) + %d role variable sets tried in %.1f s' % (
-            tried, len(set(k[1] for k in outcomes if k[0] not in ('role', 'end'))), role, COUNTS.get('seconds', 0)))
+    figures('bad input: %d module inputs (%d distinct) + %d role variable sets tried in %.1f s' % (
+        tried, len(set(k[1] for k in outcomes if k[0] not in ('role', 'end'))), role, COUNTS.get('seconds', 0)))

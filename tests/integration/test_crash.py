@@ -152,8 +152,8 @@ def kill_at(proc, rng, how, duration, idle, progress, before, after):
     return 'after %.3f s' % delay
 
 
-def test_sigkill_during_large_applies(host, capsys):
-    figures = {'trials': 0, 'partial': 0, 'before_work': 0, 'after_work': 0, 'finished': 0, 'leftovers': 0}
+def test_sigkill_during_large_applies(host, capsys, figures):
+    counts = {'trials': 0, 'partial': 0, 'before_work': 0, 'after_work': 0, 'finished': 0, 'leftovers': 0}
     rng = random.Random('%s-%s' % (SEED, os.path.basename(host.python)))
     trials = -(-TRIALS // len(_pythons()))
     cycle = phases(host)
@@ -217,13 +217,13 @@ def test_sigkill_during_large_applies(host, capsys):
                 with capsys.disabled():
                     print('%s: rc %s, %d of %d actions left' % (what, proc.returncode, left_to_do, cal['actions']))
             if finished:
-                figures['finished'] += 1
+                counts['finished'] += 1
             elif left_to_do == 0:
-                figures['after_work'] += 1
+                counts['after_work'] += 1
             elif left_to_do >= cal['actions']:
-                figures['before_work'] += 1
+                counts['before_work'] += 1
             else:
-                figures['partial'] += 1
+                counts['partial'] += 1
             if rerun['changed']:
                 t = time.time()
                 third = run(host, module, args)
@@ -246,12 +246,12 @@ def test_sigkill_during_large_applies(host, capsys):
                         'e.g. %s' % (what, left_to_do, cal['actions'], len(bad), OWNER_ALIAS, ', '.join(bad[:3] + bad[-2:])))
             if label == 'netns remove':
                 left = leftovers(host, fresh_routes)
-                figures['leftovers'] += len(left)
+                counts['leftovers'] += len(left)
                 if left:
                     problems.append('%s: left over: %s' % (what, left[:6]))
                     host.cleanup()
                 known_unmarked.clear()
-            figures['trials'] += 1
+            counts['trials'] += 1
             return True
 
         trial = 0
@@ -271,20 +271,19 @@ def test_sigkill_during_large_applies(host, capsys):
     finally:
         progress.close()
     left = leftovers(host, fresh_routes)
-    figures['leftovers'] += len(left)
-    with capsys.disabled():
-        print('\ncrash [%s]: seed %s, %d trials of N=%d, kills landing: %d before any change, %d mid-apply, '
-              '%d after the last change, %d too late (the call had finished); leftovers found: %d; '
-              'problems: %d (and %d trials leaving links unmarked); %.1f s\n  calls in full / with nothing to do: %s' % (
-                  os.path.basename(host.python), SEED, figures['trials'], N, figures['before_work'],
-                  figures['partial'], figures['after_work'], figures['finished'], figures['leftovers'],
-                  len(problems), len(marks['problems']), time.time() - started,
-                  ', '.join('%s %.2f/%.2f s' % (k, v['full'], v['idle']) for k, v in calibration.items())))
+    counts['leftovers'] += len(left)
+    figures('crash [%s]: seed %s, %d trials of N=%d, kills landing: %d before any change, %d mid-apply, '
+            '%d after the last change, %d too late (the call had finished); leftovers found: %d; '
+            'problems: %d (and %d trials leaving links unmarked); %.1f s\n  calls in full / with nothing to do: %s' % (
+                os.path.basename(host.python), SEED, counts['trials'], N, counts['before_work'],
+                counts['partial'], counts['after_work'], counts['finished'], counts['leftovers'],
+                len(problems), len(marks['problems']), time.time() - started,
+                ', '.join('%s %.2f/%.2f s' % (k, v['full'], v['idle']) for k, v in calibration.items())))
     assert not problems, '\n'.join(problems)
     assert left == [], left
     # every link the collection made carries its alias (netns_info: ours), also those made by a run
     # killed between creating them and marking them, once the re-run has converged
-    assert marks['mid_apply'], 'no kill landed in the middle of a veth or bridge create, in %d trials' % figures['trials']
+    assert marks['mid_apply'], 'no kill landed in the middle of a veth or bridge create, in %d trials' % counts['trials']
     assert not marks['problems'], '\n'.join(marks['problems'])
 
 

@@ -135,7 +135,7 @@ def test_absent_with_a_namespace_held_open_by_a_descriptor(host, processes):
     assert elapsed < 5, 'took %.1f s' % elapsed
 
 
-def test_recreate_right_after_delete(host, capsys):
+def test_recreate_right_after_delete(host, figures):
     """Delete a namespace (its veth pair goes with it) and at once make the same names again."""
     ns = host.ns('r')
     hostend = host.prefix + 'r'
@@ -157,9 +157,8 @@ def test_recreate_right_after_delete(host, capsys):
             failures.append('loop %d: %s still on the host after netns absent returned' % (loop, left))
         if failures:
             break
-    with capsys.disabled():
-        print('\n  re-create after delete [%s]: %d loops, %.2f s per loop (create netns, veth, delete)' % (
-            os.path.basename(host.python), loop + 1, (time.time() - started) / (loop + 1)))
+    figures('re-create after delete [%s]: %d loops, %.2f s per loop (create netns, veth, delete)' % (
+        os.path.basename(host.python), loop + 1, (time.time() - started) / (loop + 1)))
     assert not failures, '\n'.join(failures)
     assert host.netns_list() == []
 

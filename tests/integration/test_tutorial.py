@@ -69,7 +69,7 @@ def playbook(collections_dir, host):
     return int(recap.group(2)), elapsed
 
 
-def test_tutorial_playbook_with_real_traffic(internet, collections_dir, capsys):
+def test_tutorial_playbook_with_real_traffic(internet, collections_dir, figures):
     host, inet = internet
     changed, first = playbook(collections_dir, host)
     assert changed == 5
@@ -86,5 +86,4 @@ def test_tutorial_playbook_with_real_traffic(internet, collections_dir, capsys):
 
     changed_again, rerun = playbook(collections_dir, host)
     assert changed_again == 0
-    with capsys.disabled():
-        print('\n  tutorial playbook: first run %.2f s, re-run %.2f s (changed=0)' % (first, rerun))
+    figures('tutorial playbook: first run %.2f s, re-run %.2f s (changed=0)' % (first, rerun))
