@@ -18,10 +18,11 @@ Topology (addresses are fixed; one lab per sandbox)::
 
 Every node (host, router, internet, bystander) is one process started with
 ``unshare --net --mount --uts --propagation private``.  Its init mounts private tmpfs on /run
-(so /run/sshd and /run/netns are its own), on /run/netns and on /etc/sysctl.d, sets its hostname,
-waits for the parent to plug in its veth, applies its addresses and routes with one ``ip -batch``,
-sets net.ipv4.ip_forward (0 on hosts, the collection turns it on; 1 on the router), then execs its
-payload: ``sshd -D -e`` on hosts, the echo server on ``internet``, ``sleep infinity`` elsewhere.
+(so /run/sshd and /run/netns are its own), on /run/netns and on /etc/sysctl.d, sets its hostname
+(and names it in its own /etc/hosts, 127.0.1.1), waits for the parent to plug in its veth,
+applies its addresses and routes with one ``ip -batch``, sets net.ipv4.ip_forward (0 on hosts,
+the collection turns it on; 1 on the router), then execs its payload: ``sshd -D -e`` on hosts,
+the echo server on ``internet``, ``sleep infinity`` elsewhere.
 Nodes are reached by PID (``nsenter``), never by a name in /run/netns, so the sandbox's own
 /run/netns stays empty.
 
@@ -109,6 +110,11 @@ mkdir -p /run/netns /run/sshd /run/lock
 mount -t tmpfs -o mode=0755 linuxnet-lab-netns /run/netns
 mount -t tmpfs -o mode=0755 linuxnet-lab-sysctl /etc/sysctl.d
 if [ -n "$shadow" ]; then mount --bind "$shadow" /etc/shadow; fi
+# the node's own name resolves from /etc/hosts, as on an installed Debian (127.0.1.1): looked up in
+# DNS instead (Ansible's facts ask for the FQDN), the query would go through the router to a server
+# the sandbox cannot reach and wait out the resolver's 5 s timeout
+{ cat /etc/hosts; echo "127.0.1.1 $name"; } > /run/hosts
+mount --bind /run/hosts /etc/hosts
 hostname "$name"
 echo ready
 ip -batch -
