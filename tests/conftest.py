@@ -65,6 +65,24 @@ def python(request):
     return request.param
 
 
+def pythons_for(cases, reads_state):
+    """Values for `parametrize('python, ARGS', ...)` of a table of refused inputs (each case a tuple
+    of ARGS, or one value): every case with pip's pyroute2, and with Debian's too the cases for
+    which reads_state(case) is true - refusals that come from reading the kernel's state (a
+    namespace, interface or connected subnet that is or is not there). A refusal by argument
+    validation comes before the module sends or reads any netlink message; its only pyroute2 is the
+    import every module run makes, which the other tests of the module run on both versions. So the
+    pyroute2 version cannot change it: it runs once. (test_bad_input.py draws the same line.)"""
+    params = []
+    for param in _pythons():
+        python, pyid = param.values[0], param.id
+        for index, case in enumerate(cases):
+            if pyid == 'pyroute2-pip' or reads_state(case):
+                values = case if isinstance(case, tuple) else (case,)
+                params.append(pytest.param(python, *values, id='%s-%d' % (pyid, index)))
+    return params
+
+
 class Host(object):
     """A fresh network namespace standing in for a managed host; modules run inside it."""
 

@@ -1,7 +1,8 @@
 """linuxnet.netns.network against the real kernel: a host's whole network in one task, one plan.
 
 Each test runs the module inside a fresh network namespace (the `host` fixture), once with pip's
-pyroute2 and once with Debian's 0.7.2 where it is installed. Check mode runs first on a host where
+pyroute2 and once with Debian's 0.7.2 where it is installed - except the bad input that argument
+validation refuses, which runs with pip's only (conftest.pythons_for). Check mode runs first on a host where
 none of the objects exist, and must predict exactly the actions the real run then takes - also for
 objects inside namespaces, and on bridges, that the same task creates. Real traffic checks that
 what was built works.
@@ -16,6 +17,8 @@ import threading
 import time
 
 import pytest
+
+from conftest import pythons_for
 
 UPLINK, UPLINK_GW = '10.255.0.2/24', '10.255.0.1'
 
@@ -329,12 +332,12 @@ def test_teardown_by_purge_match_needs_no_list_and_takes_only_ours(host, uplink)
     assert not again['changed'] and again['purged'] == []
 
 
-@pytest.mark.parametrize('args, fragment', [
+@pytest.mark.parametrize('python, args, fragment', pythons_for([
     ({'purge_match': {'namespaces': ['x']}}, 'purge_match='),
     ({'purge': True, 'purge_match': {'namespaces': ['lnns[0-9']}}, 'purge_match.namespaces[0]='),
     ({'purge': True, 'purge_match': {'routes': ['10.0.0.1/8']}}, 'purge_match.routes[0]='),
     ({'purge': True, 'purge_match': {'masquerade': ['nonsense']}}, 'purge_match.masquerade[0]='),
-])
+], lambda case: False))
 def test_purge_match_bad_input_changes_nothing(host, args, fragment):
     ns = host.ns('stay')
     host.ok('network', {'namespaces': [{'name': ns}]})
@@ -595,7 +598,7 @@ def valid_pair(host):
     return {'name': host.prefix + 'v', 'peer': {'name': 'eth0', 'netns': host.ns('new')}}
 
 
-@pytest.mark.parametrize('bad, fragment', [
+@pytest.mark.parametrize('python, bad, fragment', pythons_for([
     ({'pairs': [None, {'name': 'x1', 'peer': {'name': 'x2', 'addresses': ['10.0.0.2/24', 'bogus']}}]},
      "pairs[1].peer.addresses[1]='bogus'"),
     ({'pairs': [None, {'name': 'x' * 16, 'peer': {'name': 'x2'}}]}, 'pairs[1].name='),
@@ -607,7 +610,7 @@ def valid_pair(host):
     ({'forwarding': [{'ipv4': True, 'restrict_to': ['10.0.0.0/24', 'x']}]}, 'forwarding[0].restrict_to[1]='),
     ({'masquerade': [{'source': '10.5.0.0/24', 'out_interface': 'e'}, {'source': '10.5.0.0/24', 'out_interface': 'e'}]},
      'declared twice'),
-])
+], lambda case: False))
 def test_bad_input_names_the_parameter_path(host, bad, fragment):
     # a valid namespace and pair beside the bad item: nothing of them is made either
     spec = {'namespaces': [{'name': host.ns('new')}], 'pairs': [valid_pair(host)]}
@@ -622,7 +625,7 @@ def test_bad_input_names_the_parameter_path(host, bad, fragment):
     assert snapshot(host) == before
 
 
-@pytest.mark.parametrize('args', [{}, {'purge': True}])
+@pytest.mark.parametrize('python, args', pythons_for([{}, {'purge': True}], lambda case: False))
 def test_at_least_one_list_is_required(host, args):
     result = host.module('network', args)
     assert result.get('failed') and 'one of the following is required' in result['msg']
