@@ -1,5 +1,6 @@
 """Shared fixtures. Integration tests run only inside tests/sandbox.sh (LINUXNET_SANDBOX=1)."""
 import atexit
+import functools
 import json
 import os
 import shlex
@@ -52,12 +53,13 @@ def collections_dir(tmp_path_factory):
     return root
 
 
+@functools.lru_cache(maxsize=None)  # asks /usr/bin/python3 once, not at every parametrize
 def _pythons():
     found = [pytest.param(sys.executable, id='pyroute2-pip')]
     if os.path.exists(SYSTEM_PYTHON) and subprocess.call(
             [SYSTEM_PYTHON, '-c', 'import pyroute2'], stderr=subprocess.DEVNULL) == 0:
         found.append(pytest.param(SYSTEM_PYTHON, id='pyroute2-debian'))
-    return found
+    return tuple(found)
 
 
 @pytest.fixture(params=_pythons())
