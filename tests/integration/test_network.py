@@ -148,6 +148,18 @@ class NftMonitor(object):
             if text in line:
                 return line
 
+    def events(self, first, timeout=30.0, settle=0.5):
+        """The lines printed up to one holding `first` (which can come late on a loaded machine, once
+        the call that caused it has returned), then those that follow until none comes for `settle` s."""
+        seen = []
+        deadline = time.time() + timeout
+        while not any(first in line for line in seen) and time.time() < deadline:
+            try:
+                seen.append(self.lines.get(timeout=max(0.01, deadline - time.time())))
+            except queue.Empty:
+                break
+        return seen + self.drain(settle)
+
     def drain(self, settle=0.5):
         seen = []
         while True:
@@ -388,7 +400,7 @@ def test_masquerade_and_restrict_to_in_one_transaction(host, where):
     monitor = NftMonitor(run_in)
     try:
         done = host.ok('network', spec)
-        events = monitor.drain()
+        events = monitor.events('# new generation')
     finally:
         monitor.stop()
     assert done['actions'] == predicted['actions']
