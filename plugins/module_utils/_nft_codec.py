@@ -49,12 +49,22 @@ HOOK_NAMES = dict((num, name) for name, num in HOOKS.items())
 
 NFT_REG_VERDICT = 0
 NFT_REG_1 = 1
+NFT_REG_2 = 2
 NFT_CMP_EQ = 0
 NFT_CMP_NEQ = 1
 NFT_META_IIFNAME = 6
 NFT_META_OIFNAME = 7
 NFT_META_NFPROTO = 15
+NFT_META_L4PROTO = 16
 NFT_PAYLOAD_NETWORK_HEADER = 1
+NFT_PAYLOAD_TRANSPORT_HEADER = 2
+NFT_CT_STATUS = 2
+IPS_DST_NAT = 0x20  # ct status dnat
+NFTA_FIB_F_DADDR = 0x2
+NFT_FIB_RESULT_ADDRTYPE = 3
+RTN_LOCAL = 2  # fib ... type local
+NFT_NAT_DNAT = 1
+NF_NAT_RANGE_PROTO_SPECIFIED = 0x2
 NFT_BITWISE_BOOL = 0
 NFTNL_UDATA_RULE_COMMENT = 0
 
@@ -106,6 +116,13 @@ def _load():
     _PAYLOAD_BASES = _reverse(_EXPR.nft_payload.base_type.ops)
     _BITWISE_OPS = _reverse(_EXPR.nft_bitwise.bitwise_op.ops)
     _VERDICTS = _reverse(_nftsocket.nft_data.nfta_data.verdict.verdict_code.ops)
+    _CT_KEYS = _reverse(_EXPR.nft_ct.keys.ops)
+    _NAT_TYPES = _reverse(_EXPR.nft_nat.types.ops)
+    # pyroute2 declares NFTA_FIB_F_* as an enum of bit numbers and NFT_FIB_RESULT_* as flags:
+    # reversed, the names give back the numbers the kernel sent
+    _FIB_FLAGS = _reverse(_EXPR.nft_fib.fib_flags.ops)
+    _FIB_RESULTS = _EXPR.nft_fib.fib_result.ops
+    _NAT_FLAGS = _EXPR.nft_nat.nat_range.ops
     _loaded.update(locals())
     return _loaded
 
@@ -194,11 +211,13 @@ def parse_userdata(data):
 
 # canonical items (the normalised form of what the kernel reports back, and of what a rule's terms
 # promise):
-#   ('cmp', source, op, mask, value)   source: ('meta', key) or ('payload', base, offset);
+#   ('cmp', source, op, mask, value)   source: ('meta', key), ('payload', base, offset),
+#                                      ('fib', flags, result) or ('ct', key, direction);
 #                                      mask and value are cut after the last mask byte that is
 #                                      not zero, so a 3-byte load of a /24 and a 4-byte load with
 #                                      mask ff.ff.ff.00 are the same thing
 #   ('masq', flags)
+#   ('nat', type, family, address, port, flags)   address and port: the immediates' bytes
 #   ('verdict', code, chain)
 #   ('unknown', expression name)       anything we do not model: never equal to a spec
 
@@ -209,6 +228,28 @@ def cmp_item(source, op, mask, value):
     while cut and mask[cut - 1] == 0:
         cut -= 1
     return ('cmp', source, op, mask[:cut], value[:cut])
+
+
+def flag_names(value, ops):
+    """A flags attribute pyroute2 encodes from a set of names (ops: the name of bit i at i)."""
+    return frozenset(name for bit, name in enumerate(ops) if value & (1 << bit))
+
+
+def fib_result_attr(value):
+    """NFTA_FIB_RESULT as pyroute2 encodes it."""
+    return flag_names(value, _load()['_FIB_RESULTS'])
+
+
+def nat_flags_attr(value):
+    """NFTA_NAT_FLAGS as pyroute2 encodes it."""
+    return flag_names(value, _load()['_NAT_FLAGS'])
+
+
+def flag_value(names, ops):
+    """A flags attribute as pyroute2 decodes it (a set of names, or a number) as its number."""
+    if names is None or isinstance(names, int):
+        return names
+    return sum(1 << bit for bit, name in enumerate(ops) if name in names)
 
 
 def _number(value, names):
@@ -237,11 +278,36 @@ def decode_expressions(exprs):
     _REGS, _CMP_OPS, _META_KEYS = tables['_REGS'], tables['_CMP_OPS'], tables['_META_KEYS']
     _PAYLOAD_BASES, _BITWISE_OPS, _VERDICTS = tables['_PAYLOAD_BASES'], tables['_BITWISE_OPS'], tables['_VERDICTS']
     regs = {}
+    immediates = {}  # register -> the value an `immediate` put there (a NAT's address, port)
     out = []
     for expr in exprs or ():
         name = expr.get_attr('NFTA_EXPR_NAME')
         data = expr.get_attr('NFTA_EXPR_DATA')
-        if name == 'meta' and get_attr(data, 'NFTA_META_DREG') is not None:
+        if name == 'fib' and get_attr(data, 'NFTA_FIB_DREG') is not None:
+            flags = _number(get_attr(data, 'NFTA_FIB_FLAGS'), tables['_FIB_FLAGS'])
+            result = flag_value(get_attr(data, 'NFTA_FIB_RESULT'), tables['_FIB_RESULTS'])
+            regs[_number(get_attr(data, 'NFTA_FIB_DREG'), _REGS)] = (('fib', flags, result), 4, None)
+        elif name == 'ct' and get_attr(data, 'NFTA_CT_DREG') is not None:
+            key = _number(get_attr(data, 'NFTA_CT_KEY'), tables['_CT_KEYS'])
+            regs[_number(get_attr(data, 'NFTA_CT_DREG'), _REGS)] = (
+                ('ct', key, get_attr(data, 'NFTA_CT_DIRECTION')), None, None)
+        elif name == 'immediate' and _number(get_attr(data, 'NFTA_IMMEDIATE_DREG'), _REGS) != NFT_REG_VERDICT:
+            dreg = _number(get_attr(data, 'NFTA_IMMEDIATE_DREG'), _REGS)
+            regs.pop(dreg, None)
+            immediates[dreg] = _data_value(get_attr(data, 'NFTA_IMMEDIATE_DATA'))
+        elif name == 'nat':
+            def loaded(attr):
+                reg = get_attr(data, attr)
+                return None if reg is None else immediates.get(_number(reg, _REGS), b'?')
+            addr, proto = loaded('NFTA_NAT_REG_ADDR_MIN'), loaded('NFTA_NAT_REG_PROTO_MIN')
+            if loaded('NFTA_NAT_REG_ADDR_MAX') not in (None, addr) or \
+                    loaded('NFTA_NAT_REG_PROTO_MAX') not in (None, proto) or b'?' in (addr, proto):
+                out.append(('unknown', name))
+            else:
+                out.append(('nat', _number(get_attr(data, 'NFTA_NAT_TYPE'), tables['_NAT_TYPES']),
+                            get_attr(data, 'NFTA_NAT_FAMILY'), addr, proto,
+                            flag_value(get_attr(data, 'NFTA_NAT_FLAGS'), tables['_NAT_FLAGS'])))
+        elif name == 'meta' and get_attr(data, 'NFTA_META_DREG') is not None:
             key = _number(get_attr(data, 'NFTA_META_KEY'), _META_KEYS)
             regs[_number(get_attr(data, 'NFTA_META_DREG'), _REGS)] = (('meta', key), None, None)
         elif name == 'payload' and get_attr(data, 'NFTA_PAYLOAD_DREG') is not None:

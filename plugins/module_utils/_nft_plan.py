@@ -39,8 +39,10 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     comment_userdata,
 )
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
+    ALLOW_PREFIX,
     CHAINS,
     COMMENT_PREFIX,
+    FORWARD_PREFIX,
     TABLE,
     RuleSpec,
     allow_spec,
@@ -124,11 +126,11 @@ class AddRule(Change):
     def __init__(self, spec, replaces=False):
         self.spec = spec
         self.replaces = replaces
-        self.text = 'add rule inet %s %s %s' % (TABLE, spec.chain, spec.text)
+        self.text = '%s rule inet %s %s %s' % ('insert' if spec.head else 'add', TABLE, spec.chain, spec.text)
 
     def messages(self):
         spec = self.spec
-        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | NLM_F_APPEND, [
+        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
             ('NFTA_RULE_TABLE', TABLE),
             ('NFTA_RULE_CHAIN', spec.chain),
             ('NFTA_RULE_EXPRESSIONS', spec.expressions()),
@@ -283,7 +285,8 @@ def _after(current, changes):
         elif isinstance(change, AddChain):
             chains[change.spec.name] = {'chain': change.spec.text, 'rules': []}
         elif isinstance(change, AddRule):
-            chains.setdefault(change.spec.chain, {'chain': None, 'rules': []})['rules'].append(change.spec.text)
+            rules = chains.setdefault(change.spec.chain, {'chain': None, 'rules': []})['rules']
+            rules.insert(0 if change.spec.head else len(rules), change.spec.text)
     return view
 
 
@@ -331,7 +334,7 @@ def plan_foreign_forward(foreign, prefixes):
         wanted = [allow_spec(field, net, family) for net in networks
                   if family == NFPROTO_INET or net.version == (4 if family == NFPROTO_IPV4 else 6)
                   for field in ('saddr', 'daddr')]
-        ours = [rule for rule in rules if (rule.comment or '').startswith(COMMENT_PREFIX)]
+        ours = [rule for rule in rules if (rule.comment or '').startswith(ALLOW_PREFIX)]
         name = '%s %s %s' % (NFPROTO_NAMES[family], target[1], target[2])
         before[name] = [rule.comment for rule in ours]
         after[name] = [spec.comment for spec in wanted]
@@ -342,12 +345,46 @@ def plan_foreign_forward(foreign, prefixes):
     return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
 
 
+def plan_foreign_rules(foreign, wanted, dropped, word, key_of):
+    """Changes that put the rules `wanted(family)` gives (RuleSpecs for a table of that family) at
+    the head of every forward-drop chain of other tables, and take out those of ours whose comment
+    starts with `linuxnet:WORD` and whose key (key_of(comment)) is in `dropped` or which differ from
+    what is wanted.
+    What a kind whose rules must pass Docker's FORWARD DROP uses for its own rules there; other
+    rules, ours of other kinds too, are never touched. `foreign`: _nft_state.read_foreign_forward.
+    Returns (changes, before, after) as plan_foreign_forward does."""
+    prefix = COMMENT_PREFIX + word
+    changes, before, after = [], {}, {}
+    for target, rules in foreign:
+        specs = dict((spec.comment, spec) for spec in wanted(target[0]))
+        keys = set(spec.key for spec in specs.values()) | set(dropped)
+        mine = [rule for rule in rules if (rule.comment or '').startswith(prefix)]
+        kept = set()
+        for rule in mine:
+            spec = specs.get(rule.comment)
+            if spec is not None and spec.comment not in kept and rule.canonical == spec.canonical():
+                kept.add(rule.comment)
+            elif spec is not None or key_of(rule.comment) in keys:
+                changes.append(DeleteForeignRule(target, rule))
+        changes.extend(InsertForeignRule(target, spec) for comment, spec in sorted(specs.items())
+                       if comment not in kept)
+        name = '%s %s %s' % (NFPROTO_NAMES[target[0]], target[1], target[2])
+        gone = set(change.rule.handle for change in changes if isinstance(change, DeleteForeignRule)
+                   and change.table == target[1] and change.chain == target[2] and change.family == target[0])
+        before[name] = sorted(rule.comment for rule in mine)
+        after[name] = sorted([rule.comment for rule in mine if rule.handle not in gone] +
+                             [comment for comment in specs if comment not in kept])
+    return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
+
+
 def plan_forward_chain(current, prefixes):
     """Plan for the forward chain: exactly forward_rules(prefixes), in that order (none: our forward
     rules removed). Order matters here - the drop must come last - and rules are appended, so any
     difference rewrites our forward rules as a whole, in the same atomic transaction."""
     desired = forward_rules(prefixes)
-    ours = [rule for rule in current.rules if rule.chain == 'forward' and rule.ours]
+    # the forward scope's own rules (fwd-*); other kinds' accepts at the head of the chain stay
+    ours = [rule for rule in current.rules if rule.chain == 'forward' and rule.ours
+            and rule.key.startswith(FORWARD_PREFIX)]
     if len(ours) == len(desired) and all(rule.verified and rule.spec == spec for rule, spec in zip(ours, desired)):
         return NftPlan([], current.view(), current.view(), current.genid)
     changes = [DeleteRule(rule, 'order' if desired else 'absent') for rule in ours]
@@ -433,8 +470,11 @@ def merge(current, plans):
     before, after = current.view(), _after(current, changes)
     for one in plans:
         if 'other_rulesets' in one.before or 'other_rulesets' in one.after:
-            before['other_rulesets'] = one.before.get('other_rulesets')
-            after['other_rulesets'] = one.after.get('other_rulesets')
+            # each plan's own rules there (the forward scope's, published ports'), side by side
+            for side, merged in ((one.before, before), (one.after, after)):
+                into = merged.setdefault('other_rulesets', {})
+                for name, comments in (side.get('other_rulesets') or {}).items():
+                    into[name] = sorted(into.get(name, []) + list(comments))
     return NftPlan(changes, before, after, current.genid)
 
 

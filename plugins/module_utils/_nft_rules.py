@@ -28,26 +28,40 @@ import struct
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import IFNAMSIZ
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
+    IPS_DST_NAT,
+    NF_NAT_RANGE_PROTO_SPECIFIED,
     NFPROTO_INET,
     NFPROTO_IPV4,
     NFPROTO_IPV6,
     NFT_CMP_EQ,
     NFT_CMP_NEQ,
+    NFT_CT_STATUS,
+    NFT_FIB_RESULT_ADDRTYPE,
     NFT_META_IIFNAME,
+    NFT_META_L4PROTO,
     NFT_META_NFPROTO,
     NFT_META_OIFNAME,
+    NFT_NAT_DNAT,
     NFT_PAYLOAD_NETWORK_HEADER,
+    NFT_PAYLOAD_TRANSPORT_HEADER,
     NFT_REG_1,
+    NFT_REG_2,
     NFT_REG_VERDICT,
+    NFTA_FIB_F_DADDR,
     POLICIES,
+    RTN_LOCAL,
     cmp_expression,
     cmp_item,
     expression,
+    fib_result_attr,
+    nat_flags_attr,
     value_data,
 )
 
 TABLE = 'linuxnet_netns'
 COMMENT_PREFIX = 'linuxnet:'
+FORWARD_PREFIX = COMMENT_PREFIX + 'fwd-'  # the safe router's forward chain
+ALLOW_PREFIX = COMMENT_PREFIX + 'allow-'  # its scoped accepts in other tables' forward-drop chains
 
 
 # --- terms: what a rule matches and does -----------------------------------------------------------
@@ -164,6 +178,110 @@ class MatchIfname(Term):
                          b'\xff' * IFNAMSIZ, self._value()),)
 
 
+class MatchFamily(Term):
+    """`meta nfproto ipv4`: what an inet table's rule needs before a family's own statement (a DNAT)
+    when no address match implies the family."""
+
+    def __init__(self, version):
+        self.nfproto = NFPROTO_IPV4 if version == 4 else NFPROTO_IPV6
+        self.text = 'meta nfproto %s' % ('ipv4' if version == 4 else 'ipv6')
+
+    def expressions(self):
+        return [expression('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', NFT_META_NFPROTO)]),
+                cmp_expression(NFT_CMP_EQ, struct.pack('B', self.nfproto))]
+
+    def canonical(self):
+        return (cmp_item(('meta', NFT_META_NFPROTO), NFT_CMP_EQ, b'\xff', struct.pack('B', self.nfproto)),)
+
+
+class MatchLocal(Term):
+    """`fib daddr type local`: the packet is addressed to one of the namespace's own addresses."""
+
+    text = 'fib daddr type local'
+    _RESULT = NFT_FIB_RESULT_ADDRTYPE
+
+    def expressions(self):
+        return [expression('fib', [('NFTA_FIB_DREG', NFT_REG_1),
+                                   ('NFTA_FIB_RESULT', fib_result_attr(self._RESULT)),
+                                   ('NFTA_FIB_FLAGS', NFTA_FIB_F_DADDR)]),
+                cmp_expression(NFT_CMP_EQ, struct.pack('=I', RTN_LOCAL))]
+
+    def canonical(self):
+        return (cmp_item(('fib', NFTA_FIB_F_DADDR, self._RESULT), NFT_CMP_EQ, b'\xff' * 4,
+                         struct.pack('=I', RTN_LOCAL)),)
+
+
+PROTOCOLS = {'tcp': 6, 'udp': 17}
+
+
+class MatchPort(Term):
+    """`tcp dport 8080`, `udp sport 53`: the layer 4 protocol, then the port."""
+
+    OFFSETS = {'sport': 0, 'dport': 2}
+
+    def __init__(self, protocol, field, port):
+        self.protocol = protocol
+        self.field = field
+        self.port = int(port)
+        self.text = '%s %s %d' % (protocol, field, self.port)
+
+    def expressions(self):
+        return [expression('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', NFT_META_L4PROTO)]),
+                cmp_expression(NFT_CMP_EQ, struct.pack('B', PROTOCOLS[self.protocol])),
+                expression('payload', [
+                    ('NFTA_PAYLOAD_DREG', NFT_REG_1), ('NFTA_PAYLOAD_BASE', NFT_PAYLOAD_TRANSPORT_HEADER),
+                    ('NFTA_PAYLOAD_OFFSET', self.OFFSETS[self.field]), ('NFTA_PAYLOAD_LEN', 2)]),
+                cmp_expression(NFT_CMP_EQ, struct.pack('>H', self.port))]
+
+    def canonical(self):
+        return (cmp_item(('meta', NFT_META_L4PROTO), NFT_CMP_EQ, b'\xff', struct.pack('B', PROTOCOLS[self.protocol])),
+                cmp_item(('payload', NFT_PAYLOAD_TRANSPORT_HEADER, self.OFFSETS[self.field]), NFT_CMP_EQ,
+                         b'\xff\xff', struct.pack('>H', self.port)))
+
+
+class MatchDnat(Term):
+    """`ct status dnat`: the packet's connection was destination-NATed (both directions of it)."""
+
+    text = 'ct status dnat'
+
+    def expressions(self):
+        return [expression('ct', [('NFTA_CT_DREG', NFT_REG_1), ('NFTA_CT_KEY', NFT_CT_STATUS)]),
+                expression('bitwise', [
+                    ('NFTA_BITWISE_SREG', NFT_REG_1), ('NFTA_BITWISE_DREG', NFT_REG_1), ('NFTA_BITWISE_LEN', 4),
+                    ('NFTA_BITWISE_MASK', value_data(struct.pack('=I', IPS_DST_NAT))),
+                    ('NFTA_BITWISE_XOR', value_data(b'\0' * 4))]),
+                cmp_expression(NFT_CMP_NEQ, b'\0' * 4)]
+
+    def canonical(self):
+        return (cmp_item(('ct', NFT_CT_STATUS, None), NFT_CMP_NEQ, struct.pack('=I', IPS_DST_NAT), b'\0' * 4),)
+
+
+class Dnat(Term):
+    """`dnat ip to 10.0.0.2:80`, `dnat ip6 to [fd00::2]:80`."""
+
+    def __init__(self, address, port):
+        self.address = ipaddress.ip_address(address)
+        self.port = int(port)
+        self.nfproto = NFPROTO_IPV4 if self.address.version == 4 else NFPROTO_IPV6
+        if self.address.version == 4:
+            self.text = 'dnat ip to %s:%d' % (self.address, self.port)
+        else:
+            self.text = 'dnat ip6 to [%s]:%d' % (self.address, self.port)
+
+    def expressions(self):
+        return [expression('immediate', [('NFTA_IMMEDIATE_DREG', NFT_REG_1),
+                                         ('NFTA_IMMEDIATE_DATA', value_data(self.address.packed))]),
+                expression('immediate', [('NFTA_IMMEDIATE_DREG', NFT_REG_2),
+                                         ('NFTA_IMMEDIATE_DATA', value_data(struct.pack('>H', self.port)))]),
+                expression('nat', [('NFTA_NAT_TYPE', NFT_NAT_DNAT), ('NFTA_NAT_FAMILY', self.nfproto),
+                                   ('NFTA_NAT_REG_ADDR_MIN', NFT_REG_1), ('NFTA_NAT_REG_PROTO_MIN', NFT_REG_2),
+                                   ('NFTA_NAT_FLAGS', nat_flags_attr(NF_NAT_RANGE_PROTO_SPECIFIED))])]
+
+    def canonical(self):
+        return (('nat', NFT_NAT_DNAT, self.nfproto, self.address.packed, struct.pack('>H', self.port),
+                 NF_NAT_RANGE_PROTO_SPECIFIED),)
+
+
 class Masquerade(Term):
     text = 'masquerade'
 
@@ -215,6 +333,8 @@ class ChainSpec(object):
 
 
 CHAINS = {
+    'prerouting': ChainSpec('prerouting', 'nat', 'prerouting', -100),  # dstnat
+    'output': ChainSpec('output', 'nat', 'output', -100),
     'postrouting': ChainSpec('postrouting', 'nat', 'postrouting', 100),  # srcnat
     'forward': ChainSpec('forward', 'filter', 'forward', 0),
 }
@@ -223,7 +343,7 @@ CHAINS = {
 class RuleSpec(object):
     """A rule we want: its chain, its identity (the comment) and its terms."""
 
-    def __init__(self, chain, comment, terms, key=None):
+    def __init__(self, chain, comment, terms, key=None, head=False):
         if chain not in CHAINS:
             raise ValueError('unknown chain %r (known: %s)' % (chain, ', '.join(sorted(CHAINS))))
         if not comment.startswith(COMMENT_PREFIX):
@@ -234,6 +354,9 @@ class RuleSpec(object):
         self.comment = comment
         self.terms = tuple(terms)
         self._key = key
+        # inserted at the head of its chain, not appended: an accept that must come before the
+        # drop another kind's rules end the chain with
+        self.head = head
 
     @property
     def key(self):

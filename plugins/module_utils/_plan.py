@@ -27,6 +27,7 @@ ROUTE_DELETE = 70
 ROUTE_ADD = 71
 SYSCTL_OFF = 75  # forwarding goes off before the filters that scoped it go
 NFT = 80
+CONNTRACK = 85  # entries that predate a rule just added (a published UDP port's)
 SYSCTL = 90  # forwarding goes on after the filters that scope it are in
 NETNS_DELETE = 95  # 96: the wait for the kernel's teardown of the removed namespaces
 BRIDGE_DELETE = 97  # a bridge goes after the namespaces: by then its ports are gone with them

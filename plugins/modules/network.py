@@ -252,6 +252,75 @@ options:
           - present
           - absent
         default: present
+  publish:
+    description:
+      - Each item is a published port (host port to a target address and port), with the options of one
+        item of O(linuxnet.netns.port_publish#module:ports) of M(linuxnet.netns.port_publish).
+    type: list
+    elements: dict
+    suboptions:
+      host_port:
+        description:
+          - The host port, V(8080), or a range, V(8000-8010) (each port of a range to one port of O(publish[].target_port),
+            in order).
+        type: raw
+      protocol:
+        description: The protocol.
+        type: str
+        choices:
+          - tcp
+          - udp
+        default: tcp
+      target:
+        description:
+          - The address the port is forwarded to, for example a namespace's V(10.0.0.2). Give this or O(publish[].target_netns).
+        type: str
+      target_netns:
+        description:
+          - The namespace that holds the target - its first address of the family (not on C(lo)) is the
+            target, also when the same task adds it. It must exist or be created by the same task.
+        type: str
+      target_port:
+        description: The target port, or a range as long as O(publish[].host_port)'s. Default the host port.
+        type: raw
+      host_address:
+        description:
+          - Publish on this one address of the host only; omit for all of its addresses of the family (like
+            Docker's C(-p 8080:80) without an address).
+        type: str
+      family:
+        description:
+          - The family of a port published with O(publish[].target_netns) and no O(publish[].host_address);
+            otherwise implied by the addresses.
+        type: str
+        choices:
+          - ipv4
+          - ipv6
+      localhost:
+        description:
+          - Also answer on the host's C(127.0.0.1:PORT). This sets C(net.ipv4.conf.IFACE.route_localnet=1)
+            on the interface facing the target (the bridge, or the host end in point-to-point mode; left
+            on when the port goes, as Docker does) and masquerades those connections to the host's address
+            there. IPv4 only - the kernel never routes C(::1) off the host. The target must be on a network
+            of the host, not behind a router.
+        type: bool
+        default: false
+      replace:
+        description:
+          - Take the host port over from another target this collection published it to (else that is refused,
+            naming the other target).
+        type: bool
+        default: false
+      netns:
+        description: Namespace whose ruleset holds the rules (a router namespace); omit for the host.
+        type: str
+      state:
+        description: Whether the port should be published. With V(absent) only the host side is needed.
+        type: str
+        choices:
+          - present
+          - absent
+        default: present
   forwarding:
     description:
       - Each item is one namespace's (or the host's) forwarding settings, with the options of one item of

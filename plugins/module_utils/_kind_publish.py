@@ -1,0 +1,505 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
+"""Published ports (`docker run -p 8080:80`): a port of the host's own addresses forwarded to an
+address and port behind it, with nf_tables rules in our table.
+
+Each published port is a handful of rules, all named by one comment form
+`linuxnet:WORD PROTO HOST:PORT TARGET:PORT [...]` (HOST is 0.0.0.0 or [::] for every address of
+the host):
+
+  pub          prerouting  fib daddr type local [ip daddr HOST] tcp dport P dnat ip to T:TP
+  pub-out      output      the same for the host's own connections (not to 127.0.0.0/8 unless
+                           `localhost`)
+  pub-nat      postrouting hairpin: a neighbour of the target on its own network reaching it
+                           through HOST:P is masqueraded, so that the reply comes back through the
+                           host (else it goes straight back, from an address the client never
+                           spoke to)
+  pub-lo       postrouting 127.0.0.1:P (with `localhost`): masqueraded to the host's address on
+                           the target's network
+  pub-fwd-in   forward     head of our forward chain: the DNATed connection passes the safe
+  pub-fwd-out              router's drop, whatever restrict_to says
+  pub-allow-in / -out      the same at the head of other tables' forward-drop chains (Docker's)
+
+The identity of a rule is its comment's first three words: one host port (per protocol, family,
+host address) has one target. The target is in the comment and checked against the expressions.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import ipaddress
+import re
+
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
+from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
+    PlanError, fail, info_entry, ns_key, require_namespace, where)
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
+    COMMENT_PREFIX,
+    Dnat,
+    Masquerade,
+    MatchAddress,
+    MatchDnat,
+    MatchFamily,
+    MatchLocal,
+    MatchPort,
+    RuleSpec,
+    Verdict,
+)
+
+OPTIONS = dict(
+    host_port=dict(type='raw'),
+    protocol=dict(type='str', choices=['tcp', 'udp'], default='tcp'),
+    target=dict(type='str'),
+    target_netns=dict(type='str'),
+    target_port=dict(type='raw'),
+    host_address=dict(type='str'),
+    family=dict(type='str', choices=['ipv4', 'ipv6']),
+    localhost=dict(type='bool', default=False),
+    replace=dict(type='bool', default=False),
+    netns=dict(type='str'),
+    state=dict(type='str', choices=['present', 'absent'], default='present'),
+)
+
+LOOPBACK4 = ipaddress.ip_network('127.0.0.0/8')
+WILDCARD = {4: ipaddress.ip_address('0.0.0.0'), 6: ipaddress.ip_address('::')}
+WORDS = ('pub', 'pub-out', 'pub-nat', 'pub-lo', 'pub-fwd-in', 'pub-fwd-out')
+FOREIGN_WORDS = ('pub-allow-in', 'pub-allow-out')
+_PORTS = re.compile(r'^([0-9]{1,5})(?:-([0-9]{1,5}))?$')
+ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/%s/route_localnet'
+
+
+def port_range(value, param):
+    """(first, last) of `8080`, `"8080"` or `"8000-8010"`."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        fail(param, value, 'is not a port or a port range', 'give a port like 8080 or a range like "8000-8010"')
+    match = _PORTS.match(str(value).strip())
+    if not match:
+        fail(param, value, 'is not a port or a port range', 'give a port like 8080 or a range like "8000-8010"')
+    first = int(match.group(1))
+    last = int(match.group(2) or first)
+    if not 1 <= first <= 65535 or not 1 <= last <= 65535:
+        fail(param, value, 'is outside 1..65535', 'give ports from 1 to 65535')
+    if last < first:
+        fail(param, value, 'ends before it starts', 'write the range low-high, like "%d-%d"' % (last, first))
+    return first, last
+
+
+def _ports_text(first, last):
+    return str(first) if first == last else '%d-%d' % (first, last)
+
+
+def _endpoint(address, port):
+    return ('%s:%d' if address.version == 4 else '[%s]:%d') % (address, port)
+
+
+class Publish(object):
+    """One published port or port range: validated input; the target is resolved by the planner."""
+
+    def __init__(self, spec, param):
+        self.item = spec
+        self.param = param
+        self.state = spec.get('state') or 'present'
+        self.ns = V.netns_name(spec.get('netns'), param + '.netns')
+        self.protocol = spec.get('protocol') or 'tcp'
+        if spec.get('host_port') is None:
+            fail(param + '.host_port', None, 'is missing', 'give the host port, like 8080, or a range like "8000-8010"')
+        self.host_ports = port_range(spec['host_port'], param + '.host_port')
+        count = self.host_ports[1] - self.host_ports[0]
+        if spec.get('target_port') is None:
+            self.target_ports = self.host_ports
+        else:
+            self.target_ports = port_range(spec['target_port'], param + '.target_port')
+            if self.target_ports[1] - self.target_ports[0] != count:
+                fail(param + '.target_port', spec['target_port'], 'is a range of %d ports, host_port %r one of %d' % (
+                    self.target_ports[1] - self.target_ports[0] + 1, spec['host_port'], count + 1),
+                    'give ranges of one length: each host port goes to one target port, in order')
+        versions = {}
+        self.host_address = None
+        if spec.get('host_address') is not None:
+            self.host_address = V.address(spec['host_address'], param + '.host_address')
+            versions['host_address'] = self.host_address.version
+        self.target = None
+        if spec.get('target') is not None:
+            self.target = V.address(spec['target'], param + '.target')
+            versions['target'] = self.target.version
+            if self.target.is_loopback or self.target.is_unspecified or self.target.is_multicast:
+                fail(param + '.target', spec['target'], 'is not an address a namespace can hold',
+                     "give the target's own address, like 10.0.0.2")
+        self.target_netns = V.netns_name(spec.get('target_netns'), param + '.target_netns')
+        if spec.get('family'):
+            versions['family'] = 4 if spec['family'] == 'ipv4' else 6
+        if len(set(versions.values())) > 1:
+            fail(param, dict((k, spec[k]) for k in versions), 'mixes IPv4 and IPv6',
+                 'publish IPv4 and IPv6 as two entries')
+        self.version = next(iter(versions.values()), 4)
+        if self.state == 'present':
+            if (self.target is None) == (self.target_netns is None):
+                fail(param + '.target', spec.get('target'), 'and target_netns=%r: give exactly one' % (
+                    spec.get('target_netns'),), 'name the target address (10.0.0.2) or its namespace (target_netns)')
+        self.localhost = bool(spec.get('localhost'))
+        if self.localhost and self.version != 4:
+            fail(param + '.localhost', True, 'is IPv4 only: the kernel never routes ::1 off the host',
+                 'drop localhost for IPv6 ports; publish the IPv6 port on the host\'s own addresses')
+        if self.host_address is not None and self.host_address.version == 4 and self.host_address in LOOPBACK4 \
+                and not self.localhost:
+            fail(param + '.host_address', spec['host_address'], 'is a loopback address',
+                 'set localhost: true to publish on 127.0.0.1, or give one of the host\'s own addresses')
+        if self.host_address is not None and self.host_address.version == 6 and self.host_address.is_loopback:
+            fail(param + '.host_address', spec['host_address'], 'is ::1, which the kernel never routes off the host',
+                 'give one of the host\'s own IPv6 addresses')
+        self.replace = bool(spec.get('replace'))
+
+    @property
+    def listen(self):
+        return self.host_address if self.host_address is not None else WILDCARD[self.version]
+
+    @property
+    def key(self):
+        return (self.ns, self.version, self.protocol, str(self.listen), self.host_ports)
+
+    def mappings(self):
+        """[(host port, target port)]."""
+        offset = self.target_ports[0] - self.host_ports[0]
+        return [(port, port + offset) for port in range(self.host_ports[0], self.host_ports[1] + 1)]
+
+    def describe(self):
+        text = '%s %s' % (self.protocol, _endpoint(self.listen, self.host_ports[0]))
+        if self.host_ports[0] != self.host_ports[1]:
+            text += '-%d' % self.host_ports[1]
+        if self.target is not None:
+            text += ' -> %s' % _endpoint(self.target, self.target_ports[0])
+        return 'published port %s in %s' % (text, where(self.ns))
+
+
+# --- the rules ---------------------------------------------------------------------------------------
+
+def _key(word, protocol, listen, port):
+    return '%s%s %s %s' % (COMMENT_PREFIX, word, protocol, _endpoint(listen, port))
+
+
+def port_rules(protocol, listen, port, target, tport, hairpin=None, localhost=False):
+    """The rules of one published port in our table, {word: RuleSpec} (pub-nat only with a
+    hairpin network, pub-lo only with localhost)."""
+    to = _endpoint(target, tport)
+
+    def spec(chain, word, terms, extra='', head=False):
+        key = _key(word, protocol, listen, port)
+        return RuleSpec(chain, '%s %s%s' % (key, to, extra), terms, key=key, head=head)
+
+    if listen.is_unspecified:
+        local = [MatchLocal(), MatchFamily(target.version)]
+    else:
+        local = [MatchLocal(), MatchAddress('daddr', listen)]
+    output = local
+    if target.version == 4 and listen.is_unspecified and not localhost:
+        # the host's own connections to 127.0.0.1:P stay on the host
+        output = [MatchLocal(), MatchAddress('daddr', LOOPBACK4, negate=True)]
+    dnat = Dnat(target, tport)
+    rules = {
+        'pub': spec('prerouting', 'pub', local + [MatchPort(protocol, 'dport', port), dnat]),
+        'pub-out': spec('output', 'pub-out', output + [MatchPort(protocol, 'dport', port), dnat],
+                        ' localhost' if localhost else ''),
+        'pub-fwd-in': spec('forward', 'pub-fwd-in', [
+            MatchAddress('daddr', target), MatchPort(protocol, 'dport', tport), MatchDnat(), Verdict('accept')],
+            head=True),
+        'pub-fwd-out': spec('forward', 'pub-fwd-out', [
+            MatchAddress('saddr', target), MatchPort(protocol, 'sport', tport), MatchDnat(), Verdict('accept')],
+            head=True),
+    }
+    if hairpin is not None:
+        rules['pub-nat'] = spec('postrouting', 'pub-nat', [
+            MatchAddress('saddr', hairpin), MatchAddress('daddr', target, nfproto=False),
+            MatchPort(protocol, 'dport', tport), MatchDnat(), Masquerade()], ' %s' % hairpin)
+    if localhost:
+        rules['pub-lo'] = spec('postrouting', 'pub-lo', [
+            MatchAddress('saddr', LOOPBACK4), MatchAddress('daddr', target, nfproto=False),
+            MatchPort(protocol, 'dport', tport), MatchDnat(), Masquerade()])
+    return rules
+
+
+def allow_rules(protocol, listen, port, target, tport, family):
+    """The accepts of one published port for another table's forward-drop chain (Docker's
+    FORWARD DROP): no ct match, and in an ip/ip6 table no family check, so that iptables-nft lists
+    them as `-d T -p tcp --dport P -j ACCEPT` and `-s T -p tcp --sport P -j ACCEPT`."""
+    to = _endpoint(target, tport)
+    check = family == NFPROTO_INET
+
+    def spec(word, field, port_field):
+        key = _key(word, protocol, listen, port)
+        return RuleSpec('forward', '%s %s' % (key, to), [
+            MatchAddress(field, target, nfproto=check), MatchPort(protocol, port_field, tport), Verdict('accept')],
+            key=key, head=True)
+    return [spec('pub-allow-in', 'daddr', 'dport'), spec('pub-allow-out', 'saddr', 'sport')]
+
+
+def _parse_endpoint(text):
+    if text.startswith('['):
+        address, _sep, port = text[1:].partition(']:')
+    else:
+        address, _sep, port = text.rpartition(':')
+    return ipaddress.ip_address(address), int(port)
+
+
+def parse_comment(word):
+    """The parser of `linuxnet:WORD ...` comments (Kind.nft_comments)."""
+    def parse(args, canonical=None):
+        words = args.split(' ')
+        if len(words) < 3:
+            raise ValueError('not a published port comment: %r' % args)
+        protocol, (listen, port), (target, tport) = words[0], _parse_endpoint(words[1]), _parse_endpoint(words[2])
+        if protocol not in ('tcp', 'udp') or listen.version != target.version:
+            raise ValueError('not a published port comment: %r' % args)
+        rest = words[3:]
+        hairpin = ipaddress.ip_network(rest[0], strict=True) if word == 'pub-nat' and len(rest) == 1 else None
+        localhost = word == 'pub-lo' or (word == 'pub-out' and rest == ['localhost'])
+        if (word == 'pub-nat') != (hairpin is not None) or (rest and hairpin is None and rest != ['localhost']):
+            raise ValueError('not a published port comment: %r' % args)
+        return port_rules(protocol, listen, port, target, tport, hairpin, localhost)[word]
+    return parse
+
+
+# --- planning ----------------------------------------------------------------------------------------
+
+def _existing(nft):
+    """{(protocol, listen, port): (target, tport)} of the ports our prerouting rules publish."""
+    found = {}
+    for rule in nft.rules:
+        if rule.chain == 'prerouting' and rule.spec is not None and rule.key.startswith(COMMENT_PREFIX + 'pub '):
+            words = rule.spec.comment.split(' ')
+            listen, port = _parse_endpoint(words[2])
+            found[(words[1], listen, port)] = _parse_endpoint(words[3])
+    return found
+
+
+def _by_port(existing):
+    """{(protocol, family, port): [(listen, target, tport)]}: the existing ports a host port meets."""
+    index = {}
+    for (protocol, listen, port), (target, tport) in existing.items():
+        index.setdefault((protocol, listen.version, port), []).append((listen, target, tport))
+    return index
+
+
+def _overlaps(one, other):
+    """Whether two listen addresses of one family catch the same packets."""
+    return one == other or one.is_unspecified or other.is_unspecified
+
+
+def _resolve(reader, obj):
+    """The target address of `obj`: given, or the first global address of its family in
+    target_netns (what the same task adds there counts)."""
+    if obj.target is not None:
+        return obj.target
+    name = obj.target_netns
+    if not reader.will_exist(name):
+        raise PlanError('%s.target_netns=%r: network namespace %r does not exist and the task does not create it'
+                        % (obj.param, name, name))
+    view = reader.view(name)
+    family = 2 if obj.version == 4 else 10
+    for address in view.addresses_of(family):
+        ip = address.iface.ip
+        if view.link_name(address.index) != 'lo' and not ip.is_loopback and not ip.is_link_local:
+            return ip
+    raise PlanError('%s.target_netns=%r: the namespace has no IPv%d address to publish to; address it first '
+                    '(in the same task, or with linuxnet.netns.veth), or give target' % (obj.param, name, obj.version))
+
+
+def _facing(reader, ns, target):
+    """(network, interface name) of the address of `ns` whose network holds `target`: where the
+    target is a neighbour, and where hairpin traffic must be masqueraded. (None, None) when the
+    target is reached through a router."""
+    view = reader.view(ns)
+    family = 2 if target.version == 4 else 10
+    for address in view.addresses_of(family):
+        if address.prefixlen < len(address.packed) * 8 and address.contains(target):
+            return address.iface.network, view.link_name(address.index)
+    return None, None
+
+
+def plan_publish(plan, reader, objects):
+    by_ns = {}
+    for obj in objects:
+        require_namespace(reader, obj.ns, obj.param + '.netns', obj.state)
+        by_ns.setdefault(obj.ns, []).append(obj)
+    results = []
+    for ns, group in by_ns.items():
+        results.extend(_plan_ns(plan, reader, ns, group))
+    return results
+
+
+def _plan_ns(plan, reader, ns, group):
+    alive = reader.will_exist(ns)
+    nft = reader.nft(ns) if alive else None
+    existing = _by_port(_existing(nft)) if alive else {}
+    # what the task declares, port by port: (protocol, family, port) -> [(listen, obj)]
+    declared = {}
+    for obj in group:
+        for port, _tport in obj.mappings():
+            taken = declared.setdefault((obj.protocol, obj.version, port), [])
+            for listen, other in taken:
+                if _overlaps(listen, obj.listen):
+                    fail(obj.param + '.host_port', obj.item.get('host_port'), '%s %s is also declared by %s (%s)' % (
+                        obj.protocol, _endpoint(obj.listen, port), other.param, other.describe()),
+                        'publish each host port once per protocol and address')
+            taken.append((obj.listen, obj))
+    present, absent_keys, results, localnet, flush = [], set(), [], {}, []
+    for obj in group:
+        result = {'netns': ns, 'protocol': obj.protocol,
+                  'host_address': str(obj.host_address) if obj.host_address is not None else None,
+                  'host_port': _ports_text(*obj.host_ports), 'target_port': _ports_text(*obj.target_ports),
+                  'localhost': obj.localhost, 'state': obj.state, 'target_netns': obj.target_netns}
+        results.append(result)
+        if obj.state == 'absent' or not alive:
+            for port, _tport in obj.mappings():
+                absent_keys.update(_key(word, obj.protocol, obj.listen, port) for word in WORDS + FOREIGN_WORDS)
+            result['target'] = str(obj.target) if obj.target is not None else None
+            continue
+        target = _resolve(reader, obj)
+        result['target'] = str(target)
+        hairpin, facing = _facing(reader, ns, target)
+        if obj.localhost and facing is None:
+            raise PlanError('%s.localhost: the target %s is not on a network of %s (it is reached through a router), '
+                            'so 127.0.0.1 cannot be forwarded to it; publish on the host\'s own addresses instead'
+                            % (obj.param, target, where(ns)))
+        if obj.localhost:
+            localnet[facing] = obj
+        for port, tport in obj.mappings():
+            for listen, other_target, other_tport in existing.get((obj.protocol, obj.version, port), ()):
+                if not _overlaps(listen, obj.listen):
+                    continue
+                if listen == obj.listen and (obj.replace or (other_target, other_tport) == (target, tport)):
+                    continue  # the same port again, or taken over: the new rules replace the old
+                if listen != obj.listen and (obj.replace or any(
+                        other.state == 'absent' for other_listen, other in declared.get((obj.protocol, obj.version, port), ())
+                        if other_listen == listen)):
+                    absent_keys.update(_key(word, obj.protocol, listen, port) for word in WORDS + FOREIGN_WORDS)
+                    continue
+                raise PlanError('%s: %s %s is already published to %s by this collection (by another task); set '
+                                'replace: true to take the port over, or remove that one first (state: absent)' % (
+                                    obj.param, obj.protocol, _endpoint(listen, port), _endpoint(other_target, other_tport)))
+            rules = port_rules(obj.protocol, obj.listen, port, target, tport, hairpin, obj.localhost)
+            present.extend(rules.values())
+            absent_keys.update(_key(word, obj.protocol, obj.listen, port) for word in WORDS if word not in rules)
+            if obj.protocol == 'udp':
+                flush.append((rules['pub'], obj.version, port))
+    if not alive:
+        return results
+    own = _nft_plan.plan(nft, present, absent_keys)
+    nft_plan = own
+    if reader.exists(ns):
+        foreign_keys = set(key for key in absent_keys
+                           if key[len(COMMENT_PREFIX):].split(' ', 1)[0] in FOREIGN_WORDS)
+        changes, before, after = _nft_plan.plan_foreign_rules(
+            reader.foreign_forward(ns), _foreign_wanted(present), foreign_keys, 'pub-allow-',
+            lambda comment: ' '.join(comment.split(' ')[:3]))
+        if changes or before:
+            nft_plan = _nft_plan.NftPlan(list(own) + changes, dict(own.before, other_rulesets=before),
+                                         dict(own.after, other_rulesets=after), nft.genid)
+    _nft_plan.schedule(plan, reader, ns, nft_plan, label='published ports')
+    _plan_localnet(plan, reader, ns, localnet)
+    _plan_flush(plan, ns, own, flush)
+    return results
+
+
+def _foreign_wanted(present):
+    """wanted(family) for plan_foreign_rules: the accepts of each published port, for that table."""
+    ports = [spec for spec in present if spec.key.startswith(COMMENT_PREFIX + 'pub ')]
+
+    def wanted(family):
+        specs = []
+        for spec in ports:
+            words = spec.comment.split(' ')
+            listen, port = _parse_endpoint(words[2])
+            target, tport = _parse_endpoint(words[3])
+            if family == NFPROTO_INET or family == (NFPROTO_IPV4 if target.version == 4 else NFPROTO_IPV6):
+                specs.extend(allow_rules(words[1], listen, port, target, tport, family))
+        return specs
+    return wanted
+
+
+def _plan_localnet(plan, reader, ns, facing):
+    """route_localnet on each interface that faces a target published on 127.0.0.1 (the kernel
+    routes 127.0.0.0/8 out of an interface only with it). Left on when the port goes: as Docker
+    does, since other ports or the user may rely on it; it goes with the interface."""
+    for name, obj in sorted(facing.items()):
+        path = ROUTE_LOCALNET % name
+        exists = reader.exists(ns) and reader.view(ns).state.links.get(name) is not None
+        current = reader.proc_values(ns, {'value': path})['value'] if exists else None
+        key = 'sysctl %s %s' % (ns_key(ns), 'net.ipv4.conf.%s.route_localnet' % name)
+        plan.record(key, current, True)
+        if current is not True:
+            plan.add(P.NFT, ns, 'set net.ipv4.conf.%s.route_localnet = 1 in %s (for %s)' % (name, where(ns), obj.describe()),
+                     call=lambda session, p=path: session.run_in(ns, lambda: _write_one(p)))
+
+
+def _write_one(path):
+    with open(path, 'w') as handle:
+        handle.write('1\n')
+
+
+def _plan_flush(plan, ns, nft_plan, flush):
+    """UDP sent to a port before its rule existed has a conntrack entry without the DNAT, which
+    keeps the flow from the target until it expires: when a UDP port's rule is added or changed
+    (never on an unchanged re-run), its entries go, right after the rules are in."""
+    added = set(change.spec.comment for change in nft_plan if isinstance(change, _nft_plan.AddRule))
+    for spec, version, port in flush:
+        if spec.comment in added:
+            plan.add(P.CONNTRACK, ns, 'delete the conntrack entries of udp port %d (IPv%d) in %s' % (port, version, where(ns)),
+                     call=lambda session, v=version, p=port: session.run_in(
+                         ns, lambda: session.conntrack_delete('udp', v, p)))
+
+
+# --- netns_info and purge ------------------------------------------------------------------------------
+
+def report_published(reader, views, query, result):
+    """netns_info: the ports published (with `nat: true`), per namespace read."""
+    if not query.nat:
+        return
+    for ns in views:
+        published = []
+        rules = reader.nft(ns).rules
+        localhost = set(rule.key for rule in rules if rule.spec is not None and rule.key.startswith(
+            COMMENT_PREFIX + 'pub-lo '))
+        for (protocol, listen, port), (target, tport) in sorted(_existing(reader.nft(ns)).items(), key=str):
+            published.append({'protocol': protocol, 'host_address': None if listen.is_unspecified else str(listen),
+                              'host_port': port, 'target': str(target), 'target_port': tport,
+                              'localhost': _key('pub-lo', protocol, listen, port) in localhost})
+        info_entry(result, ns)['published'] = published
+
+
+def purge_publish(reader, objects, match=None):
+    """Our published ports, in the namespaces the call names, that it does not declare.
+    match(target prefix), if given, narrows the choice to targets it holds."""
+    declared = {}
+    for obj in objects:
+        for port, _tport in obj.mappings():
+            declared[(obj.ns, obj.protocol, obj.listen, port)] = obj
+    extra = []
+    for ns in reader.scope(obj.ns for obj in objects):
+        for (protocol, listen, port), (target, tport) in sorted(_existing(reader.nft(ns)).items(), key=str):
+            if (ns, protocol, listen, port) in declared:
+                continue
+            if match is not None and not match(ipaddress.ip_network(target)):
+                continue
+            item = {'netns': ns, 'protocol': protocol, 'host_port': port, 'state': 'absent',
+                    'target': str(target), 'target_port': tport}
+            if not listen.is_unspecified:
+                item['host_address'] = str(listen)
+            else:
+                item['family'] = 'ipv4' if listen.version == 4 else 'ipv6'
+            item['localhost'] = listen.version == 4 and listen in LOOPBACK4
+            extra.append(Publish(item, 'purge'))
+    return extra
+
+
+KIND = Kind('port_publish', 'publish', 'ports', 'host_port', OPTIONS, Publish, plan_publish, order=55,
+            phrase='a published port (host port to a target address and port)', purge=purge_publish,
+            select='prefix', report=report_published,
+            nft_comments=dict((word, parse_comment(word)) for word in WORDS))
