@@ -166,7 +166,8 @@ class Publish(object):
 
     @property
     def key(self):
-        return (self.ns, self.version, self.protocol, str(self.listen), self.host_ports)
+        return '%s %s:%s in %s' % (self.protocol, _endpoint(self.listen, self.host_ports[0]).rsplit(':', 1)[0],
+                                   _ports_text(*self.host_ports), where(self.ns))
 
     def mappings(self):
         """[(host port, target port)]."""
@@ -398,6 +399,7 @@ def _plan_ns(plan, reader, ns, group):
     if not alive:
         return results
     own = _nft_plan.plan(nft, present, absent_keys)
+    _warn_listeners(plan, reader, ns, [obj for obj in group if obj.state == 'present'], own)
     nft_plan = own
     if reader.exists(ns):
         foreign_keys = set(key for key in absent_keys
@@ -412,6 +414,25 @@ def _plan_ns(plan, reader, ns, group):
     _plan_localnet(plan, reader, ns, localnet)
     _plan_flush(plan, ns, own, flush)
     return results
+
+
+def _warn_listeners(plan, reader, ns, objects, nft_plan):
+    """A process of the host listening on a port being published loses the connections to the
+    host's addresses on that port: say so, naming it (when the port is published, not on every
+    re-run)."""
+    added = set(change.spec.key for change in nft_plan if isinstance(change, _nft_plan.AddRule))
+    ports = dict(((obj.protocol, obj.version, port), obj) for obj in objects for port, _tport in obj.mappings()
+                 if _key('pub', obj.protocol, obj.listen, port) in added)
+    if not ports or not reader.exists(ns):
+        return
+    for (protocol, version, port), holders in sorted(reader.listeners(ns, ports).items()):
+        obj = ports[(protocol, version, port)]
+        who = ', '.join('pid %d (%s)' % holder for holder in holders) or 'a process this run cannot see'
+        plan.warnings.append(
+            '%s: %s port %d (IPv%d) is in use in %s by %s; once published, connections to %s on it go to the '
+            'target instead%s' % (obj.param or 'host_port', protocol, port, version, where(ns), who,
+                                  'the host\'s addresses' if obj.host_address is None else obj.host_address,
+                                  '' if obj.localhost or version == 6 else ' (127.0.0.1 stays the process\'s)'))
 
 
 def _foreign_wanted(present):

@@ -273,6 +273,12 @@ def _data_value(nla):
     return bytes(value) if value is not None else None
 
 
+def _loaded(data, attr, immediates, regs):
+    """The value an `immediate` put in the register an attribute names (b'?': none did)."""
+    reg = get_attr(data, attr)
+    return None if reg is None else immediates.get(_number(reg, regs), b'?')
+
+
 _IFNAME_SOURCES = (('meta', NFT_META_IIFNAME), ('meta', NFT_META_OIFNAME))
 
 
@@ -300,12 +306,10 @@ def decode_expressions(exprs):
             regs.pop(dreg, None)
             immediates[dreg] = _data_value(get_attr(data, 'NFTA_IMMEDIATE_DATA'))
         elif name == 'nat':
-            def loaded(attr):
-                reg = get_attr(data, attr)
-                return None if reg is None else immediates.get(_number(reg, _REGS), b'?')
-            addr, proto = loaded('NFTA_NAT_REG_ADDR_MIN'), loaded('NFTA_NAT_REG_PROTO_MIN')
-            if loaded('NFTA_NAT_REG_ADDR_MAX') not in (None, addr) or \
-                    loaded('NFTA_NAT_REG_PROTO_MAX') not in (None, proto) or b'?' in (addr, proto):
+            addr, proto, addr_max, proto_max = [
+                _loaded(data, attr, immediates, _REGS) for attr in (
+                    'NFTA_NAT_REG_ADDR_MIN', 'NFTA_NAT_REG_PROTO_MIN', 'NFTA_NAT_REG_ADDR_MAX', 'NFTA_NAT_REG_PROTO_MAX')]
+            if addr_max not in (None, addr) or proto_max not in (None, proto) or b'?' in (addr, proto):
                 out.append(('unknown', name))
             else:
                 out.append(('nat', _number(get_attr(data, 'NFTA_NAT_TYPE'), tables['_NAT_TYPES']),

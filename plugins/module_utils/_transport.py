@@ -597,6 +597,28 @@ def holders(inodes, nsfs_dev=None):
     return found
 
 
+def socket_holders(inodes):
+    """{socket inode: [pid]} of the processes holding the sockets `inodes` (one /proc scan)."""
+    links = dict(('socket:[%d]' % inode, inode) for inode in inodes)
+    held = {}
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        fd_dir = '/proc/%s/fd' % pid
+        try:
+            fds = os.listdir(fd_dir)
+        except OSError:
+            continue  # gone, or not ours to read
+        for fd in fds:
+            try:
+                inode = links.get(os.readlink('%s/%s' % (fd_dir, fd)))
+            except OSError:
+                continue
+            if inode is not None:
+                held.setdefault(inode, []).append(int(pid))
+    return held
+
+
 def _read_text(path):
     try:
         with open(path) as handle:
