@@ -191,6 +191,7 @@ IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 
 IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 28, 29, 37
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode
+IFLA_BRPORT_ISOLATED = 33  # an isolated port forwards only to and from the ports that are not
 VETH_INFO_PEER = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 
@@ -258,10 +259,20 @@ def veth_info(peer_name, peer_mtu=None, peer_netns_fd=None):
     return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_KIND, 'veth') + data)
 
 
+def bridge_port_info(attr, on):
+    """IFLA_LINKINFO setting one flag of a bridge port (`ip link set X type bridge_slave FLAG on`)."""
+    return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_SLAVE_KIND, 'bridge') + nla(
+        IFLA_INFO_SLAVE_DATA, nla(attr, b'\x01' if on else b'\x00')))
+
+
 def hairpin_info(on):
     """IFLA_LINKINFO setting a bridge port's hairpin mode (`ip link set X type bridge_slave hairpin on`)."""
-    return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_SLAVE_KIND, 'bridge') + nla(
-        IFLA_INFO_SLAVE_DATA, nla(IFLA_BRPORT_MODE, b'\x01' if on else b'\x00')))
+    return bridge_port_info(IFLA_BRPORT_MODE, on)
+
+
+def isolated_info(on):
+    """IFLA_LINKINFO setting a bridge port's isolation (`ip link set X type bridge_slave isolated on`)."""
+    return bridge_port_info(IFLA_BRPORT_ISOLATED, on)
 
 
 def kind_info(kind):
@@ -329,6 +340,7 @@ def nsid_request(fd):
 
 # --- rtnetlink decoders (of a payload: the bytes after the netlink header) -------------------------
 _LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID))
+_PORT_ATTRS = frozenset((IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED))
 _ADDR_ATTRS = frozenset((IFA_ADDRESS, IFA_LOCAL))
 _ROUTE_ATTRS = frozenset((RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE))
 
@@ -350,7 +362,7 @@ class Link(object):
     """A link as the kernel reports it (RTM_NEWLINK)."""
 
     __slots__ = ('name', 'index', 'kind', 'up', 'mtu', 'master', 'peer_index', 'peer_nsid', 'alias', 'addresses',
-                 'hairpin')
+                 'hairpin', 'isolated')
 
     def __init__(self, payload):
         _family, _type, self.index, flags, _change = IFINFO.unpack_from(payload)
@@ -362,11 +374,15 @@ class Link(object):
         self.alias = _text(attrs.get(IFLA_IFALIAS)) or None
         info = attributes(attrs[IFLA_LINKINFO], 0) if IFLA_LINKINFO in attrs else {}
         self.kind = _text(info.get(IFLA_INFO_KIND))
-        # a bridge port's hairpin mode (None: not a bridge port)
-        self.hairpin = None
+        # a bridge port's hairpin mode and isolation (None: not a bridge port; isolation None as
+        # well on a kernel older than 4.18, which has none)
+        self.hairpin = self.isolated = None
         if IFLA_INFO_SLAVE_DATA in info and _text(info.get(IFLA_INFO_SLAVE_KIND)) == 'bridge':
-            mode = attributes(info[IFLA_INFO_SLAVE_DATA], 0).get(IFLA_BRPORT_MODE)
+            port = attributes(info[IFLA_INFO_SLAVE_DATA], 0, _PORT_ATTRS)
+            mode = port.get(IFLA_BRPORT_MODE)
             self.hairpin = bool(bytearray(mode)[0]) if mode else False
+            isolated = port.get(IFLA_BRPORT_ISOLATED)
+            self.isolated = bool(bytearray(isolated)[0]) if isolated is not None and len(isolated) else None
         self.peer_index = self.peer_nsid = None
         if self.kind == 'veth':
             # IFLA_LINK is a peer only for a veth; other devices report themselves or a lower device
@@ -388,18 +404,18 @@ class Link(object):
         link.alias = after.get('alias')
         link.peer_index = link.peer_nsid = None
         link.addresses = []
-        link.hairpin = None
+        link.hairpin = link.isolated = None
         return link
 
     @classmethod
     def of(cls, index, name, kind=None, up=False, mtu=1500, master=None, alias=None, peer_index=None,
-           peer_nsid=None, hairpin=None):
+           peer_nsid=None, hairpin=None, isolated=None):
         """A link from its fields, as a decoded payload would give them (a saved or made-up state)."""
         link = cls.__new__(cls)
         link.index, link.name, link.kind, link.up, link.mtu = index, name, kind, up, mtu
         link.master, link.alias = master, alias
         link.peer_index, link.peer_nsid = peer_index, peer_nsid
-        link.hairpin = hairpin
+        link.hairpin, link.isolated = hairpin, isolated
         link.addresses = []
         return link
 

@@ -34,7 +34,7 @@ IFACE_OPTIONS = dict(
 class Iface(object):
     """The desired settings of one interface. `None` means: leave that setting as it is."""
 
-    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'param')
+    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'isolated', 'param')
 
     def __init__(self, spec, param, mtu_default=None):
         self.param = param
@@ -52,6 +52,11 @@ class Iface(object):
         self.master = V.ifname(master, param + '.master') if master else None
         if self.master == self.name:
             fail(param + '.master', master, 'is the interface itself', 'name a bridge')
+        self.isolated = spec.get('isolated')
+        if self.isolated is not None and self.master is None:
+            # the kernel keeps isolation per bridge port, and a port's flags start afresh on each bridge
+            fail(param + '.isolated', self.isolated, 'is a setting of a bridge port, and master is not set',
+                 'set master to the bridge this interface is a port of, or drop isolated')
 
     @property
     def key(self):
@@ -65,6 +70,8 @@ def link_state(link, view):
              'addresses': sorted(str(a) for a in link.addresses)}
     if link.master:
         state['master'] = view.link_name(link.master)
+    if link.isolated:
+        state['isolated'] = True
     return state
 
 
@@ -79,7 +86,13 @@ def link_after(iface, before, kind):
     if iface.addresses is not None:
         after['addresses'] = sorted(str(a) for a in iface.addresses)
     if iface.master is not None:
+        if after.get('master') != iface.master:
+            after.pop('isolated', None)  # a port's flags start afresh on another bridge
         after['master'] = iface.master
+    if iface.isolated:
+        after['isolated'] = True
+    elif iface.isolated is not None:
+        after.pop('isolated', None)
     return after
 
 
@@ -124,7 +137,8 @@ def configure(plan, iface, link, view, kind, label):
     def index(resolver):
         return current_index if current_index is not None else resolver.index(ns, name)
 
-    summaries, attrs, up = [], {}, None
+    summaries, attrs, up, info = [], {}, None, None
+    attach = False
     if iface.master is not None:
         master = view.links.get(iface.master)
         if master is None and iface.master in view.removed:
@@ -139,6 +153,7 @@ def configure(plan, iface, link, view, kind, label):
         if link is None or link.master != master.index:
             summaries.append('attach %s to bridge %s in %s' % (name, iface.master, where(ns)))
             attrs['master'] = master.index  # negative: a bridge this run makes, looked up at apply time
+            attach = True
     if link is not None and iface.mtu is not None and link.mtu != iface.mtu:
         summaries.append('set mtu %d on %s in %s (was %s)' % (iface.mtu, name, where(ns), link.mtu))
         attrs['mtu'] = iface.mtu
@@ -147,6 +162,10 @@ def configure(plan, iface, link, view, kind, label):
         # a declared link without any alias gets it too (one made by a run killed before marking)
         summaries.append('mark %s in %s as made by linuxnet.netns' % (name, where(ns)))
         attrs['alias'] = OWNER_ALIAS
+    isolated = _isolation(plan, iface, link, attach)
+    if isolated is not None and not attach:
+        summaries.append(isolated)
+        info = _codec.isolated_info(iface.isolated)
     current_up = link.up if link is not None else False
     if iface.up is not None and iface.up != current_up:
         summaries.append('set %s %s in %s' % (name, 'up' if iface.up else 'down', where(ns)))
@@ -159,7 +178,7 @@ def configure(plan, iface, link, view, kind, label):
         def settings(resolver):
             if attrs.get('master', 0) < 0:
                 attrs['master'] = resolver.index(ns, iface.master)
-            return link_request(_codec.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, **attrs)
+            return link_request(_codec.RTM_NEWLINK, 0, what, index=current_index or 0, up=up, info=info, **attrs)
         plan.add(P.LINK_SET, ns, summaries, requests=settings)
     added, removed = [], []
     if iface.addresses is not None:
@@ -182,6 +201,32 @@ def configure(plan, iface, link, view, kind, label):
         view.expect_addresses(link.index, added, removed)
     plan.record('%s %s %s' % (label, ns_key(ns), name), before, after)
     return after
+
+
+def _isolation(plan, iface, link, attach):
+    """The summary of a change to a bridge port's isolation, if one is due (else None). The kernel
+    takes a port's flags only from a port: when the same run attaches the interface, it is a second
+    message, after the attach (planned here); on a port already there it rides with the settings."""
+    if iface.isolated is None:
+        return None
+    if link is not None and not attach and link.isolated is None:
+        raise PlanError('%s.isolated=%s: the kernel reports no isolation flag on %s in %s, a port of %s '
+                        '(bridge port isolation needs Linux 4.18 or later); drop isolated' % (
+                            iface.param, iface.isolated, iface.name, where(iface.ns), iface.master))
+    # a port attached by this run starts with isolation off
+    current = bool(link.isolated) if link is not None and not attach else False
+    if current == iface.isolated:
+        return None
+    ns, name = iface.ns, iface.name
+    summary = 'set isolated %s on %s, a port of bridge %s in %s' % (
+        'on' if iface.isolated else 'off', name, iface.master, where(ns))
+    if attach:
+        index = link.index if link is not None else 0
+        # addressed by name when the run makes the link: no index lookup
+        plan.add(P.LINK_SET + 1, ns, summary, requests=lambda resolver: link_request(
+            _codec.RTM_NEWLINK, 0, summary, index=index, info=_codec.isolated_info(iface.isolated),
+            **({} if index else {'name': name})))
+    return summary
 
 
 def claim(view, name, param):

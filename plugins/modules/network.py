@@ -140,6 +140,17 @@ options:
       master:
         description: Bridge (in the same namespace as this end) the first end is a port of.
         type: str
+      isolated:
+        description:
+          - Bridge port isolation of the first end, a port of O(pairs[].master) (C(ip link set dev X type
+            bridge_slave isolated on)). An isolated port forwards only to and from the bridge's ports that
+            are not isolated, and to the bridge itself. Namespaces on isolated ports cannot reach each other,
+            but reach their gateway (the bridge's address), and through it the internet and the fleet. Needs
+            no C(br_netfilter).
+          - Needs O(pairs[].master). Omit to leave the port's setting as it is. A port attached to another
+            bridge starts with isolation off.
+          - Linux 4.18 or later.
+        type: bool
       peer:
         description: The other end.
         type: dict
@@ -165,6 +176,10 @@ options:
           master:
             description: Bridge (in the other end's namespace) the other end is a port of.
             type: str
+          isolated:
+            description: Bridge port isolation of the other end, a port of O(pairs[].peer.master); like
+              O(pairs[].isolated).
+            type: bool
       replace:
         description:
           - Delete an existing interface that has one of the names but is not this pair, then create the

@@ -46,6 +46,17 @@ options:
   master: &master
     description: Bridge (in the same namespace as this end) the first end is a port of.
     type: str
+  isolated: &isolated
+    description:
+      - Bridge port isolation of the first end, a port of O(master) (C(ip link set dev X type
+        bridge_slave isolated on)). An isolated port forwards only to and from the bridge's ports
+        that are not isolated, and to the bridge itself. Namespaces on isolated ports cannot reach
+        each other, but reach their gateway (the bridge's address), and through it the internet and
+        the fleet. Needs no C(br_netfilter).
+      - Needs O(master). Omit to leave the port's setting as it is. A port attached to another
+        bridge starts with isolation off.
+      - Linux 4.18 or later.
+    type: bool
   peer: &peer
     description: The other end.
     type: dict
@@ -71,6 +82,9 @@ options:
       master:
         description: Bridge (in the other end's namespace) the other end is a port of.
         type: str
+      isolated:
+        description: Bridge port isolation of the other end, a port of O(peer.master); like O(isolated).
+        type: bool
   replace: &replace
     description:
       - Delete an existing interface that has one of the names but is not this pair, then create
@@ -95,6 +109,7 @@ options:
       mtu: *mtu
       up: *up
       master: *master
+      isolated: *isolated
       peer: *peer
       replace: *replace
       state: *state
@@ -130,6 +145,18 @@ EXAMPLES = r'''
       - name: veth-app2
         master: br0
         peer: {name: eth0, netns: app2, addresses: [172.30.0.12/24, "fd30::12/64"]}
+
+- name: Namespaces on one bridge that cannot reach each other (each still reaches the gateway)
+  linuxnet.netns.veth:
+    pairs:
+      - name: veth-app1
+        master: br0
+        isolated: true
+        peer: {name: eth0, netns: app1, addresses: [172.30.0.11/24]}
+      - name: veth-app2
+        master: br0
+        isolated: true
+        peer: {name: eth0, netns: app2, addresses: [172.30.0.12/24]}
 
 - name: Remove a pair
   linuxnet.netns.veth:

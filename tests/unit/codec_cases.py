@@ -98,6 +98,10 @@ CONSTANTS = [
     (C, 'IFLA_INFO_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_KIND')),
     (C, 'IFLA_INFO_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_DATA')),
     (C, 'VETH_INFO_PEER', ('nla', IFINFMSG + '.ifinfo.veth_data', 'VETH_INFO_PEER')),
+    (C, 'IFLA_INFO_SLAVE_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_KIND')),
+    (C, 'IFLA_INFO_SLAVE_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_DATA')),
+    (C, 'IFLA_BRPORT_MODE', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_MODE')),
+    (C, 'IFLA_BRPORT_ISOLATED', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_ISOLATED')),
     (C, 'IFA_ADDRESS', ('nla', IFADDRMSG, 'IFA_ADDRESS')),
     (C, 'IFA_LOCAL', ('nla', IFADDRMSG, 'IFA_LOCAL')),
     (C, 'IFA_F_NODAD', 'pyroute2.netlink.rtnl.ifaddrmsg:IFA_F_NODAD'),
@@ -282,6 +286,21 @@ def check_bridge_create():
     same(C.link_message(16, 0x600, C.link_attrs(name='br0') + [C.kind_info('bridge')]), theirs)
 
 
+def _port_info(flag, value):
+    return {'attrs': [('IFLA_INFO_SLAVE_KIND', 'bridge'),
+                      ('IFLA_INFO_SLAVE_DATA', {'attrs': [(flag, value)]})]}
+
+
+PORT_FLAGS = [('IFLA_BRPORT_ISOLATED', 'isolated_info', True), ('IFLA_BRPORT_ISOLATED', 'isolated_info', False),
+              ('IFLA_BRPORT_MODE', 'hairpin_info', True)]
+
+
+def check_port_flag(flag, encoder, on):
+    """A bridge port's flag (`ip link set X type bridge_slave isolated on`), by index."""
+    theirs = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, [('IFLA_LINKINFO', _port_info(flag, int(on)))])
+    same(C.link_message(C.RTM_NEWLINK, 0, [getattr(C, encoder)(on)], index=7), theirs)
+
+
 ADDRESSES = [('10.0.0.2/24', 0), ('fd00::2/64', 2), ('192.0.2.1/32', 0)]
 
 
@@ -369,6 +388,28 @@ DECODED_LINKS = [
                                       ('IFLA_LINKINFO', _linkinfo('bridge'))]),
     ({'index': 3, 'flags': 0}, [('IFLA_IFNAME', 'vh3'), ('IFLA_LINK', 2), ('IFLA_LINKINFO', _linkinfo('veth'))]),
 ]
+
+# bridge ports: what the kernel reports of one (the flags among others), isolated or not; and a
+# kernel older than 4.18, which reports no isolation
+DECODED_PORTS = [
+    ([('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 0), ('IFLA_BRPORT_LEARNING', 1), ('IFLA_BRPORT_ISOLATED', 1)],
+     False, True),
+    ([('IFLA_BRPORT_MODE', 1), ('IFLA_BRPORT_ISOLATED', 0), ('IFLA_BRPORT_BACKUP_PORT', 9)], True, False),
+    ([('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 0)], False, None),
+]
+
+
+def check_port_decoded(port_attrs, hairpin, isolated):
+    info = {'attrs': [('IFLA_INFO_KIND', 'veth'), ('IFLA_INFO_SLAVE_KIND', 'bridge'),
+                      ('IFLA_INFO_SLAVE_DATA', {'attrs': port_attrs})]}
+    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, [('IFLA_IFNAME', 'vh7'), ('IFLA_MASTER', 3),
+                                                             ('IFLA_LINKINFO', info)])
+    theirs = parsed('ifinfmsg', data).get_attr('IFLA_LINKINFO').get_attr('IFLA_INFO_SLAVE_DATA')
+    ours = C.Link(payload(data))
+    agree((ours.kind, ours.hairpin, ours.isolated), ('veth', bool(theirs.get_attr('IFLA_BRPORT_MODE')),
+                                                     None if theirs.get_attr('IFLA_BRPORT_ISOLATED') is None
+                                                     else bool(theirs.get_attr('IFLA_BRPORT_ISOLATED'))))
+    agree((ours.hairpin, ours.isolated), (hairpin, isolated))
 
 
 def check_link_decoded(fields, attrs):
@@ -487,11 +528,13 @@ def _checks():
     checks += [Check('struct-%s' % name, check_struct, name, path, attr) for name, path, attr in STRUCTS]
     checks += [Check('encode-link-%d' % i, check_link, *case) for i, case in enumerate(LINKS)]
     checks += [Check('encode-veth-%d' % i, check_veth_create, *case) for i, case in enumerate(VETHS)]
+    checks += [Check('encode-port-%s-%s' % (case[0], case[2]), check_port_flag, *case) for case in PORT_FLAGS]
     checks += [Check('encode-bridge', check_bridge_create), Check('encode-reads', check_read_requests),
                Check('encode-nft-batch', check_nft_batch_ends)]
     checks += [Check('encode-address-%s' % case[0], check_address, *case) for case in ADDRESSES]
     checks += [Check('encode-route-%s-%s' % case[:2], check_route, *case) for case in ROUTES]
     checks += [Check('decode-link-%d' % i, check_link_decoded, *case) for i, case in enumerate(DECODED_LINKS)]
+    checks += [Check('decode-port-%d' % i, check_port_decoded, *case) for i, case in enumerate(DECODED_PORTS)]
     checks += [Check('decode-address-%d' % i, check_address_decoded, *case) for i, case in enumerate(DECODED_ADDRESSES)]
     checks += [Check('decode-route-%d' % i, check_route_decoded, *case) for i, case in enumerate(DECODED_ROUTES)]
     checks += [Check('decode-nsid', check_nsid_decoded), Check('decode-error', check_error_decoded),

@@ -35,12 +35,21 @@ class Namespace(object):
         self.link('lo', kind=None, up=lo_up, mtu=65536, alias=OWNER_ALIAS if ours else None)
 
     def link(self, name, kind=None, up=True, mtu=1500, master=None, alias=None, peer_index=None, peer_nsid=None,
-             addresses=(), index=None):
+             addresses=(), index=None, isolated=None):
+        """`isolated`: a bridge port's isolation (not isolated unless given; 'unsupported': a
+        kernel that reports none)."""
         if index is None:
             index = self.next_index
         self.next_index = max(self.next_index, index) + 1
         master_index = self.find(master).index if master is not None else None
-        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid)
+        if master is None:
+            isolated = None
+        elif isolated == 'unsupported':  # a kernel older than 4.18 reports no such flag
+            isolated = None
+        elif isolated is None:
+            isolated = False
+        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid,
+                         hairpin=False if master is not None else None, isolated=isolated)
         self.links.append(link)
         for text in addresses:
             iface = ipaddress.ip_interface(text)
@@ -54,7 +63,7 @@ class Namespace(object):
     def state(self):
         # fresh Link objects each time: the state reader adds the addresses to them
         links = [C.Link.of(link.index, link.name, link.kind, link.up, link.mtu, link.master, link.alias,
-                           link.peer_index, link.peer_nsid) for link in self.links]
+                           link.peer_index, link.peer_nsid, link.hairpin, link.isolated) for link in self.links]
         return _state.NsState.of(self.name, links, self.addresses, self.routes)
 
 
@@ -86,16 +95,17 @@ class FakeKernel(object):
     def bridge(self, ns, name, ours=True, **kw):
         return self.link(ns, name, kind='bridge', alias=OWNER_ALIAS if ours else None, **kw)
 
-    def veth(self, a_ns, a_name, b_ns, b_name, ours=True, addresses_a=(), addresses_b=(), master=None, **kw):
+    def veth(self, a_ns, a_name, b_ns, b_name, ours=True, addresses_a=(), addresses_b=(), master=None, isolated=None,
+             **kw):
         """A pair: two veth ends that name each other (index, and the nsid across namespaces);
-        `master`: the bridge of the first end."""
+        `master`: the bridge of the first end, `isolated` its isolation there."""
         a_space, b_space = self.namespaces[a_ns], self.namespaces[b_ns]
         alias = OWNER_ALIAS if ours else None
         a_index = a_space.next_index
         b_index = b_space.next_index + (1 if a_space is b_space else 0)
         cross = a_ns != b_ns
         a = a_space.link(a_name, kind='veth', alias=alias, peer_index=b_index, addresses=addresses_a, master=master,
-                         peer_nsid=self.nsid(a_ns, b_ns) if cross else None, **kw)
+                         peer_nsid=self.nsid(a_ns, b_ns) if cross else None, isolated=isolated, **kw)
         b = b_space.link(b_name, kind='veth', alias=alias, peer_index=a_index, addresses=addresses_b,
                          peer_nsid=self.nsid(b_ns, a_ns) if cross else None, index=b_index, **kw)
         return a, b

@@ -2,8 +2,11 @@
 tests (test_network, test_modules, test_deletion) - create, nothing to do, change, replace, absent,
 purge, declared twice, same-task visibility, stale names, ownership - and the diff each records.
 What only a kernel can show (that the operations do what they say) stays in tests/integration."""
+import re
+
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS, PlanError, ValidationError
 
@@ -15,7 +18,7 @@ PATH6 = '/proc/sys/net/ipv6/conf/all/forwarding'
 
 def pair(a, b, b_ns='ns1', a_ns=None, **kw):
     spec = {'name': a, 'netns': a_ns, 'peer': {'name': b, 'netns': b_ns}}
-    for key in ('addresses', 'mtu', 'up', 'master'):
+    for key in ('addresses', 'mtu', 'up', 'master', 'isolated'):
         if key in kw:
             spec[key] = kw.pop(key)
     for key in list(kw):
@@ -287,6 +290,119 @@ def test_master_that_is_missing_or_not_a_bridge_is_refused():
     kernel.link(None, 'dummy0', kind='dummy')
     with pytest.raises(PlanError, match="master='dummy0' is a dummy in the host, not a bridge"):
         kernel.plan_network(pairs=[pair('vh', 'vn', master='dummy0')])
+
+
+def _port_flags(request):
+    """{IFLA_BRPORT_*: value} a link request sets through IFLA_INFO_SLAVE_DATA (None: it sets none),
+    and the request's index and name."""
+    payload = bytes(request.data)[16:]
+    attrs = C.attributes(payload, C.IFINFO.size)
+    index, name = C.ifinfo_index(payload), attrs.get(C.IFLA_IFNAME)
+    name = bytes(name).rstrip(b'\0').decode() if name is not None else None
+    info = C.attributes(attrs[C.IFLA_LINKINFO], 0) if C.IFLA_LINKINFO in attrs else {}
+    if C.IFLA_INFO_SLAVE_DATA not in info:
+        return None, index, name
+    assert bytes(info[C.IFLA_INFO_SLAVE_KIND]).rstrip(b'\0') == b'bridge'
+    flags = dict((k, bytearray(v)[0]) for k, v in C.attributes(info[C.IFLA_INFO_SLAVE_DATA], 0).items())
+    return flags, index, name
+
+
+class _Resolver(object):
+    def index(self, ns, name):
+        return 99
+
+
+def _requests(plan, stage, name='vh'):
+    """The requests of the operations at `stage` that are about interface `name`."""
+    def about(op):
+        lines = op.summary if isinstance(op.summary, list) else [op.summary]
+        return any(re.search(r'\b%s\b' % name, line) for line in lines)
+    return [op.requests(_Resolver()) for op in plan.ops if op.stage == stage and about(op)]
+
+
+def test_isolated_port_made_in_the_same_task_is_isolated_after_the_attach():
+    plan, _reader = lab().plan_network(bridges=[{'name': 'br0', 'addresses': ['10.1.0.1/24']}],
+                                       pairs=[pair('vh', 'vn', master='br0', isolated=True)])
+    assert plan.actions.index('attach vh to bridge br0 in the host') < plan.actions.index(
+        'set isolated on on vh, a port of bridge br0 in the host')
+    # the kernel takes a port's flags only once it is a port: the flag is a message of its own, after the attach
+    (attach,), (isolate,) = _requests(plan, P.LINK_SET), _requests(plan, P.LINK_SET + 1)
+    assert _port_flags(attach)[0] is None
+    assert _port_flags(isolate) == ({C.IFLA_BRPORT_ISOLATED: 1}, lab().ns(None).find('vh').index, None)
+    assert plan.diff()['before']['veth (host) vh'].get('isolated') is None
+    assert plan.diff()['after']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': ['10.0.0.1/24'],
+                                                      'master': 'br0', 'isolated': True}
+    # a pair the task makes: the flag goes to the new end by name
+    plan, _reader = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}], bridges=[{'name': 'br0'}],
+                                              pairs=[pair('vh', 'vn', master='br0', isolated=True)])
+    (isolate,) = _requests(plan, P.LINK_SET + 1)
+    assert _port_flags(isolate) == ({C.IFLA_BRPORT_ISOLATED: 1}, 0, 'vh')
+
+
+def test_isolation_of_a_port_already_there_rides_with_its_settings_and_a_rerun_is_nothing_to_do():
+    kernel = lab()
+    kernel.bridge(None, 'br0')
+    _a, _b = kernel.veth(None, 'p0', 'ns1', 'p1', master='br0')
+    plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=True)])
+    assert plan.actions == ['set isolated on on p0, a port of bridge br0 in the host']
+    (request,) = _requests(plan, P.LINK_SET, 'p0')
+    assert _port_flags(request) == ({C.IFLA_BRPORT_ISOLATED: 1}, kernel.ns(None).find('p0').index, None)
+    assert plan.diff() == {'before': {'veth (host) p0': {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': [],
+                                                         'master': 'br0'}},
+                           'after': {'veth (host) p0': {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': [],
+                                                        'master': 'br0', 'isolated': True}}}
+    # not isolated and declared so, or isolation not declared at all: nothing to do
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=False)])[0])
+    kernel = lab()
+    kernel.bridge(None, 'br0')
+    kernel.veth(None, 'p0', 'ns1', 'p1', master='br0', isolated=True)
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=True)])[0])
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0')])[0])
+    plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=False)])
+    assert plan.actions == ['set isolated off on p0, a port of bridge br0 in the host']
+    assert _port_flags(_requests(plan, P.LINK_SET, 'p0')[0])[0] == {C.IFLA_BRPORT_ISOLATED: 0}
+    assert plan.diff()['before']['veth (host) p0']['isolated'] is True
+    assert 'isolated' not in plan.diff()['after']['veth (host) p0']
+
+
+def test_a_port_moved_to_another_bridge_starts_without_isolation():
+    kernel = lab()
+    kernel.bridge(None, 'br0')
+    kernel.bridge(None, 'br1')
+    kernel.veth(None, 'p0', 'ns1', 'p1', master='br0', isolated=True)
+    plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br1')])
+    assert plan.actions == ['attach p0 to bridge br1 in the host']
+    assert 'isolated' not in plan.diff()['after']['veth (host) p0']
+    plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br1', isolated=True)])
+    assert plan.actions == ['attach p0 to bridge br1 in the host', 'set isolated on on p0, a port of bridge br1 in the host']
+    assert plan.diff()['after']['veth (host) p0']['isolated'] is True
+    plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br1', isolated=False)])
+    assert plan.actions == ['attach p0 to bridge br1 in the host']
+
+
+def test_isolation_of_the_peer_end_on_a_bridge_in_its_namespace():
+    kernel = lab()
+    kernel.bridge('ns1', 'br0')
+    plan, _reader = kernel.plan_network(pairs=[pair('vh', 'vn', peer_master='br0', peer_isolated=True)])
+    assert plan.actions == ['attach vn to bridge br0 in netns ns1',
+                            'set isolated on on vn, a port of bridge br0 in netns ns1']
+    assert [op.ns for op in plan.ops] == ['ns1', 'ns1']
+
+
+def test_isolated_without_master_or_without_kernel_support_is_refused():
+    with pytest.raises(ValidationError, match=r"pairs\[0\].isolated=True is a setting of a bridge port, and master is "
+                                              r"not set.*set master"):
+        lab().plan_network(pairs=[pair('vh', 'vn', isolated=True)])
+    with pytest.raises(ValidationError, match=r"pairs\[0\].peer.isolated"):
+        lab().plan_network(pairs=[pair('vh', 'vn', peer_isolated=False)])
+    kernel = lab()
+    kernel.bridge(None, 'br0')
+    kernel.veth(None, 'p0', 'ns1', 'p1', master='br0', isolated='unsupported')
+    with pytest.raises(PlanError, match=r"pairs\[0\].isolated=True: the kernel reports no isolation flag on p0 in the "
+                                        r"host, a port of br0 \(bridge port isolation needs Linux 4.18"):
+        kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=True)])
+    # left alone, such a port is fine
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0')])[0])
 
 
 def test_bridge_purge_takes_ours_only_and_purge_match_narrows():
