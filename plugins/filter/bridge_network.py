@@ -50,7 +50,7 @@ MAIN_TABLE = 254
 # dict once (vars/main.yml, _bridge_network_settings); each filter takes it whole, plus its INPUTS.
 SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interface', 'bridge', 'mtu', 'pool',
             'subnet_prefixlen', 'subnet', 'p2p_prefixlen', 'uplink', 'underlay_address', 'masquerade', 'host_gw',
-            'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent')
+            'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent', 'isolate')
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
     'bridge_network_local': (),
@@ -167,12 +167,14 @@ def _check_name(value, var, check=None):
 
 
 def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bridge='lnbr0',
-             ns_interface='eth0', p2p_prefixlen=30, mtu=None):
+             ns_interface='eth0', p2p_prefixlen=30, mtu=None, isolate=False):
     """The desired namespaces, bridge, veth pairs and namespace routes of one host's subnet.
 
     bridge mode: the gateway is the subnet's first address, on the bridge; namespace i (1-based)
     gets the (i+1)-th address. p2p mode: namespace i gets the i-th /30 (or /31) block of the subnet;
     the host end has its first usable address, the namespace end the next one, as in the tutorial.
+    `isolate` (bridge mode): the bridge ports are isolated, so that the namespaces reach the gateway
+    and what lies beyond it, but not each other.
     """
     network = ipaddress.ip_network(u'%s' % subnet, strict=True)
     count = int(count)
@@ -211,6 +213,8 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
             pairs.append({'name': '%s%d' % (veth_prefix, i), 'master': bridge, 'addresses': [], 'mtu': mtu,
                           'peer': {'name': ns_interface, 'netns': ns,
                                    'addresses': ['%s/%d' % (address, network.prefixlen)]}})
+            if isolate:
+                pairs[-1]['isolated'] = True  # else the module's default: not isolated
             routes.append({'netns': ns, 'dest': 'default', 'gateway': str(gateway)})
             targets.append({'netns': ns, 'address': str(address), 'gateway': str(gateway)})
     elif mode == 'p2p':
@@ -322,7 +326,9 @@ def role_forwarding(settings, present, prefixes):
     """linuxnet.netns.network's `forwarding` list for the role. Present: IPv4 forwarding on (also
     written to the sysctl file with `persist_forwarding`). Absent: turned off only with
     `disable_forwarding_on_absent`, else left as it is. With `safe_router`, forwarding is scoped to
-    `prefixes` (the managed subnets; none when absent, which removes the scope). Nothing to say: []."""
+    `prefixes` (the managed subnets; none when absent, which removes the scope). With `isolate` in p2p
+    mode, where the namespaces reach each other through the host's forwarding, the scope also drops
+    what goes between two addresses of one of them. Nothing to say: []."""
     forwarding = {}
     if present:
         forwarding.update(ipv4=True, persist=boolean(settings['persist_forwarding'], strict=False))
@@ -330,6 +336,8 @@ def role_forwarding(settings, present, prefixes):
         forwarding['ipv4'] = False
     if boolean(settings['safe_router'], strict=False):
         forwarding['restrict_to'] = list(prefixes)
+        if present and settings['mode'] == 'p2p' and boolean(settings['isolate'], strict=False):
+            forwarding['isolate'] = True
     return [forwarding] if forwarding else []
 
 
@@ -373,9 +381,10 @@ def bridge_network_plan(info, settings):
         raise AnsibleFilterError('host %s has no subnet: it is not in bridge_network_fleet (%s); add it, or '
                                  'leave bridge_network_fleet unset (all inventory hosts)'
                                  % (self_host, ', '.join(sorted(subnets)) or 'empty'))
+    isolate = boolean(s['isolate'], strict=False)
     if present:
         plan = topology(subnet, s['namespaces'], mode, prefix, veth_prefix, bridge, s['ns_interface'],
-                        s['p2p_prefixlen'], s['mtu'])
+                        s['p2p_prefixlen'], s['mtu'], isolate)
     else:
         plan = {'subnet': subnet, 'mode': mode, 'gateway': None, 'bridges': [], 'namespaces': [],
                 'pairs': [], 'routes': [], 'targets': []}
@@ -404,6 +413,10 @@ def bridge_network_plan(info, settings):
                 warnings.append('host-gw: no underlay address known for %s (not in this play, and no '
                                 'cached facts): their routes are left as they are' % ', '.join(unknown))
                 keep = [peers[p] for p in unknown]
+        if isolate and mode == 'p2p' and not boolean(s['safe_router'], strict=False):
+            errors.append('bridge_network_isolate in p2p mode: the namespaces are kept apart by the safe '
+                          "router's forward rules, and bridge_network_safe_router is false; set it to true, "
+                          'or use bridge_network_mode: bridge')
         if plan['bridges'] and bridge in interfaces and not _is_ours(interfaces, bridge, 'bridge'):
             errors.append('bridge_network_bridge=%s: an interface of that name exists and is not a bridge this '
                           'collection made (kind %s); rename bridge_network_bridge or remove it'

@@ -41,6 +41,11 @@ class Forward(object):
             self.restrict_to = [V.prefix(p, '%s.restrict_to[%d]' % (param, i), allow_default=False)
                                 for i, p in enumerate(spec['restrict_to'])]
             V.unique(self.restrict_to, str, param + '.restrict_to')
+        self.isolate = bool(spec.get('isolate'))
+        if self.isolate and not self.restrict_to:
+            fail(param + '.isolate', True, 'isolates the prefixes of restrict_to, and restrict_to is %s' % (
+                 'empty' if self.restrict_to == [] else 'not set'),
+                 'list the prefixes whose addresses must not reach each other in restrict_to')
         self.accept_in_drop_policies = spec.get('accept_in_drop_policies', True) is not False
         self.persist = bool(spec.get('persist'))
         self.persist_file = spec.get('persist_file') or DEFAULT_PERSIST_FILE
@@ -132,11 +137,12 @@ def plan_forward(plan, reader, specs):
             foreign = spec.accept_in_drop_policies and reader.exists(spec.ns)
             _nft_plan.schedule(plan, reader, spec.ns, _nft_plan.plan_router(
                 reader.nft(spec.ns), [str(p) for p in spec.restrict_to],
-                reader.foreign_forward(spec.ns) if foreign else None), label='forward filter')
+                reader.foreign_forward(spec.ns) if foreign else None, spec.isolate), label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
         if spec.restrict_to is not None:
             result['restrict_to'] = [str(p) for p in spec.restrict_to]
+            result['isolate'] = spec.isolate
         if spec.persist:
             content = render(spec.wanted)
             existing = reader.text_file(spec.persist_file)
@@ -161,6 +167,7 @@ OPTIONS = dict(
     ipv4=dict(type='bool'),
     ipv6=dict(type='bool'),
     restrict_to=dict(type='list', elements='str'),
+    isolate=dict(type='bool', default=False),
     accept_in_drop_policies=dict(type='bool', default=True),
     persist=dict(type='bool', default=False),
     persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
@@ -170,4 +177,5 @@ KIND = Kind('sysctl_forward', 'forwarding', 'settings', None, OPTIONS, Forward, 
             phrase="one namespace's (or the host's) forwarding settings", report=report_forwarding,
             nft_comments={'fwd-src': _nft_rules.parse_forward_comment('saddr'),
                           'fwd-dst': _nft_rules.parse_forward_comment('daddr'),
-                          'fwd-drop': _nft_rules.parse_forward_drop_comment})
+                          'fwd-drop': _nft_rules.parse_forward_drop_comment,
+                          'fwd-isolate': _nft_rules.parse_forward_isolate_comment})

@@ -52,11 +52,13 @@ class Iface(object):
         self.master = V.ifname(master, param + '.master') if master else None
         if self.master == self.name:
             fail(param + '.master', master, 'is the interface itself', 'name a bridge')
-        self.isolated = spec.get('isolated')
-        if self.isolated is not None and self.master is None:
-            # the kernel keeps isolation per bridge port, and a port's flags start afresh on each bridge
-            fail(param + '.isolated', self.isolated, 'is a setting of a bridge port, and master is not set',
+        # a declared port is isolated or not as declared (not, by default); an interface declared
+        # without master is no port of ours, and its flags are not ours to set
+        isolated = spec.get('isolated')
+        if isolated and self.master is None:
+            fail(param + '.isolated', isolated, 'is a setting of a bridge port, and master is not set',
                  'set master to the bridge this interface is a port of, or drop isolated')
+        self.isolated = bool(isolated) if self.master is not None else None
 
     @property
     def key(self):
@@ -209,11 +211,11 @@ def _isolation(plan, iface, link, attach):
     message, after the attach (planned here); on a port already there it rides with the settings."""
     if iface.isolated is None:
         return None
-    if link is not None and not attach and link.isolated is None:
+    if iface.isolated and link is not None and not attach and link.isolated is None:
         raise PlanError('%s.isolated=%s: the kernel reports no isolation flag on %s in %s, a port of %s '
                         '(bridge port isolation needs Linux 4.18 or later); drop isolated' % (
                             iface.param, iface.isolated, iface.name, where(iface.ns), iface.master))
-    # a port attached by this run starts with isolation off
+    # a port attached by this run starts with isolation off (as does every port of a kernel without it)
     current = bool(link.isolated) if link is not None and not attach else False
     if current == iface.isolated:
         return None

@@ -445,12 +445,14 @@ def parse_masq_comment(args, canonical=None):
     raise ValueError('not a masquerade comment: %r' % args)
 
 
-def forward_rules(prefixes):
+def forward_rules(prefixes, isolate=False):
     """Our forward chain for a safe router, in order: accept what comes from or goes to a managed
     prefix, then drop every other forwarded packet, so that turning forwarding on does not make
-    the host a router for anyone else on its networks."""
+    the host a router for anyone else on its networks. With `isolate`, first drop what goes from
+    one address of a prefix to another of the same prefix: namespaces routed through the host
+    (each on its own veth) then cannot reach each other, as on a bridge with isolated ports."""
     networks = sorted(set(ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n))
-    specs = []
+    specs = [_forward_isolate(net) for net in networks] if isolate else []
     for net in networks:
         specs.extend([_forward_accept('saddr', net), _forward_accept('daddr', net)])
     if specs:
@@ -461,6 +463,15 @@ def forward_rules(prefixes):
 def _forward_accept(field, net):
     kind = 'src' if field == 'saddr' else 'dst'
     return RuleSpec('forward', '%sfwd-%s %s' % (COMMENT_PREFIX, kind, net), [MatchAddress(field, net), Verdict('accept')])
+
+
+def _forward_isolate(net):
+    return RuleSpec('forward', '%sfwd-isolate %s' % (COMMENT_PREFIX, net), [
+        MatchAddress('saddr', net), MatchAddress('daddr', net, nfproto=False), Verdict('drop')])
+
+
+def parse_forward_isolate_comment(args, canonical=None):
+    return _forward_isolate(ipaddress.ip_network(args, strict=True))
 
 
 def parse_forward_comment(field):

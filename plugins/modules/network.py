@@ -147,10 +147,12 @@ options:
             are not isolated, and to the bridge itself. Namespaces on isolated ports cannot reach each other,
             but reach their gateway (the bridge's address), and through it the internet and the fleet. Needs
             no C(br_netfilter).
-          - Needs O(pairs[].master). Omit to leave the port's setting as it is. A port attached to another
-            bridge starts with isolation off.
-          - Linux 4.18 or later.
+          - Applies to a port, an end with O(pairs[].master); V(true) without O(pairs[].master) is refused.
+            A port is isolated as declared, and V(false) (the default) turns isolation off on a port that
+            has it.
+          - Linux 4.18 or later (on an older kernel, V(true) is refused).
         type: bool
+        default: false
       peer:
         description: The other end.
         type: dict
@@ -180,6 +182,7 @@ options:
             description: Bridge port isolation of the other end, a port of O(pairs[].peer.master); like
               O(pairs[].isolated).
             type: bool
+            default: false
       replace:
         description:
           - Delete an existing interface that has one of the names but is not this pair, then create the
@@ -362,6 +365,18 @@ options:
           - V([]) removes those rules. Omit to leave them as they are.
         type: list
         elements: str
+      isolate:
+        description:
+          - With O(forwarding[].restrict_to), also drop forwarded traffic whose source and destination both
+            lie in one of those prefixes, ahead of the accepts. Namespaces routed through the host, each
+            on a veth of its own (the tutorial's topology), then cannot reach each other, but still reach
+            the host and, through it, everything O(forwarding[].restrict_to) lets them reach - as on a bridge
+            whose ports are isolated (see O(linuxnet.netns.veth#module:isolated)). Ports published with
+            M(linuxnet.netns.port_publish) stay reachable.
+          - V(true) needs a non-empty O(forwarding[].restrict_to); with O(forwarding[].restrict_to) given,
+            V(false) removes the drops.
+        type: bool
+        default: false
       accept_in_drop_policies:
         description:
           - With O(forwarding[].restrict_to), also give those prefixes scoped accepts at the head of each

@@ -36,6 +36,17 @@ options:
       - V([]) removes those rules. Omit to leave them as they are.
     type: list
     elements: str
+  isolate: &isolate
+    description:
+      - With O(restrict_to), also drop forwarded traffic whose source and destination both lie in one of
+        those prefixes, ahead of the accepts. Namespaces routed through the host, each on a veth of its
+        own (the tutorial's topology), then cannot reach each other, but still reach the host and, through
+        it, everything O(restrict_to) lets them reach - as on a bridge whose ports are isolated (see
+        O(linuxnet.netns.veth#module:isolated)). Ports published with M(linuxnet.netns.port_publish)
+        stay reachable.
+      - V(true) needs a non-empty O(restrict_to); with O(restrict_to) given, V(false) removes the drops.
+    type: bool
+    default: false
   accept_in_drop_policies: &accept_in_drop_policies
     description:
       - With O(restrict_to), also give those prefixes scoped accepts at the head of each chain of other
@@ -62,6 +73,7 @@ options:
       ipv4: *ipv4
       ipv6: *ipv6
       restrict_to: *restrict_to
+      isolate: *isolate
       accept_in_drop_policies: *accept_in_drop_policies
       persist: *persist
       persist_file: *persist_file
@@ -82,6 +94,12 @@ EXAMPLES = r'''
     ipv4: true
     restrict_to: [10.200.1.0/24]
 
+- name: A safe router whose namespaces (one veth each) cannot reach each other
+  linuxnet.netns.sysctl_forward:
+    ipv4: true
+    restrict_to: [10.200.1.0/24]
+    isolate: true
+
 - name: A namespace that routes for others
   linuxnet.netns.sysctl_forward:
     netns: router
@@ -96,7 +114,8 @@ settings:
   type: list
   elements: dict
   sample:
-    - {netns: null, ipv4: true, restrict_to: [10.200.1.0/24], persist_file: /etc/sysctl.d/90-linuxnet-netns.conf}
+    - {netns: null, ipv4: true, restrict_to: [10.200.1.0/24], isolate: false,
+       persist_file: /etc/sysctl.d/90-linuxnet-netns.conf}
 actions:
   description: The changes made (in check mode, that would be made), in order.
   returned: always

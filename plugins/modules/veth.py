@@ -53,10 +53,11 @@ options:
         that are not isolated, and to the bridge itself. Namespaces on isolated ports cannot reach
         each other, but reach their gateway (the bridge's address), and through it the internet and
         the fleet. Needs no C(br_netfilter).
-      - Needs O(master). Omit to leave the port's setting as it is. A port attached to another
-        bridge starts with isolation off.
-      - Linux 4.18 or later.
+      - Applies to a port, an end with O(master); V(true) without O(master) is refused. A port is
+        isolated as declared, and V(false) (the default) turns isolation off on a port that has it.
+      - Linux 4.18 or later (on an older kernel, V(true) is refused).
     type: bool
+    default: false
   peer: &peer
     description: The other end.
     type: dict
@@ -85,6 +86,7 @@ options:
       isolated:
         description: Bridge port isolation of the other end, a port of O(peer.master); like O(isolated).
         type: bool
+        default: false
   replace: &replace
     description:
       - Delete an existing interface that has one of the names but is not this pair, then create

@@ -18,6 +18,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNE
 
 PARSERS = _kinds.comment_parsers()
 POSTROUTING = _nft_state.ChainInfo('postrouting', 1, 'nat', 'postrouting', 100, 'accept')
+FORWARD = _nft_state.ChainInfo('forward', 2, 'filter', 'forward', 0, 'accept')
 
 
 class Namespace(object):
@@ -127,6 +128,16 @@ class FakeKernel(object):
         handle = 10 + len(nft.rules)
         nft.rules.append(_nft_state.RuleInfo('postrouting', handle, spec.comment if comment is None else comment or None,
                                              spec.canonical(), PARSERS))
+
+    def forward_scope(self, ns, prefixes, isolate=False):
+        """Our forward chain as sysctl_forward's restrict_to (and isolate) leave it."""
+        nft = self.namespaces[ns].nft
+        if nft.table is None:
+            nft.genid, nft.table = 5, {'handle': 1, 'flags': 0, 'use': 1}
+        nft.chains['forward'] = FORWARD
+        for spec in _nft_rules.forward_rules(prefixes, isolate):
+            nft.rules.append(_nft_state.RuleInfo('forward', 10 + len(nft.rules), spec.comment, spec.canonical(),
+                                                 PARSERS))
 
     def reader(self):
         return FakeReader(self)

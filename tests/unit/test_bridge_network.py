@@ -349,3 +349,30 @@ def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
     assert plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding'][0]['restrict_to'] == \
         ['10.200.3.0/24', '10.200.40.0/24', '10.200.5.0/24']
     assert plan(subnets=fleet)['forwarding'][0]['restrict_to'] == ['10.200.3.0/24']
+
+
+# ---- isolation between the namespaces ----------------------------------------------------------------
+def test_isolate_in_bridge_mode_isolates_every_port():
+    p = plan(isolate=True)
+    assert [pair.get('isolated') for pair in p['pairs']] == [True, True, True]
+    assert p['errors'] == [] and p['forwarding'] == [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24']}]
+    # off (a string from -e as well): the module's default, not isolated
+    for off in (False, 'false'):
+        assert all('isolated' not in pair for pair in plan(isolate=off)['pairs'])
+    assert plan(isolate='true')['pairs'][0]['isolated'] is True
+
+
+def test_isolate_in_p2p_mode_is_the_safe_routers_and_needs_it():
+    p = plan(mode='p2p', isolate=True)
+    assert p['errors'] == [] and all('isolated' not in pair for pair in p['pairs'])
+    assert p['forwarding'] == [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24'], 'isolate': True}]
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24'}
+    assert plan(mode='p2p', isolate=True, host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding'] == [
+        {'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24', '10.200.40.0/24'], 'isolate': True}]
+    refused = plan(mode='p2p', isolate=True, safe_router=False)
+    assert refused['errors'] == [
+        "bridge_network_isolate in p2p mode: the namespaces are kept apart by the safe router's forward rules, "
+        'and bridge_network_safe_router is false; set it to true, or use bridge_network_mode: bridge']
+    # a teardown's restrict_to: [] takes the drops out with the rest of the scope
+    assert plan(mode='p2p', isolate=True, state='absent')['forwarding'] == [{'restrict_to': []}]
+    assert teardown(mode='p2p', isolate=True)['forwarding'] == [{'restrict_to': []}]

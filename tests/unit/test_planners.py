@@ -353,13 +353,18 @@ def test_isolation_of_a_port_already_there_rides_with_its_settings_and_a_rerun_i
                                                         'master': 'br0', 'isolated': True}}}
     # not isolated and declared so, or isolation not declared at all: nothing to do
     unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=False)])[0])
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0')])[0])
     kernel = lab()
     kernel.bridge(None, 'br0')
     kernel.veth(None, 'p0', 'ns1', 'p1', master='br0', isolated=True)
     unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=True)])[0])
-    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0')])[0])
+    # a declared port is isolated as declared: not, unless said
+    for declared in (pair('p0', 'p1', master='br0', isolated=False), pair('p0', 'p1', master='br0')):
+        plan, _reader = kernel.plan_network(pairs=[declared])
+        assert plan.actions == ['set isolated off on p0, a port of bridge br0 in the host']
+    # an end declared without master is no port of ours: its flags are left alone
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1')])[0])
     plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=False)])
-    assert plan.actions == ['set isolated off on p0, a port of bridge br0 in the host']
     assert _port_flags(_requests(plan, P.LINK_SET, 'p0')[0])[0] == {C.IFLA_BRPORT_ISOLATED: 0}
     assert plan.diff()['before']['veth (host) p0']['isolated'] is True
     assert 'isolated' not in plan.diff()['after']['veth (host) p0']
@@ -372,6 +377,7 @@ def test_a_port_moved_to_another_bridge_starts_without_isolation():
     kernel.veth(None, 'p0', 'ns1', 'p1', master='br0', isolated=True)
     plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br1')])
     assert plan.actions == ['attach p0 to bridge br1 in the host']
+    assert plan.diff()['before']['veth (host) p0']['isolated'] is True
     assert 'isolated' not in plan.diff()['after']['veth (host) p0']
     plan, _reader = kernel.plan_network(pairs=[pair('p0', 'p1', master='br1', isolated=True)])
     assert plan.actions == ['attach p0 to bridge br1 in the host', 'set isolated on on p0, a port of bridge br1 in the host']
@@ -393,16 +399,18 @@ def test_isolated_without_master_or_without_kernel_support_is_refused():
     with pytest.raises(ValidationError, match=r"pairs\[0\].isolated=True is a setting of a bridge port, and master is "
                                               r"not set.*set master"):
         lab().plan_network(pairs=[pair('vh', 'vn', isolated=True)])
-    with pytest.raises(ValidationError, match=r"pairs\[0\].peer.isolated"):
-        lab().plan_network(pairs=[pair('vh', 'vn', peer_isolated=False)])
+    with pytest.raises(ValidationError, match=r"pairs\[0\].peer.isolated=True is a setting of a bridge port"):
+        lab().plan_network(pairs=[pair('vh', 'vn', peer_isolated=True)])
+    unchanged(lab().plan_network(pairs=[pair('vh', 'vn', isolated=False, peer_isolated=False)])[0])
     kernel = lab()
     kernel.bridge(None, 'br0')
     kernel.veth(None, 'p0', 'ns1', 'p1', master='br0', isolated='unsupported')
     with pytest.raises(PlanError, match=r"pairs\[0\].isolated=True: the kernel reports no isolation flag on p0 in the "
                                         r"host, a port of br0 \(bridge port isolation needs Linux 4.18"):
         kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=True)])
-    # left alone, such a port is fine
+    # not isolated, such a port is fine
     unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0')])[0])
+    unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=False)])[0])
 
 
 def test_bridge_purge_takes_ours_only_and_purge_match_narrows():
@@ -594,6 +602,49 @@ def test_forwarding_scope_and_masquerade_share_one_transaction_per_namespace():
     assert [op.stage for op in plan.ops].count(P.NFT) == 1
     assert sorted(plan.diff()['after']) == ['nftables (host)']  # one entry, under the merged key
     assert plan.actions.count('add table inet linuxnet_netns in the host') == 1
+
+
+def test_forwarding_isolate_drops_within_each_prefix_ahead_of_the_scope():
+    kernel = FakeKernel()
+    kernel.ns(None).proc.update({PATH4: True})
+    nets = ['10.200.3.0/24', '10.200.7.0/24']
+    scoped = {'ipv4': True, 'restrict_to': nets}
+    kernel.forward_scope(None, nets)
+    plan, result = kernel.plan_kind('forwarding', [dict(scoped, isolate=True)])
+    assert result == [{'netns': None, 'ipv4': True, 'restrict_to': nets, 'isolate': True}]
+    # the scope is rewritten as a whole (in one transaction), the drops within each prefix first
+    assert [line for line in plan.actions if line.startswith('add rule')] == [
+        'add rule inet linuxnet_netns forward ip saddr %s ip daddr %s drop comment "linuxnet:fwd-isolate %s" in the '
+        'host' % (net, net, net) for net in nets] + [
+        'add rule inet linuxnet_netns forward ip %s %s accept comment "linuxnet:fwd-%s %s" in the host' % (
+            field, net, 'src' if field == 'saddr' else 'dst', net) for net in nets for field in ('saddr', 'daddr')] + [
+        'add rule inet linuxnet_netns forward drop comment "linuxnet:fwd-drop" in the host']
+    assert len([op for op in plan.ops if op.stage == P.NFT]) == 1
+    diff = plan.diff()
+    assert diff['after']['forward filter (host)']['chains']['forward']['rules'][:2] == [
+        'ip saddr %s ip daddr %s drop comment "linuxnet:fwd-isolate %s"' % (net, net, net) for net in nets]
+    assert 'isolate' not in str(diff['before'])
+    # isolated already: nothing to do; isolate false (the default) takes the drops out again
+    kernel = FakeKernel()
+    kernel.ns(None).proc.update({PATH4: True})
+    kernel.forward_scope(None, nets, isolate=True)
+    unchanged(kernel.plan_kind('forwarding', [dict(scoped, isolate=True)])[0])
+    plan, _result = kernel.plan_kind('forwarding', [scoped])
+    assert not any('isolate' in line for line in plan.actions if line.startswith('add rule'))
+    assert 'isolate' not in str(plan.diff()['after']) and 'fwd-isolate 10.200.7.0/24' in str(plan.diff()['before'])
+    # forwarding settings without restrict_to leave the scope alone, isolation included
+    unchanged(kernel.plan_kind('forwarding', [{'ipv4': True}])[0])
+    # and restrict_to: [] takes it all out, with the table
+    plan, _result = kernel.plan_kind('forwarding', [{'restrict_to': []}])
+    assert plan.actions[-1] == 'delete table inet linuxnet_netns (no rules left in it) in the host'
+
+
+def test_forwarding_isolate_needs_restrict_to():
+    for spec, problem in (({'ipv4': True, 'isolate': True}, 'not set'),
+                          ({'ipv4': True, 'restrict_to': [], 'isolate': True}, 'empty')):
+        with pytest.raises(ValidationError, match=r"forwarding\[0\].isolate=True isolates the prefixes of "
+                                                  r"restrict_to, and restrict_to is %s; list the prefixes" % problem):
+            FakeKernel().plan_network(forwarding=[spec])
 
 
 def test_forwarding_persist_file_diff():
