@@ -15,7 +15,8 @@ description:
   - Creates a Linux bridge (like Docker's C(docker0)) on the host or in a namespace, with its
     addresses (the gateway of the namespaces behind it), MTU and up state.
   - Ports are attached from the other side, with the O(linuxnet.netns.veth#module:master) option
-    of M(linuxnet.netns.veth).
+    of M(linuxnet.netns.veth). Keeping the namespaces behind a bridge apart is a setting of each port,
+    as the kernel keeps it (O(linuxnet.netns.veth#module:isolated)).
   - An existing interface of that name that is not a bridge is an error unless O(replace=true);
     O(state=absent) never deletes an interface that is not a bridge.
   - Every bridge the module creates carries the alias C(linuxnet.netns).

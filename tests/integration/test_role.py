@@ -257,3 +257,38 @@ def test_refuses_a_subnet_overlapping_a_route(make_host):
     assert out.returncode != 0 and recap['failed'] == 1
     assert 'overlaps the route 10.200.0.0/16 via 192.0.2.1 dev up0' in out.stdout, out.stdout
     assert host.netns() == [] and 'lnbr0' not in host.links()
+
+
+@pytest.mark.parametrize('mode, addresses, gateways', [
+    ('bridge', ('10.200.77.2', '10.200.77.3'), ('10.200.77.1', '10.200.77.1')),
+    ('p2p', ('10.200.77.2', '10.200.77.6'), ('10.200.77.1', '10.200.77.5')),
+])
+def test_isolate_keeps_the_roles_namespaces_apart(make_host, mode, addresses, gateways):
+    """bridge_network_isolate: the namespaces cannot reach each other (bridge mode: isolated bridge
+    ports; p2p mode: the safe router's forward chain), but each reaches its gateway and the internet;
+    false turns it off again, as check mode predicts."""
+    host = make_host()
+    base = ('-e', 'bridge_network_mode=%s' % mode, '-e', 'bridge_network_namespaces=2',
+            '-e', 'bridge_network_subnet=10.200.77.0/24')
+    isolated = base + ('-e', 'bridge_network_isolate=true')
+    out, recap = host.playbook('site.yml', *isolated)
+    assert recap['changed'] == 1, out.stdout
+    assert not host.ping('lnns1', addresses[1]) and not host.ping('lnns2', addresses[0])
+    for ns, gateway in zip(('lnns1', 'lnns2'), gateways):
+        assert host.ping(ns, gateway) and host.ping(ns, INTERNET), ns
+    out, recap = host.playbook('site.yml', *isolated)
+    assert recap['changed'] == 0, out.stdout
+
+    plain = base + ('-e', 'bridge_network_isolate=false')
+    out, recap = host.playbook('site.yml', *plain, '--check', '--diff')
+    assert recap['changed'] == 1 and ('"isolated": true' if mode == 'bridge' else 'fwd-isolate') in out.stdout, out.stdout
+    assert not host.ping('lnns1', addresses[1])
+    out, recap = host.playbook('site.yml', *plain)
+    assert recap['changed'] == 1, out.stdout
+    assert host.ping('lnns1', addresses[1]) and host.ping('lnns2', addresses[0])
+    out, recap = host.playbook('site.yml', *plain)
+    assert recap['changed'] == 0, out.stdout
+
+    host.playbook('site.yml', *isolated)
+    host.playbook('teardown.yml', '-e', 'bridge_network_subnet=10.200.77.0/24')
+    assert_nothing_left(host)
