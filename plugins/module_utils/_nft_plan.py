@@ -130,7 +130,7 @@ class AddRule(Change):
 
     def messages(self):
         spec = self.spec
-        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
+        return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
             ('NFTA_RULE_TABLE', TABLE),
             ('NFTA_RULE_CHAIN', spec.chain),
             ('NFTA_RULE_EXPRESSIONS', spec.expressions()),
@@ -156,7 +156,7 @@ class DeleteRule(Change):
             TABLE, rule.chain, rule.handle, rule.comment or 'no comment', self.REASONS[reason])
 
     def messages(self):
-        return [(N.nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
+        return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
                                                           ('NFTA_RULE_CHAIN', self.rule.chain),
                                                           ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
@@ -302,7 +302,7 @@ class InsertForeignRule(Change):
         self.text = 'insert rule %s %s %s %s' % (NFPROTO_NAMES[self.family], self.table, self.chain, spec.text)
 
     def messages(self):
-        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE, [
+        return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE, [
             ('NFTA_RULE_TABLE', self.table), ('NFTA_RULE_CHAIN', self.chain),
             ('NFTA_RULE_EXPRESSIONS', self.spec.expressions()),
             ('NFTA_RULE_USERDATA', comment_userdata(self.spec.comment))])]
@@ -318,7 +318,7 @@ class DeleteForeignRule(Change):
             NFPROTO_NAMES[self.family], self.table, self.chain, rule.handle, rule.comment)
 
     def messages(self):
-        return [(N.nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
+        return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
                                                           ('NFTA_RULE_CHAIN', self.chain),
                                                           ('NFTA_RULE_HANDLE', self.rule.handle)])]
 

@@ -57,8 +57,6 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     cmp_expression,
     cmp_item,
     expression,
-    fib_result_attr,
-    nat_flags_attr,
     value_data,
 )
 
@@ -206,7 +204,7 @@ class MatchLocal(Term):
 
     def expressions(self):
         return [expression('fib', [('NFTA_FIB_DREG', NFT_REG_1),
-                                   ('NFTA_FIB_RESULT', fib_result_attr(self._RESULT)),
+                                   ('NFTA_FIB_RESULT', self._RESULT),
                                    ('NFTA_FIB_FLAGS', NFTA_FIB_F_DADDR)]),
                 cmp_expression(NFT_CMP_EQ, struct.pack('=I', RTN_LOCAL))]
 
@@ -295,7 +293,7 @@ class Dnat(Term):
                                          ('NFTA_IMMEDIATE_DATA', value_data(struct.pack('>H', self.port)))]),
                 expression('nat', [('NFTA_NAT_TYPE', NFT_NAT_DNAT), ('NFTA_NAT_FAMILY', self.nfproto),
                                    ('NFTA_NAT_REG_ADDR_MIN', NFT_REG_1), ('NFTA_NAT_REG_PROTO_MIN', NFT_REG_2),
-                                   ('NFTA_NAT_FLAGS', nat_flags_attr(NF_NAT_RANGE_PROTO_SPECIFIED))])]
+                                   ('NFTA_NAT_FLAGS', NF_NAT_RANGE_PROTO_SPECIFIED)])]
 
     def canonical(self):
         # the kernel adds MAP_IPS to the flags of a NAT given an address register
