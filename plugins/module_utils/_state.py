@@ -290,6 +290,17 @@ def existing(session, ns, indexes):
     return set(index for index, answer in zip(indexes, answers) if answer is not None)
 
 
+def link_named(session, ns, name):
+    """One interface (a Link), looked up by name in the kernel (no dump)."""
+    return C.Link(session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.link_by_name(name), flags=0)[0])
+
+
+def link_at(session, ns, index):
+    """One interface (a Link) by index, or None when there is none."""
+    answer = session.rtnl(ns).get_many([(C.RTM_GETLINK, C.link_by_index(index))])[0]
+    return C.Link(answer) if answer is not None else None
+
+
 def link_index(session, ns, name):
     """The index of one interface, looked up by name in the kernel (no dump)."""
     reply = session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.link_by_name(name), flags=0)

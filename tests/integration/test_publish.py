@@ -146,7 +146,7 @@ def test_published_tcp_and_udp_reach_their_services_from_everywhere(host, net, s
     # not opted in: 127.0.0.1 stays the host's own (nothing listens there)
     assert ask(host.name, 'tcp', '127.0.0.1', 8080).startswith('ERROR')
     again = host.ok('port_publish', args)
-    assert not again['changed'] and again['actions'] == []
+    assert not again['changed'] and again['actions'] == [], again['actions']
     info = host.ok('netns_info', {})
     assert sorted((p['protocol'], p['host_port'], p['target'], p['target_port']) for p in info['host']['published']) == [
         ('tcp', 8080, '172.30.0.11', 80), ('udp', 5353, '172.30.0.12', 53)]
