@@ -136,7 +136,11 @@ class Host(object):
         argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')] + list(inventory)
         if forks:
             argv += ['--forks', str(forks)]
-        argv += ['-e', json.dumps(extra_vars), playbook]
+        # from a file: a thousand published ports' items outgrow one argument (MAX_ARG_STRLEN, 128 KiB)
+        extra = os.path.join(self.tmp, 'extra%d.json' % self.runs)
+        with open(extra, 'w') as handle:
+            json.dump(extra_vars, handle)
+        argv += ['-e', '@' + extra, playbook]
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections,
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(BENCH, 'callback_plugins'),
                    ANSIBLE_CALLBACKS_ENABLED='linuxnet_bench', LINUXNET_BENCH_TIMINGS=timings,
