@@ -1,7 +1,8 @@
 """bench/run.py --smoke: the benchmark still runs end to end (role converge, re-run, teardown, the
 ip -batch floor, a tiny command loop, 20 published ports beside their nft -f floor) and writes its
 table and plot. Not a measurement: the real benchmark is `tests/sandbox.sh python3 bench/run.py`,
-outside the test suite. Runs only inside tests/sandbox.sh; the benchmark nests its own namespace, so nothing it makes reaches this sandbox.
+outside the test suite. Runs only inside tests/sandbox.sh; the benchmark nests its own namespace,
+so nothing it makes reaches this sandbox.
 """
 import json
 import os
