@@ -819,7 +819,8 @@ def plot(rows, path, title):
     ax.set_ylabel('seconds')
     ax.set_title('One host: time against N')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # a run of the published ports only draws no line here
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2)
     if fleet:
         ax = axes[0][1]
         for step, style, color in (('converge', 'o-', 'tab:blue'), ('re-run', '^-', 'tab:green'),
