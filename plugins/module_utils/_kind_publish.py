@@ -250,11 +250,19 @@ def _parse_port(args):
     return words[0], listen, port, target, tport, words[3:] == ['localhost']
 
 
+_PARSED = {}
+
+
 def parse_comment(word):
     """The parser of `linuxnet:WORD ...` comments (Kind.nft_comments)."""
     def parse(args, canonical=None):
         if word in PORT_WORDS:
-            return port_rules(*_parse_port(args))[word]
+            # a port's two rules come from one comment's worth of words: built once for both
+            key = args[:-len(' localhost')] if args.endswith(' localhost') else args
+            rules = _PARSED.get((key, args != key))
+            if rules is None:
+                rules = _PARSED[(key, args != key)] = port_rules(*_parse_port(args))
+            return rules[word]
         words = args.split(' ') if args else []
         if word == 'pub-fwd' and not words:
             return forward_rule()

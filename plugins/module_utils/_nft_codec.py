@@ -369,20 +369,29 @@ _RAW = frozenset(('NFTA_DATA_VALUE', 'NFTA_RULE_USERDATA'))
 _U8 = frozenset(('NFTA_CT_DIRECTION',))
 
 
+_numbers = {}
+
+
+def _attr_numbers():
+    if not _numbers:
+        _numbers.update(_load()['_ATTRS'])
+    return _numbers
+
+
 def raw_attrs(items):
     """Attributes [(name, value)] as nf_tables wants them: a number big-endian, text NUL-ended, a
-    dict {'attrs': [...]} nested, a list of such dicts (expressions) as list elements."""
-    numbers = _load()['_ATTRS']
+    dict {'attrs': [...]} nested, a list of such dicts (expressions) as list elements, and bytes as
+    they are (NFTA_RULE_EXPRESSIONS as bytes: list elements already encoded, see expressions_raw)."""
+    numbers = _numbers or _attr_numbers()
     out = []
     for name, value in items:
         number = numbers[name]
-        if isinstance(value, dict):
+        if isinstance(value, bytes):
+            out.append(nla(number | NLA_F_NESTED, value) if name == 'NFTA_RULE_EXPRESSIONS' else nla(number, value))
+        elif isinstance(value, dict):
             out.append(nla(number | NLA_F_NESTED, raw_attrs(value['attrs'])))
         elif isinstance(value, list):
-            out.append(nla(number | NLA_F_NESTED, b''.join(
-                nla(NFTA_LIST_ELEM | NLA_F_NESTED, raw_attrs(elem['attrs'])) for elem in value)))
-        elif isinstance(value, bytes):
-            out.append(nla(number, value))
+            out.append(nla(number | NLA_F_NESTED, expressions_raw(value)))
         elif isinstance(value, str):
             out.append(nla(number, value.encode('utf-8') + b'\0'))
         elif name in _HANDLES:
@@ -394,6 +403,11 @@ def raw_attrs(items):
     return b''.join(out)
 
 
+def expressions_raw(expressions):
+    """Expressions (as expression() makes them) as the list elements of NFTA_RULE_EXPRESSIONS."""
+    return b''.join(nla(NFTA_LIST_ELEM | NLA_F_NESTED, raw_attrs(elem['attrs'])) for elem in expressions)
+
+
 def rule_message(nft_msg, flags, attrs, family=NFPROTO_INET):
     """An nf_tables rule request (NEWRULE, DELRULE, GETRULE), encoded here."""
     return message(msg_type(nft_msg), flags, struct.pack('=BBH', family, 0, 0) + raw_attrs(attrs))
@@ -403,13 +417,21 @@ class RawAttrs(object):
     """Decoded attributes of a rule message or a part of one, read as pyroute2's get_attr() reads
     them - so that decode_expressions() takes either."""
 
-    __slots__ = ('found',)
+    __slots__ = ('found', 'values')
 
     def __init__(self, data, offset=0):
         self.found = attributes(data, offset)
+        self.values = {}
 
     def get_attr(self, name):
-        raw = self.found.get(_load()['_ATTRS'][name])
+        try:
+            return self.values[name]
+        except KeyError:
+            value = self.values[name] = self._decode(name)
+            return value
+
+    def _decode(self, name):
+        raw = self.found.get((_numbers or _attr_numbers())[name])
         if raw is None:
             return None
         if name in _NESTED:
@@ -425,15 +447,23 @@ class RawAttrs(object):
         return _BE32.unpack_from(raw)[0] if len(raw) >= 4 else None
 
 
+_ELEMENTS = {}  # element bytes -> RawAttrs: the rules of a big table share most of their expressions
+
+
 def elements(data):
     """The elements of a nested list attribute (NFTA_RULE_EXPRESSIONS), each as RawAttrs."""
     out = []
     offset, end = 0, len(data)
+    data = bytes(data)
     while offset + 4 <= end:
         length, _kind = struct.unpack_from('=HH', data, offset)
         if length < 4:
             break
-        out.append(RawAttrs(data[offset + 4:offset + length]))
+        chunk = data[offset + 4:offset + length]
+        found = _ELEMENTS.get(chunk)
+        if found is None:
+            found = _ELEMENTS[chunk] = RawAttrs(chunk)
+        out.append(found)
         offset += (length + 3) & ~3
     return out
 
@@ -441,9 +471,7 @@ def elements(data):
 def decode_rule(msg):
     """(table, chain, handle, comment, canonical expressions) of one dumped rule (whole message)."""
     attrs = RawAttrs(msg, 16 + 4)
-    found = attrs.found
-    numbers = _load()['_ATTRS']
-    exprs = found.get(numbers['NFTA_RULE_EXPRESSIONS'])
+    exprs = attrs.found.get(_attr_numbers()['NFTA_RULE_EXPRESSIONS'])
     return (attrs.get_attr('NFTA_RULE_TABLE'), attrs.get_attr('NFTA_RULE_CHAIN'), attrs.get_attr('NFTA_RULE_HANDLE'),
             parse_userdata(attrs.get_attr('NFTA_RULE_USERDATA')),
             decode_expressions(elements(exprs) if exprs is not None else ()))

@@ -133,7 +133,7 @@ class AddRule(Change):
         return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
             ('NFTA_RULE_TABLE', TABLE),
             ('NFTA_RULE_CHAIN', spec.chain),
-            ('NFTA_RULE_EXPRESSIONS', spec.expressions()),
+            ('NFTA_RULE_EXPRESSIONS', spec.raw()),
             ('NFTA_RULE_USERDATA', comment_userdata(spec.comment)),
         ])]
 
@@ -304,7 +304,7 @@ class InsertForeignRule(Change):
     def messages(self):
         return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE, [
             ('NFTA_RULE_TABLE', self.table), ('NFTA_RULE_CHAIN', self.chain),
-            ('NFTA_RULE_EXPRESSIONS', self.spec.expressions()),
+            ('NFTA_RULE_EXPRESSIONS', self.spec.raw()),
             ('NFTA_RULE_USERDATA', comment_userdata(self.spec.comment))])]
 
 

@@ -57,6 +57,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     cmp_expression,
     cmp_item,
     expression,
+    expressions_raw,
     value_data,
 )
 
@@ -78,6 +79,18 @@ class Term(object):
 
     def canonical(self):
         raise NotImplementedError
+
+    def raw(self):
+        """The term's expressions, encoded (_nft_codec.expressions_raw); the same term text
+        encodes the same way, so it is done once a run (a thousand ports share most of their terms)."""
+        key = (self.__class__.__name__, self.text, getattr(self, 'check_family', None))
+        found = _ENCODED.get(key)
+        if found is None:
+            found = _ENCODED[key] = expressions_raw(self.expressions())
+        return found
+
+
+_ENCODED = {}
 
 
 class MatchAddress(Term):
@@ -392,6 +405,10 @@ class RuleSpec(object):
 
     def expressions(self):
         return [expr for term in self.terms for expr in term.expressions()]
+
+    def raw(self):
+        """NFTA_RULE_EXPRESSIONS's content, encoded."""
+        return b''.join(term.raw() for term in self.terms)
 
     def __eq__(self, other):
         return isinstance(other, RuleSpec) and (self.chain, self.comment, self.canonical()) == (
