@@ -41,6 +41,14 @@ class Forward(object):
             self.restrict_to = [V.prefix(p, '%s.restrict_to[%d]' % (param, i), allow_default=False)
                                 for i, p in enumerate(spec['restrict_to'])]
             V.unique(self.restrict_to, str, param + '.restrict_to')
+        self.inbound = None
+        if spec.get('inbound_from') is not None:
+            if self.restrict_to is None:
+                fail(param + '.inbound_from', spec['inbound_from'], 'scopes what restrict_to lets in, but restrict_to '
+                     'is not given', 'give restrict_to (the managed prefixes) too')
+            self.inbound = [V.prefix(p, '%s.inbound_from[%d]' % (param, i), allow_default=False)
+                            for i, p in enumerate(spec['inbound_from'])]
+            V.unique(self.inbound, str, param + '.inbound_from')
         self.isolate = bool(spec.get('isolate'))
         if self.isolate and not self.restrict_to:
             fail(param + '.isolate', True, 'isolates the prefixes of restrict_to, and restrict_to is %s' % (
@@ -137,12 +145,16 @@ def plan_forward(plan, reader, specs):
             foreign = spec.accept_in_drop_policies and reader.exists(spec.ns)
             _nft_plan.schedule(plan, reader, spec.ns, _nft_plan.plan_router(
                 reader.nft(spec.ns), [str(p) for p in spec.restrict_to],
-                reader.foreign_forward(spec.ns) if foreign else None, spec.isolate), label='forward filter')
+                reader.foreign_forward(spec.ns) if foreign else None,
+                [str(p) for p in spec.inbound] if spec.inbound is not None else None, spec.isolate),
+                label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
         if spec.restrict_to is not None:
             result['restrict_to'] = [str(p) for p in spec.restrict_to]
             result['isolate'] = spec.isolate
+        if spec.inbound is not None:
+            result['inbound_from'] = [str(p) for p in spec.inbound]
         if spec.persist:
             content = render(spec.wanted)
             existing = reader.text_file(spec.persist_file)
@@ -168,6 +180,7 @@ OPTIONS = dict(
     ipv6=dict(type='bool'),
     restrict_to=dict(type='list', elements='str'),
     isolate=dict(type='bool', default=False),
+    inbound_from=dict(type='list', elements='str'),
     accept_in_drop_policies=dict(type='bool', default=True),
     persist=dict(type='bool', default=False),
     persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
@@ -178,4 +191,6 @@ KIND = Kind('sysctl_forward', 'forwarding', 'settings', None, OPTIONS, Forward, 
             nft_comments={'fwd-src': _nft_rules.parse_forward_comment('saddr'),
                           'fwd-dst': _nft_rules.parse_forward_comment('daddr'),
                           'fwd-drop': _nft_rules.parse_forward_drop_comment,
+                          'fwd-est': _nft_rules.parse_forward_replies_comment,
+                          'fwd-in': _nft_rules.parse_forward_inbound_comment,
                           'fwd-isolate': _nft_rules.parse_forward_isolate_comment})

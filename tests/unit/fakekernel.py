@@ -135,7 +135,7 @@ class FakeKernel(object):
         if nft.table is None:
             nft.genid, nft.table = 5, {'handle': 1, 'flags': 0, 'use': 1}
         nft.chains['forward'] = FORWARD
-        for spec in _nft_rules.forward_rules(prefixes, isolate):
+        for spec in _nft_rules.forward_rules(prefixes, isolate=isolate):
             nft.rules.append(_nft_state.RuleInfo('forward', 10 + len(nft.rules), spec.comment, spec.canonical(),
                                                  PARSERS))
 

@@ -327,8 +327,11 @@ def test_role_purge_match_is_what_the_network_module_accepts():
 
 # ---- forwarding: what the role gives linuxnet.netns.network's `forwarding` ---------------------------
 @pytest.mark.parametrize('state, safe_router, persist, disable, expected', [
-    ('present', True, False, False, [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24']}]),
-    ('present', True, True, True, [{'ipv4': True, 'persist': True, 'restrict_to': ['10.200.3.0/24']}]),
+    # closed to strangers by default (bridge_network_inbound): from the fleet, replies and published ports
+    ('present', True, False, False, [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24'],
+                                      'inbound_from': []}]),
+    ('present', True, True, True, [{'ipv4': True, 'persist': True, 'restrict_to': ['10.200.3.0/24'],
+                                    'inbound_from': []}]),
     ('present', False, 'yes', False, [{'ipv4': True, 'persist': True}]),
     ('present', 'false', 'false', False, [{'ipv4': True, 'persist': False}]),
     # absent: the scope goes; forwarding itself stays as it is unless asked
@@ -344,6 +347,18 @@ def test_forwarding(state, safe_router, persist, disable, expected):
         assert teardown(**args)['forwarding'] == expected
 
 
+def test_inbound_is_closed_to_all_but_the_fleet_and_the_allowed_prefixes():
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24'}
+    closed = plan(host_gw=True, subnets=fleet, underlays={'me': '192.0.2.11', 'b': '192.0.2.12'},
+                  inbound_from=['198.18.0.0/24'])['forwarding'][0]
+    assert closed['restrict_to'] == ['10.200.3.0/24', '10.200.40.0/24']
+    assert closed['inbound_from'] == ['192.0.2.11/32', '192.0.2.12/32', '198.18.0.0/24']
+    opened = plan(host_gw=True, subnets=fleet, inbound='open')['forwarding'][0]
+    assert 'inbound_from' not in opened and opened['restrict_to'] == ['10.200.3.0/24', '10.200.40.0/24']
+    assert 'inbound_from' not in plan(safe_router=False)['forwarding'][0]
+    assert 'inbound_from' not in teardown()['forwarding'][0]
+
+
 def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
     fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.200.5.0/24'}
     assert plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding'][0]['restrict_to'] == \
@@ -355,7 +370,8 @@ def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
 def test_isolate_in_bridge_mode_isolates_every_port():
     p = plan(isolate=True)
     assert [pair.get('isolated') for pair in p['pairs']] == [True, True, True]
-    assert p['errors'] == [] and p['forwarding'] == [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24']}]
+    # bridge ports are isolated on the bridge: the forward chain has nothing to add
+    assert p['errors'] == [] and p['forwarding'] == plan()['forwarding'] and 'isolate' not in p['forwarding'][0]
     # off (a string from -e as well): the module's default, not isolated
     for off in (False, 'false'):
         assert all('isolated' not in pair for pair in plan(isolate=off)['pairs'])
@@ -365,10 +381,11 @@ def test_isolate_in_bridge_mode_isolates_every_port():
 def test_isolate_in_p2p_mode_is_the_safe_routers_and_needs_it():
     p = plan(mode='p2p', isolate=True)
     assert p['errors'] == [] and all('isolated' not in pair for pair in p['pairs'])
-    assert p['forwarding'] == [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24'], 'isolate': True}]
+    assert p['forwarding'] == [dict(plan(mode='p2p')['forwarding'][0], isolate=True)]
+    assert p['forwarding'][0]['restrict_to'] == ['10.200.3.0/24']
     fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24'}
-    assert plan(mode='p2p', isolate=True, host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding'] == [
-        {'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24', '10.200.40.0/24'], 'isolate': True}]
+    forwarding = plan(mode='p2p', isolate=True, host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding']
+    assert forwarding[0]['restrict_to'] == ['10.200.3.0/24', '10.200.40.0/24'] and forwarding[0]['isolate'] is True
     refused = plan(mode='p2p', isolate=True, safe_router=False)
     assert refused['errors'] == [
         "bridge_network_isolate in p2p mode: the namespaces are kept apart by the safe router's forward rules, "
