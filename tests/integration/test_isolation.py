@@ -14,8 +14,9 @@ every re-run changes nothing. The host's uplink is test_network's `uplink` fixtu
 """
 import json
 
-from test_network import UPLINK, UPLINK_GW, bridge_network, ping, uplink  # noqa: F401 (uplink: a fixture)
-from test_publish import ask, services  # noqa: F401 (services: a fixture)
+# uplink and services are fixtures: pytest finds them by these names
+from test_network import UPLINK, UPLINK_GW, bridge_network, ping, uplink  # noqa: F401 pylint: disable=unused-import
+from test_publish import ask, services  # noqa: F401 pylint: disable=unused-import
 
 HOST_IP = UPLINK.split('/', maxsplit=1)[0]
 

@@ -402,8 +402,8 @@ DECODED_PORTS = [
 def check_port_decoded(port_attrs, hairpin, isolated):
     info = {'attrs': [('IFLA_INFO_KIND', 'veth'), ('IFLA_INFO_SLAVE_KIND', 'bridge'),
                       ('IFLA_INFO_SLAVE_DATA', {'attrs': port_attrs})]}
-    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, [('IFLA_IFNAME', 'vh7'), ('IFLA_MASTER', 3),
-                                                             ('IFLA_LINKINFO', info)])
+    attrs = [('IFLA_IFNAME', 'vh7'), ('IFLA_MASTER', 3), ('IFLA_LINKINFO', info)]
+    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, attrs)
     theirs = parsed('ifinfmsg', data).get_attr('IFLA_LINKINFO').get_attr('IFLA_INFO_SLAVE_DATA')
     ours = C.Link(payload(data))
     agree((ours.kind, ours.hairpin, ours.isolated), ('veth', bool(theirs.get_attr('IFLA_BRPORT_MODE')),
