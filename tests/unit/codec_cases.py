@@ -26,6 +26,8 @@ NSIDMSG = 'pyroute2.netlink.rtnl.nsidmsg:nsidmsg'
 NLMSGERR = 'pyroute2.netlink:nlmsgerr'
 NFT = 'pyroute2.netlink.nfnetlink.nftsocket'
 EXPR = NFT + ':nft_contains_expr.nft_expr'
+NFCT = 'pyroute2.netlink.nfnetlink.nfctsocket'
+CT_MSG = NFCT + ':nfct_msg'
 
 
 def lookup(path):
@@ -53,6 +55,11 @@ def nla_ids(cls):
 #   ('nla', 'module:Class', NAME)  an attribute id in a message class
 #   ('enum', 'module:obj', NAME)   a value of an enum pyroute2 decodes into names ({value: NAME})
 #   ('dict', 'module:obj', key)    a value in a dict of names
+#   ('flag', 'module:obj', NAME)   a flag whose bit number pyroute2 gives ({bit: NAME}, or NAME at
+#                                  position bit in a tuple): 1 << bit
+#   ('position', 'module:obj', NAME)  NAME's position in a tuple of names (an enum pyroute2 declares
+#                                  as flags, so that its numbers are only the positions)
+#   ('nfnl', 'module:SUBSYS', 'module:MSG')  an nfnetlink message type: SUBSYS << 8 | MSG
 CONSTANTS = [
     (C, 'NETLINK_ROUTE', 'pyroute2.netlink:NETLINK_ROUTE'),
     (C, 'NETLINK_NETFILTER', 'pyroute2.netlink:NETLINK_NETFILTER'),
@@ -114,6 +121,25 @@ CONSTANTS = [
     (C, 'RT_SCOPE_LINK', 'pyroute2.netlink.rtnl.rtmsg:RT_SCOPE_LINK'),
     (C, 'NETNSA_NSID', ('nla', NSIDMSG, 'NETNSA_NSID')),
     (C, 'NETNSA_FD', ('nla', NSIDMSG, 'NETNSA_FD')),
+    (C, 'NLA_F_NESTED', 'pyroute2.netlink:NLA_F_NESTED'),
+    (C, 'IFLA_INFO_SLAVE_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_KIND')),
+    (C, 'IFLA_INFO_SLAVE_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_DATA')),
+    # a bridge port's attributes in IFLA_INFO_SLAVE_DATA (check_derived: IFLA_PROTINFO's are the same)
+    (C, 'IFLA_BRPORT_MODE', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_MODE')),
+    (C, 'IPCTNL_MSG_CT_GET', ('nfnl', NFCT + ':NFNL_SUBSYS_CTNETLINK', NFCT + ':IPCTNL_MSG_CT_GET')),
+    (C, 'IPCTNL_MSG_CT_DELETE', ('nfnl', NFCT + ':NFNL_SUBSYS_CTNETLINK', NFCT + ':IPCTNL_MSG_CT_DELETE')),
+    (C, 'CTA_TUPLE_ORIG', ('nla', CT_MSG, 'CTA_TUPLE_ORIG')),
+    (C, 'CTA_ID', ('nla', CT_MSG, 'CTA_ID')),
+    (C, 'CTA_ZONE', ('nla', CT_MSG, 'CTA_ZONE')),
+    (C, 'CTA_FILTER', ('nla', CT_MSG, 'CTA_FILTER')),
+    (C, 'CTA_TUPLE_IP', ('nla', CT_MSG + '.cta_tuple', 'CTA_TUPLE_IP')),
+    (C, 'CTA_TUPLE_PROTO', ('nla', CT_MSG + '.cta_tuple', 'CTA_TUPLE_PROTO')),
+    (C, 'CTA_PROTO_NUM', ('nla', CT_MSG + '.cta_tuple.cta_proto', 'CTA_PROTO_NUM')),
+    (C, 'CTA_PROTO_SRC_PORT', ('nla', CT_MSG + '.cta_tuple.cta_proto', 'CTA_PROTO_SRC_PORT')),
+    (C, 'CTA_PROTO_DST_PORT', ('nla', CT_MSG + '.cta_tuple.cta_proto', 'CTA_PROTO_DST_PORT')),
+    (C, 'CTA_FILTER_ORIG_FLAGS', ('nla', CT_MSG + '.cta_filter', 'CTA_FILTER_ORIG_FLAGS')),
+    (C, 'CTA_FILTER_FLAG_PROTO_NUM', NFCT + ':FILTER_FLAG_CTA_PROTO_NUM'),
+    (C, 'CTA_FILTER_FLAG_PROTO_DST_PORT', NFCT + ':FILTER_FLAG_CTA_PROTO_DST_PORT'),
     (N, 'NFNL_SUBSYS_NFTABLES', 'pyroute2.netlink.nfnetlink:NFNL_SUBSYS_NFTABLES'),
     (N, 'NFT_MSG_NEWTABLE', NFT + ':NFT_MSG_NEWTABLE'),
     (N, 'NFT_MSG_GETTABLE', NFT + ':NFT_MSG_GETTABLE'),
@@ -136,6 +162,17 @@ CONSTANTS = [
     (N, 'NFT_BITWISE_BOOL', ('enum', EXPR + '.nft_bitwise.bitwise_op', 'NFT_BITWISE_BOOL')),
     (N, 'NF_DROP', ('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_DROP')),
     (N, 'NF_ACCEPT', ('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_ACCEPT')),
+    (N, 'NFT_REG_2', ('enum', EXPR + '.nft_cmp.regs', 'NFT_REG_2')),
+    (N, 'NFT_META_L4PROTO', ('enum', EXPR + '.nft_meta.meta_key', 'NFT_META_L4PROTO')),
+    (N, 'NFT_PAYLOAD_TRANSPORT_HEADER', ('enum', EXPR + '.nft_payload.base_type', 'NFT_PAYLOAD_TRANSPORT_HEADER')),
+    (N, 'NFT_CT_STATUS', ('enum', EXPR + '.nft_ct.keys', 'NFT_CT_STATUS')),
+    (N, 'IPS_DST_NAT', NFCT + ':IPS_DST_NAT'),
+    (N, 'NFTA_FIB_F_DADDR', ('flag', EXPR + '.nft_fib.fib_flags', 'NFTA_FIB_F_DADDR')),
+    (N, 'NFT_FIB_RESULT_ADDRTYPE', ('position', EXPR + '.nft_fib.fib_result', 'NFT_FIB_RESULT_ADDRTYPE')),
+    (N, 'RTN_LOCAL', ('dict', 'pyroute2.netlink.rtnl:rt_type', 'local')),
+    (N, 'NFT_NAT_DNAT', ('enum', EXPR + '.nft_nat.types', 'NFT_NAT_DNAT')),
+    (N, 'NF_NAT_RANGE_MAP_IPS', ('flag', EXPR + '.nft_nat.nat_range', 'NF_NAT_RANGE_MAP_IPS')),
+    (N, 'NF_NAT_RANGE_PROTO_SPECIFIED', ('flag', EXPR + '.nft_nat.nat_range', 'NF_NAT_RANGE_PROTO_SPECIFIED')),
     # declared by pyroute2 0.9 (nftsocket), not by 0.7.2: see OPTIONAL
     (N, 'NFPROTO_INET', NFT + ':NFPROTO_INET'),
     (N, 'NFPROTO_IPV4', NFT + ':NFPROTO_IPV4'),
@@ -156,6 +193,7 @@ KERNEL_ONLY = {
     'NFT_TABLE_F_DORMANT': 'netfilter/nf_tables.h',
     'NFTNL_UDATA_RULE_COMMENT': "libnftnl's udata.h (what nft writes for a rule's comment)",
     'RTPROT_LINUXNET': 'ours: a protocol number no registry uses (checked below against pyroute2)',
+    'CT_DUMP_BATCH': 'ours: conntrack deletes a sendmsg carries, not a kernel number',
 }
 
 
@@ -167,11 +205,17 @@ def reference(ref):
         except AttributeError:
             raise KeyError(ref)
     kind, path, key = ref
+    if kind == 'nfnl':
+        return (reference(path) << 8) | reference(key)
     obj = lookup(path)
     if kind == 'nla':
         return nla_ids(obj)[key]
     if kind == 'enum':
         return dict((name, num) for num, name in obj.ops.items())[key]
+    if kind in ('flag', 'position'):
+        names = obj.ops.items() if isinstance(obj.ops, dict) else enumerate(obj.ops)
+        bit = dict((name, num) for num, name in names)[key]
+        return 1 << bit if kind == 'flag' else bit
     return obj[key]
 
 
@@ -205,6 +249,7 @@ def check_derived():
     assert N.POLICIES == {reference(('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_DROP')): 'drop',
                           reference(('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_ACCEPT')): 'accept'}
     assert N.msg_type(N.NFT_MSG_NEWRULE) == (lookup('pyroute2.netlink.nfnetlink:NFNL_SUBSYS_NFTABLES') << 8) | 6
+    assert C.IFLA_BRPORT_MODE == reference(('nla', 'pyroute2.netlink.rtnl.ifinfmsg:protinfo_bridge', 'IFLA_BRPORT_MODE'))
 
 
 # --- structs ------------------------------------------------------------------------------------------
@@ -464,6 +509,113 @@ def check_error_decoded():
     assert C.HEADER.unpack_from(kernel, 20)[3] == 42
 
 
+def check_hairpin_info():
+    """Setting a bridge port's hairpin mode: IFLA_INFO_SLAVE_KIND bridge, IFLA_BRPORT_MODE in its data."""
+    for on in (True, False):
+        same(C.link_message(C.RTM_NEWLINK, 0, [C.hairpin_info(on)], index=5),
+             msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 5}, [('IFLA_LINKINFO', {'attrs': [
+                 ('IFLA_INFO_SLAVE_KIND', 'bridge'),
+                 ('IFLA_INFO_SLAVE_DATA', {'attrs': [('IFLA_BRPORT_MODE', 1 if on else 0)]})]})]))
+
+
+def _port_info(kind, slave_kind, slave_attrs):
+    attrs = [('IFLA_INFO_KIND', kind)] if kind else []
+    if slave_kind:
+        attrs.append(('IFLA_INFO_SLAVE_KIND', slave_kind))
+    if slave_attrs is not None:
+        attrs.append(('IFLA_INFO_SLAVE_DATA', {'attrs': slave_attrs}))
+    return [('IFLA_IFNAME', 'p0'), ('IFLA_MASTER', 3), ('IFLA_LINKINFO', {'attrs': attrs})]
+
+
+DECODED_PORTS = [
+    ('veth', 'bridge', [('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 1), ('IFLA_BRPORT_GUARD', 0)]),
+    ('veth', 'bridge', [('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 0)]),
+    (None, 'bridge', [('IFLA_BRPORT_MODE', 1)]),
+    ('veth', None, None),  # not a port of anything
+    ('dummy', 'bond', []),  # a bond's port: no hairpin to speak of
+]
+
+
+def check_port_decoded(kind, slave_kind, slave_attrs):
+    """Link.hairpin: a bridge port's IFLA_BRPORT_MODE as pyroute2 reads it; None for any other link."""
+    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 9}, _port_info(kind, slave_kind, slave_attrs))
+    info = parsed('ifinfmsg', data).get_attr('IFLA_LINKINFO')
+    slave = info.get_attr('IFLA_INFO_SLAVE_DATA')
+    theirs = None
+    if info.get_attr('IFLA_INFO_SLAVE_KIND') == 'bridge' and slave is not None:
+        theirs = bool(slave.get_attr('IFLA_BRPORT_MODE'))
+    link = C.Link(payload(data))
+    agree((link.kind, link.hairpin), (info.get_attr('IFLA_INFO_KIND'), theirs))
+
+
+CT_FILTER = C.CTA_FILTER_FLAG_PROTO_NUM | C.CTA_FILTER_FLAG_PROTO_DST_PORT
+
+
+def check_ct_dump_request():
+    """The conntrack dump of one protocol and destination port, as nfct_msg encodes it. pyroute2 drops
+    a flag given to an attribute nested two deep (its setvalue rebuilds the cells), so
+    CTA_TUPLE_PROTO's NLA_F_NESTED is put in by hand."""
+    for family, proto, port in ((socket.AF_INET, 17, 5353), (socket.AF_INET6, 6, 80)):
+        theirs = msg(CT_MSG, C.IPCTNL_MSG_CT_GET, C.NLM_F_DUMP, {'nfgen_family': family}, [
+            ('CTA_TUPLE_ORIG', {'attrs': [('CTA_TUPLE_PROTO', {'attrs': [
+                ('CTA_PROTO_NUM', proto), ('CTA_PROTO_DST_PORT', port)]})]}, C.NLA_F_NESTED),
+            ('CTA_FILTER', {'attrs': [('CTA_FILTER_ORIG_FLAGS', CT_FILTER)]})])
+        assert struct.unpack_from('=H', theirs, 26)[0] == C.CTA_TUPLE_PROTO
+        struct.pack_into('=H', theirs, 26, C.CTA_TUPLE_PROTO | C.NLA_F_NESTED)
+        same(C.message(C.IPCTNL_MSG_CT_GET, C.NLM_F_DUMP, C.ct_dump_request(family, proto, port)), theirs)
+
+
+def _ct_entry(family, proto, src, dst, sport, dport, ct_id=None, zone=None):
+    """A dumped conntrack entry as the kernel sends it (nests flagged), encoded by nfct_msg."""
+    v4 = family == socket.AF_INET
+    ips = [('CTA_IP_V4_SRC' if v4 else 'CTA_IP_V6_SRC', src), ('CTA_IP_V4_DST' if v4 else 'CTA_IP_V6_DST', dst)]
+    ports = [('CTA_PROTO_NUM', proto), ('CTA_PROTO_SRC_PORT', sport), ('CTA_PROTO_DST_PORT', dport)]
+    reply = [('CTA_IP_V4_SRC' if v4 else 'CTA_IP_V6_SRC', dst), ('CTA_IP_V4_DST' if v4 else 'CTA_IP_V6_DST', src)]
+    attrs = [('CTA_TUPLE_ORIG', {'attrs': [('CTA_TUPLE_IP', {'attrs': ips}), ('CTA_TUPLE_PROTO', {'attrs': ports})]},
+              C.NLA_F_NESTED),
+             ('CTA_TUPLE_REPLY', {'attrs': [('CTA_TUPLE_IP', {'attrs': reply}), ('CTA_TUPLE_PROTO', {'attrs': [
+                 ('CTA_PROTO_NUM', proto), ('CTA_PROTO_SRC_PORT', dport), ('CTA_PROTO_DST_PORT', sport)]})]},
+              C.NLA_F_NESTED),
+             ('CTA_STATUS', 8)]
+    if ct_id is not None:
+        attrs.append(('CTA_ID', ct_id))
+    if zone is not None:
+        attrs.append(('CTA_ZONE', zone))
+    return msg(CT_MSG, C.IPCTNL_MSG_CT_GET, C.NLM_F_MULTI, {'nfgen_family': family}, attrs)
+
+
+def _tuple(ct):
+    orig = ct.get_attr('CTA_TUPLE_ORIG')
+    ips, ports = orig.get_attr('CTA_TUPLE_IP'), orig.get_attr('CTA_TUPLE_PROTO')
+    return (ct['nfgen_family'], [(name, value) for name, value in ips['attrs']],
+            ports.get_attr('CTA_PROTO_NUM'), ports.get_attr('CTA_PROTO_SRC_PORT'), ports.get_attr('CTA_PROTO_DST_PORT'))
+
+
+def check_ct_matches():
+    """ct_matches picks the dumped entries of the family, protocol and destination port asked (a
+    kernel before 5.8 ignores CTA_FILTER and sends all), and deletes each by its own original tuple,
+    id and zone, which pyroute2 reads back as the entry's."""
+    v4, v6 = socket.AF_INET, socket.AF_INET6
+    dumped = [
+        _ct_entry(v4, 17, '10.0.0.5', '192.0.2.1', 40000, 5353, ct_id=77, zone=0),  # the one
+        _ct_entry(v4, 17, '10.0.0.5', '192.0.2.1', 40001, 5354, ct_id=78),  # another port
+        _ct_entry(v4, 6, '10.0.0.5', '192.0.2.1', 40002, 5353, ct_id=79),  # tcp
+        _ct_entry(v6, 17, 'fd00::5', 'fd00::1', 40003, 5353, ct_id=80),  # another family
+        _ct_entry(v4, 17, '10.0.0.6', '192.0.2.1', 40004, 5353, ct_id=81, zone=3),  # the second one
+    ]
+    found = C.ct_matches([payload(data) for data in dumped], v4, 17, 5353)
+    assert [what for what, _body in found] == ['conntrack entry 10.0.0.5:40000 -> 192.0.2.1:5353',
+                                               'conntrack entry 10.0.0.6:40004 -> 192.0.2.1:5353']
+    for (_what, body), data in zip(found, (dumped[0], dumped[4])):
+        entry, delete = parsed(CT_MSG, data), parsed(CT_MSG, C.message(C.IPCTNL_MSG_CT_DELETE, 0, body))
+        agree((_tuple(delete), delete.get_attr('CTA_ID'), delete.get_attr('CTA_ZONE')),
+              (_tuple(entry), entry.get_attr('CTA_ID'), entry.get_attr('CTA_ZONE')))
+        assert delete.get_attr('CTA_TUPLE_REPLY') is None and delete.get_attr('CTA_STATUS') is None
+    found6 = C.ct_matches([payload(data) for data in dumped], v6, 17, 5353)
+    assert [what for what, _body in found6] == ['conntrack entry fd00::5:40003 -> fd00::1:5353']
+    assert C.ct_matches([payload(data) for data in dumped], v4, 17, 53) == []
+
+
 def check_userdata():
     """A rule comment as libnftnl writes it (nft's own rules carry it), and back."""
     assert N.comment_userdata('ab') == b'\x00\x03ab\x00'
@@ -494,7 +646,9 @@ def _checks():
     checks += [Check('decode-address-%d' % i, check_address_decoded, *case) for i, case in enumerate(DECODED_ADDRESSES)]
     checks += [Check('decode-route-%d' % i, check_route_decoded, *case) for i, case in enumerate(DECODED_ROUTES)]
     checks += [Check('decode-nsid', check_nsid_decoded), Check('decode-error', check_error_decoded),
-               Check('userdata', check_userdata)]
+               Check('userdata', check_userdata), Check('encode-hairpin', check_hairpin_info),
+               Check('encode-ct-dump', check_ct_dump_request), Check('decode-ct-matches', check_ct_matches)]
+    checks += [Check('decode-port-%d' % i, check_port_decoded, *case) for i, case in enumerate(DECODED_PORTS)]
     return checks
 
 
