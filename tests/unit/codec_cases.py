@@ -5,7 +5,10 @@
   KERNEL_ONLY with the kernel header that does;
 - every struct packs what pyroute2's message fields pack;
 - every encoder produces, byte for byte, what pyroute2's `encode()` produces for the same message;
-- every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes.
+- every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes;
+- every nf_tables rule a published port writes, encoded by pyroute2 as _nft_apply sends it,
+  decodes (decode_expressions) to what its spec promises, on both pyroute2 versions, whose flag
+  encodings differ.
 
 Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and under Debian's
 python3 (pyroute2 0.7.2), where `python3 codec_cases.py` runs them all.
@@ -17,7 +20,11 @@ import struct
 import sys
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_publish as PUB
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_codec as N
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import RuleSpec, Term
 
 IFINFMSG = 'pyroute2.netlink.rtnl.ifinfmsg:ifinfmsg'
 RTMSG = 'pyroute2.netlink.rtnl.rtmsg:rtmsg'
@@ -622,6 +629,130 @@ def check_userdata():
     assert N.parse_userdata(N.comment_userdata('linuxnet:masq 10.0.0.0/24 eth0')) == 'linuxnet:masq 10.0.0.0/24 eth0'
 
 
+# --- published ports' rules: encoded by pyroute2 as _nft_apply sends them, decoded back --------------
+def _ip(text):
+    return ipaddress.ip_address(text)
+
+
+WILDCARD = {4: _ip('0.0.0.0'), 6: _ip('::')}
+
+# (name, port_rules arguments): every shape of rule the kind writes
+PUBLISHED = [
+    ('v4-any', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)),
+    ('v4-address-hairpin-udp', ('udp', _ip('192.0.2.10'), 5353, _ip('10.0.0.2'), 53, ipaddress.ip_network('10.0.0.0/24'))),
+    ('v4-any-hairpin-localhost', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80,
+                                  ipaddress.ip_network('10.0.0.0/24'), True)),
+    ('v4-loopback-localhost', ('tcp', _ip('127.0.0.1'), 8081, _ip('10.0.0.3'), 81, None, True)),
+    ('v6-any-hairpin', ('tcp', _ip('::'), 8080, _ip('fd00::2'), 80, ipaddress.ip_network('fd00::/64'))),
+    ('v6-address-udp', ('udp', _ip('2001:db8::1'), 5353, _ip('fd00:1::2'), 53)),
+]
+# (name, table family, target): the accepts in another table's forward-drop chain
+ALLOWED = [('ip', N.NFPROTO_IPV4, '10.0.0.2'), ('ip6', N.NFPROTO_IPV6, 'fd00::2'),
+           ('inet-v4', N.NFPROTO_INET, '10.0.0.2'), ('inet-v6', N.NFPROTO_INET, 'fd00::2')]
+FOREIGN_CHAIN = ('filter', 'FORWARD')
+
+
+def published_specs():
+    """[(check name, table family, RuleSpec)] of every rule in PUBLISHED and ALLOWED."""
+    specs = []
+    for name, args in PUBLISHED:
+        specs.extend(('%s-%s' % (name, word), N.NFPROTO_INET, spec) for word, spec in sorted(PUB.port_rules(*args).items()))
+    for name, family, target in ALLOWED:
+        for spec in PUB.allow_rules('tcp', WILDCARD[_ip(target).version], 8080, _ip(target), 80, family):
+            specs.append(('%s-%s' % (name, spec.key.split(' ')[0].split(':')[1]), family, spec))
+    return specs
+
+
+def as_kernel_reports(items):
+    """The canonical items of a rule as the kernel lists it: it adds NF_NAT_RANGE_MAP_IPS to the
+    flags of a NAT given an address register (nft_nat_init), which the canonical form expects."""
+    return tuple(item[:5] + (item[5] | N.NF_NAT_RANGE_MAP_IPS,) if item[0] == 'nat' else item for item in items)
+
+
+def sent(change):
+    """The NEWRULE message _nft_apply's batch carries for `change`, decoded by pyroute2."""
+    messages = _nft_apply.batch([change])
+    assert len(messages) == 3  # BEGIN, the rule, END
+    return C.decode(N.nft_rule_raw_msg, bytes(messages[1][0]))
+
+
+def check_published_round_trip(family, spec):
+    """A rule of a published port, encoded by pyroute2 exactly as _nft_apply sends it, decodes
+    (pyroute2's parser, then decode_expressions) to what the spec promises - but for the one
+    thing the kernel adds itself, NF_NAT_RANGE_MAP_IPS on a DNAT."""
+    if family == N.NFPROTO_INET:
+        change = _nft_plan.AddRule(spec)
+        table, chain = 'linuxnet_netns', spec.chain
+    else:
+        change = _nft_plan.InsertForeignRule((family,) + FOREIGN_CHAIN, spec)
+        table, chain = FOREIGN_CHAIN
+    rule = sent(change)
+    assert (rule['nfgen_family'], rule.get_attr('NFTA_RULE_TABLE'), rule.get_attr('NFTA_RULE_CHAIN')) == (
+        family, table, chain)
+    # at the head of its chain (no NLM_F_APPEND) exactly when the spec says so
+    append = bool(rule['header']['flags'] & C.NLM_F_APPEND)
+    assert append == (family == N.NFPROTO_INET and not spec.head), (spec, rule['header']['flags'])
+    assert N.parse_userdata(rule.get_attr('NFTA_RULE_USERDATA')) == spec.comment
+    decoded = N.decode_expressions(rule.get_attr('NFTA_RULE_EXPRESSIONS'))
+    canonical = spec.canonical()
+    assert not any(item[0] == 'unknown' for item in decoded), decoded
+    agree(as_kernel_reports(decoded), canonical)
+    # what differs before the kernel's addition is that flag of the DNAT, and nothing else
+    differ = [(ours, back) for ours, back in zip(canonical, decoded) if ours != back]
+    if any(item[0] == 'nat' for item in canonical):
+        assert len(differ) == 1 and differ[0][0][5] == differ[0][1][5] | N.NF_NAT_RANGE_MAP_IPS, differ
+        assert not differ[0][1][5] & N.NF_NAT_RANGE_MAP_IPS
+    else:
+        assert differ == []
+
+
+class Raw(Term):
+    """Expressions as given (what another tool may have written under one of our comments)."""
+
+    text = 'raw'
+
+    def __init__(self, expressions):
+        self.given = expressions
+
+    def expressions(self):
+        return self.given
+
+
+def decoded_as_sent(expressions):
+    """decode_expressions of a rule of `expressions`, encoded and parsed by pyroute2."""
+    spec = RuleSpec('prerouting', 'linuxnet:pub tcp 0.0.0.0:8080 10.0.0.2:80', [Raw(expressions)])
+    return N.decode_expressions(sent(_nft_plan.AddRule(spec)).get_attr('NFTA_RULE_EXPRESSIONS'))
+
+
+def _data(expression):
+    """The attributes of an expression as _nft_codec.expression() takes them."""
+    return list(expression['attrs'][1][1]['attrs'])
+
+
+def check_published_lookalikes():
+    """Rules that look like a published port but are not one decode to something never equal to
+    its spec: a NAT to a port range ('unknown'), a NAT whose address no immediate loaded
+    ('unknown'), a ct match with a direction (the direction stays in the item's source)."""
+    rules = PUB.port_rules('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)
+    exprs = rules['pub'].expressions()
+    nat = _data(exprs[-1])
+    ranged = exprs[:-1] + [N.expression('nat', nat + [('NFTA_NAT_REG_PROTO_MAX', N.NFT_REG_1)])]
+    decoded = decoded_as_sent(ranged)
+    assert decoded[-1] == ('unknown', 'nat'), decoded
+    assert as_kernel_reports(decoded) != rules['pub'].canonical()
+    # the address register was not loaded by an immediate (the immediate of the port only)
+    unloaded = exprs[:-3] + [exprs[-2], N.expression('nat', [
+        ('NFTA_NAT_REG_ADDR_MIN', 3) if name == 'NFTA_NAT_REG_ADDR_MIN' else (name, value) for name, value in nat])]
+    decoded = decoded_as_sent(unloaded)
+    assert decoded[-1] == ('unknown', 'nat'), decoded
+    exprs = rules['pub-fwd-in'].expressions()
+    at = next(i for i, expr in enumerate(exprs) if expr['attrs'][0][1] == 'ct')
+    directed = exprs[:at] + [N.expression('ct', _data(exprs[at]) + [('NFTA_CT_DIRECTION', 0)])] + exprs[at + 1:]
+    decoded = decoded_as_sent(directed)
+    assert ('cmp', ('ct', N.NFT_CT_STATUS, 0)) in [item[:2] for item in decoded], decoded
+    assert decoded != rules['pub-fwd-in'].canonical()
+
+
 class Check(object):
     def __init__(self, name, func, *args):
         self.name = name
@@ -649,6 +780,9 @@ def _checks():
                Check('userdata', check_userdata), Check('encode-hairpin', check_hairpin_info),
                Check('encode-ct-dump', check_ct_dump_request), Check('decode-ct-matches', check_ct_matches)]
     checks += [Check('decode-port-%d' % i, check_port_decoded, *case) for i, case in enumerate(DECODED_PORTS)]
+    checks += [Check('nft-publish-%s' % name, check_published_round_trip, family, spec)
+               for name, family, spec in published_specs()]
+    checks += [Check('nft-publish-lookalikes', check_published_lookalikes)]
     return checks
 
 
