@@ -594,7 +594,8 @@ def _ct_entry(family, proto, src, dst, sport, dport, ct_id=None, zone=None):
 def _tuple(ct):
     orig = ct.get_attr('CTA_TUPLE_ORIG')
     ips, ports = orig.get_attr('CTA_TUPLE_IP'), orig.get_attr('CTA_TUPLE_PROTO')
-    return (ct['nfgen_family'], [(name, value) for name, value in ips['attrs']],
+    names = ('CTA_IP_V4_SRC', 'CTA_IP_V4_DST', 'CTA_IP_V6_SRC', 'CTA_IP_V6_DST')
+    return (ct['nfgen_family'], [(name, ips.get_attr(name)) for name in names if ips.get_attr(name) is not None],
             ports.get_attr('CTA_PROTO_NUM'), ports.get_attr('CTA_PROTO_SRC_PORT'), ports.get_attr('CTA_PROTO_DST_PORT'))
 
 

@@ -506,7 +506,9 @@ def test_with_the_safe_router_one_transaction_and_its_forward_chain_keeps_our_ac
         'linuxnet:pub-fwd-out', 'linuxnet:pub-fwd-in', 'linuxnet:fwd-src', 'linuxnet:fwd-dst', 'linuxnet:fwd-drop']
     unchanged(kernel.plan_network(**declared)[0])
     # the scope changes: its rules are rewritten behind ours, which stay
-    plan, _reader = kernel.plan_network(**dict(declared, forwarding=[{'ipv4': True, 'restrict_to': ['10.0.0.0/16']}]))
+    wider = dict(declared)
+    wider['forwarding'] = [{'ipv4': True, 'restrict_to': ['10.0.0.0/16']}]
+    plan, _reader = kernel.plan_network(**wider)
     assert changes(plan) and not any('pub-' in comment for _what, comment in changes(plan))
 
 
