@@ -108,7 +108,7 @@ def report_nat(reader, views, query, result):
     for ns in views if query.nat else ():
         for rule in reader.nft(ns).rules:
             entry = {'netns': ns, 'chain': rule.chain, 'rule': rule.text, 'verified': rule.verified}
-            if rule.spec is not None and rule.chain == 'postrouting':
+            if rule.spec is not None and rule.chain == 'postrouting' and rule.key.startswith('linuxnet:masq '):
                 _kind, source, oif = rule.spec.key.split(' ')
                 entry.update(source=source, out_interface=oif, exclude_destinations=[
                     str(term.network) for term in rule.spec.terms
@@ -118,4 +118,5 @@ def report_nat(reader, views, query, result):
 
 KIND = Kind('nat_masquerade', 'masquerade', 'rules', 'source', OPTIONS, MasqRule, plan_masquerade, order=50,
             phrase='a MASQUERADE rule', purge=purge_masquerade, select='prefix', report=report_nat,
+            purge_doc='Prefixes; a MASQUERADE rule is purged when its source lies inside one of them.',
             nft_comments={'masq': _nft_rules.parse_masq_comment})

@@ -10,8 +10,9 @@
   decodes (decode_expressions) to what its spec promises, on both pyroute2 versions, whose flag
   encodings differ.
 
-Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and under Debian's
-python3 (pyroute2 0.7.2), where `python3 codec_cases.py` runs them all.
+Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and, through
+each_python.py, in a fresh interpreter of each Python (pip's pyroute2, Debian's 0.7.2);
+`python3 codec_cases.py` runs them all.
 """
 import importlib
 import ipaddress
@@ -802,15 +803,21 @@ def _checks():
 CHECKS = _checks()
 
 
-def main():
+def outcome():
+    """'ok N' when every check passes, else one line per failed check."""
     failed = []
     for check in CHECKS:
         try:
             check()
         except Exception as exc:  # every failure, not just the first
             failed.append('%s: %s: %s' % (check.name, type(exc).__name__, exc))
-    print('\n'.join(failed) if failed else 'ok %d' % len(CHECKS))
-    return 1 if failed else 0
+    return '\n'.join(failed) if failed else 'ok %d' % len(CHECKS)
+
+
+def main():
+    text = outcome()
+    print(text)
+    return 0 if text == 'ok %d' % len(CHECKS) else 1
 
 
 if __name__ == '__main__':
