@@ -6,9 +6,8 @@
 - every struct packs what pyroute2's message fields pack;
 - every encoder produces, byte for byte, what pyroute2's `encode()` produces for the same message;
 - every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes;
-- every nf_tables rule a published port writes, encoded by pyroute2 as _nft_apply sends it,
-  decodes (decode_expressions) to what its spec promises, on both pyroute2 versions, whose flag
-  encodings differ.
+- every shape of nf_tables rule a published port writes, encoded by the engine as _nft_apply
+  sends it, reads back (pyroute2's parser, and the engine's own decoder) as what its spec promises.
 
 Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and, through
 each_python.py, in a fresh interpreter of each Python (pip's pyroute2, Debian's 0.7.2);
@@ -174,6 +173,9 @@ CONSTANTS = [
     (N, 'NFT_META_L4PROTO', ('enum', EXPR + '.nft_meta.meta_key', 'NFT_META_L4PROTO')),
     (N, 'NFT_PAYLOAD_TRANSPORT_HEADER', ('enum', EXPR + '.nft_payload.base_type', 'NFT_PAYLOAD_TRANSPORT_HEADER')),
     (N, 'NFT_CT_STATUS', ('enum', EXPR + '.nft_ct.keys', 'NFT_CT_STATUS')),
+    (N, 'NFT_CT_STATE', ('enum', EXPR + '.nft_ct.keys', 'NFT_CT_STATE')),
+    # enum nft_list_attributes, which pyroute2 declares for a set's concatenation only
+    (N, 'NFTA_LIST_ELEM', ('nla', NFT + ':nft_set_msg.set_desc.list_elem', 'NFTA_LIST_ELEM')),
     (N, 'IPS_DST_NAT', NFCT + ':IPS_DST_NAT'),
     (N, 'NFTA_FIB_F_DADDR', ('flag', EXPR + '.nft_fib.fib_flags', 'NFTA_FIB_F_DADDR')),
     (N, 'NFT_FIB_RESULT_ADDRTYPE', ('position', EXPR + '.nft_fib.fib_result', 'NFT_FIB_RESULT_ADDRTYPE')),
@@ -202,6 +204,8 @@ KERNEL_ONLY = {
     'NFTNL_UDATA_RULE_COMMENT': "libnftnl's udata.h (what nft writes for a rule's comment)",
     'RTPROT_LINUXNET': 'ours: a protocol number no registry uses (checked below against pyroute2)',
     'CT_DUMP_BATCH': 'ours: conntrack deletes a sendmsg carries, not a kernel number',
+    'NF_CT_STATE_ESTABLISHED': 'netfilter/nf_conntrack_common.h (NF_CT_STATE_BIT(IP_CT_ESTABLISHED))',
+    'NF_CT_STATE_RELATED': 'netfilter/nf_conntrack_common.h (NF_CT_STATE_BIT(IP_CT_RELATED))',
 }
 
 
@@ -631,44 +635,47 @@ def check_userdata():
     assert N.parse_userdata(N.comment_userdata('linuxnet:masq 10.0.0.0/24 eth0')) == 'linuxnet:masq 10.0.0.0/24 eth0'
 
 
-# --- published ports' rules: encoded by pyroute2 as _nft_apply sends them, decoded back --------------
+# --- published ports' rules: encoded as _nft_apply sends them, decoded by pyroute2 and by the engine ------
 def _ip(text):
     return ipaddress.ip_address(text)
 
 
-WILDCARD = {4: _ip('0.0.0.0'), 6: _ip('::')}
-
-# (name, port_rules arguments): every shape of rule the kind writes
+# (name, port_rules arguments): every shape of a port's own rules
 PUBLISHED = [
     ('v4-any', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)),
-    ('v4-address-hairpin-udp', ('udp', _ip('192.0.2.10'), 5353, _ip('10.0.0.2'), 53, ipaddress.ip_network('10.0.0.0/24'))),
-    ('v4-any-hairpin-localhost', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80,
-                                  ipaddress.ip_network('10.0.0.0/24'), True)),
-    ('v4-loopback-localhost', ('tcp', _ip('127.0.0.1'), 8081, _ip('10.0.0.3'), 81, None, True)),
-    ('v6-any-hairpin', ('tcp', _ip('::'), 8080, _ip('fd00::2'), 80, ipaddress.ip_network('fd00::/64'))),
+    ('v4-address-udp', ('udp', _ip('192.0.2.10'), 5353, _ip('10.0.0.2'), 53)),
+    ('v4-any-localhost', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80, True)),
+    ('v4-loopback-localhost', ('tcp', _ip('127.0.0.1'), 8081, _ip('10.0.0.3'), 81, True)),
+    ('v6-any', ('tcp', _ip('::'), 8080, _ip('fd00::2'), 80)),
     ('v6-address-udp', ('udp', _ip('2001:db8::1'), 5353, _ip('fd00:1::2'), 53)),
 ]
-# (name, table family, target): the accepts in another table's forward-drop chain
-ALLOWED = [('ip', N.NFPROTO_IPV4, '10.0.0.2'), ('ip6', N.NFPROTO_IPV6, 'fd00::2'),
-           ('inet-v4', N.NFPROTO_INET, '10.0.0.2'), ('inet-v6', N.NFPROTO_INET, 'fd00::2')]
+# the rules the ports of a namespace share
+SHARED = [
+    ('hairpin-v4', PUB.hairpin_rule(_ip('10.0.0.2'), ipaddress.ip_network('10.0.0.0/24'))),
+    ('hairpin-v6', PUB.hairpin_rule(_ip('fd00::2'), ipaddress.ip_network('fd00::/64'))),
+    ('localhost', PUB.localhost_rule(_ip('10.0.0.2'))),
+    ('forward', PUB.forward_rule()),
+]
+# the accept in another table's forward-drop chain (Docker's), in a table of each family
+FOREIGN = [('ip', N.NFPROTO_IPV4), ('ip6', N.NFPROTO_IPV6), ('inet', N.NFPROTO_INET)]
 FOREIGN_CHAIN = ('filter', 'FORWARD')
 
 
 def _shape(family, spec):
     """What sets a rule's encoding apart from another's: its table, place and expressions with the
-    values left out (pyroute2 encodes a rule in some 5 ms: each shape is checked once)."""
+    values left out (each shape is checked once)."""
     items = tuple(item[:3] + (len(item[3]),) if item[0] == 'cmp' else item[:3] for item in spec.canonical())
     return family, spec.chain, spec.head, items
 
 
 def published_specs():
-    """[(check name, table family, RuleSpec)] of every shape of rule in PUBLISHED and ALLOWED."""
+    """[(check name, table family or None for our table, RuleSpec)] of every shape of rule a
+    published port writes."""
     specs = []
     for name, args in PUBLISHED:
-        specs.extend(('%s-%s' % (name, word), N.NFPROTO_INET, spec) for word, spec in sorted(PUB.port_rules(*args).items()))
-    for name, family, target in ALLOWED:
-        for spec in PUB.allow_rules('tcp', WILDCARD[_ip(target).version], 8080, _ip(target), 80, family):
-            specs.append(('%s-%s' % (name, spec.key.split(' ')[0].split(':')[1]), family, spec))
+        specs.extend(('%s-%s' % (name, word), None, spec) for word, spec in sorted(PUB.port_rules(*args).items()))
+    specs.extend((name, None, spec) for name, spec in SHARED)
+    specs.extend(('allow-%s' % name, family, PUB.forward_rule(PUB.FOREIGN_KEY)) for name, family in FOREIGN)
     shapes, distinct = set(), []
     for name, family, spec in specs:
         if _shape(family, spec) not in shapes:
@@ -684,30 +691,41 @@ def as_kernel_reports(items):
 
 
 def sent(change):
-    """The NEWRULE message _nft_apply's batch carries for `change`, decoded by pyroute2."""
+    """The NEWRULE message _nft_apply's batch carries for `change`: its bytes, and pyroute2's reading."""
     messages = _nft_apply.batch([change])
     assert len(messages) == 3  # BEGIN, the rule, END
-    return C.decode(N.nft_rule_raw_msg, bytes(messages[1][0]))
+    data = bytes(messages[1][0])
+    return data, C.decode(N.nft_rule_raw_msg, data)
+
+
+def read_back(data, rule):
+    """decode_expressions of pyroute2's reading of a rule message; the engine's own decoder
+    (decode_rule, what _nft_state reads dumps with) must read the same."""
+    decoded = N.decode_expressions(rule.get_attr('NFTA_RULE_EXPRESSIONS'))
+    agree(N.decode_rule(data), (rule.get_attr('NFTA_RULE_TABLE'), rule.get_attr('NFTA_RULE_CHAIN'),
+                                rule.get_attr('NFTA_RULE_HANDLE'), N.parse_userdata(rule.get_attr('NFTA_RULE_USERDATA')),
+                                decoded))
+    return decoded
 
 
 def check_published_round_trip(family, spec):
-    """A rule of a published port, encoded by pyroute2 exactly as _nft_apply sends it, decodes
-    (pyroute2's parser, then decode_expressions) to what the spec promises - but for the one
-    thing the kernel adds itself, NF_NAT_RANGE_MAP_IPS on a DNAT."""
-    if family == N.NFPROTO_INET:
+    """A rule of a published port, encoded by the engine exactly as _nft_apply sends it, reads back
+    (pyroute2's parser, then decode_expressions; and the engine's decode_rule) as what the spec
+    promises - but for the one thing the kernel adds itself, NF_NAT_RANGE_MAP_IPS on a DNAT."""
+    if family is None:
         change = _nft_plan.AddRule(spec)
-        table, chain = 'linuxnet_netns', spec.chain
+        family, table, chain = N.NFPROTO_INET, 'linuxnet_netns', spec.chain
     else:
         change = _nft_plan.InsertForeignRule((family,) + FOREIGN_CHAIN, spec)
         table, chain = FOREIGN_CHAIN
-    rule = sent(change)
+    data, rule = sent(change)
     assert (rule['nfgen_family'], rule.get_attr('NFTA_RULE_TABLE'), rule.get_attr('NFTA_RULE_CHAIN')) == (
         family, table, chain)
     # at the head of its chain (no NLM_F_APPEND) exactly when the spec says so
     append = bool(rule['header']['flags'] & C.NLM_F_APPEND)
-    assert append == (family == N.NFPROTO_INET and not spec.head), (spec, rule['header']['flags'])
+    assert append == (isinstance(change, _nft_plan.AddRule) and not spec.head), (spec, rule['header']['flags'])
     assert N.parse_userdata(rule.get_attr('NFTA_RULE_USERDATA')) == spec.comment
-    decoded = N.decode_expressions(rule.get_attr('NFTA_RULE_EXPRESSIONS'))
+    decoded = read_back(data, rule)
     canonical = spec.canonical()
     assert not any(item[0] == 'unknown' for item in decoded), decoded
     agree(as_kernel_reports(decoded), canonical)
@@ -731,11 +749,14 @@ class Raw(Term):
     def expressions(self):
         return self.given
 
+    def raw(self):
+        return N.expressions_raw(self.given)  # not Term.raw's cache: its key is the text
+
 
 def decoded_as_sent(expressions):
-    """decode_expressions of a rule of `expressions`, encoded and parsed by pyroute2."""
+    """What a rule of `expressions` reads back as, sent as _nft_apply sends a rule."""
     spec = RuleSpec('prerouting', 'linuxnet:pub tcp 0.0.0.0:8080 10.0.0.2:80', [Raw(expressions)])
-    return N.decode_expressions(sent(_nft_plan.AddRule(spec)).get_attr('NFTA_RULE_EXPRESSIONS'))
+    return read_back(*sent(_nft_plan.AddRule(spec)))
 
 
 def _data(expression):
@@ -744,27 +765,28 @@ def _data(expression):
 
 
 def check_published_lookalikes():
-    """Rules that look like a published port but are not one decode to something never equal to
+    """Rules that look like a published port but are not one read back as something never equal to
     its spec: a NAT to a port range ('unknown'), a NAT whose address no immediate loaded
     ('unknown'), a ct match with a direction (the direction stays in the item's source)."""
-    rules = PUB.port_rules('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)
-    exprs = rules['pub'].expressions()
+    pub = PUB.port_rules('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)['pub']
+    exprs = pub.expressions()
     nat = _data(exprs[-1])
     ranged = exprs[:-1] + [N.expression('nat', nat + [('NFTA_NAT_REG_PROTO_MAX', N.NFT_REG_1)])]
     decoded = decoded_as_sent(ranged)
     assert decoded[-1] == ('unknown', 'nat'), decoded
-    assert as_kernel_reports(decoded) != rules['pub'].canonical()
+    assert as_kernel_reports(decoded) != pub.canonical()
     # the address register was not loaded by an immediate (the immediate of the port only)
     unloaded = exprs[:-3] + [exprs[-2], N.expression('nat', [
         ('NFTA_NAT_REG_ADDR_MIN', 3) if name == 'NFTA_NAT_REG_ADDR_MIN' else (name, value) for name, value in nat])]
     decoded = decoded_as_sent(unloaded)
     assert decoded[-1] == ('unknown', 'nat'), decoded
-    exprs = rules['pub-fwd-in'].expressions()
+    hairpin = PUB.hairpin_rule(_ip('10.0.0.2'), ipaddress.ip_network('10.0.0.0/24'))
+    exprs = hairpin.expressions()
     at = next(i for i, expr in enumerate(exprs) if expr['attrs'][0][1] == 'ct')
     directed = exprs[:at] + [N.expression('ct', _data(exprs[at]) + [('NFTA_CT_DIRECTION', 0)])] + exprs[at + 1:]
     decoded = decoded_as_sent(directed)
     assert ('cmp', ('ct', N.NFT_CT_STATUS, 0)) in [item[:2] for item in decoded], decoded
-    assert decoded != rules['pub-fwd-in'].canonical()
+    assert decoded != hairpin.canonical()
 
 
 class Check(object):
