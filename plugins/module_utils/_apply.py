@@ -43,6 +43,14 @@ class Resolver(object):
             self.session.close_fd(fd)
         self.fds.clear()
 
+    def link(self, ns, name):
+        """The interface `name` of `ns` as the kernel has it now (a Link)."""
+        return _state.link_named(self.session, ns, name)
+
+    def link_at(self, ns, index):
+        """The interface with `index` in `ns` now, or None."""
+        return _state.link_at(self.session, ns, index)
+
     def index(self, ns, name):
         key = (ns, name)
         if key not in self.cache:

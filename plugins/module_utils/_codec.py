@@ -189,7 +189,8 @@ IFNAMSIZ = 16
 
 IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 4, 5, 10, 18, 20
 IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 28, 29, 37
-IFLA_INFO_KIND, IFLA_INFO_DATA = 1, 2
+IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
+IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode
 VETH_INFO_PEER = 1
 RTEXT_FILTER_SKIP_STATS = 1 << 3
 
@@ -255,6 +256,12 @@ def veth_info(peer_name, peer_mtu=None, peer_netns_fd=None):
         peer += nla_u32(IFLA_NET_NS_FD, peer_netns_fd)
     data = nla(IFLA_INFO_DATA, nla(VETH_INFO_PEER, peer))
     return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_KIND, 'veth') + data)
+
+
+def hairpin_info(on):
+    """IFLA_LINKINFO setting a bridge port's hairpin mode (`ip link set X type bridge_slave hairpin on`)."""
+    return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_SLAVE_KIND, 'bridge') + nla(
+        IFLA_INFO_SLAVE_DATA, nla(IFLA_BRPORT_MODE, b'\x01' if on else b'\x00')))
 
 
 def kind_info(kind):
@@ -342,7 +349,8 @@ def ifinfo_index(payload):
 class Link(object):
     """A link as the kernel reports it (RTM_NEWLINK)."""
 
-    __slots__ = ('name', 'index', 'kind', 'up', 'mtu', 'master', 'peer_index', 'peer_nsid', 'alias', 'addresses')
+    __slots__ = ('name', 'index', 'kind', 'up', 'mtu', 'master', 'peer_index', 'peer_nsid', 'alias', 'addresses',
+                 'hairpin')
 
     def __init__(self, payload):
         _family, _type, self.index, flags, _change = IFINFO.unpack_from(payload)
@@ -352,8 +360,13 @@ class Link(object):
         self.mtu = _u32(attrs.get(IFLA_MTU))
         self.master = _u32(attrs.get(IFLA_MASTER))
         self.alias = _text(attrs.get(IFLA_IFALIAS)) or None
-        info = attrs.get(IFLA_LINKINFO)
-        self.kind = _text(attributes(info, 0).get(IFLA_INFO_KIND)) if info is not None else None
+        info = attributes(attrs[IFLA_LINKINFO], 0) if IFLA_LINKINFO in attrs else {}
+        self.kind = _text(info.get(IFLA_INFO_KIND))
+        # a bridge port's hairpin mode (None: not a bridge port)
+        self.hairpin = None
+        if IFLA_INFO_SLAVE_DATA in info and _text(info.get(IFLA_INFO_SLAVE_KIND)) == 'bridge':
+            mode = attributes(info[IFLA_INFO_SLAVE_DATA], 0).get(IFLA_BRPORT_MODE)
+            self.hairpin = bool(bytearray(mode)[0]) if mode else False
         self.peer_index = self.peer_nsid = None
         if self.kind == 'veth':
             # IFLA_LINK is a peer only for a veth; other devices report themselves or a lower device
@@ -375,16 +388,18 @@ class Link(object):
         link.alias = after.get('alias')
         link.peer_index = link.peer_nsid = None
         link.addresses = []
+        link.hairpin = None
         return link
 
     @classmethod
     def of(cls, index, name, kind=None, up=False, mtu=1500, master=None, alias=None, peer_index=None,
-           peer_nsid=None):
+           peer_nsid=None, hairpin=None):
         """A link from its fields, as a decoded payload would give them (a saved or made-up state)."""
         link = cls.__new__(cls)
         link.index, link.name, link.kind, link.up, link.mtu = index, name, kind, up, mtu
         link.master, link.alias = master, alias
         link.peer_index, link.peer_nsid = peer_index, peer_nsid
+        link.hairpin = hairpin
         link.addresses = []
         return link
 
@@ -492,3 +507,51 @@ def nsid_of(payload):
     raw = attributes(payload, RTGEN.size).get(NETNSA_NSID) if payload is not None else None
     nsid = S32.unpack_from(raw)[0] if raw is not None else None
     return None if nsid is None or nsid < 0 else nsid
+
+
+# --- conntrack (ctnetlink, on a NETLINK_NETFILTER socket) ------------------------------------------
+IPCTNL_MSG_CT_GET = (1 << 8) | 1  # NFNL_SUBSYS_CTNETLINK << 8 | IPCTNL_MSG_CT_GET
+IPCTNL_MSG_CT_DELETE = (1 << 8) | 2
+CTA_TUPLE_ORIG, CTA_ID, CTA_ZONE, CTA_FILTER = 1, 12, 18, 25
+CTA_TUPLE_IP, CTA_TUPLE_PROTO = 1, 2
+CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
+CTA_FILTER_ORIG_FLAGS = 1
+CTA_FILTER_FLAG_PROTO_NUM, CTA_FILTER_FLAG_PROTO_DST_PORT = 1 << 3, 1 << 5
+NLA_F_NESTED = 0x8000
+CT_DUMP_BATCH = 64  # deletes to a sendmsg: their acks fit any receive buffer
+
+
+def ct_dump_request(family, proto, dport):
+    """The body of a conntrack dump of one family's entries whose original tuple has IP protocol
+    `proto` and destination port `dport`. The kernel filters (CTA_FILTER, Linux 5.8 and later;
+    older ones ignore it and send all, which ct_matches() then sorts out)."""
+    l4 = nla(CTA_TUPLE_PROTO | NLA_F_NESTED,
+             nla(CTA_PROTO_NUM, struct.pack('B', proto)) + nla(CTA_PROTO_DST_PORT, struct.pack('!H', dport)))
+    flags = CTA_FILTER_FLAG_PROTO_NUM | CTA_FILTER_FLAG_PROTO_DST_PORT
+    return (struct.pack('=BBH', family, 0, 0) + nla(CTA_TUPLE_ORIG | NLA_F_NESTED, l4)
+            + nla(CTA_FILTER | NLA_F_NESTED, nla_u32(CTA_FILTER_ORIG_FLAGS, flags)))
+
+
+def ct_matches(payloads, family, proto, dport):
+    """[(description, delete request body)] of the dumped entries (payloads after the netlink
+    header) of `family` whose original tuple has `proto` and `dport`: each delete names the entry by
+    its own original tuple, id and zone."""
+    want_proto, want_port = struct.pack('B', proto), struct.pack('!H', dport)
+    dst = 2 if family == socket.AF_INET else 4  # CTA_IP_V4_DST / CTA_IP_V6_DST; the source is one less
+    found = []
+    for body in payloads:
+        if len(body) < 4 or bytearray(body)[0] != family:
+            continue
+        cta = attributes(body, 4)
+        orig = attributes(cta.get(CTA_TUPLE_ORIG, b''), 0)
+        ip, ports = attributes(orig.get(CTA_TUPLE_IP, b''), 0), attributes(orig.get(CTA_TUPLE_PROTO, b''), 0)
+        if ports.get(CTA_PROTO_NUM) != want_proto or ports.get(CTA_PROTO_DST_PORT) != want_port or \
+                dst not in ip or dst - 1 not in ip:
+            continue
+        what = 'conntrack entry %s:%d -> %s:%d' % (
+            socket.inet_ntop(family, bytes(ip[dst - 1])), struct.unpack('!H', ports.get(CTA_PROTO_SRC_PORT, b'\0\0'))[0],
+            socket.inet_ntop(family, bytes(ip[dst])), dport)
+        same = b''.join(nla(kind | (NLA_F_NESTED if kind == CTA_TUPLE_ORIG else 0), bytes(cta[kind]))
+                        for kind in (CTA_TUPLE_ORIG, CTA_ID, CTA_ZONE) if kind in cta)
+        found.append((what, struct.pack('=BBH', family, 0, 0) + same))
+    return found

@@ -34,12 +34,14 @@ __metaclass__ = type
 import ipaddress
 import re
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
     PlanError, fail, info_entry, ns_key, require_namespace, where)
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
     COMMENT_PREFIX,
@@ -50,6 +52,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
     MatchFamily,
     MatchLocal,
     MatchPort,
+    PROTOCOLS,
     RuleSpec,
     Verdict,
 )
@@ -163,7 +166,8 @@ class Publish(object):
 
     @property
     def key(self):
-        return (self.ns, self.version, self.protocol, str(self.listen), self.host_ports)
+        return '%s %s:%s in %s' % (self.protocol, _endpoint(self.listen, self.host_ports[0]).rsplit(':', 1)[0],
+                                   _ports_text(*self.host_ports), where(self.ns))
 
     def mappings(self):
         """[(host port, target port)]."""
@@ -349,7 +353,7 @@ def _plan_ns(plan, reader, ns, group):
                         obj.protocol, _endpoint(obj.listen, port), other.param, other.describe()),
                         'publish each host port once per protocol and address')
             taken.append((obj.listen, obj))
-    present, absent_keys, results, localnet, flush = [], set(), [], {}, []
+    present, absent_keys, results, localnet, flush, hairpins = [], set(), [], {}, [], set()
     for obj in group:
         result = {'netns': ns, 'protocol': obj.protocol,
                   'host_address': str(obj.host_address) if obj.host_address is not None else None,
@@ -370,6 +374,9 @@ def _plan_ns(plan, reader, ns, group):
                             % (obj.param, target, where(ns)))
         if obj.localhost:
             localnet[facing] = obj
+        if facing is not None and target not in hairpins:
+            hairpins.add(target)
+            _plan_hairpin(plan, reader, ns, target, obj, facing)
         for port, tport in obj.mappings():
             for listen, other_target, other_tport in existing.get((obj.protocol, obj.version, port), ()):
                 if not _overlaps(listen, obj.listen):
@@ -392,6 +399,7 @@ def _plan_ns(plan, reader, ns, group):
     if not alive:
         return results
     own = _nft_plan.plan(nft, present, absent_keys)
+    _warn_listeners(plan, reader, ns, [obj for obj in group if obj.state == 'present'], own)
     nft_plan = own
     if reader.exists(ns):
         foreign_keys = set(key for key in absent_keys
@@ -406,6 +414,25 @@ def _plan_ns(plan, reader, ns, group):
     _plan_localnet(plan, reader, ns, localnet)
     _plan_flush(plan, ns, own, flush)
     return results
+
+
+def _warn_listeners(plan, reader, ns, objects, nft_plan):
+    """A process of the host listening on a port being published loses the connections to the
+    host's addresses on that port: say so, naming it (when the port is published, not on every
+    re-run)."""
+    added = set(change.spec.key for change in nft_plan if isinstance(change, _nft_plan.AddRule))
+    ports = dict(((obj.protocol, obj.version, port), obj) for obj in objects for port, _tport in obj.mappings()
+                 if _key('pub', obj.protocol, obj.listen, port) in added)
+    if not ports or not reader.exists(ns):
+        return
+    for (protocol, version, port), holders in sorted(reader.listeners(ns, ports).items()):
+        obj = ports[(protocol, version, port)]
+        who = ', '.join('pid %d (%s)' % holder for holder in holders) or 'a process this run cannot see'
+        plan.warnings.append(
+            '%s: %s port %d (IPv%d) is in use in %s by %s; once published, connections to %s on it go to the '
+            'target instead%s' % (obj.param or 'host_port', protocol, port, version, where(ns), who,
+                                  'the host\'s addresses' if obj.host_address is None else obj.host_address,
+                                  '' if obj.localhost or version == 6 else ' (127.0.0.1 stays the process\'s)'))
 
 
 def _foreign_wanted(present):
@@ -426,22 +453,67 @@ def _foreign_wanted(present):
 
 def _plan_localnet(plan, reader, ns, facing):
     """route_localnet on each interface that faces a target published on 127.0.0.1 (the kernel
-    routes 127.0.0.0/8 out of an interface only with it). Left on when the port goes: as Docker
-    does, since other ports or the user may rely on it; it goes with the interface."""
+    routes 127.0.0.0/8 out of an interface only with it). Left on when the port goes, as Docker
+    does: other ports, or the user, may rely on it; it goes with the interface."""
     for name, obj in sorted(facing.items()):
         path = ROUTE_LOCALNET % name
-        exists = reader.exists(ns) and reader.view(ns).state.links.get(name) is not None
+        exists = reader.exists(ns) and reader.state(ns).links.get(name) is not None
         current = reader.proc_values(ns, {'value': path})['value'] if exists else None
-        key = 'sysctl %s %s' % (ns_key(ns), 'net.ipv4.conf.%s.route_localnet' % name)
-        plan.record(key, current, True)
+        plan.record('sysctl %s net.ipv4.conf.%s.route_localnet' % (ns_key(ns), name), current, True)
         if current is not True:
             plan.add(P.NFT, ns, 'set net.ipv4.conf.%s.route_localnet = 1 in %s (for %s)' % (name, where(ns), obj.describe()),
-                     call=lambda session, p=path: session.run_in(ns, lambda: _write_one(p)))
+                     call=lambda session, p=path: session.write_proc(ns, p, '1\n'))
 
 
-def _write_one(path):
-    with open(path, 'w') as handle:
-        handle.write('1\n')
+def _plan_hairpin(plan, reader, ns, target, obj, facing):
+    """Hairpin mode on the bridge port that leads to the target. With br_netfilter, a DNATed
+    packet whose new destination is on the bridge it came from is bridged, not routed - back out
+    the port it came in on when a namespace reaches itself through HOST:PORT, which a bridge does
+    only in hairpin mode (moby#6810). The port is found through the target's own veth: in
+    target_netns, or in a namespace the task already read (the network module's declared pairs)."""
+    view = reader.view(ns)
+    bridge = view.links.get(facing)
+    if bridge is None or bridge.kind != 'bridge':
+        return
+    names = [obj.target_netns] if obj.target_netns is not None else sorted(
+        name for name in reader.views if name is not None and name != ns)
+    family = 2 if target.version == 4 else 10
+    for name in names:
+        if not reader.will_exist(name):
+            continue
+        other = reader.view(name)
+        for address in other.addresses_of(family):
+            if address.iface.ip != target:
+                continue
+            link = other.by_index.get(address.index)
+            if link is None or link.kind not in ('veth', None):
+                return
+            key = 'bridge port %s %s hairpin' % (ns_key(ns), facing)
+            if link.index > 0 and reader.exists(name):
+                # read: the port is the veth's peer, if that is in `ns` and on the bridge
+                if link.peer_index is None or link.peer_nsid != reader.nsid(name, ns):
+                    return
+                port = view.by_index.get(link.peer_index)
+                if port is None or port.master != bridge.index or port.hairpin:
+                    return
+                summary = 'set hairpin on for %s, the port of %s that leads to %s' % (port.name, facing, target)
+                plan.record('%s %s' % (key, port.name), False, True)
+                plan.add(P.LINK_SET + 1, ns, summary, requests=lambda resolver, i=port.index, s=summary: link_request(
+                    C.RTM_NEWLINK, 0, s, index=i, info=C.hairpin_info(True)))
+                return
+            # the target's interface is made by this run: its peer is asked for once it exists
+            summary = 'set hairpin on for the port of %s that leads to %s (%s in %s)' % (
+                facing, target, link.name, where(name))
+            plan.record('%s (%s)' % (key, target), None, True)
+
+            def requests(resolver, name=name, ifname=link.name, summary=summary):
+                peer = resolver.link(name, ifname).peer_index
+                port = resolver.link_at(ns, peer) if peer is not None else None
+                if port is None or port.master != resolver.index(ns, facing) or port.peer_index is None:
+                    return []  # not a port of that bridge after all: nothing to do
+                return link_request(C.RTM_NEWLINK, 0, summary, index=port.index, info=C.hairpin_info(True))
+            plan.add(P.LINK_SET + 1, ns, summary, requests=requests)
+            return
 
 
 def _plan_flush(plan, ns, nft_plan, flush):
@@ -452,8 +524,7 @@ def _plan_flush(plan, ns, nft_plan, flush):
     for spec, version, port in flush:
         if spec.comment in added:
             plan.add(P.CONNTRACK, ns, 'delete the conntrack entries of udp port %d (IPv%d) in %s' % (port, version, where(ns)),
-                     call=lambda session, v=version, p=port: session.run_in(
-                         ns, lambda: session.conntrack_delete('udp', v, p)))
+                     call=lambda session, v=version, p=port: session.conntrack_delete(ns, PROTOCOLS['udp'], v, p))
 
 
 # --- netns_info and purge ------------------------------------------------------------------------------

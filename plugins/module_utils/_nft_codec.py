@@ -64,7 +64,7 @@ NFTA_FIB_F_DADDR = 0x2
 NFT_FIB_RESULT_ADDRTYPE = 3
 RTN_LOCAL = 2  # fib ... type local
 NFT_NAT_DNAT = 1
-NF_NAT_RANGE_PROTO_SPECIFIED = 0x2
+NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED = 0x1, 0x2
 NFT_BITWISE_BOOL = 0
 NFTNL_UDATA_RULE_COMMENT = 0
 
@@ -123,6 +123,8 @@ def _load():
     _FIB_FLAGS = _reverse(_EXPR.nft_fib.fib_flags.ops)
     _FIB_RESULTS = _EXPR.nft_fib.fib_result.ops
     _NAT_FLAGS = _EXPR.nft_nat.nat_range.ops
+    # pyroute2 0.9 encodes such flags from a set of names; 0.7 packs the number as it is
+    _FLAGS_BY_NAME = 'encode' in vars(_nftsocket.nft_flags_be32)
     _loaded.update(locals())
     return _loaded
 
@@ -237,12 +239,14 @@ def flag_names(value, ops):
 
 def fib_result_attr(value):
     """NFTA_FIB_RESULT as pyroute2 encodes it."""
-    return flag_names(value, _load()['_FIB_RESULTS'])
+    tables = _load()
+    return flag_names(value, tables['_FIB_RESULTS']) if tables['_FLAGS_BY_NAME'] else value
 
 
 def nat_flags_attr(value):
     """NFTA_NAT_FLAGS as pyroute2 encodes it."""
-    return flag_names(value, _load()['_NAT_FLAGS'])
+    tables = _load()
+    return flag_names(value, tables['_NAT_FLAGS']) if tables['_FLAGS_BY_NAME'] else value
 
 
 def flag_value(names, ops):
@@ -267,6 +271,12 @@ def get_attr(nla, name):
 def _data_value(nla):
     value = get_attr(nla, 'NFTA_DATA_VALUE')
     return bytes(value) if value is not None else None
+
+
+def _loaded(data, attr, immediates, regs):
+    """The value an `immediate` put in the register an attribute names (b'?': none did)."""
+    reg = get_attr(data, attr)
+    return None if reg is None else immediates.get(_number(reg, regs), b'?')
 
 
 _IFNAME_SOURCES = (('meta', NFT_META_IIFNAME), ('meta', NFT_META_OIFNAME))
@@ -296,12 +306,10 @@ def decode_expressions(exprs):
             regs.pop(dreg, None)
             immediates[dreg] = _data_value(get_attr(data, 'NFTA_IMMEDIATE_DATA'))
         elif name == 'nat':
-            def loaded(attr):
-                reg = get_attr(data, attr)
-                return None if reg is None else immediates.get(_number(reg, _REGS), b'?')
-            addr, proto = loaded('NFTA_NAT_REG_ADDR_MIN'), loaded('NFTA_NAT_REG_PROTO_MIN')
-            if loaded('NFTA_NAT_REG_ADDR_MAX') not in (None, addr) or \
-                    loaded('NFTA_NAT_REG_PROTO_MAX') not in (None, proto) or b'?' in (addr, proto):
+            addr, proto, addr_max, proto_max = [
+                _loaded(data, attr, immediates, _REGS) for attr in (
+                    'NFTA_NAT_REG_ADDR_MIN', 'NFTA_NAT_REG_PROTO_MIN', 'NFTA_NAT_REG_ADDR_MAX', 'NFTA_NAT_REG_PROTO_MAX')]
+            if addr_max not in (None, addr) or proto_max not in (None, proto) or b'?' in (addr, proto):
                 out.append(('unknown', name))
             else:
                 out.append(('nat', _number(get_attr(data, 'NFTA_NAT_TYPE'), tables['_NAT_TYPES']),

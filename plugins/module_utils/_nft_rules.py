@@ -29,6 +29,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._codec import IFNAM
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     IPS_DST_NAT,
+    NF_NAT_RANGE_MAP_IPS,
     NF_NAT_RANGE_PROTO_SPECIFIED,
     NFPROTO_INET,
     NFPROTO_IPV4,
@@ -278,8 +279,9 @@ class Dnat(Term):
                                    ('NFTA_NAT_FLAGS', nat_flags_attr(NF_NAT_RANGE_PROTO_SPECIFIED))])]
 
     def canonical(self):
+        # the kernel adds MAP_IPS to the flags of a NAT given an address register
         return (('nat', NFT_NAT_DNAT, self.nfproto, self.address.packed, struct.pack('>H', self.port),
-                 NF_NAT_RANGE_PROTO_SPECIFIED),)
+                 NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED),)
 
 
 class Masquerade(Term):

@@ -290,6 +290,17 @@ def existing(session, ns, indexes):
     return set(index for index, answer in zip(indexes, answers) if answer is not None)
 
 
+def link_named(session, ns, name):
+    """One interface (a Link), looked up by name in the kernel (no dump)."""
+    return C.Link(session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.link_by_name(name), flags=0)[0])
+
+
+def link_at(session, ns, index):
+    """One interface (a Link) by index, or None when there is none."""
+    answer = session.rtnl(ns).get_many([(C.RTM_GETLINK, C.link_by_index(index))])[0]
+    return C.Link(answer) if answer is not None else None
+
+
 def link_index(session, ns, name):
     """The index of one interface, looked up by name in the kernel (no dump)."""
     reply = session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.link_by_name(name), flags=0)
@@ -352,6 +363,17 @@ class Reader(object):
         for inode, holding in _transport.holders(inodes).items():
             held[inodes[inode]] = sorted(set((pid, how, _comm(pid) if pid else None) for pid, how in holding))
         return held
+
+    def listeners(self, ns, ports):
+        """{(protocol, version, port): sorted [(pid, command)]} of the sockets in `ns` listening
+        on (TCP) or bound to (UDP) one of `ports` ((protocol, version, port) tuples), and the
+        processes holding them: one read of /proc/net and, only if one is found, one /proc scan."""
+        found = self.session.run_in(ns, lambda: _sockets_on(ports))
+        if not found:
+            return {}
+        held = _transport.socket_holders(set(inode for inodes in found.values() for inode in inodes))
+        return dict((key, sorted(set((pid, _comm(pid)) for inode in inodes for pid in held.get(inode, ()))))
+                    for key, inodes in found.items())
 
     @staticmethod
     def bare_file(name):
@@ -444,6 +466,32 @@ class Reader(object):
                     self.session.close_fd(fd)
             self._nsids[key] = C.nsid_of(reply[0] if reply else None)
         return self._nsids[key]
+
+
+_SOCKET_TABLES = (('tcp', 4, 'tcp', '0A'), ('tcp', 6, 'tcp6', '0A'), ('udp', 4, 'udp', '07'), ('udp', 6, 'udp6', '07'))
+
+
+def _sockets_on(ports):
+    """{(protocol, version, port): [socket inode]} of the listening TCP and bound UDP sockets of the
+    current namespace on `ports` (/proc/thread-self/net: the namespace this thread is in)."""
+    wanted = set(ports)
+    found = {}
+    for protocol, version, table, state in _SOCKET_TABLES:
+        if not any(key[0] == protocol and key[1] == version for key in wanted):
+            continue
+        try:
+            with open('/proc/thread-self/net/' + table) as handle:
+                lines = handle.read().splitlines()[1:]
+        except IOError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) < 10 or fields[3] != state:
+                continue
+            key = (protocol, version, int(fields[1].rsplit(':', 1)[1], 16))
+            if key in wanted:
+                found.setdefault(key, []).append(int(fields[9]))
+    return found
 
 
 def read_proc(path):

@@ -6,15 +6,13 @@ another host on its network (CLIENT, 10.255.0.1), and a bridge network of three 
 (172.30.0.0/24, .11 .12 .13) with forwarding on and scoped to that subnet (the safe router).
 Services answer with their namespace's name, so that a reply proves where the connection went.
 """
-import json
-import os
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
+from test_deletion import warning_texts
 from test_network import UPLINK, UPLINK_GW, bridge_network
 
 HOST_IP = UPLINK.split('/')[0]
@@ -111,6 +109,7 @@ def net(host):
     subprocess.check_call(['ip', '-n', client, 'link', 'set', 'eth0', 'up'])
     names, spec = bridge_network(host, 3)
     spec['forwarding'] = [{'ipv4': True, 'restrict_to': ['172.30.0.0/24']}]
+    spec['masquerade'] = [{'source': '172.30.0.0/24', 'out_interface': 'up0'}]
     host.ok('network', spec)
     return client, names
 
@@ -146,7 +145,7 @@ def test_published_tcp_and_udp_reach_their_services_from_everywhere(host, net, s
     # not opted in: 127.0.0.1 stays the host's own (nothing listens there)
     assert ask(host.name, 'tcp', '127.0.0.1', 8080).startswith('ERROR')
     again = host.ok('port_publish', args)
-    assert not again['changed'] and again['actions'] == []
+    assert not again['changed'] and again['actions'] == [], again['actions']
     info = host.ok('netns_info', {})
     assert sorted((p['protocol'], p['host_port'], p['target'], p['target_port']) for p in info['host']['published']) == [
         ('tcp', 8080, '172.30.0.11', 80), ('udp', 5353, '172.30.0.12', 53)]
@@ -156,3 +155,177 @@ def test_published_tcp_and_udp_reach_their_services_from_everywhere(host, net, s
     assert real['changed'] and real['actions'] == check['actions']
     assert 'linuxnet:pub' not in host.sh('nft list ruleset')
     assert ask(client, 'tcp', HOST_IP, 8080).startswith('ERROR')
+
+
+def test_localhost_is_opt_in_and_ipv4_only(host, net, services):
+    _client, (app1, _app2, _app3) = net
+    services.start(app1, 'tcp', 80)
+    args = {'host_port': 8080, 'target_netns': app1, 'target_port': 80, 'localhost': True}
+    check = host.ok('port_publish', args, check=True)
+    assert any('route_localnet = 1' in line for line in check['actions'])
+    real = host.ok('port_publish', args)
+    assert real['actions'] == check['actions']
+    assert host.sh('cat /proc/sys/net/ipv4/conf/br0/route_localnet').strip() == '1'
+    # the host's 127.0.0.1, masqueraded to its address on the bridge
+    assert ask(host.name, 'tcp', '127.0.0.1', 8080) == '%s 172.30.0.1' % app1
+    assert ask(host.name, 'tcp', HOST_IP, 8080).startswith(app1)
+    assert not host.ok('port_publish', args)['changed']
+    # turned off again: 127.0.0.1:8080 is the host's own once more
+    off = host.ok('port_publish', dict(args, localhost=False))
+    assert off['changed'] and 'pub-lo' not in host.sh('nft list ruleset')
+    assert ask(host.name, 'tcp', '127.0.0.1', 8080).startswith('ERROR')
+    assert ask(host.name, 'tcp', HOST_IP, 8080).startswith(app1)
+
+
+def test_udp_sent_before_the_port_was_published_arrives_after(host, net, services):
+    """The stale conntrack case (containernetworking/plugins#123): datagrams to HOST:5353 before the
+    rule existed made an entry without the DNAT; the next datagram of the same flow must reach the
+    target, not the entry's dead end."""
+    client, (_app1, app2, _app3) = net
+    services.start(app2, 'udp', 53)
+    assert ask(client, 'udp', HOST_IP, 5353, sport=40123).startswith('ERROR')
+    assert '5353' in host.sh('cat /proc/net/nf_conntrack 2>/dev/null || true') or True
+    args = {'host_port': 5353, 'protocol': 'udp', 'target_netns': app2, 'target_port': 53}
+    real = host.ok('port_publish', args)
+    assert 'delete the conntrack entries of udp port 5353 (IPv4) in the host' in real['actions']
+    assert ask(client, 'udp', HOST_IP, 5353, sport=40123) == '%s %s' % (app2, UPLINK_GW)
+    again = host.ok('port_publish', args)
+    assert not again['changed'] and again['actions'] == []
+
+
+def test_published_traffic_passes_a_docker_style_forward_drop(host, net, services):
+    client, (app1, _app2, _app3) = net
+    services.start(app1, 'tcp', 80)
+    host.sh("nft 'add table ip filter; add chain ip filter FORWARD { type filter hook forward priority 0; policy drop; }'")
+    # forwarding is scoped to 172.30.0.0/24 and Docker's chain drops: the port is published
+    # without its target being in any restrict_to
+    host.ok('sysctl_forward', {'ipv4': True, 'restrict_to': ['10.99.0.0/24']})
+    assert ask(client, 'tcp', HOST_IP, 8080).startswith('ERROR')
+    real = host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})
+    assert real['changed']
+    docker = host.sh('nft list chain ip filter FORWARD')
+    assert 'ip daddr 172.30.0.11 tcp dport 80 accept comment "linuxnet:pub-allow-in tcp 0.0.0.0:8080 172.30.0.11:80"' in docker
+    assert 'ip saddr 172.30.0.11 tcp sport 80 accept comment "linuxnet:pub-allow-out tcp 0.0.0.0:8080 172.30.0.11:80"' in docker
+    assert ask(client, 'tcp', HOST_IP, 8080) == '%s %s' % (app1, UPLINK_GW)
+    # a direct connection to the target, not through the published port, is still dropped by ours
+    assert ask(client, 'tcp', '172.30.0.11', 80).startswith('ERROR')
+    assert not host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})['changed']
+    host.ok('port_publish', {'host_port': 8080, 'state': 'absent'})
+    assert 'linuxnet:pub' not in host.sh('nft list chain ip filter FORWARD')
+    assert 'policy drop' in host.sh('nft list chain ip filter FORWARD')
+
+
+def test_a_listening_process_is_named_in_a_warning(host, net, services):
+    _client, (app1, _app2, _app3) = net
+    server = services.start(host.name, 'tcp', 8080, name='hostsvc')
+    result = host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})
+    warnings = ' '.join(warning_texts(result))
+    assert 'tcp port 8080 (IPv4) is in use in the host' in warnings
+    assert 'pid ' in warnings and 'python' in warnings, warnings
+    assert server.pid > 0
+    assert not host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80}).get('warnings')
+
+
+REFUSED = [
+    ({'ports': [{'host_port': 8080, 'target': '172.30.0.11'}, {'host_port': 8080, 'target': '172.30.0.12'}]},
+     'is declared twice'),
+    ({'ports': [{'host_port': '8000-8010', 'target': '172.30.0.11'},
+                {'host_port': 8005, 'target': '172.30.0.12', 'host_address': HOST_IP}]}, 'is also declared'),
+    ({'host_port': '8000-8010', 'target': '172.30.0.11', 'target_port': '80-81'}, 'give ranges of one length'),
+    ({'host_port': 8080, 'target_netns': 'nosuchns'}, 'does not exist and the task does not create it'),
+    ({'host_port': 8080, 'target': 'fd00::2', 'localhost': True}, 'is IPv4 only'),
+    ({'host_port': 8080, 'target': '172.30.0.11', 'host_address': '127.0.0.1'}, 'set localhost: true'),
+    ({'host_port': 70000, 'target': '172.30.0.11'}, 'is outside 1..65535'),
+    ({'host_port': 8080, 'target': '10.99.0.7', 'localhost': True}, 'is not on a network of the host'),
+    ({'host_port': 8080}, 'give exactly one'),
+]
+
+
+@pytest.mark.parametrize('args, message', REFUSED, ids=[str(i) for i in range(len(REFUSED))])
+def test_conflicts_and_bad_input_are_refused_before_any_change(host, net, args, message):
+    host.ok('port_publish', {'host_port': 9090, 'target': '172.30.0.13', 'target_port': 90})
+    before = rules(host)
+    result = host.module('port_publish', args)
+    assert result.get('failed') and message in result['msg'], result.get('msg')
+    assert rules(host) == before
+
+
+def test_a_port_published_to_another_target_is_refused_unless_replaced(host, net, services):
+    _client, (app1, app2, _app3) = net
+    services.start(app1, 'tcp', 80)
+    services.start(app2, 'tcp', 80)
+    host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})
+    before = rules(host)
+    refused = host.module('port_publish', {'host_port': 8080, 'target_netns': app2, 'target_port': 80})
+    assert refused.get('failed') and 'already published to 172.30.0.11:80' in refused['msg'], refused['msg']
+    assert rules(host) == before
+    # the same port on one address of the host overlaps the published one on all of them
+    refused = host.module('port_publish', {'host_port': 8080, 'target_netns': app2, 'target_port': 80,
+                                           'host_address': HOST_IP})
+    assert refused.get('failed') and 'already published' in refused['msg']
+    taken = host.ok('port_publish', {'host_port': 8080, 'target_netns': app2, 'target_port': 80, 'replace': True})
+    assert taken['changed']
+    assert ask(host.name, 'tcp', HOST_IP, 8080).startswith(app2)
+    # the same mapping again is no change
+    assert not host.ok('port_publish', {'host_port': 8080, 'target_netns': app2, 'target_port': 80})['changed']
+
+
+def test_network_publishes_to_a_namespace_it_creates_and_purge_takes_only_ours(host, net, services):
+    _client, _apps = net
+    names, spec = bridge_network(host, 1)
+    web = host.ns('web')
+    spec = {
+        'namespaces': [{'name': web}],
+        'pairs': [{'name': host.prefix + 'w', 'master': 'br0',
+                   'peer': {'name': 'eth0', 'netns': web, 'addresses': ['172.30.0.50/24']}}],
+        'routes': [{'netns': web, 'gateway': '172.30.0.1'}],
+        'publish': [{'host_port': 8088, 'target_netns': web, 'target_port': 80},
+                    {'host_port': 9099, 'target': '172.30.0.50', 'target_port': 80, 'protocol': 'udp'}],
+    }
+    check = host.ok('network', spec, check=True)
+    real = host.ok('network', spec)
+    assert real['actions'] == check['actions'], (real['actions'], check['actions'])
+    assert any('set hairpin on' in line for line in real['actions'])
+    services.start(web, 'tcp', 80)
+    assert ask(web, 'tcp', HOST_IP, 8088) == '%s 172.30.0.1' % web  # itself, through the host
+    assert not host.ok('network', spec)['changed']
+    # purge: the udp port goes, nothing else (the user's own table stays too)
+    host.sh("nft 'add table ip mine; add chain ip mine c { type nat hook prerouting priority -100; }; "
+            "add rule ip mine c tcp dport 7777 dnat to 172.30.0.50:80'")
+    kept = dict(spec, publish=spec['publish'][:1], purge=True, purge_match={'publish': ['172.30.0.0/24']})
+    purged = host.ok('network', kept)
+    assert purged['purged'] == ['published port udp 0.0.0.0:9099 -> 172.30.0.50:80 in the host']
+    ruleset = host.sh('nft list ruleset')
+    assert '9099' not in ruleset and 'linuxnet:pub tcp 0.0.0.0:8088' in ruleset and 'dport 7777' in ruleset
+
+
+def test_ipv6(host, services):
+    client = host.ns('inet6')
+    subprocess.check_call(['ip', 'netns', 'add', client])
+    host.sh('ip link add up6 type veth peer name eth0 netns %s && ip addr add fd00:ff::2/64 dev up6 nodad '
+            '&& ip link set up6 up' % client)
+    subprocess.check_call(['ip', '-n', client, 'addr', 'add', 'fd00:ff::1/64', 'dev', 'eth0', 'nodad'])
+    subprocess.check_call(['ip', '-n', client, 'link', 'set', 'eth0', 'up'])
+    app = host.ns('v6app')
+    host.ok('network', {
+        'namespaces': [{'name': app}],
+        'pairs': [{'name': host.prefix + 'v', 'addresses': ['fd00:1::1/64'],
+                   'peer': {'name': 'eth0', 'netns': app, 'addresses': ['fd00:1::2/64']}}],
+        'routes': [{'netns': app, 'gateway': 'fd00:1::1'}],
+        'forwarding': [{'ipv6': True}],
+    })
+    services.start(app, 'tcp', 443, ipv6=True)
+    args = {'host_port': 8443, 'target_netns': app, 'target_port': 443, 'family': 'ipv6'}
+    check = host.ok('port_publish', args, check=True)
+    real = host.ok('port_publish', args)
+    assert real['actions'] == check['actions'] and real['ports'][0]['target'] == 'fd00:1::2'
+    # the link-local addresses of links just up are tentative for a second (DAD), and neighbour
+    # discovery between the routers waits for them
+    deadline = time.time() + 10
+    while time.time() < deadline and any(
+            subprocess.run(['ip', '-n', ns, '-6', 'addr', 'show', 'tentative'], stdout=subprocess.PIPE,
+                           universal_newlines=True, check=True).stdout.strip() for ns in (host.name, client, app)):
+        time.sleep(0.1)
+    assert ask(client, 'tcp', 'fd00:ff::2', 8443) == '%s fd00:ff::1' % app
+    assert 'dnat ip6 to [fd00:1::2]:443' in host.sh('nft list ruleset')
+    assert not host.ok('port_publish', args)['changed']
