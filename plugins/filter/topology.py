@@ -285,8 +285,8 @@ class _Diagram(object):
 
     def published_id(self, host, ns, published):
         entry, last, _tlast = published
-        return self.node_id(host, ns, 'published %s %s:%s' % (entry.get('protocol'), entry.get('host_address') or '',
-                                                                _port_text(int(entry.get('host_port') or 0), last)))
+        ports = _port_text(int(entry.get('host_port') or 0), last)
+        return self.node_id(host, ns, 'published %s %s:%s' % (entry.get('protocol'), entry.get('host_address') or '', ports))
 
     def nat_id(self, host, rule):
         return self.node_id(host, rule.get('netns'), 'masquerade %s %s' % (rule.get('source'), rule.get('out_interface')))

@@ -97,4 +97,3 @@ def test_a_published_port_reaches_the_namespace_from_another_host(make_lab, tmp_
     assert recap(out, 'lab1')['failed'] == '0', out
     ruleset = lab.on('lab1', 'nft', 'list', 'ruleset', check=True).stdout
     assert 'linuxnet:pub' not in ruleset and 'linuxnet' not in ruleset, ruleset
-
