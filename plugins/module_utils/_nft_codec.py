@@ -273,7 +273,7 @@ def _data_value(nla):
     return bytes(value) if value is not None else None
 
 
-def _loaded(data, attr, immediates, regs):
+def _register_value(data, attr, immediates, regs):
     """The value an `immediate` put in the register an attribute names (b'?': none did)."""
     reg = get_attr(data, attr)
     return None if reg is None else immediates.get(_number(reg, regs), b'?')
@@ -307,7 +307,7 @@ def decode_expressions(exprs):
             immediates[dreg] = _data_value(get_attr(data, 'NFTA_IMMEDIATE_DATA'))
         elif name == 'nat':
             addr, proto, addr_max, proto_max = [
-                _loaded(data, attr, immediates, _REGS) for attr in (
+                _register_value(data, attr, immediates, _REGS) for attr in (
                     'NFTA_NAT_REG_ADDR_MIN', 'NFTA_NAT_REG_PROTO_MIN', 'NFTA_NAT_REG_ADDR_MAX', 'NFTA_NAT_REG_PROTO_MAX')]
             if addr_max not in (None, addr) or proto_max not in (None, proto) or b'?' in (addr, proto):
                 out.append(('unknown', name))

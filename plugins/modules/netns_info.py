@@ -34,7 +34,9 @@ options:
     type: bool
     default: true
   nat:
-    description: Include this collection's nf_tables MASQUERADE rules.
+    description:
+      - Include this collection's nf_tables rules - MASQUERADE (RV(nat)) and published ports
+        (RV(host.published)).
     type: bool
     default: true
   veth_pairs:
@@ -103,6 +105,14 @@ host:
       type: list
       elements: dict
       sample: [{dest: 0.0.0.0/0, gateway: 192.0.2.1, dev: eth0, metric: 0, table: 254, ours: false}]
+    published:
+      description:
+        - The ports this collection published there (M(linuxnet.netns.port_publish)), with O(nat=true).
+          C(host_address) V(null) is every address of the family.
+      type: list
+      elements: dict
+      returned: with O(nat=true)
+      sample: [{protocol: tcp, host_address: null, host_port: 8080, target: 10.0.0.2, target_port: 80, localhost: false}]
 netns:
   description: The same as RV(host), for each namespace, by name.
   returned: always
@@ -145,7 +155,9 @@ bridges:
   elements: dict
   sample: [{name: br0, netns: null, ports: [veth-app1, veth-app2]}]
 nat:
-  description: This collection's MASQUERADE rules, per namespace (V(null) is the host).
+  description:
+    - This collection's nf_tables rules, per namespace (V(null) is the host) - each with its chain and text
+      as C(nft list ruleset) shows it; a MASQUERADE rule also with its source, interface and exceptions.
   returned: always
   type: list
   elements: dict
