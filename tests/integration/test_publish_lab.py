@@ -2,14 +2,16 @@
 port 8080 to port 80 of its first namespace, where the test runs a tiny TCP server that answers
 with its namespace's name and the client's address; lab2 connects to lab1's own address and gets
 that answer, with its own address in it (DNAT, no masquerade from another host). playbooks/verify.yml
-checks the same port from lab2, and fails when the reply is not the one named. A re-run changes
-nothing; the teardown leaves no rule of ours."""
+checks the same port from lab2, and fails when the reply is not the one named; the topology picture
+draws it. A re-run changes nothing; the teardown leaves no rule of ours."""
 import json
 import os
 import subprocess
 import sys
 
 import pytest
+
+from ansible_collections.linuxnet.netns.plugins.filter import topology
 
 pytestmark = pytest.mark.skipif(os.environ.get('LINUXNET_SANDBOX') != '1',
                                 reason='the lab changes networking: run inside tests/sandbox.sh')
@@ -89,6 +91,15 @@ def test_a_published_port_reaches_the_namespace_from_another_host(make_lab, tmp_
     finally:
         server.kill()
         server.wait()
+
+    # the picture (diagram.yml's filter) of what netns_info reads on lab1: the port, to lnns1's eth0
+    info = lab.ansible('ansible', 'lab1', '-m', 'linuxnet.netns.netns_info').stdout
+    info = json.loads(info[info.index('{'):])
+    assert [(p['protocol'], p['host_port'], p['target_port']) for p in info['host']['published']] == [('tcp', 8080, 80)]
+    dot = topology.topology_dot(info, name='lab1')
+    assert '"lab1||published tcp :8080" -- "lab1|lnns1|eth0"' in dot and 'published tcp 8080\\n-> lnns1:80' in dot
+    # its rules (DNAT, the hairpin masquerade) are drawn as the port, not again as rules or MASQUERADE notes
+    assert 'pub-nat' in json.dumps(info['nat']) and 'dnat' not in dot and 'masquerade tcp' not in dot
 
     again = playbook(lab, 'site.yml', *inventory).stdout
     assert recap(again, 'lab1')['changed'] == '0' and recap(again, 'lab2')['changed'] == '0', again
