@@ -74,6 +74,10 @@ def test_a_published_port_reaches_the_namespace_from_another_host(make_lab, tmp_
         assert server.stdout.readline().strip() == 'ready'
         answer = lab.on('lab2', 'python3', '-c', CLIENT, LAB1, '8080', check=True).stdout.strip()
         assert answer == 'lnns1 %s' % LAB2, answer
+        # hairpin: a sibling namespace and the target itself, through lab1's address (masqueraded to the gateway)
+        for ns in ('lnns2', 'lnns1'):
+            answer = lab.on('lab1', 'ip', 'netns', 'exec', ns, 'python3', '-c', CLIENT, LAB1, '8080', check=True)
+            assert answer.stdout.startswith('lnns1 10.200.') and answer.stdout.strip().endswith('.1'), (ns, answer.stdout)
         # nothing listens on lab2's 8080: the answer above came through lab1's rule
         assert lab.on('lab1', 'python3', '-c', CLIENT, LAB2, '8080', check=True).stdout.startswith('ERROR')
 
