@@ -32,6 +32,8 @@ class Kind(object):
                   made and the call does not declare; None: the kind has no purge
     select        what purge_match gives for the kind: 'name' (regular expressions on names) or
                   'prefix' (prefixes containing a route's destination or a rule's source)
+    purge_doc     the description of the kind's entry in network's purge_match (generated into its
+                  docs): what a pattern or prefix there selects
     report        report(reader, views, query) -> {netns_info key: value}: what netns_info says of
                   the kind beyond the interfaces it lists for every namespace; None: nothing more
     nft_comments  {word: parser} for the nf_tables rules the kind writes: a comment `linuxnet:WORD
@@ -41,17 +43,17 @@ class Kind(object):
     """
 
     __slots__ = ('module', 'option', 'list_option', 'identity', 'options', 'factory', 'planner', 'order',
-                 'phrase', 'purge', 'select', 'report', 'nft_comments', 'saved')
+                 'phrase', 'purge', 'select', 'purge_doc', 'report', 'nft_comments', 'saved')
 
     def __init__(self, module, option, list_option, identity, options, factory, planner, order, phrase,
-                 purge=None, select=None, report=None, nft_comments=None, saved=None):
-        if (purge is None) != (select is None):
-            raise TypeError('kind %s: purge and select go together' % module)
+                 purge=None, select=None, purge_doc=None, report=None, nft_comments=None, saved=None):
+        if not (purge is None) == (select is None) == (purge_doc is None):
+            raise TypeError('kind %s: purge, select and purge_doc go together' % module)
         if select not in (None, 'name', 'prefix'):
             raise TypeError('kind %s: select is name or prefix, not %r' % (module, select))
         self.module, self.option, self.list_option, self.identity = module, option, list_option, identity
         self.options, self.factory, self.planner, self.order, self.phrase = options, factory, planner, order, phrase
-        self.purge, self.select, self.report = purge, select, report
+        self.purge, self.select, self.purge_doc, self.report = purge, select, purge_doc, report
         self.nft_comments = dict(nft_comments or {})
         self.saved = saved or default_saved
 

@@ -102,4 +102,5 @@ def report_bridges(reader, views, query, result):
 
 
 KIND = Kind('bridge', 'bridges', 'bridges', 'name', OPTIONS, Bridge, plan_bridges, order=20,
-            phrase='a bridge', purge=purge_bridges, select='name', report=report_bridges)
+            phrase='a bridge', purge=purge_bridges, select='name', report=report_bridges,
+            purge_doc="Regular expressions on the bridge's whole name, as for O(purge_match.namespaces).")

@@ -118,4 +118,5 @@ def report_nat(reader, views, query, result):
 
 KIND = Kind('nat_masquerade', 'masquerade', 'rules', 'source', OPTIONS, MasqRule, plan_masquerade, order=50,
             phrase='a MASQUERADE rule', purge=purge_masquerade, select='prefix', report=report_nat,
+            purge_doc='Prefixes; a MASQUERADE rule is purged when its source lies inside one of them.',
             nft_comments={'masq': _nft_rules.parse_masq_comment})

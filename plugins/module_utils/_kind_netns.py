@@ -193,4 +193,6 @@ def plan_netns(plan, reader, items):
 
 
 KIND = Kind('netns', 'namespaces', 'namespaces', 'name', OPTIONS, Netns, plan_netns, order=10,
-            phrase='a network namespace', purge=purge_netns, select='name')
+            phrase='a network namespace', purge=purge_netns, select='name',
+            purge_doc=('Python regular expressions; a namespace is purged when one matches its whole name '
+                       '(V(lnns[0-9]+) matches C(lnns12), not C(lnns12x)).'))

@@ -573,4 +573,5 @@ def purge_publish(reader, objects, match=None):
 KIND = Kind('port_publish', 'publish', 'ports', 'host_port', OPTIONS, Publish, plan_publish, order=55,
             phrase='a published port (host port to a target address and port)', purge=purge_publish,
             select='prefix', report=report_published,
+            purge_doc='Prefixes; a published port is purged when its target address lies inside one of them.',
             nft_comments=dict((word, parse_comment(word)) for word in WORDS))

@@ -214,4 +214,8 @@ def report_routes(reader, views, query, result):
 
 
 KIND = Kind('netns_route', 'routes', 'routes', None, OPTIONS, RouteSpec, plan_routes, order=40,
-            phrase='a route', purge=purge_routes, select='prefix', report=report_routes)
+            phrase='a route', purge=purge_routes, select='prefix', report=report_routes,
+            purge_doc=('Prefixes; a route is purged when its destination lies inside one of them '
+                       '(V(10.200.0.0/16) takes C(10.200.3.0/24) and C(10.200.0.0/16), not C(0.0.0.0/0)). '
+                       'V(0.0.0.0/0) and V(::/0) select every route of their family; the word V(default) is '
+                       'refused here, being ambiguous.'))

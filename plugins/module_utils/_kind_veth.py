@@ -220,4 +220,6 @@ def report_pairs(reader, views, query, result):
 
 
 KIND = Kind('veth', 'pairs', 'pairs', 'name', OPTIONS, VethPair, plan_veths, order=30,
-            phrase='a veth pair', purge=purge_veths, select='name', report=report_pairs)
+            phrase='a veth pair', purge=purge_veths, select='name', report=report_pairs,
+            purge_doc=("Regular expressions on the whole name of the pair's end on the host (or in a namespace "
+                       'O(pairs) names), as for O(purge_match.namespaces). Deleting one end deletes the pair.'))

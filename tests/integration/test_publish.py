@@ -15,7 +15,7 @@ import pytest
 from test_deletion import warning_texts
 from test_network import UPLINK, UPLINK_GW, bridge_network
 
-HOST_IP = UPLINK.split('/')[0]
+HOST_IP = UPLINK.split('/', maxsplit=1)[0]
 
 SERVER = r'''
 import os, socket, sys
@@ -184,7 +184,6 @@ def test_udp_sent_before_the_port_was_published_arrives_after(host, net, service
     client, (_app1, app2, _app3) = net
     services.start(app2, 'udp', 53)
     assert ask(client, 'udp', HOST_IP, 5353, sport=40123).startswith('ERROR')
-    assert '5353' in host.sh('cat /proc/net/nf_conntrack 2>/dev/null || true') or True
     args = {'host_port': 5353, 'protocol': 'udp', 'target_netns': app2, 'target_port': 53}
     real = host.ok('port_publish', args)
     assert 'delete the conntrack entries of udp port 5353 (IPv4) in the host' in real['actions']

@@ -7,8 +7,9 @@
 - every encoder produces, byte for byte, what pyroute2's `encode()` produces for the same message;
 - every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes.
 
-Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and under Debian's
-python3 (pyroute2 0.7.2), where `python3 codec_cases.py` runs them all.
+Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and, through
+each_python.py, in a fresh interpreter of each Python (pip's pyroute2, Debian's 0.7.2);
+`python3 codec_cases.py` runs them all.
 """
 import importlib
 import ipaddress
@@ -501,15 +502,21 @@ def _checks():
 CHECKS = _checks()
 
 
-def main():
+def outcome():
+    """'ok N' when every check passes, else one line per failed check."""
     failed = []
     for check in CHECKS:
         try:
             check()
         except Exception as exc:  # every failure, not just the first
             failed.append('%s: %s: %s' % (check.name, type(exc).__name__, exc))
-    print('\n'.join(failed) if failed else 'ok %d' % len(CHECKS))
-    return 1 if failed else 0
+    return '\n'.join(failed) if failed else 'ok %d' % len(CHECKS)
+
+
+def main():
+    text = outcome()
+    print(text)
+    return 0 if text == 'ok %d' % len(CHECKS) else 1
 
 
 if __name__ == '__main__':

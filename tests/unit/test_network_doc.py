@@ -1,11 +1,11 @@
 """network.py's list options are documented from the single modules (tests/tools/network_doc.py),
 and what that documents is what the module takes."""
+import contextlib
+import io
 import os
 import shutil
-import subprocess
 import sys
-
-import yaml
+import types
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _network
 
@@ -16,14 +16,38 @@ sys.path.insert(0, os.path.dirname(TOOL))
 import network_doc  # noqa: E402
 
 
+def ours(name):
+    return name == 'ansible_collections' or name.startswith('ansible_collections.')
+
+
 def tool(*args):
-    return subprocess.run([sys.executable, TOOL] + list(args), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          universal_newlines=True, check=False)
+    """`network_doc.py ARGS` run in this process (no interpreter to start, no yaml and ansible to import
+    again): its exit status, and what it printed on stdout and stderr together. A run on another
+    checkout (--root) imports that checkout's module_utils in place of this one's: this one's are put
+    back afterwards, and sys.path as it was."""
+    modules = dict((name, module) for name, module in sys.modules.items() if ours(name))
+    path = list(sys.path)
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+            try:
+                status = network_doc.main(list(args))
+            except SystemExit as exc:  # as the interpreter reports it
+                status = exc.code
+                if status is not None and not isinstance(status, int):
+                    print(status, file=sys.stderr)
+                    status = 1
+    finally:
+        for name in [name for name in sys.modules if ours(name)]:
+            del sys.modules[name]
+        sys.modules.update(modules)
+        sys.path[:] = path
+    return types.SimpleNamespace(returncode=status or 0, stdout=out.getvalue())
 
 
 def documented_options(root=REPO):
-    doc = yaml.safe_load(network_doc.string_constant(os.path.join(root, 'plugins', 'modules', 'network.py'),
-                                                     'DOCUMENTATION'))
+    doc = network_doc.load_yaml(network_doc.string_constant(os.path.join(root, 'plugins', 'modules', 'network.py'),
+                                                            'DOCUMENTATION'))
     return doc['options']
 
 
@@ -109,7 +133,7 @@ def test_options_from_a_doc_fragment_reach_the_items(tmp_path):
     text = text.replace('      netns: *netns\n', '')
     text = text.replace('  - linuxnet.netns._common\n', '  - linuxnet.netns._common\n  - linuxnet.netns._common.NETNS\n')
     bridge.write_text(text)
-    assert 'netns' not in yaml.safe_load(network_doc.string_constant(str(bridge), 'DOCUMENTATION'))['options']
+    assert 'netns' not in network_doc.load_yaml(network_doc.string_constant(str(bridge), 'DOCUMENTATION'))['options']
     assert tool('--root', str(root)).returncode == 0
     netns = documented_options(root)['bridges']['suboptions']['netns']
     assert netns['type'] == 'str' and 'Name of the network namespace' in netns['description'][0]
