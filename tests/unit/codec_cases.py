@@ -654,7 +654,8 @@ SHARED = [
     ('hairpin-v4', PUB.hairpin_rule(_ip('10.0.0.2'), ipaddress.ip_network('10.0.0.0/24'))),
     ('hairpin-v6', PUB.hairpin_rule(_ip('fd00::2'), ipaddress.ip_network('fd00::/64'))),
     ('localhost', PUB.localhost_rule(_ip('10.0.0.2'))),
-    ('forward', PUB.forward_rule()),
+    ('forward-in', PUB.forward_rules(_ip('10.0.0.2'))[0]),
+    ('forward-out-v6', PUB.forward_rules(_ip('fd00::2'))[1]),
 ]
 # the accept in another table's forward-drop chain (Docker's), in a table of each family
 FOREIGN = [('ip', N.NFPROTO_IPV4), ('ip6', N.NFPROTO_IPV6), ('inet', N.NFPROTO_INET)]
@@ -675,7 +676,10 @@ def published_specs():
     for name, args in PUBLISHED:
         specs.extend(('%s-%s' % (name, word), None, spec) for word, spec in sorted(PUB.port_rules(*args).items()))
     specs.extend((name, None, spec) for name, spec in SHARED)
-    specs.extend(('allow-%s' % name, family, PUB.forward_rule(PUB.FOREIGN_KEY)) for name, family in FOREIGN)
+    specs.extend(('allow-%s-%s' % (name, version), family, spec) for name, family in FOREIGN
+                 for version, target in (('v4', '10.0.0.2'), ('v6', 'fd00::2'))
+                 if family in (N.NFPROTO_INET, N.NFPROTO_IPV4 if version == 'v4' else N.NFPROTO_IPV6)
+                 for spec in PUB.forward_rules(_ip(target), 'pub-allow', family))
     shapes, distinct = set(), []
     for name, family, spec in specs:
         if _shape(family, spec) not in shapes:
