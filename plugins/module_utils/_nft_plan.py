@@ -157,8 +157,8 @@ class DeleteRule(Change):
 
     def messages(self):
         return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
-                                                          ('NFTA_RULE_CHAIN', self.rule.chain),
-                                                          ('NFTA_RULE_HANDLE', self.rule.handle)])]
+                                            ('NFTA_RULE_CHAIN', self.rule.chain),
+                                            ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
 
 class NftPlan(list):
@@ -319,8 +319,8 @@ class DeleteForeignRule(Change):
 
     def messages(self):
         return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
-                                                          ('NFTA_RULE_CHAIN', self.chain),
-                                                          ('NFTA_RULE_HANDLE', self.rule.handle)])]
+                                            ('NFTA_RULE_CHAIN', self.chain),
+                                            ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
 
 def plan_foreign_forward(foreign, prefixes):
