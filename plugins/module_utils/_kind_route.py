@@ -159,7 +159,7 @@ def plan_routes(plan, reader, specs):
             link = view.links.get(spec.dev)
             if link is None and (spec.dev in view.removed or not plan.assume(
                     ('link', spec.ns, spec.dev), 'interface %s does not exist in %s; assumed created by an '
-                    'earlier task (%s.dev=%r)' % (spec.dev, where(spec.ns), spec.param.lstrip('.'), spec.dev))):
+                    'earlier task (%s=%r)' % (spec.dev, where(spec.ns), (spec.param + '.dev').lstrip('.'), spec.dev))):
                 raise PlanError('%s.dev=%r: no such interface in %s' % (spec.param, spec.dev, where(spec.ns)))
             if link is None:
                 # its index is asked for at apply time, as for a link this run makes
@@ -172,9 +172,9 @@ def plan_routes(plan, reader, specs):
                                             if oif is None or a.index == oif))) or 'none'
                 if not plan.assume(('gateway', spec.ns, spec.dev, spec.gateway), (
                         'gateway %s is not in any subnet connected %sin %s (connected: %s); assumed an earlier '
-                        'task adds an address in its subnet (%s.gateway=%r)' % (
+                        'task adds an address in its subnet (%s=%r)' % (
                             spec.gateway, 'to %s ' % spec.dev if spec.dev else '', where(spec.ns), nets,
-                            spec.param.lstrip('.'), str(spec.gateway)))):
+                            (spec.param + '.gateway').lstrip('.'), str(spec.gateway)))):
                     raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
                                     'address in that subnet first, or set onlink: true' % (
                                         spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',

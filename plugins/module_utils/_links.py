@@ -131,8 +131,8 @@ def configure(plan, iface, link, view, kind, label):
             raise PlanError('%s.master=%r: the same task removes it (%s)' % (
                 iface.param, iface.master, view.removed[iface.master]))
         if master is None and not plan.assume(('link', ns, iface.master), (
-                'bridge %s does not exist in %s; assumed created by an earlier task (%s.master=%r)' % (
-                    iface.master, where(ns), iface.param.lstrip('.'), iface.master))):
+                'bridge %s does not exist in %s; assumed created by an earlier task (%s=%r)' % (
+                    iface.master, where(ns), (iface.param + '.master').lstrip('.'), iface.master))):
             raise PlanError('%s.master=%r: no interface of that name in %s; create the bridge first '
                             '(linuxnet.netns.bridge)' % (iface.param, iface.master, where(ns)))
         if master is None:

@@ -5,6 +5,7 @@ a warning naming it, and the plan is the one the task makes once the earlier tas
 run refuses each with the message it always had. (Kernel side: tests/integration/test_tutorial.py.)"""
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_publish, _kind_route, _kind_veth
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError
 
@@ -213,3 +214,17 @@ def test_a_target_namespace_without_an_address_is_assumed_addressed():
     with pytest.raises(PlanError, match=r"^publish\[0\].target_netns='web': the namespace has no IPv4 address to "
                                         r"publish to; address it first"):
         kernel.plan_kind('publish', [PORT])
+
+
+def test_a_single_modules_top_level_parameters_are_named_without_a_dot():
+    # a single module's top-level object has the path '' (its options are `name`, `peer.netns`...)
+    reader, plan = FakeKernel().reader(), P.Plan(assume_missing=True)
+    _kind_veth.plan_veths(plan, reader, [_kind_veth.VethPair(
+        {'name': 'vh', 'master': 'br0', 'peer': {'name': 'vn', 'netns': 'ns9'}}, '')])
+    _kind_route.plan_routes(plan, reader, [_kind_route.RouteSpec(
+        {'netns': 'ns8', 'dest': '10.6.0.0/16', 'dev': 'eth1', 'gateway': '10.7.0.1'}, '')])
+    _kind_publish.plan_publish(plan, reader, [_kind_publish.Publish(PORT, '')])
+    assert [warning.split(' (')[-1] for warning in plan.warnings] == [
+        "peer.netns='ns9')", "master='br0')", "netns='ns8')", "dev='eth1')", "gateway='10.7.0.1')",
+        "target_netns='web')", "target_netns='web'), so the rules of published port tcp 0.0.0.0:8080 in the host "
+        "cannot name their target yet"]
