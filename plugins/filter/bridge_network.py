@@ -50,7 +50,7 @@ MAIN_TABLE = 254
 # dict once (vars/main.yml, _bridge_network_settings); each filter takes it whole, plus its INPUTS.
 SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interface', 'bridge', 'mtu', 'pool',
             'subnet_prefixlen', 'subnet', 'p2p_prefixlen', 'uplink', 'underlay_address', 'masquerade', 'host_gw',
-            'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent')
+            'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent', 'inbound', 'inbound_from')
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
     'bridge_network_local': (),
@@ -318,11 +318,13 @@ def role_purge_match(prefix, veth_prefix, bridge, pool, subnets, own, keep=()):
     }
 
 
-def role_forwarding(settings, present, prefixes):
+def role_forwarding(settings, present, prefixes, fleet=()):
     """linuxnet.netns.network's `forwarding` list for the role. Present: IPv4 forwarding on (also
     written to the sysctl file with `persist_forwarding`). Absent: turned off only with
     `disable_forwarding_on_absent`, else left as it is. With `safe_router`, forwarding is scoped to
-    `prefixes` (the managed subnets; none when absent, which removes the scope). Nothing to say: []."""
+    `prefixes` (the managed subnets; none when absent, which removes the scope) and, with `inbound`
+    closed, traffic into them to the fleet (its subnets, and its hosts' underlay addresses `fleet`),
+    `inbound_from`, replies and published ports. Nothing to say: []."""
     forwarding = {}
     if present:
         forwarding.update(ipv4=True, persist=boolean(settings['persist_forwarding'], strict=False))
@@ -330,6 +332,15 @@ def role_forwarding(settings, present, prefixes):
         forwarding['ipv4'] = False
     if boolean(settings['safe_router'], strict=False):
         forwarding['restrict_to'] = list(prefixes)
+        if present and settings['inbound'] == 'closed':
+            hosts = set()
+            for address in fleet:
+                if address:
+                    ip = ipaddress.ip_address(u'%s' % address)
+                    hosts.add(ipaddress.ip_network(ip))
+            allowed = [str(n) for n in _networks(list(settings['inbound_from'] or []), 'bridge_network_inbound_from')]
+            forwarding['inbound_from'] = sorted(set(allowed) | set(str(n) for n in hosts), key=lambda t: _network_key(
+                ipaddress.ip_network(u'%s' % t)))
     return [forwarding] if forwarding else []
 
 
@@ -428,7 +439,8 @@ def bridge_network_plan(info, settings):
         'pairs': plan['pairs'],
         'routes': plan['routes'],
         'nat': nat,
-        'forwarding': role_forwarding(s, present, forward_prefixes),
+        'forwarding': role_forwarding(s, present, forward_prefixes, sorted(set(
+            str(a) for a in underlays.values() if a)) if host_gw else ()),
         'targets': plan['targets'],
         'errors': errors,
         'warnings': warnings,

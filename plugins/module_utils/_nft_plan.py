@@ -377,11 +377,11 @@ def plan_foreign_rules(foreign, wanted, dropped, word, key_of):
     return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
 
 
-def plan_forward_chain(current, prefixes):
+def plan_forward_chain(current, prefixes, inbound=None):
     """Plan for the forward chain: exactly forward_rules(prefixes), in that order (none: our forward
     rules removed). Order matters here - the drop must come last - and rules are appended, so any
     difference rewrites our forward rules as a whole, in the same atomic transaction."""
-    desired = forward_rules(prefixes)
+    desired = forward_rules(prefixes, inbound)
     # the forward scope's own rules (fwd-*); other kinds' accepts at the head of the chain stay
     ours = [rule for rule in current.rules if rule.chain == 'forward' and rule.ours
             and rule.key.startswith(FORWARD_PREFIX)]
@@ -407,11 +407,11 @@ def plan_forward_chain(current, prefixes):
     return NftPlan(changes, current.view(), _after(current, changes), current.genid)
 
 
-def plan_router(current, prefixes, foreign=None):
+def plan_router(current, prefixes, foreign=None, inbound=None):
     """Our forward chain for `prefixes` and, given `foreign` (the other rulesets' forward-drop
     chains, _nft_state.read_foreign_forward), the scoped accepts there: one plan, one atomic
     transaction."""
-    own = plan_forward_chain(current, prefixes)
+    own = plan_forward_chain(current, prefixes, inbound)
     if foreign is None:
         return own
     changes, before, after = plan_foreign_forward(foreign, prefixes)

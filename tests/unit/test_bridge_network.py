@@ -327,8 +327,11 @@ def test_role_purge_match_is_what_the_network_module_accepts():
 
 # ---- forwarding: what the role gives linuxnet.netns.network's `forwarding` ---------------------------
 @pytest.mark.parametrize('state, safe_router, persist, disable, expected', [
-    ('present', True, False, False, [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24']}]),
-    ('present', True, True, True, [{'ipv4': True, 'persist': True, 'restrict_to': ['10.200.3.0/24']}]),
+    # closed to strangers by default (bridge_network_inbound): from the fleet, replies and published ports
+    ('present', True, False, False, [{'ipv4': True, 'persist': False, 'restrict_to': ['10.200.3.0/24'],
+                                      'inbound_from': []}]),
+    ('present', True, True, True, [{'ipv4': True, 'persist': True, 'restrict_to': ['10.200.3.0/24'],
+                                    'inbound_from': []}]),
     ('present', False, 'yes', False, [{'ipv4': True, 'persist': True}]),
     ('present', 'false', 'false', False, [{'ipv4': True, 'persist': False}]),
     # absent: the scope goes; forwarding itself stays as it is unless asked
@@ -342,6 +345,18 @@ def test_forwarding(state, safe_router, persist, disable, expected):
     assert plan(state=state, **args)['forwarding'] == expected
     if state == 'absent':
         assert teardown(**args)['forwarding'] == expected
+
+
+def test_inbound_is_closed_to_all_but_the_fleet_and_the_allowed_prefixes():
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24'}
+    closed = plan(host_gw=True, subnets=fleet, underlays={'me': '192.0.2.11', 'b': '192.0.2.12'},
+                  inbound_from=['198.18.0.0/24'])['forwarding'][0]
+    assert closed['restrict_to'] == ['10.200.3.0/24', '10.200.40.0/24']
+    assert closed['inbound_from'] == ['192.0.2.11/32', '192.0.2.12/32', '198.18.0.0/24']
+    opened = plan(host_gw=True, subnets=fleet, inbound='open')['forwarding'][0]
+    assert 'inbound_from' not in opened and opened['restrict_to'] == ['10.200.3.0/24', '10.200.40.0/24']
+    assert 'inbound_from' not in plan(safe_router=False)['forwarding'][0]
+    assert 'inbound_from' not in teardown()['forwarding'][0]
 
 
 def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
