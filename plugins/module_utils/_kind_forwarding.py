@@ -104,7 +104,7 @@ def _write(plan, spec, family, value, stage, summary):
 def plan_forward(plan, reader, specs):
     results = []
     for spec in specs:
-        require_namespace(reader, spec.ns, spec.param + '.netns')
+        require_namespace(plan, reader, spec.ns, spec.param + '.netns')
         paths = dict((family, KEYS[family][1]) for family in spec.wanted)
         key = 'forwarding %s' % ns_key(spec.ns)
         if not reader.exists(spec.ns):

@@ -44,7 +44,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
-    PlanError, fail, info_entry, ns_key, require_namespace, where)
+    PlanError, assume_namespace, fail, info_entry, ns_key, require_namespace, where)
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6
@@ -324,23 +324,29 @@ def _overlaps(one, other):
     return one == other or one.is_unspecified or other.is_unspecified
 
 
-def _resolve(reader, obj):
+def _resolve(plan, reader, obj):
     """The target address of `obj`: given, or the first global address of its family in
-    target_netns (what the same task adds there counts)."""
+    target_netns (what the same task adds there counts). None in check mode when the address is
+    assumed to come from an earlier task."""
     if obj.target is not None:
         return obj.target
     name = obj.target_netns
-    if not reader.will_exist(name):
-        raise PlanError('%s.target_netns=%r: network namespace %r does not exist and the task does not create it'
-                        % (obj.param, name, name))
+    param = obj.param + '.target_netns'
+    if not reader.will_exist(name) and not assume_namespace(plan, reader, name, param):
+        raise PlanError('%s=%r: network namespace %r does not exist and the task does not create it'
+                        % (param, name, name))
     view = reader.view(name)
     family = 2 if obj.version == 4 else 10
     for address in view.addresses_of(family):
         ip = address.iface.ip
         if view.link_name(address.index) != 'lo' and not ip.is_loopback and not ip.is_link_local:
             return ip
-    raise PlanError('%s.target_netns=%r: the namespace has no IPv%d address to publish to; address it first '
-                    '(in the same task, or with linuxnet.netns.veth), or give target' % (obj.param, name, obj.version))
+    if plan.assume(('address', name, obj.version), 'netns %s has no IPv%d address to publish to; assumed an '
+                   'earlier task adds one (%s=%r), so the rules of %s cannot name their target yet' % (
+                       name, obj.version, param.lstrip('.'), name, obj.describe())):
+        return None
+    raise PlanError('%s=%r: the namespace has no IPv%d address to publish to; address it first '
+                    '(in the same task, or with linuxnet.netns.veth), or give target' % (param, name, obj.version))
 
 
 def _facing(reader, ns, target):
@@ -358,7 +364,7 @@ def _facing(reader, ns, target):
 def plan_publish(plan, reader, objects):
     by_ns = {}
     for obj in objects:
-        require_namespace(reader, obj.ns, obj.param + '.netns', obj.state)
+        require_namespace(plan, reader, obj.ns, obj.param + '.netns', obj.state)
         by_ns.setdefault(obj.ns, []).append(obj)
     results = []
     for ns, group in by_ns.items():
@@ -401,8 +407,11 @@ def _plan_ns(plan, reader, ns, group):
                 drop(obj.protocol, obj.listen, port)
             result['target'] = str(obj.target) if obj.target is not None else None
             continue
-        target = _resolve(reader, obj)
-        result['target'] = str(target)
+        target = _resolve(plan, reader, obj)
+        result['target'] = None if target is None else str(target)
+        if target is None:
+            _plan_unknown_target(plan, ns, obj)
+            continue
         if target not in facing_of:
             facing_of[target] = _facing(reader, ns, target)
             if facing_of[target][1] is not None:
@@ -475,6 +484,22 @@ def _shared_rules(reader, ns, nft, after, facing_of):
     gone = set(rule.key for rule in nft.rules if rule.spec is not None and rule.key not in wanted and
                rule.key[len(COMMENT_PREFIX):].split(' ', 1)[0] in SHARED_WORDS)
     return list(wanted.values()), gone
+
+
+def _plan_unknown_target(plan, ns, obj):
+    """Check mode, the target's address assumed to come from an earlier task: the port is
+    published, but its rules, which name the address, can only be planned once it is there."""
+    listen = _endpoint(obj.listen, obj.host_ports[0]).rsplit(':', 1)[0]
+    summary = 'publish %s %s:%s in %s to port %s of the IPv%d address of netns %s (not known in check mode)' % (
+        obj.protocol, listen, _ports_text(*obj.host_ports), where(ns), _ports_text(*obj.target_ports), obj.version,
+        obj.target_netns)
+    plan.record('published port %s' % obj.key, None, {'target_netns': obj.target_netns,
+                                                      'target_port': _ports_text(*obj.target_ports)})
+    plan.add(P.NFT, ns, summary, call=_never_applied)
+
+
+def _never_applied(session):
+    raise AssertionError('a port whose target address is not known is planned in check mode only')
 
 
 def _warn_listeners(plan, reader, ns, objects, nft_plan):

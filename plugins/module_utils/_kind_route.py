@@ -138,7 +138,7 @@ def _family(spec):
 def plan_routes(plan, reader, specs):
     results = []
     for spec in specs:
-        require_namespace(reader, spec.ns, spec.param + '.netns', spec.state)
+        require_namespace(plan, reader, spec.ns, spec.param + '.netns', spec.state)
         view = reader.view(spec.ns)
         wanted = C.route_key(spec.dest, spec.table, spec.metric)
         current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)
@@ -157,17 +157,28 @@ def plan_routes(plan, reader, specs):
         oif = None
         if spec.dev is not None:
             link = view.links.get(spec.dev)
-            if link is None:
+            if link is None and (spec.dev in view.removed or not plan.assume(
+                    ('link', spec.ns, spec.dev), 'interface %s does not exist in %s; assumed created by an '
+                    'earlier task (%s=%r)' % (spec.dev, where(spec.ns), (spec.param + '.dev').lstrip('.'), spec.dev))):
                 raise PlanError('%s.dev=%r: no such interface in %s' % (spec.param, spec.dev, where(spec.ns)))
+            if link is None:
+                # its index is asked for at apply time, as for a link this run makes
+                link = view.expect_link(spec.dev, None, {})
             oif = link.index
         if spec.gateway is not None and not spec.onlink and not spec.gateway.is_link_local:
             connected = [a for a in view.addresses_of(_family(spec)) if oif is None or a.index == oif]
             if not any(a.contains(spec.gateway) for a in connected):
-                nets = [a.iface.network for a in view.addresses if oif is None or a.index == oif]
-                raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
-                                'address in that subnet first, or set onlink: true' % (
-                                    spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',
-                                    where(spec.ns), ', '.join(sorted(set(str(n) for n in nets))) or 'none'))
+                nets = ', '.join(sorted(set(str(a.iface.network) for a in view.addresses
+                                            if oif is None or a.index == oif))) or 'none'
+                if not plan.assume(('gateway', spec.ns, spec.dev, spec.gateway), (
+                        'gateway %s is not in any subnet connected %sin %s (connected: %s); assumed an earlier '
+                        'task adds an address in its subnet (%s=%r)' % (
+                            spec.gateway, 'to %s ' % spec.dev if spec.dev else '', where(spec.ns), nets,
+                            (spec.param + '.gateway').lstrip('.'), str(spec.gateway)))):
+                    raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
+                                    'address in that subnet first, or set onlink: true' % (
+                                        spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',
+                                        where(spec.ns), nets))
         after = {}
         if spec.gateway is not None:
             after['gateway'] = str(spec.gateway)

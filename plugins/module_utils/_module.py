@@ -147,7 +147,8 @@ def run(module, planner, read_only=False):
                          exception=str(_codec.PYROUTE2_IMPORT_ERROR))
     check_privileges(module)
     _raise_nofile()
-    plan = P.Plan()
+    # check mode assumes what earlier tasks of the play make (they made nothing): see Plan.assume
+    plan = P.Plan(assume_missing=module.check_mode)
     session = None
     try:
         with Lock(exclusive=not (read_only or module.check_mode)):

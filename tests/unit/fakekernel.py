@@ -188,13 +188,14 @@ class FakeKernel(object):
     def reader(self):
         return FakeReader(self)
 
-    def plan_network(self, purge=False, purge_match=None, **lists):
-        """Plan a linuxnet.netns.network call as its main() does; returns (plan, reader)."""
+    def plan_network(self, purge=False, purge_match=None, check_mode=False, **lists):
+        """Plan a linuxnet.netns.network call as its main() does (`check_mode`: as under --check,
+        assuming what earlier tasks make); returns (plan, reader)."""
         params = dict((kind.option, None) for kind in _kinds.KINDS)
         params.update(lists, purge=purge, purge_match=purge_match)
         parsed = _network.parse(params)
         selection = _network.purge_selection(params) if purge or purge_match else None
-        plan, reader = P.Plan(), self.reader()
+        plan, reader = P.Plan(assume_missing=check_mode), self.reader()
         for kind in _kinds.KINDS:
             if kind.option not in parsed:
                 continue
@@ -203,11 +204,12 @@ class FakeKernel(object):
             kind.planner(plan, reader, parsed[kind.option] + extra)
         return plan, reader
 
-    def plan_kind(self, option, items):
-        """Plan one kind's objects as its single module does; returns (plan, result)."""
+    def plan_kind(self, option, items, check_mode=False):
+        """Plan one kind's objects as its single module does (`check_mode`: as under --check);
+        returns (plan, result)."""
         kind = next(kind for kind in _kinds.KINDS if kind.option == option)
         objects = [kind.factory(item, '%s[%d]' % (option, index)) for index, item in enumerate(items)]
-        plan = P.Plan()
+        plan = P.Plan(assume_missing=check_mode)
         return plan, kind.planner(plan, self.reader(), objects)
 
 
