@@ -102,12 +102,21 @@ def same_family(param, value, family, other_param, other_value):
              'use addresses of one family in one route')
 
 
+def integer(value, param, low, high, fix):
+    """An int option's value within low..high. Ansible's int type lets a YAML boolean through as
+    itself (True is an int to Python): refused here, or `table: true` would be table 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(param, value, 'is not an integer', fix)
+    if not low <= value <= high:
+        fail(param, value, 'is outside %d..%d' % (low, high), fix)
+    return value
+
+
 def mtu(value, param):
+    # what the kernel takes for a veth and a bridge (ETH_MIN_MTU..ETH_MAX_MTU)
     if value is None:
         return None
-    if not 68 <= value <= 65535:
-        fail(param, value, 'is outside 68..65535', 'give an MTU such as 1500')
-    return value
+    return integer(value, param, 68, 65535, 'give an MTU from 68 to 65535, such as 1500')
 
 
 def unique(items, key, param):
