@@ -129,6 +129,13 @@ class Publish(object):
         if spec.get('host_address') is not None:
             self.host_address = V.address(spec['host_address'], param + '.host_address')
             versions['host_address'] = self.host_address.version
+            if self.host_address.is_multicast or self.host_address == ipaddress.ip_address('255.255.255.255'):
+                # a rule matching it would never see a connection
+                fail(param + '.host_address', spec['host_address'], 'is a multicast or broadcast address',
+                     "give one of the host's own addresses, or omit host_address for all of them")
+            if self.host_address.is_unspecified:
+                # 0.0.0.0 / ::, Docker's "every address": the same as none (its family stays)
+                self.host_address = None
         self.target = None
         if spec.get('target') is not None:
             self.target = V.address(spec['target'], param + '.target')

@@ -119,6 +119,42 @@ def mtu(value, param):
     return integer(value, param, 68, 65535, 'give an MTU from 68 to 65535, such as 1500')
 
 
+# what Ansible turns into a string without a word (`name: [a]` the namespace "['a']", YAML's
+# `name: no` the namespace "False"); a number stays a number's text (`name: 5`), as Ansible has it
+_NOT_TEXT = ((bool, 'a boolean'), (list, 'a list'), (dict, 'a mapping'))
+
+
+def _text(value, param):
+    for cls, what in _NOT_TEXT:
+        if isinstance(value, cls):
+            fail(param, value, 'is %s, not a string' % what, 'give one value; quote it if YAML reads it as something else')
+
+
+def unconverted(spec, params, path=''):
+    """Refuse, in the arguments as the module was given them (before Ansible converted them), a
+    boolean, list or mapping where the argument spec `spec` takes a string (options with choices
+    excepted: Ansible checks those)."""
+    if not isinstance(params, dict):
+        return
+    for name, option in spec.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        here = path + name
+        kind = option.get('type', 'str')
+        if kind in ('str', 'path') and not option.get('choices'):
+            _text(value, here)
+        elif kind == 'dict' and option.get('options'):
+            unconverted(option['options'], value, here + '.')
+        elif kind == 'list' and isinstance(value, list):
+            for index, item in enumerate(value):
+                at = '%s[%d]' % (here, index)
+                if option.get('elements') == 'dict' and option.get('options'):
+                    unconverted(option['options'], item, at + '.')
+                elif option.get('elements') in ('str', 'path'):
+                    _text(item, at)
+
+
 def unique(items, key, param):
     """Refuse two list entries that describe the same object."""
     seen = {}

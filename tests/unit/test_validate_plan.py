@@ -161,3 +161,55 @@ def test_sysctl_ours():
     assert _kind_forwarding.ours(None)
     assert _kind_forwarding.ours(_kind_forwarding.render({'ipv4': True}))
     assert not _kind_forwarding.ours('# mine\n' + _kind_forwarding.render({'ipv4': True}))
+
+
+@pytest.mark.parametrize('wildcard, target', [('0.0.0.0', '10.0.0.2'), ('::', 'fd00::2')])
+def test_publish_host_address_wildcard_is_all_addresses(wildcard, target):
+    # documented: 0.0.0.0 and :: say what omitting host_address says, as in Docker's -p 0.0.0.0:80:80
+    from ansible_collections.linuxnet.netns.plugins.module_utils._kind_publish import Publish
+    given = Publish({'host_port': 80, 'target': target, 'host_address': wildcard}, 'ports[0]')
+    omitted = Publish({'host_port': 80, 'target': target}, 'ports[0]')
+    for obj in (given, omitted):
+        assert obj.host_address is None and str(obj.listen) == wildcard
+    assert (given.key, given.describe(), given.mappings()) == (omitted.key, omitted.describe(), omitted.mappings())
+    # with target_netns the family comes from the wildcard alone
+    assert Publish({'host_port': 80, 'target_netns': 'ns1', 'host_address': '::'}, 'p').version == 6
+
+
+@pytest.mark.parametrize('address', ['224.0.0.1', '255.255.255.255', 'ff02::1'])
+def test_publish_host_address_multicast_refused(address):
+    from ansible_collections.linuxnet.netns.plugins.module_utils._kind_publish import Publish
+    target = '10.0.0.2' if '.' in address else 'fd00::2'
+    with pytest.raises(_validate.ValidationError, match=r"ports\[0\]\.host_address='%s' is a multicast" % address):
+        Publish({'host_port': 80, 'target': target, 'host_address': address}, 'ports[0]')
+
+
+SPEC = {'name': {'type': 'str'}, 'state': {'type': 'str', 'choices': ['present', 'absent']},
+        'file': {'type': 'path'}, 'mtu': {'type': 'int'},
+        'peer': {'type': 'dict', 'options': {'name': {'type': 'str'}}},
+        'items': {'type': 'list', 'elements': 'dict', 'options': {'name': {'type': 'str'},
+                                                                  'addresses': {'type': 'list', 'elements': 'str'}}}}
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': ['a']}, "name=['a'] is a list, not a string"),
+    ({'name': {'a': 1}}, "name={'a': 1} is a mapping, not a string"),
+    ({'name': False}, 'name=False is a boolean, not a string'),  # YAML's `name: no`
+    ({'file': ['/a.conf']}, "file=['/a.conf'] is a list"),
+    ({'peer': {'name': True}}, 'peer.name=True is a boolean'),
+    ({'items': [{'name': 'a'}, {'addresses': ['10.0.0.1/24', ['x']]}]}, "items[1].addresses[1]=['x'] is a list"),
+])
+def test_unconverted_refused(params, message):
+    with pytest.raises(_validate.ValidationError) as err:
+        _validate.unconverted(SPEC, params)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize('params', [
+    {'name': 'a', 'file': '/a.conf', 'mtu': 1500, 'peer': {'name': 'b'}, 'items': [{'name': 'c', 'addresses': []}]},
+    {'name': 5},  # a number: Ansible's conversion to "5" stands
+    {'state': True},  # an option with choices: Ansible checks it
+    {'peer': 'name=b'}, {'items': 'x'}, {'name': None},  # Ansible's own conversions and checks
+])
+def test_unconverted_accepted(params):
+    _validate.unconverted(SPEC, params)
