@@ -147,8 +147,10 @@ class Publish(object):
         if spec.get('family'):
             versions['family'] = 4 if spec['family'] == 'ipv4' else 6
         if len(set(versions.values())) > 1:
-            fail(param, dict((k, spec[k]) for k in versions), 'mixes IPv4 and IPv6',
-                 'publish IPv4 and IPv6 as two entries')
+            first = next(iter(versions))
+            other = next(k for k in versions if versions[k] != versions[first])
+            fail(param + '.' + other, spec[other], 'is IPv%d but %s=%r is IPv%d' % (
+                versions[other], first, spec[first], versions[first]), 'publish IPv4 and IPv6 as two entries')
         self.version = next(iter(versions.values()), 4)
         if self.state == 'present':
             if (self.target is None) == (self.target_netns is None):

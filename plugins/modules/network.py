@@ -93,7 +93,7 @@ options:
         type: list
         elements: str
       mtu:
-        description: MTU of the bridge.
+        description: MTU of the bridge, 68 to 65535 (what the kernel takes for a bridge).
         type: int
       up:
         description: Whether the bridge is up.
@@ -131,7 +131,8 @@ options:
         type: list
         elements: str
       mtu:
-        description: MTU of the first end; also the default for O(pairs[].peer.mtu).
+        description: MTU of the first end, 68 to 65535 (what the kernel takes for a veth); also the default
+          for O(pairs[].peer.mtu).
         type: int
       up:
         description: Whether the first end is up.
@@ -156,7 +157,7 @@ options:
             type: list
             elements: str
           mtu:
-            description: MTU of the other end; defaults to O(pairs[].mtu).
+            description: MTU of the other end, 68 to 65535; defaults to O(pairs[].mtu).
             type: int
           up:
             description: Whether the other end is up.

@@ -192,6 +192,19 @@ def test_veth_bad_input(host, args, fragment):
     assert host.sh('ip -d link; ip addr') == before
 
 
+def test_mtu_range_ends(host):
+    """68 and 65535, the ends of the MTU range the docs give (and the kernel takes), on a veth pair's
+    two ends and a bridge."""
+    pair = {'name': host.prefix + 'm', 'mtu': 65535, 'peer': {'name': host.prefix + 'p', 'mtu': 68}}
+    bridge = {'name': host.prefix + 'b', 'mtu': 68}
+    host.ok('veth', pair)
+    host.ok('bridge', bridge)
+    links = host.links()
+    assert (links[host.prefix + 'm']['mtu'], links[host.prefix + 'p']['mtu'], links[host.prefix + 'b']['mtu']) == (
+        65535, 68, 68)
+    assert not host.ok('veth', pair)['changed'] and not host.ok('bridge', bridge)['changed']
+
+
 # ---- bridge ----------------------------------------------------------------------------------------------
 def test_bridge_lifecycle(host):
     spec = {'name': 'br0', 'addresses': ['172.30.0.1/24', 'fd30::1/64'], 'mtu': 9000}

@@ -213,3 +213,10 @@ def test_unconverted_refused(params, message):
 ])
 def test_unconverted_accepted(params):
     _validate.unconverted(SPEC, params)
+
+
+@pytest.mark.parametrize('value, ports', [(1, (1, 1)), (65535, (65535, 65535)), ('1-65535', (1, 65535)),
+                                          ('8080', (8080, 8080)), ('80-80', (80, 80))])
+def test_publish_port_range_ends(value, ports):
+    from ansible_collections.linuxnet.netns.plugins.module_utils._kind_publish import port_range
+    assert port_range(value, 'host_port') == ports
