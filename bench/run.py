@@ -7,6 +7,10 @@
   loop       the same network from the tutorial's `ip` commands as ansible.builtin.command tasks
              with `loop:` (bench/playbooks/command_loop.yml)
   ip_netns   community.general.ip_netns in a loop, namespaces only (bench/requirements.txt brings it)
+  publish    1000 TCP ports published to 10 namespaces on a bridge (issue 14), in one task of
+             linuxnet.netns.port_publish and one of linuxnet.netns.network's `publish`: converge,
+             re-run, teardown, nf_tables transactions counted; beside the floor, the same rules
+             loaded by one `nft -f`
   fleet      the lab fleet (tests/lab/lab.py): H hosts over SSH, 50 namespaces each: site.yml,
              re-run, verify.yml
 
@@ -15,6 +19,8 @@ Run it inside the sandbox, from the repository root:
     tests/sandbox.sh python3 bench/run.py            # full run; rewrites docs/benchmark.md and .png
     tests/sandbox.sh python3 bench/run.py --quick    # loop at N=10 only (N=100 extrapolated), H=5 only
     tests/sandbox.sh python3 bench/run.py --smoke --out DIR   # N=5, seconds; what the test suite runs
+    tests/sandbox.sh python3 bench/run.py --sizes= --loop-sizes= --fleet= --no-ip-netns --out DIR
+                                                   # the published ports only (1000)
 
 "Module time" is the sum of the durations (runner start to result, as ansible.posix.profile_tasks
 measures them) of the tasks that run linuxnet.netns modules, recorded by the callback plugin
@@ -34,6 +40,7 @@ import resource
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
@@ -46,16 +53,23 @@ NESTED = 'LINUXNET_BENCH_NESTED'
 CLONE_NEWNET = 0x40000000
 
 # The host's uplink: TEST-NET-3, clear of the role's pool (10.200.0.0/16), the loop's subnet
-# (10.201.0.0/21), the floor's (10.202.0.0/21) and the lab's underlay (192.0.2.0/24).
+# (10.201.0.0/21), the floor's (10.202.0.0/21), the published ports' bridge (10.203.0.0/24) and the
+# lab's underlay (192.0.2.0/24).
 UPLINK, UPLINK_ADDRESS, ROUTER_ADDRESS = 'uplink0', '203.0.113.2/24', '203.0.113.1'
 ROLE_PREFIXLEN = 21  # room for 1000 namespaces and the gateway in one bridge subnet
 FLEET_NAMESPACES = 50
 INTERNET = '198.51.100.2'  # the lab's echo server
+PUBLISH_BRIDGE, PUBLISH_NET, PUBLISH_NAMESPACES = 'pbbr0', '10.203.0', 10
+PUBLISH_FIRST_PORT, PUBLISH_TARGET_PORT = 20000, 80
+PUBLISH_FLOOR_TABLE = 'lnbench_pubfloor'
+PUBLISH_LIMIT = 1.0  # issue 14: 1000 ports, one transaction, at most 1 s of module time
+NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN, NFTA_GEN_ID = 12, 10, 16, 1
 
 TARGETS_NOTE = ('Targets (issue 4, 2-core machine): N=1000 converge <= 5 s module time and <= 1.5x the '
                 'ip -batch floor; identical re-run of N=1000 <= 2 s module time with changed=0; '
                 'teardown of N=1000 <= 2 s; tasks per host equal for N=10 and N=1000; N=100 end to end '
-                '>= 100x faster than the command loop.')
+                '>= 100x faster than the command loop. Issue 14: 1000 published ports in one nf_tables '
+                'transaction and <= 1 s module time.')
 
 
 def log(message):
@@ -122,7 +136,11 @@ class Host(object):
         argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')] + list(inventory)
         if forks:
             argv += ['--forks', str(forks)]
-        argv += ['-e', json.dumps(extra_vars), playbook]
+        # from a file: a thousand published ports' items outgrow one argument (MAX_ARG_STRLEN, 128 KiB)
+        extra = os.path.join(self.tmp, 'extra%d.json' % self.runs)
+        with open(extra, 'w') as handle:
+            json.dump(extra_vars, handle)
+        argv += ['-e', '@' + extra, playbook]
         env = dict(os.environ, ANSIBLE_COLLECTIONS_PATH=self.collections,
                    ANSIBLE_CALLBACK_PLUGINS=os.path.join(BENCH, 'callback_plugins'),
                    ANSIBLE_CALLBACKS_ENABLED='linuxnet_bench', LINUXNET_BENCH_TIMINGS=timings,
@@ -193,10 +211,10 @@ def cleanup_local(uplink=False):
             handle.write(''.join('netns del %s\n' % name for name in names))
         sh(['ip', '-force', '-batch', batch], check=False)
         os.unlink(batch)
-    for link in ('lnbr0', 'clbr0', 'flbr0') + ((UPLINK,) if uplink else ()):
+    for link in ('lnbr0', 'clbr0', 'flbr0', PUBLISH_BRIDGE) + ((UPLINK,) if uplink else ()):
         if link in links():
             sh(['ip', 'link', 'del', link], check=False)
-    for table in ('inet linuxnet_netns', 'ip lnbench_floor'):
+    for table in ('inet linuxnet_netns', 'ip lnbench_floor', 'inet ' + PUBLISH_FLOOR_TABLE):
         sh('nft delete table %s' % table, check=False)
     sh('iptables -t nat -F POSTROUTING', check=False)
 
@@ -409,6 +427,142 @@ def ip_netns_step(host, python, n, rows):
                          changed=run.changed()))
 
 
+def nft_generation():
+    """The nf_tables generation of this network namespace's ruleset: the kernel counts one for each
+    committed transaction (a batch that changes nothing commits none), so the difference over a step
+    is the number of transactions it made."""
+    sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+    try:
+        sock.bind((0, 0))
+        # nlmsghdr (NLM_F_REQUEST) + nfgenmsg (AF_UNSPEC, NFNETLINK_V0, res_id 0)
+        sock.send(struct.pack('=LHHLL', 20, NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN, 1, 1, 0)
+                  + struct.pack('!BBH', 0, 0, 0))
+        data = sock.recv(65536)
+    finally:
+        sock.close()
+    length, kind = struct.unpack_from('=LH', data)
+    if kind == 2:  # NLMSG_ERROR
+        raise RuntimeError('NFT_MSG_GETGEN failed: errno %d' % -struct.unpack_from('=i', data, 16)[0])
+    offset = 20
+    while offset + 4 <= length:
+        size, attr = struct.unpack_from('=HH', data, offset)
+        if attr & 0x3fff == NFTA_GEN_ID:
+            return struct.unpack_from('!L', data, offset + 4)[0]
+        offset += (size + 3) & ~3
+    raise RuntimeError('NFT_MSG_GETGEN: no NFTA_GEN_ID in the answer')
+
+
+def publish_ports(n, state='present'):
+    """n TCP ports: host port 20000 + i to namespace i % 10, port 80 + i // 10 - one port_publish
+    `ports` item each, as a user publishing many services lists them."""
+    ports = []
+    for i in range(n):
+        item = {'host_port': PUBLISH_FIRST_PORT + i, 'target_netns': 'pbns%d' % (i % PUBLISH_NAMESPACES),
+                'target_port': PUBLISH_TARGET_PORT + i // PUBLISH_NAMESPACES}
+        if state == 'absent':
+            item['state'] = 'absent'
+        ports.append(item)
+    return ports
+
+
+def publish_network(tmp):
+    """The published ports' targets, made with `ip` (not measured): the bridge pbbr0 and 10
+    namespaces on it, pbns0..9 at 10.203.0.11-20."""
+    lines = ['link add %s type bridge' % PUBLISH_BRIDGE, 'addr add %s.1/24 dev %s' % (PUBLISH_NET, PUBLISH_BRIDGE),
+             'link set %s up' % PUBLISH_BRIDGE]
+    for k in range(PUBLISH_NAMESPACES):
+        lines += ['netns add pbns%d' % k, 'link add pbv%d type veth peer name eth0 netns pbns%d' % (k, k),
+                  'link set pbv%d master %s up' % (k, PUBLISH_BRIDGE)]
+    path = os.path.join(tmp, 'publish-host.batch')
+    with open(path, 'w') as handle:
+        handle.write('\n'.join(lines) + '\n')
+    sh(['ip', '-batch', path])
+    for k in range(PUBLISH_NAMESPACES):
+        path = os.path.join(tmp, 'publish-pbns%d.batch' % k)
+        with open(path, 'w') as handle:
+            handle.write('link set lo up\naddr add %s.%d/24 dev eth0\nlink set eth0 up\n' % (PUBLISH_NET, 11 + k))
+        sh(['ip', '-n', 'pbns%d' % k, '-batch', path])
+
+
+def our_rules(text, word='pub'):
+    return sum(1 for line in text.splitlines() if 'comment "linuxnet:%s ' % word in line)
+
+
+def publish_step(host, python, n, rows, repeat=1):
+    """publish_cycle `repeat` times with each module; for each step the sample with the least
+    module time (the floor: the least wall time), with every sample's transaction count."""
+    log('publish N=%d: bridge and %d namespaces (ip)' % (n, PUBLISH_NAMESPACES))
+    publish_network(host.tmp)
+    try:
+        for module in ('port_publish', 'network'):
+            samples = [publish_cycle(host, python, n, module, '' if repeat == 1 else ' (%d/%d)' % (attempt + 1, repeat))
+                       for attempt in range(repeat)]
+            for i in range(len(samples[0])):
+                key = 'wall' if samples[0][i]['method'] == 'nft -f' else 'module'
+                best = min((sample[i] for sample in samples), key=lambda row, key=key: row[key])
+                rows.append(dict(best, samples=len(samples),
+                                 module_samples=[sample[i]['module'] for sample in samples],
+                                 generation_samples=[sample[i]['generations'] for sample in samples]))
+    finally:
+        cleanup_local_prefix('pbns', PUBLISH_BRIDGE)
+        sh('nft delete table inet linuxnet_netns', check=False)
+
+
+def publish_cycle(host, python, n, module, label):
+    """Converge, identical re-run and teardown of n published ports through `module` in one task,
+    counting nf_tables generations around each; with port_publish, then the floor: the rules the
+    converge made, as `nft list table` prints them, loaded into a fresh table by one `nft -f`."""
+    playbook = os.path.join(BENCH, 'playbooks', 'publish.yml')
+    method = 'publish: ' + module
+    rows = []
+
+    def step(name, state):
+        log('publish N=%d %s: %s%s' % (n, module, name, label))
+        generation = nft_generation()
+        run = host.playbook(playbook, {'bench_module': module, 'bench_ports': publish_ports(n, state),
+                                       'ansible_python_interpreter': python})
+        rows.append(dict(method=method, step=name, n=n, wall=run.wall, module=run.module_time(), cpu=run.cpu,
+                         tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(),
+                         generations=nft_generation() - generation))
+        return rows[-1]
+    step('converge', 'present')
+    made = sh(['nft', 'list', 'table', 'inet', 'linuxnet_netns'])
+    rows[-1]['rules'] = made.count('comment "linuxnet:pub')
+    if our_rules(made) != n:
+        raise RuntimeError('%s made %d prerouting rules for %d ports' % (module, our_rules(made), n))
+    step('re-run', 'present')
+    rows[-1]['rules'] = rows[0]['rules']
+    step('teardown', 'absent')
+    if 'linuxnet:pub' in sh(['nft', 'list', 'ruleset']):
+        raise RuntimeError('%s state=absent left published port rules behind' % module)
+    if module == 'port_publish':
+        rows.append(publish_floor(host.tmp, n, made))
+    return rows
+
+
+def publish_floor(tmp, n, made):
+    header = 'table inet linuxnet_netns {'
+    if not made.startswith(header):
+        raise RuntimeError('nft list table printed %r, not %r' % (made[:60], header))
+    path = os.path.join(tmp, 'publish-floor.nft')
+    with open(path, 'w') as handle:
+        handle.write('table inet %s {%s' % (PUBLISH_FLOOR_TABLE, made[len(header):]))
+    log('publish N=%d: nft -f floor' % n)
+    generation = nft_generation()
+    cpu = children_cpu()
+    start = time.perf_counter()
+    subprocess.run(['nft', '-f', path], check=True)
+    wall = time.perf_counter() - start
+    cpu = children_cpu() - cpu
+    generations = nft_generation() - generation
+    loaded = sh(['nft', 'list', 'table', 'inet', PUBLISH_FLOOR_TABLE])
+    sh(['nft', 'delete', 'table', 'inet', PUBLISH_FLOOR_TABLE])
+    if our_rules(loaded) != n:
+        raise RuntimeError('nft -f loaded %d prerouting rules for %d ports' % (our_rules(loaded), n))
+    return dict(method='nft -f', step='converge', n=n, wall=wall, module=wall, cpu=cpu, tasks=None, module_runs=1,
+                changed=None, generations=generations, rules=loaded.count('comment "linuxnet:pub'))
+
+
 def neighbour_table():
     """The kernel's IPv4 neighbour table fill, which all namespaces of the machine share: the lab's
     hosts are namespaces of one kernel, so H x 50 namespaces and their gateways' entries count
@@ -532,6 +686,42 @@ def targets(rows):
         out.append(('(for comparison) N=100 module time vs the loop\'s command tasks', ratio, 'info'))
     else:
         out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
+    return out + publish_targets(rows)
+
+
+def publish_targets(rows):
+    """Issue 14: 1000 published ports in one task are one nf_tables transaction and <= 1 s of
+    module time; the ratio to the nft -f floor for information."""
+    def verdict(ok):
+        return 'PASS' if ok else 'FAIL'
+    out = []
+    for module in ('port_publish', 'network'):
+        conv = find(rows, 'publish: ' + module, 'converge', 1000)
+        label = 'N=1000 published ports, one %s task: module time <= %g s' % (module, PUBLISH_LIMIT)
+        out.append((label, '%.2f s' % conv['module'], verdict(conv['module'] <= PUBLISH_LIMIT)) if conv
+                   else (label, 'not measured', 'n/a'))
+    runs = [r for r in rows if r['method'].startswith('publish: ')]
+    label = 'published ports: one nf_tables transaction per converge and teardown, none on re-run (every N)'
+    if not runs:
+        return out + [(label, 'not measured', 'n/a')]
+    want = {'converge': 1, 're-run': 0, 'teardown': 1}
+    seen = dict((step, sorted(set(g for r in runs if r['step'] == step for g in r['generation_samples'])))
+                for step in want)
+    out.append((label, '; '.join('%s: %s' % (step, '/'.join(map(str, seen[step]))) for step in want) +
+                ' (%d runs)' % sum(len(r['generation_samples']) for r in runs),
+                verdict(all(seen[step] == [count] for step, count in want.items()))))
+    reruns = [r for r in runs if r['step'] == 're-run']
+    out.append(('published ports re-run: changed=0 (every N, both modules)',
+                'changed=%d over %d re-runs' % (sum(r['changed'] for r in reruns), len(reruns)),
+                verdict(not any(r['changed'] for r in reruns))))
+    n = max(r['n'] for r in runs)
+    floor = find(rows, 'nft -f', 'converge', n)
+    if floor:
+        ratios = ['%s %.1fx (%.2f s / %.3f s)' % (r['method'].split(' ')[1], r['module'] / floor['wall'], r['module'],
+                                                  floor['wall'])
+                  for r in runs if r['n'] == n and r['step'] == 'converge']
+        out.append(('(for comparison) N=%d published ports: module time vs one nft -f of the same rules' % n,
+                    ', '.join(ratios), 'info'))
     return out
 
 
@@ -554,6 +744,20 @@ def main_table(rows):
                       fmt(row['module']), fmt(row['wall']), fmt(row.get('cpu')),
                       fmt(row['module'] * 1000.0 / n if n else None, '%.1f'),
                       fmt(row['wall'] * 1000.0 / n if n else None, '%.1f'), fmt(row.get('changed'), '%d')])
+    return header, lines
+
+
+def publish_table(rows):
+    header = ['method', 'step', 'ports', 'rules', 'nf_tables transactions', 'module s', 'wall s', 'CPU s',
+              'x nft -f floor', 'changed']
+    methods = ['publish: port_publish', 'publish: network', 'nft -f']
+    lines = []
+    for row in sorted((r for r in rows if r['method'] in methods), key=lambda r: (r['n'], methods.index(r['method']))):
+        floor = find(rows, 'nft -f', 'converge', row['n'])
+        ratio = '%.1f' % (row['module'] / floor['wall']) if floor and row['step'] == 'converge' else '-'
+        lines.append([row['method'], row['step'], str(row['n']), fmt(row.get('rules'), '%d'),
+                      ' '.join(map(str, row.get('generation_samples') or [row['generations']])),
+                      fmt(row['module']), fmt(row['wall']), fmt(row.get('cpu')), ratio, fmt(row.get('changed'), '%d')])
     return header, lines
 
 
@@ -615,7 +819,8 @@ def plot(rows, path, title):
     ax.set_ylabel('seconds')
     ax.set_title('One host: time against N')
     ax.grid(True, which='both', alpha=0.3)
-    ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2)
+    if ax.get_legend_handles_labels()[0]:  # a run of the published ports only draws no line here
+        ax.legend(fontsize=8, loc='upper center', bbox_to_anchor=(0.5, -0.13), ncol=2)
     if fleet:
         ax = axes[0][1]
         for step, style, color in (('converge', 'o-', 'tab:blue'), ('re-run', '^-', 'tab:green'),
@@ -688,8 +893,11 @@ def breakdown_table(rows):
 def report(rows, env, notes, args_repeat):
     header, lines = main_table(rows)
     fheader, flines = fleet_table(rows)
+    pheader, plines = publish_table(rows)
     goals = targets(rows)
     text = [text_table(header, lines)]
+    if plines:
+        text += ['', text_table(pheader, plines)]
     if flines:
         text += ['', text_table(fheader, flines)]
     text += ['', text_table(['target', 'measured', 'verdict'], [list(g) for g in goals])]
@@ -711,6 +919,8 @@ def report(rows, env, notes, args_repeat):
         md += ['## Where the module time goes at N=%d' % n, '',
                'Seconds per task (runner start to result) of the role run kept in the table above.', '',
                md_table(bheader, blines), '']
+    if plines:
+        md += ['## Published ports: one task, one host', '', md_table(pheader, plines), '']
     if flines:
         md += ['## The fleet over SSH', '', md_table(fheader, flines), '']
     md += ['## What is measured', '',
@@ -747,6 +957,18 @@ def report(rows, env, notes, args_repeat):
            '*extrapolated* scale the looped tasks linearly from the measured N.',
            '- **community.general.ip_netns loop**: `bench/playbooks/ip_netns_loop.yml`; that module '
            'manages namespaces only, so the row is one step of the network, not all of it.',
+           '- **published ports** (issue 14): a bridge and %d namespaces on it made with `ip` (not measured), '
+           'then host ports %d.. (TCP) published to the namespaces in turn (`target_netns`, port %d.. in '
+           'each), one `ports` item per port, in ONE task of `linuxnet.netns.port_publish` and, separately, '
+           'of `linuxnet.netns.network`\'s `publish` (`bench/playbooks/publish.yml`): converge, identical '
+           're-run, teardown (the same items with `state: absent`); each runs as often as the role. **rules**: '
+           'rules of ours in the table after the converge (DNAT in prerouting and output, the hairpin '
+           'masquerade, the forward accepts). **nf_tables transactions**: the ruleset generation (the '
+           'kernel counts one per committed transaction) after the step less the one before, for each '
+           'sample. **nft -f**: the floor, the table exactly as `nft list table inet linuxnet_netns` '
+           'printed it after the converge, renamed and loaded into a fresh table by one `nft -f` '
+           '(`time.perf_counter()` around the process), in the same run after the teardown.'
+           % (PUBLISH_NAMESPACES, PUBLISH_FIRST_PORT, PUBLISH_TARGET_PORT),
            '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
            'each, host-gw routes between the hosts; module s is the slowest host\'s sum, CPU s counts '
            'the controller only (the modules run under the hosts\' sshd). `verify.yml` pings from every '
@@ -789,15 +1011,17 @@ def main():
     parser.add_argument('--quick', action='store_true',
                         help='command loop at N=10 only (N=100 extrapolated), fleet H=5 only; writes to --out')
     parser.add_argument('--smoke', action='store_true',
-                        help='N=5 only, loop N=1, no fleet: seconds; writes to --out (required)')
+                        help='N=5 only, loop N=1, 20 published ports, no fleet: seconds; writes to --out (required)')
     parser.add_argument('--out', help='directory for benchmark.md/.png/.json (default: docs/ for the full run)')
     parser.add_argument('--python', default=sys.executable,
                         help='interpreter the modules run with (default: this one; /usr/bin/python3 has '
                              "Debian's pyroute2 0.7.2)")
-    parser.add_argument('--sizes', type=lambda s: [int(x) for x in s.split(',')],
-                        help='comma-separated N for the role and the floor (default 10,100,1000)')
-    parser.add_argument('--loop-sizes', type=lambda s: [int(x) for x in s.split(',')],
-                        help='comma-separated N for the command loop (default 10,100)')
+    parser.add_argument('--sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated N for the role and the floor (default 10,100,1000; empty: none)')
+    parser.add_argument('--loop-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated N for the command loop (default 10,100; empty: none)')
+    parser.add_argument('--publish-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated numbers of published ports (default 1000, --smoke 20; empty: none)')
     parser.add_argument('--fleet', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated lab host counts (default 5,20; empty: none)')
     parser.add_argument('--json', help='also write every measurement as JSON to this file')
@@ -823,8 +1047,10 @@ def main():
     else:
         sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10, 100], [5, 20], [10, 100]
     repeat = args.repeat or (1 if args.quick or args.smoke else 3)
-    sizes = args.sizes or sizes
-    loop_sizes = args.loop_sizes or loop_sizes
+    publish_sizes = [20] if args.smoke else [1000]
+    sizes = sizes if args.sizes is None else args.sizes
+    loop_sizes = loop_sizes if args.loop_sizes is None else args.loop_sizes
+    publish_sizes = publish_sizes if args.publish_sizes is None else args.publish_sizes
     fleet = fleet if args.fleet is None else args.fleet
     if args.no_ip_netns:
         ip_netns = []
@@ -833,7 +1059,7 @@ def main():
 
     notes = []
     if args.smoke:
-        notes.append('--smoke: N=5 only, a check that the benchmark runs, not a measurement.')
+        notes.append('--smoke: N=5 only (20 published ports), a check that the benchmark runs, not a measurement.')
     env = environment(args.python)
     tmp = tempfile.mkdtemp(prefix='lnbench-')
     rows = []
@@ -856,6 +1082,8 @@ def main():
         for n in sizes:
             attempt('role N=%d' % n, role_step, host, args.python, n, rows, repeat)
             rows += attempt('ip -batch N=%d' % n, floor_step, tmp, n, repeat) or []
+        for n in publish_sizes:
+            attempt('publish N=%d' % n, publish_step, host, args.python, n, rows, repeat)
         measured_loops = []
         for n in loop_sizes:
             row = attempt('command loop N=%d' % n, loop_step, host, args.python, n)

@@ -41,6 +41,14 @@ class Forward(object):
             self.restrict_to = [V.prefix(p, '%s.restrict_to[%d]' % (param, i), allow_default=False)
                                 for i, p in enumerate(spec['restrict_to'])]
             V.unique(self.restrict_to, str, param + '.restrict_to')
+        self.inbound = None
+        if spec.get('inbound_from') is not None:
+            if self.restrict_to is None:
+                fail(param + '.inbound_from', spec['inbound_from'], 'scopes what restrict_to lets in, but restrict_to '
+                     'is not given', 'give restrict_to (the managed prefixes) too')
+            self.inbound = [V.prefix(p, '%s.inbound_from[%d]' % (param, i), allow_default=False)
+                            for i, p in enumerate(spec['inbound_from'])]
+            V.unique(self.inbound, str, param + '.inbound_from')
         self.accept_in_drop_policies = spec.get('accept_in_drop_policies', True) is not False
         self.persist = bool(spec.get('persist'))
         self.persist_file = spec.get('persist_file') or DEFAULT_PERSIST_FILE
@@ -186,11 +194,14 @@ def plan_forward(plan, reader, specs):
             foreign = spec.accept_in_drop_policies and reader.exists(spec.ns)
             _nft_plan.schedule(plan, reader, spec.ns, _nft_plan.plan_router(
                 reader.nft(spec.ns), [str(p) for p in spec.restrict_to],
-                reader.foreign_forward(spec.ns) if foreign else None), label='forward filter')
+                reader.foreign_forward(spec.ns) if foreign else None,
+                [str(p) for p in spec.inbound] if spec.inbound is not None else None), label='forward filter')
         result = {'netns': spec.ns}
         result.update(spec.wanted)
         if spec.restrict_to is not None:
             result['restrict_to'] = [str(p) for p in spec.restrict_to]
+        if spec.inbound is not None:
+            result['inbound_from'] = [str(p) for p in spec.inbound]
         if spec.persist:
             existing = reader.text_file(spec.persist_file)
             mine = ours(existing)
@@ -216,6 +227,7 @@ OPTIONS = dict(
     ipv4=dict(type='bool'),
     ipv6=dict(type='bool'),
     restrict_to=dict(type='list', elements='str'),
+    inbound_from=dict(type='list', elements='str'),
     accept_in_drop_policies=dict(type='bool', default=True),
     persist=dict(type='bool', default=False),
     persist_file=dict(type='path', default=DEFAULT_PERSIST_FILE),
@@ -225,4 +237,6 @@ KIND = Kind('sysctl_forward', 'forwarding', 'settings', None, OPTIONS, Forward, 
             phrase="one namespace's (or the host's) forwarding settings", report=report_forwarding,
             nft_comments={'fwd-src': _nft_rules.parse_forward_comment('saddr'),
                           'fwd-dst': _nft_rules.parse_forward_comment('daddr'),
-                          'fwd-drop': _nft_rules.parse_forward_drop_comment})
+                          'fwd-drop': _nft_rules.parse_forward_drop_comment,
+                          'fwd-est': _nft_rules.parse_forward_replies_comment,
+                          'fwd-in': _nft_rules.parse_forward_inbound_comment})

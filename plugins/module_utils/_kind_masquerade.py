@@ -108,7 +108,7 @@ def report_nat(reader, views, query, result):
     for ns in views if query.nat else ():
         for rule in reader.nft(ns).rules:
             entry = {'netns': ns, 'chain': rule.chain, 'rule': rule.text, 'verified': rule.verified}
-            if rule.spec is not None and rule.chain == 'postrouting':
+            if rule.spec is not None and rule.chain == 'postrouting' and rule.key.startswith('linuxnet:masq '):
                 _kind, source, oif = rule.spec.key.split(' ')
                 entry.update(source=source, out_interface=oif, exclude_destinations=[
                     str(term.network) for term in rule.spec.terms

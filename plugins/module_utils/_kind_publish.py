@@ -6,25 +6,28 @@
 """Published ports (`docker run -p 8080:80`): a port of the host's own addresses forwarded to an
 address and port behind it, with nf_tables rules in our table.
 
-Each published port is a handful of rules, all named by one comment form
-`linuxnet:WORD PROTO HOST:PORT TARGET:PORT [...]` (HOST is 0.0.0.0 or [::] for every address of
-the host):
+Each published port is two rules, named by one comment form `linuxnet:WORD PROTO HOST:PORT
+TARGET:PORT [localhost]` (HOST is 0.0.0.0 or [::] for every address of the host):
 
   pub          prerouting  fib daddr type local [ip daddr HOST] tcp dport P dnat ip to T:TP
   pub-out      output      the same for the host's own connections (not to 127.0.0.0/8 unless
                            `localhost`)
-  pub-nat      postrouting hairpin: a neighbour of the target on its own network reaching it
+
+and a few rules are shared by the ports of a namespace, there while one port needs them:
+
+  pub-nat T S  postrouting hairpin: a neighbour of target T on its own network S reaching it
                            through HOST:P is masqueraded, so that the reply comes back through the
                            host (else it goes straight back, from an address the client never
                            spoke to)
-  pub-lo       postrouting 127.0.0.1:P (with `localhost`): masqueraded to the host's address on
-                           the target's network
-  pub-fwd-in   forward     head of our forward chain: the DNATed connection passes the safe
-  pub-fwd-out              router's drop, whatever restrict_to says
-  pub-allow-in / -out      the same at the head of other tables' forward-drop chains (Docker's)
+  pub-lo T     postrouting 127.0.0.1:P (a port with `localhost`): masqueraded to the host's
+                           address on the target's network
+  pub-fwd      forward     `ct status dnat accept` at the head of our forward chain: a connection
+                           the host translated passes the safe router's drop, whatever restrict_to
+  pub-allow                the same at the head of other tables' forward-drop chains (Docker's)
 
-The identity of a rule is its comment's first three words: one host port (per protocol, family,
-host address) has one target. The target is in the comment and checked against the expressions.
+The identity of a port's rule is its comment's first three words: one host port (per protocol,
+family, host address) has one target. The target is in the comment and checked against the
+expressions. At a thousand ports that is two thousand rules in one transaction.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -42,7 +45,6 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
     PlanError, fail, info_entry, ns_key, require_namespace, where)
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
-from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
     COMMENT_PREFIX,
     Dnat,
@@ -73,8 +75,9 @@ OPTIONS = dict(
 
 LOOPBACK4 = ipaddress.ip_network('127.0.0.0/8')
 WILDCARD = {4: ipaddress.ip_address('0.0.0.0'), 6: ipaddress.ip_address('::')}
-WORDS = ('pub', 'pub-out', 'pub-nat', 'pub-lo', 'pub-fwd-in', 'pub-fwd-out')
-FOREIGN_WORDS = ('pub-allow-in', 'pub-allow-out')
+PORT_WORDS = ('pub', 'pub-out')  # a port's own rules
+SHARED_WORDS = ('pub-nat', 'pub-lo', 'pub-fwd')  # rules the ports of a namespace share
+FOREIGN_KEY = COMMENT_PREFIX + 'pub-allow'
 _PORTS = re.compile(r'^([0-9]{1,5})(?:-([0-9]{1,5}))?$')
 ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/%s/route_localnet'
 
@@ -198,15 +201,9 @@ def _key(word, protocol, listen, port):
     return '%s%s %s %s' % (COMMENT_PREFIX, word, protocol, _endpoint(listen, port))
 
 
-def port_rules(protocol, listen, port, target, tport, hairpin=None, localhost=False):
-    """The rules of one published port in our table, {word: RuleSpec} (pub-nat only with a
-    hairpin network, pub-lo only with localhost)."""
+def port_rules(protocol, listen, port, target, tport, localhost=False):
+    """The two rules of one published port, {word: RuleSpec}."""
     to = _endpoint(target, tport)
-
-    def spec(chain, word, terms, extra='', head=False):
-        key = _key(word, protocol, listen, port)
-        return RuleSpec(chain, '%s %s%s' % (key, to, extra), terms, key=key, head=head)
-
     if listen.is_unspecified:
         local = [MatchLocal(), MatchFamily(target.version)]
     else:
@@ -215,42 +212,32 @@ def port_rules(protocol, listen, port, target, tport, hairpin=None, localhost=Fa
     if target.version == 4 and listen.is_unspecified and not localhost:
         # the host's own connections to 127.0.0.1:P stay on the host
         output = [MatchLocal(), MatchAddress('daddr', LOOPBACK4, negate=True)]
-    dnat = Dnat(target, tport)
-    rules = {
-        'pub': spec('prerouting', 'pub', local + [MatchPort(protocol, 'dport', port), dnat]),
-        'pub-out': spec('output', 'pub-out', output + [MatchPort(protocol, 'dport', port), dnat],
-                        ' localhost' if localhost else ''),
-        'pub-fwd-in': spec('forward', 'pub-fwd-in', [
-            MatchAddress('daddr', target), MatchPort(protocol, 'dport', tport), MatchDnat(), Verdict('accept')],
-            head=True),
-        'pub-fwd-out': spec('forward', 'pub-fwd-out', [
-            MatchAddress('saddr', target), MatchPort(protocol, 'sport', tport), MatchDnat(), Verdict('accept')],
-            head=True),
+    dnat = [MatchPort(protocol, 'dport', port), Dnat(target, tport)]
+    pub, out = _key('pub', protocol, listen, port), _key('pub-out', protocol, listen, port)
+    return {
+        'pub': RuleSpec('prerouting', '%s %s' % (pub, to), local + dnat, key=pub),
+        'pub-out': RuleSpec('output', '%s %s%s' % (out, to, ' localhost' if localhost else ''), output + dnat, key=out),
     }
-    if hairpin is not None:
-        rules['pub-nat'] = spec('postrouting', 'pub-nat', [
-            MatchAddress('saddr', hairpin), MatchAddress('daddr', target, nfproto=False),
-            MatchPort(protocol, 'dport', tport), MatchDnat(), Masquerade()], ' %s' % hairpin)
-    if localhost:
-        rules['pub-lo'] = spec('postrouting', 'pub-lo', [
-            MatchAddress('saddr', LOOPBACK4), MatchAddress('daddr', target, nfproto=False),
-            MatchPort(protocol, 'dport', tport), MatchDnat(), Masquerade()])
-    return rules
 
 
-def allow_rules(protocol, listen, port, target, tport, family):
-    """The accepts of one published port for another table's forward-drop chain (Docker's
-    FORWARD DROP): no ct match, and in an ip/ip6 table no family check, so that iptables-nft lists
-    them as `-d T -p tcp --dport P -j ACCEPT` and `-s T -p tcp --sport P -j ACCEPT`."""
-    to = _endpoint(target, tport)
-    check = family == NFPROTO_INET
+def hairpin_rule(target, network):
+    """pub-nat: connections from the target's own network to it that the host translated are
+    masqueraded (containernetworking/plugins#68)."""
+    key = '%spub-nat %s' % (COMMENT_PREFIX, target)
+    return RuleSpec('postrouting', '%s %s' % (key, network), [
+        MatchAddress('saddr', network), MatchAddress('daddr', target, nfproto=False), MatchDnat(), Masquerade()],
+        key=key)
 
-    def spec(word, field, port_field):
-        key = _key(word, protocol, listen, port)
-        return RuleSpec('forward', '%s %s' % (key, to), [
-            MatchAddress(field, target, nfproto=check), MatchPort(protocol, port_field, tport), Verdict('accept')],
-            key=key, head=True)
-    return [spec('pub-allow-in', 'daddr', 'dport'), spec('pub-allow-out', 'saddr', 'sport')]
+
+def localhost_rule(target):
+    """pub-lo: the host's connections from 127.0.0.0/8 translated to the target are masqueraded."""
+    return RuleSpec('postrouting', '%spub-lo %s' % (COMMENT_PREFIX, target), [
+        MatchAddress('saddr', LOOPBACK4), MatchAddress('daddr', target, nfproto=False), MatchDnat(), Masquerade()])
+
+
+def forward_rule(comment=COMMENT_PREFIX + 'pub-fwd'):
+    """`ct status dnat accept` at the head of a forward chain: what the host translated passes."""
+    return RuleSpec('forward', comment, [MatchDnat(), Verdict('accept')], head=True)
 
 
 def _parse_endpoint(text):
@@ -261,41 +248,67 @@ def _parse_endpoint(text):
     return ipaddress.ip_address(address), int(port)
 
 
+def _parse_port(args):
+    """(protocol, listen, port, target, tport, localhost) of a port rule's comment (after the word)."""
+    words = args.split(' ')
+    if len(words) not in (3, 4) or words[0] not in PROTOCOLS or words[3:] not in ([], ['localhost']):
+        raise ValueError('not a published port comment: %r' % args)
+    (listen, port), (target, tport) = _parse_endpoint(words[1]), _parse_endpoint(words[2])
+    if listen.version != target.version:
+        raise ValueError('not a published port comment: %r' % args)
+    return words[0], listen, port, target, tport, words[3:] == ['localhost']
+
+
+_PARSED = {}
+
+
 def parse_comment(word):
     """The parser of `linuxnet:WORD ...` comments (Kind.nft_comments)."""
     def parse(args, canonical=None):
-        words = args.split(' ')
-        if len(words) < 3:
-            raise ValueError('not a published port comment: %r' % args)
-        protocol, (listen, port), (target, tport) = words[0], _parse_endpoint(words[1]), _parse_endpoint(words[2])
-        if protocol not in ('tcp', 'udp') or listen.version != target.version:
-            raise ValueError('not a published port comment: %r' % args)
-        rest = words[3:]
-        hairpin = ipaddress.ip_network(rest[0], strict=True) if word == 'pub-nat' and len(rest) == 1 else None
-        localhost = word == 'pub-lo' or (word == 'pub-out' and rest == ['localhost'])
-        if (word == 'pub-nat') != (hairpin is not None) or (rest and hairpin is None and rest != ['localhost']):
-            raise ValueError('not a published port comment: %r' % args)
-        return port_rules(protocol, listen, port, target, tport, hairpin, localhost)[word]
+        if word in PORT_WORDS:
+            # a port's two rules come from one comment's worth of words: built once for both
+            key = args[:-len(' localhost')] if args.endswith(' localhost') else args
+            rules = _PARSED.get((key, args != key))
+            if rules is None:
+                rules = _PARSED[(key, args != key)] = port_rules(*_parse_port(args))
+            return rules[word]
+        words = args.split(' ') if args else []
+        if word == 'pub-fwd' and not words:
+            return forward_rule()
+        if word == 'pub-nat' and len(words) == 2:
+            target, network = ipaddress.ip_address(words[0]), ipaddress.ip_network(words[1], strict=True)
+            if target.version == network.version:
+                return hairpin_rule(target, network)
+        if word == 'pub-lo' and len(words) == 1:
+            target = ipaddress.ip_address(words[0])
+            if target.version == 4:
+                return localhost_rule(target)
+        raise ValueError('not a published port comment: %r %r' % (word, args))
     return parse
 
 
 # --- planning ----------------------------------------------------------------------------------------
 
 def _existing(nft):
-    """{(protocol, listen, port): (target, tport)} of the ports our prerouting rules publish."""
-    found = {}
+    """{(protocol, listen, port): (target, tport, localhost)} of the ports our rules publish."""
+    found, localhost = {}, set()
     for rule in nft.rules:
-        if rule.chain == 'prerouting' and rule.spec is not None and rule.key.startswith(COMMENT_PREFIX + 'pub '):
-            words = rule.spec.comment.split(' ')
-            listen, port = _parse_endpoint(words[2])
-            found[(words[1], listen, port)] = _parse_endpoint(words[3])
-    return found
+        if rule.spec is None:
+            continue
+        word, _sep, args = rule.spec.comment[len(COMMENT_PREFIX):].partition(' ')
+        if word == 'pub-out' and args.endswith(' localhost'):
+            localhost.add(rule.key.split(' ', 1)[1])
+        elif word == 'pub' and rule.chain == 'prerouting':
+            protocol, listen, port, target, tport, _lo = _parse_port(args)
+            found[(protocol, listen, port)] = (target, tport)
+    return dict((key, value + ('%s %s' % (key[0], _endpoint(key[1], key[2])) in localhost,))
+                for key, value in found.items())
 
 
 def _by_port(existing):
     """{(protocol, family, port): [(listen, target, tport)]}: the existing ports a host port meets."""
     index = {}
-    for (protocol, listen, port), (target, tport) in existing.items():
+    for (protocol, listen, port), (target, tport, _localhost) in existing.items():
         index.setdefault((protocol, listen.version, port), []).append((listen, target, tport))
     return index
 
@@ -350,7 +363,8 @@ def plan_publish(plan, reader, objects):
 def _plan_ns(plan, reader, ns, group):
     alive = reader.will_exist(ns)
     nft = reader.nft(ns) if alive else None
-    existing = _by_port(_existing(nft)) if alive else {}
+    found = _existing(nft) if alive else {}
+    existing = _by_port(found)
     # what the task declares, port by port: (protocol, family, port) -> [(listen, obj)]
     declared = {}
     for obj in group:
@@ -362,7 +376,13 @@ def _plan_ns(plan, reader, ns, group):
                         obj.protocol, _endpoint(obj.listen, port), other.param, other.describe()),
                         'publish each host port once per protocol and address')
             taken.append((obj.listen, obj))
-    present, absent_keys, results, localnet, flush, hairpins = [], set(), [], {}, [], set()
+    present, absent_keys, results, localnet, flush, facing_of = [], set(), [], {}, [], {}
+    after = dict(found)  # (protocol, listen, port) -> (target, tport, localhost) once the plan is applied
+
+    def drop(protocol, listen, port):
+        absent_keys.update(_key(word, protocol, listen, port) for word in PORT_WORDS)
+        after.pop((protocol, listen, port), None)
+
     for obj in group:
         result = {'netns': ns, 'protocol': obj.protocol,
                   'host_address': str(obj.host_address) if obj.host_address is not None else None,
@@ -371,21 +391,22 @@ def _plan_ns(plan, reader, ns, group):
         results.append(result)
         if obj.state == 'absent' or not alive:
             for port, _tport in obj.mappings():
-                absent_keys.update(_key(word, obj.protocol, obj.listen, port) for word in WORDS + FOREIGN_WORDS)
+                drop(obj.protocol, obj.listen, port)
             result['target'] = str(obj.target) if obj.target is not None else None
             continue
         target = _resolve(reader, obj)
         result['target'] = str(target)
-        hairpin, facing = _facing(reader, ns, target)
+        if target not in facing_of:
+            facing_of[target] = _facing(reader, ns, target)
+            if facing_of[target][1] is not None:
+                _plan_hairpin(plan, reader, ns, target, obj, facing_of[target][1])
+        facing = facing_of[target][1]
         if obj.localhost and facing is None:
             raise PlanError('%s.localhost: the target %s is not on a network of %s (it is reached through a router), '
                             'so 127.0.0.1 cannot be forwarded to it; publish on the host\'s own addresses instead'
                             % (obj.param, target, where(ns)))
         if obj.localhost:
             localnet[facing] = obj
-        if facing is not None and target not in hairpins:
-            hairpins.add(target)
-            _plan_hairpin(plan, reader, ns, target, obj, facing)
         for port, tport in obj.mappings():
             for listen, other_target, other_tport in existing.get((obj.protocol, obj.version, port), ()):
                 if not _overlaps(listen, obj.listen):
@@ -395,34 +416,57 @@ def _plan_ns(plan, reader, ns, group):
                 if listen != obj.listen and (obj.replace or any(
                         other.state == 'absent' for other_listen, other in declared.get((obj.protocol, obj.version, port), ())
                         if other_listen == listen)):
-                    absent_keys.update(_key(word, obj.protocol, listen, port) for word in WORDS + FOREIGN_WORDS)
+                    drop(obj.protocol, listen, port)
                     continue
                 raise PlanError('%s: %s %s is already published to %s by this collection (by another task); set '
                                 'replace: true to take the port over, or remove that one first (state: absent)' % (
                                     obj.param, obj.protocol, _endpoint(listen, port), _endpoint(other_target, other_tport)))
-            rules = port_rules(obj.protocol, obj.listen, port, target, tport, hairpin, obj.localhost)
+            rules = port_rules(obj.protocol, obj.listen, port, target, tport, obj.localhost)
             present.extend(rules.values())
-            absent_keys.update(_key(word, obj.protocol, obj.listen, port) for word in WORDS if word not in rules)
+            after[(obj.protocol, obj.listen, port)] = (target, tport, obj.localhost)
             if obj.protocol == 'udp':
                 flush.append((rules['pub'], obj.version, port))
     if not alive:
         return results
-    own = _nft_plan.plan(nft, present, absent_keys)
+    shared, gone = _shared_rules(reader, ns, nft, after, facing_of)
+    own = _nft_plan.plan(nft, present + shared, absent_keys | gone)
     _warn_listeners(plan, reader, ns, [obj for obj in group if obj.state == 'present'], own)
     nft_plan = own
     if reader.exists(ns):
-        foreign_keys = set(key for key in absent_keys
-                           if key[len(COMMENT_PREFIX):].split(' ', 1)[0] in FOREIGN_WORDS)
-        changes, before, after = _nft_plan.plan_foreign_rules(
-            reader.foreign_forward(ns), _foreign_wanted(present), foreign_keys, 'pub-allow-',
-            lambda comment: ' '.join(comment.split(' ')[:3]))
+        wanted = [forward_rule(FOREIGN_KEY)] if after else []
+        changes, before, after_rulesets = _nft_plan.plan_foreign_rules(
+            reader.foreign_forward(ns), lambda family: wanted, set() if after else {FOREIGN_KEY}, 'pub-allow',
+            lambda comment: comment)
         if changes or before:
             nft_plan = _nft_plan.NftPlan(list(own) + changes, dict(own.before, other_rulesets=before),
-                                         dict(own.after, other_rulesets=after), nft.genid)
+                                         dict(own.after, other_rulesets=after_rulesets), nft.genid)
     _nft_plan.schedule(plan, reader, ns, nft_plan, label='published ports')
     _plan_localnet(plan, reader, ns, localnet)
     _plan_flush(plan, ns, own, flush)
     return results
+
+
+def _shared_rules(reader, ns, nft, after, facing_of):
+    """The rules the ports published once the plan is applied (`after`) share - pub-fwd, a pub-nat
+    per target on a network of `ns`, a pub-lo per target a localhost port goes to - and the keys
+    of the shared rules of ours no longer needed."""
+    wanted = {}
+    if after:
+        spec = forward_rule()
+        wanted[spec.key] = spec
+    for target, _tport, localhost in after.values():
+        if target not in facing_of:
+            facing_of[target] = _facing(reader, ns, target)
+        network = facing_of[target][0]
+        if network is not None:
+            spec = hairpin_rule(target, network)
+            wanted[spec.key] = spec
+        if localhost:
+            spec = localhost_rule(target)
+            wanted[spec.key] = spec
+    gone = set(rule.key for rule in nft.rules if rule.spec is not None and rule.key not in wanted and
+               rule.key[len(COMMENT_PREFIX):].split(' ', 1)[0] in SHARED_WORDS)
+    return list(wanted.values()), gone
 
 
 def _warn_listeners(plan, reader, ns, objects, nft_plan):
@@ -442,22 +486,6 @@ def _warn_listeners(plan, reader, ns, objects, nft_plan):
             'target instead%s' % (obj.param or 'host_port', protocol, port, version, where(ns), who,
                                   'the host\'s addresses' if obj.host_address is None else obj.host_address,
                                   '' if obj.localhost or version == 6 else ' (127.0.0.1 stays the process\'s)'))
-
-
-def _foreign_wanted(present):
-    """wanted(family) for plan_foreign_rules: the accepts of each published port, for that table."""
-    ports = [spec for spec in present if spec.key.startswith(COMMENT_PREFIX + 'pub ')]
-
-    def wanted(family):
-        specs = []
-        for spec in ports:
-            words = spec.comment.split(' ')
-            listen, port = _parse_endpoint(words[2])
-            target, tport = _parse_endpoint(words[3])
-            if family == NFPROTO_INET or family == (NFPROTO_IPV4 if target.version == 4 else NFPROTO_IPV6):
-                specs.extend(allow_rules(words[1], listen, port, target, tport, family))
-        return specs
-    return wanted
 
 
 def _plan_localnet(plan, reader, ns, facing):
@@ -543,15 +571,11 @@ def report_published(reader, views, query, result):
     if not query.nat:
         return
     for ns in views:
-        published = []
-        rules = reader.nft(ns).rules
-        localhost = set(rule.key for rule in rules if rule.spec is not None and rule.key.startswith(
-            COMMENT_PREFIX + 'pub-lo '))
-        for (protocol, listen, port), (target, tport) in sorted(_existing(reader.nft(ns)).items(), key=str):
-            published.append({'protocol': protocol, 'host_address': None if listen.is_unspecified else str(listen),
-                              'host_port': port, 'target': str(target), 'target_port': tport,
-                              'localhost': _key('pub-lo', protocol, listen, port) in localhost})
-        info_entry(result, ns)['published'] = published
+        info_entry(result, ns)['published'] = [
+            {'protocol': protocol, 'host_address': None if listen.is_unspecified else str(listen), 'host_port': port,
+             'target': str(target), 'target_port': tport, 'localhost': localhost}
+            for (protocol, listen, port), (target, tport, localhost) in sorted(
+                _existing(reader.nft(ns)).items(), key=lambda item: (item[0][0], item[0][1].version, item[0][2], str(item[0][1])))]
 
 
 def purge_publish(reader, objects, match=None):
@@ -563,7 +587,7 @@ def purge_publish(reader, objects, match=None):
             declared[(obj.ns, obj.protocol, obj.listen, port)] = obj
     extra = []
     for ns in reader.scope(obj.ns for obj in objects):
-        for (protocol, listen, port), (target, tport) in sorted(_existing(reader.nft(ns)).items(), key=str):
+        for (protocol, listen, port), (target, tport, _localhost) in sorted(_existing(reader.nft(ns)).items(), key=str):
             if (ns, protocol, listen, port) in declared:
                 continue
             if match is not None and not match(ipaddress.ip_network(target)):
@@ -583,4 +607,4 @@ KIND = Kind('port_publish', 'publish', 'ports', 'host_port', OPTIONS, Publish, p
             phrase='a published port (host port to a target address and port)', purge=purge_publish,
             select='prefix', report=report_published,
             purge_doc='Prefixes; a published port is purged when its target address lies inside one of them.',
-            nft_comments=dict((word, parse_comment(word)) for word in WORDS))
+            nft_comments=dict((word, parse_comment(word)) for word in PORT_WORDS + SHARED_WORDS))

@@ -58,7 +58,10 @@ def batch(plan_or_changes, genid=None):
     body = []
     for change in plan_or_changes:
         for cls, nft_msg, flags, attrs in change.messages():
-            body.append((N.nft_message(cls, nft_msg, flags, attrs, change.family), change))
+            # rules (cls None) are encoded here; tables and chains, few, by pyroute2's classes
+            data = N.rule_message(nft_msg, flags, attrs, change.family) if cls is None else \
+                N.nft_message(cls, nft_msg, flags, attrs, change.family)
+            body.append((data, change))
     if body:
         N.want_ack(body[-1][0])
     out.extend(body)

@@ -21,9 +21,13 @@ import struct
 
 from ansible_collections.linuxnet.netns.plugins.module_utils._codec import (
     IFNAMSIZ,
+    NLA_F_NESTED,
     NLM_F_ACK,
     add_flags,
+    attributes,
     encode,
+    message,
+    nla,
     pyroute2_module,
 )
 
@@ -58,7 +62,8 @@ NFT_META_NFPROTO = 15
 NFT_META_L4PROTO = 16
 NFT_PAYLOAD_NETWORK_HEADER = 1
 NFT_PAYLOAD_TRANSPORT_HEADER = 2
-NFT_CT_STATUS = 2
+NFT_CT_STATE, NFT_CT_STATUS = 0, 2
+NF_CT_STATE_ESTABLISHED, NF_CT_STATE_RELATED = 0x2, 0x4  # ct state bits (NF_CT_STATE_BIT)
 IPS_DST_NAT = 0x20  # ct status dnat
 NFTA_FIB_F_DADDR = 0x2
 NFT_FIB_RESULT_ADDRTYPE = 3
@@ -123,8 +128,13 @@ def _load():
     _FIB_FLAGS = _reverse(_EXPR.nft_fib.fib_flags.ops)
     _FIB_RESULTS = _EXPR.nft_fib.fib_result.ops
     _NAT_FLAGS = _EXPR.nft_nat.nat_range.ops
-    # pyroute2 0.9 encodes such flags from a set of names; 0.7 packs the number as it is
-    _FLAGS_BY_NAME = 'encode' in vars(_nftsocket.nft_flags_be32)
+    # the attribute numbers of a rule message, its expressions and their data, as pyroute2 declares
+    # them (an nla_map lists the attributes in number order): what the raw rule codec below uses
+    _ATTRS = {}
+    for _cls in [nft_rule_msg, _EXPR, _nftsocket.nft_data.nfta_data, _nftsocket.nft_data.nfta_data.verdict] + [
+            getattr(_EXPR, _name) for _name in dir(_EXPR) if _name.startswith('nft_')]:
+        for _number_, _item in enumerate(getattr(_cls, 'nla_map', ())):
+            _ATTRS.setdefault(_item[0], _number_)
     _loaded.update(locals())
     return _loaded
 
@@ -232,23 +242,6 @@ def cmp_item(source, op, mask, value):
     return ('cmp', source, op, mask[:cut], value[:cut])
 
 
-def flag_names(value, ops):
-    """A flags attribute pyroute2 encodes from a set of names (ops: the name of bit i at i)."""
-    return frozenset(name for bit, name in enumerate(ops) if value & (1 << bit))
-
-
-def fib_result_attr(value):
-    """NFTA_FIB_RESULT as pyroute2 encodes it."""
-    tables = _load()
-    return flag_names(value, tables['_FIB_RESULTS']) if tables['_FLAGS_BY_NAME'] else value
-
-
-def nat_flags_attr(value):
-    """NFTA_NAT_FLAGS as pyroute2 encodes it."""
-    tables = _load()
-    return flag_names(value, tables['_NAT_FLAGS']) if tables['_FLAGS_BY_NAME'] else value
-
-
 def flag_value(names, ops):
     """A flags attribute as pyroute2 decodes it (a set of names, or a number) as its number."""
     if names is None or isinstance(names, int):
@@ -354,7 +347,7 @@ def decode_expressions(exprs):
             if get_attr(data, 'NFTA_MASQ_REG_PROTO_MIN') is not None:
                 out.append(('unknown', name))
             else:
-                out.append(('masq', tuple(sorted(flags or ()))))
+                out.append(('masq', (flag_value(flags, tables['_NAT_FLAGS']),) if flags else ()))
         elif name == 'immediate' and _number(get_attr(data, 'NFTA_IMMEDIATE_DREG'), _REGS) == NFT_REG_VERDICT:
             verdict = get_attr(get_attr(data, 'NFTA_IMMEDIATE_DATA'), 'NFTA_DATA_VERDICT')
             out.append(('verdict', _number(get_attr(verdict, 'NFTA_VERDICT_CODE'), _VERDICTS),
@@ -362,3 +355,123 @@ def decode_expressions(exprs):
         else:
             out.append(('unknown', name))
     return tuple(out)
+
+
+# --- rules, encoded and decoded here (pyroute2's generic codec costs over a millisecond a rule) ----
+NFTA_LIST_ELEM = 1
+_BE32, _BE64, _S32 = struct.Struct('>I'), struct.Struct('>Q'), struct.Struct('>i')
+# attributes that are not a big-endian 32-bit number
+_HANDLES = frozenset(('NFTA_RULE_HANDLE', 'NFTA_CHAIN_HANDLE'))
+_TEXT = frozenset(('NFTA_RULE_TABLE', 'NFTA_RULE_CHAIN', 'NFTA_EXPR_NAME', 'NFTA_VERDICT_CHAIN'))
+_NESTED = frozenset(('NFTA_EXPR_DATA', 'NFTA_CMP_DATA', 'NFTA_BITWISE_MASK', 'NFTA_BITWISE_XOR', 'NFTA_BITWISE_DATA',
+                     'NFTA_IMMEDIATE_DATA', 'NFTA_DATA_VERDICT'))
+_RAW = frozenset(('NFTA_DATA_VALUE', 'NFTA_RULE_USERDATA'))
+_U8 = frozenset(('NFTA_CT_DIRECTION',))
+
+
+_numbers = {}
+
+
+def _attr_numbers():
+    if not _numbers:
+        _numbers.update(_load()['_ATTRS'])
+    return _numbers
+
+
+def raw_attrs(items):
+    """Attributes [(name, value)] as nf_tables wants them: a number big-endian, text NUL-ended, a
+    dict {'attrs': [...]} nested, a list of such dicts (expressions) as list elements, and bytes as
+    they are (NFTA_RULE_EXPRESSIONS as bytes: list elements already encoded, see expressions_raw)."""
+    numbers = _numbers or _attr_numbers()
+    out = []
+    for name, value in items:
+        number = numbers[name]
+        if isinstance(value, bytes):
+            out.append(nla(number | NLA_F_NESTED, value) if name == 'NFTA_RULE_EXPRESSIONS' else nla(number, value))
+        elif isinstance(value, dict):
+            out.append(nla(number | NLA_F_NESTED, raw_attrs(value['attrs'])))
+        elif isinstance(value, list):
+            out.append(nla(number | NLA_F_NESTED, expressions_raw(value)))
+        elif isinstance(value, str):
+            out.append(nla(number, value.encode('utf-8') + b'\0'))
+        elif name in _HANDLES:
+            out.append(nla(number, _BE64.pack(value)))
+        elif name in _U8:
+            out.append(nla(number, struct.pack('B', value)))
+        else:
+            out.append(nla(number, (_S32 if value < 0 else _BE32).pack(value)))
+    return b''.join(out)
+
+
+def expressions_raw(expressions):
+    """Expressions (as expression() makes them) as the list elements of NFTA_RULE_EXPRESSIONS."""
+    return b''.join(nla(NFTA_LIST_ELEM | NLA_F_NESTED, raw_attrs(elem['attrs'])) for elem in expressions)
+
+
+def rule_message(nft_msg, flags, attrs, family=NFPROTO_INET):
+    """An nf_tables rule request (NEWRULE, DELRULE, GETRULE), encoded here."""
+    return message(msg_type(nft_msg), flags, struct.pack('=BBH', family, 0, 0) + raw_attrs(attrs))
+
+
+class RawAttrs(object):
+    """Decoded attributes of a rule message or a part of one, read as pyroute2's get_attr() reads
+    them - so that decode_expressions() takes either."""
+
+    __slots__ = ('found', 'values')
+
+    def __init__(self, data, offset=0):
+        self.found = attributes(data, offset)
+        self.values = {}
+
+    def get_attr(self, name):
+        try:
+            return self.values[name]
+        except KeyError:
+            value = self.values[name] = self._decode(name)
+            return value
+
+    def _decode(self, name):
+        raw = self.found.get((_numbers or _attr_numbers())[name])
+        if raw is None:
+            return None
+        if name in _NESTED:
+            return RawAttrs(raw)
+        if name in _TEXT:
+            return bytes(raw).split(b'\0', 1)[0].decode('utf-8', 'replace')
+        if name in _RAW:
+            return bytes(raw)
+        if name in _HANDLES:
+            return _BE64.unpack_from(raw)[0]
+        if name in _U8:
+            return bytearray(raw)[0]
+        return _BE32.unpack_from(raw)[0] if len(raw) >= 4 else None
+
+
+_ELEMENTS = {}  # element bytes -> RawAttrs: the rules of a big table share most of their expressions
+
+
+def elements(data):
+    """The elements of a nested list attribute (NFTA_RULE_EXPRESSIONS), each as RawAttrs."""
+    out = []
+    offset, end = 0, len(data)
+    data = bytes(data)
+    while offset + 4 <= end:
+        length, _kind = struct.unpack_from('=HH', data, offset)
+        if length < 4:
+            break
+        chunk = data[offset + 4:offset + length]
+        found = _ELEMENTS.get(chunk)
+        if found is None:
+            found = _ELEMENTS[chunk] = RawAttrs(chunk)
+        out.append(found)
+        offset += (length + 3) & ~3
+    return out
+
+
+def decode_rule(msg):
+    """(table, chain, handle, comment, canonical expressions) of one dumped rule (whole message)."""
+    attrs = RawAttrs(msg, 16 + 4)
+    exprs = attrs.found.get(_attr_numbers()['NFTA_RULE_EXPRESSIONS'])
+    return (attrs.get_attr('NFTA_RULE_TABLE'), attrs.get_attr('NFTA_RULE_CHAIN'), attrs.get_attr('NFTA_RULE_HANDLE'),
+            parse_userdata(attrs.get_attr('NFTA_RULE_USERDATA')),
+            decode_expressions(elements(exprs) if exprs is not None else ()))

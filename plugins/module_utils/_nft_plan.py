@@ -130,10 +130,10 @@ class AddRule(Change):
 
     def messages(self):
         spec = self.spec
-        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
+        return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
             ('NFTA_RULE_TABLE', TABLE),
             ('NFTA_RULE_CHAIN', spec.chain),
-            ('NFTA_RULE_EXPRESSIONS', spec.expressions()),
+            ('NFTA_RULE_EXPRESSIONS', spec.raw()),
             ('NFTA_RULE_USERDATA', comment_userdata(spec.comment)),
         ])]
 
@@ -156,7 +156,7 @@ class DeleteRule(Change):
             TABLE, rule.chain, rule.handle, rule.comment or 'no comment', self.REASONS[reason])
 
     def messages(self):
-        return [(N.nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
+        return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
                                                           ('NFTA_RULE_CHAIN', self.rule.chain),
                                                           ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
@@ -302,9 +302,9 @@ class InsertForeignRule(Change):
         self.text = 'insert rule %s %s %s %s' % (NFPROTO_NAMES[self.family], self.table, self.chain, spec.text)
 
     def messages(self):
-        return [(N.nft_rule_raw_msg, NFT_MSG_NEWRULE, NLM_F_CREATE, [
+        return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE, [
             ('NFTA_RULE_TABLE', self.table), ('NFTA_RULE_CHAIN', self.chain),
-            ('NFTA_RULE_EXPRESSIONS', self.spec.expressions()),
+            ('NFTA_RULE_EXPRESSIONS', self.spec.raw()),
             ('NFTA_RULE_USERDATA', comment_userdata(self.spec.comment))])]
 
 
@@ -318,7 +318,7 @@ class DeleteForeignRule(Change):
             NFPROTO_NAMES[self.family], self.table, self.chain, rule.handle, rule.comment)
 
     def messages(self):
-        return [(N.nft_rule_raw_msg, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
+        return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
                                                           ('NFTA_RULE_CHAIN', self.chain),
                                                           ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
@@ -377,11 +377,11 @@ def plan_foreign_rules(foreign, wanted, dropped, word, key_of):
     return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
 
 
-def plan_forward_chain(current, prefixes):
+def plan_forward_chain(current, prefixes, inbound=None):
     """Plan for the forward chain: exactly forward_rules(prefixes), in that order (none: our forward
     rules removed). Order matters here - the drop must come last - and rules are appended, so any
     difference rewrites our forward rules as a whole, in the same atomic transaction."""
-    desired = forward_rules(prefixes)
+    desired = forward_rules(prefixes, inbound)
     # the forward scope's own rules (fwd-*); other kinds' accepts at the head of the chain stay
     ours = [rule for rule in current.rules if rule.chain == 'forward' and rule.ours
             and rule.key.startswith(FORWARD_PREFIX)]
@@ -407,11 +407,11 @@ def plan_forward_chain(current, prefixes):
     return NftPlan(changes, current.view(), _after(current, changes), current.genid)
 
 
-def plan_router(current, prefixes, foreign=None):
+def plan_router(current, prefixes, foreign=None, inbound=None):
     """Our forward chain for `prefixes` and, given `foreign` (the other rulesets' forward-drop
     chains, _nft_state.read_foreign_forward), the scoped accepts there: one plan, one atomic
     transaction."""
-    own = plan_forward_chain(current, prefixes)
+    own = plan_forward_chain(current, prefixes, inbound)
     if foreign is None:
         return own
     changes, before, after = plan_foreign_forward(foreign, prefixes)

@@ -36,7 +36,10 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     NFPROTO_IPV6,
     NFT_CMP_EQ,
     NFT_CMP_NEQ,
+    NFT_CT_STATE,
     NFT_CT_STATUS,
+    NF_CT_STATE_ESTABLISHED,
+    NF_CT_STATE_RELATED,
     NFT_FIB_RESULT_ADDRTYPE,
     NFT_META_IIFNAME,
     NFT_META_L4PROTO,
@@ -54,8 +57,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     cmp_expression,
     cmp_item,
     expression,
-    fib_result_attr,
-    nat_flags_attr,
+    expressions_raw,
     value_data,
 )
 
@@ -77,6 +79,18 @@ class Term(object):
 
     def canonical(self):
         raise NotImplementedError
+
+    def raw(self):
+        """The term's expressions, encoded (_nft_codec.expressions_raw); the same term text
+        encodes the same way, so it is done once a run (a thousand ports share most of their terms)."""
+        key = (self.__class__.__name__, self.text, getattr(self, 'check_family', None))
+        found = _ENCODED.get(key)
+        if found is None:
+            found = _ENCODED[key] = expressions_raw(self.expressions())
+        return found
+
+
+_ENCODED = {}
 
 
 class MatchAddress(Term):
@@ -203,7 +217,7 @@ class MatchLocal(Term):
 
     def expressions(self):
         return [expression('fib', [('NFTA_FIB_DREG', NFT_REG_1),
-                                   ('NFTA_FIB_RESULT', fib_result_attr(self._RESULT)),
+                                   ('NFTA_FIB_RESULT', self._RESULT),
                                    ('NFTA_FIB_FLAGS', NFTA_FIB_F_DADDR)]),
                 cmp_expression(NFT_CMP_EQ, struct.pack('=I', RTN_LOCAL))]
 
@@ -240,21 +254,37 @@ class MatchPort(Term):
                          b'\xff\xff', struct.pack('>H', self.port)))
 
 
-class MatchDnat(Term):
-    """`ct status dnat`: the packet's connection was destination-NATed (both directions of it)."""
+class MatchCtBits(Term):
+    """`ct status dnat`, `ct state established,related`: some bit of a conntrack field is set."""
 
-    text = 'ct status dnat'
+    def __init__(self, key, mask, text):
+        self.key, self.mask, self.text = key, mask, text
 
     def expressions(self):
-        return [expression('ct', [('NFTA_CT_DREG', NFT_REG_1), ('NFTA_CT_KEY', NFT_CT_STATUS)]),
+        return [expression('ct', [('NFTA_CT_DREG', NFT_REG_1), ('NFTA_CT_KEY', self.key)]),
                 expression('bitwise', [
                     ('NFTA_BITWISE_SREG', NFT_REG_1), ('NFTA_BITWISE_DREG', NFT_REG_1), ('NFTA_BITWISE_LEN', 4),
-                    ('NFTA_BITWISE_MASK', value_data(struct.pack('=I', IPS_DST_NAT))),
+                    ('NFTA_BITWISE_MASK', value_data(struct.pack('=I', self.mask))),
                     ('NFTA_BITWISE_XOR', value_data(b'\0' * 4))]),
                 cmp_expression(NFT_CMP_NEQ, b'\0' * 4)]
 
     def canonical(self):
-        return (cmp_item(('ct', NFT_CT_STATUS, None), NFT_CMP_NEQ, struct.pack('=I', IPS_DST_NAT), b'\0' * 4),)
+        return (cmp_item(('ct', self.key, None), NFT_CMP_NEQ, struct.pack('=I', self.mask), b'\0' * 4),)
+
+
+class MatchDnat(MatchCtBits):
+    """`ct status dnat`: the packet's connection was destination-NATed (both directions of it)."""
+
+    def __init__(self):
+        super(MatchDnat, self).__init__(NFT_CT_STATUS, IPS_DST_NAT, 'ct status dnat')
+
+
+class MatchReply(MatchCtBits):
+    """`ct state established,related`: a packet of a connection accepted before, or one it opened."""
+
+    def __init__(self):
+        super(MatchReply, self).__init__(NFT_CT_STATE, NF_CT_STATE_ESTABLISHED | NF_CT_STATE_RELATED,
+                                         'ct state established,related')
 
 
 class Dnat(Term):
@@ -276,7 +306,7 @@ class Dnat(Term):
                                          ('NFTA_IMMEDIATE_DATA', value_data(struct.pack('>H', self.port)))]),
                 expression('nat', [('NFTA_NAT_TYPE', NFT_NAT_DNAT), ('NFTA_NAT_FAMILY', self.nfproto),
                                    ('NFTA_NAT_REG_ADDR_MIN', NFT_REG_1), ('NFTA_NAT_REG_PROTO_MIN', NFT_REG_2),
-                                   ('NFTA_NAT_FLAGS', nat_flags_attr(NF_NAT_RANGE_PROTO_SPECIFIED))])]
+                                   ('NFTA_NAT_FLAGS', NF_NAT_RANGE_PROTO_SPECIFIED)])]
 
     def canonical(self):
         # the kernel adds MAP_IPS to the flags of a NAT given an address register
@@ -376,6 +406,10 @@ class RuleSpec(object):
     def expressions(self):
         return [expr for term in self.terms for expr in term.expressions()]
 
+    def raw(self):
+        """NFTA_RULE_EXPRESSIONS's content, encoded."""
+        return b''.join(term.raw() for term in self.terms)
+
     def __eq__(self, other):
         return isinstance(other, RuleSpec) and (self.chain, self.comment, self.canonical()) == (
             other.chain, other.comment, other.canonical())
@@ -445,14 +479,28 @@ def parse_masq_comment(args, canonical=None):
     raise ValueError('not a masquerade comment: %r' % args)
 
 
-def forward_rules(prefixes):
+def forward_rules(prefixes, inbound=None):
     """Our forward chain for a safe router, in order: accept what comes from or goes to a managed
     prefix, then drop every other forwarded packet, so that turning forwarding on does not make
-    the host a router for anyone else on its networks."""
+    the host a router for anyone else on its networks.
+
+    With `inbound` (a list of prefixes, maybe empty), traffic INTO the managed prefixes is scoped
+    too: it is accepted from the managed prefixes themselves (the fleet), from `inbound`, and as
+    replies to connections accepted before (`ct state established,related`); a published port's own
+    accepts come first in the chain (its kind inserts them at the head). Anything else into them is
+    dropped: a stranger on the underlay with a route via this host no longer reaches the namespaces.
+    """
     networks = sorted(set(ipaddress.ip_network(p, strict=False) for p in prefixes), key=lambda n: (n.version, n))
     specs = []
-    for net in networks:
-        specs.extend([_forward_accept('saddr', net), _forward_accept('daddr', net)])
+    if inbound is None:
+        for net in networks:
+            specs.extend([_forward_accept('saddr', net), _forward_accept('daddr', net)])
+    elif networks:
+        specs.append(_forward_replies())
+        specs.extend(_forward_accept('saddr', net) for net in networks)
+        allowed = sorted(set(ipaddress.ip_network(p, strict=False) for p in inbound), key=lambda n: (n.version, n))
+        specs.extend(_forward_inbound(source, net) for source in allowed for net in networks
+                     if source.version == net.version)
     if specs:
         specs.append(RuleSpec('forward', '%sfwd-drop' % COMMENT_PREFIX, [Verdict('drop')]))
     return specs
@@ -461,6 +509,28 @@ def forward_rules(prefixes):
 def _forward_accept(field, net):
     kind = 'src' if field == 'saddr' else 'dst'
     return RuleSpec('forward', '%sfwd-%s %s' % (COMMENT_PREFIX, kind, net), [MatchAddress(field, net), Verdict('accept')])
+
+
+def _forward_replies():
+    return RuleSpec('forward', '%sfwd-est' % COMMENT_PREFIX, [MatchReply(), Verdict('accept')])
+
+
+def _forward_inbound(source, net):
+    return RuleSpec('forward', '%sfwd-in %s %s' % (COMMENT_PREFIX, source, net), [
+        MatchAddress('saddr', source), MatchAddress('daddr', net, nfproto=False), Verdict('accept')])
+
+
+def parse_forward_replies_comment(args, canonical=None):
+    if args:
+        raise ValueError('fwd-est takes no argument')
+    return _forward_replies()
+
+
+def parse_forward_inbound_comment(args, canonical=None):
+    source, net = [ipaddress.ip_network(word, strict=True) for word in args.split(' ')]
+    if source.version != net.version:
+        raise ValueError('fwd-in: %s and %s are of two families' % (source, net))
+    return _forward_inbound(source, net)
 
 
 def parse_forward_comment(field):

@@ -26,10 +26,8 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import (
     NFT_MSG_GETTABLE,
     NFT_TABLE_F_DORMANT,
     POLICIES,
-    decode_expressions,
     get_attr,
     nft_message,
-    parse_userdata,
 )
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import TABLE, spec_from_comment
 from ansible_collections.linuxnet.netns.plugins.module_utils._transport import NetlinkError
@@ -171,13 +169,20 @@ def read(sock, parsers):
             get_attr(hook, 'NFTA_HOOK_PRIORITY'),
             POLICIES.get(policy, policy) if hook is not None else None)
     rules = []
-    for msg in _get(sock, N.nft_rule_raw_msg, NFT_MSG_GETRULE, [('NFTA_RULE_TABLE', TABLE)], flags=NLM_F_DUMP):
-        if msg.get_attr('NFTA_RULE_TABLE') != TABLE:
-            continue
-        rules.append(RuleInfo(msg.get_attr('NFTA_RULE_CHAIN'), msg.get_attr('NFTA_RULE_HANDLE'),
-                              parse_userdata(msg.get_attr('NFTA_RULE_USERDATA')),
-                              decode_expressions(msg.get_attr('NFTA_RULE_EXPRESSIONS')), parsers))
+    for table_name, chain, handle, comment, canonical in _rules(sock, [('NFTA_RULE_TABLE', TABLE)]):
+        if table_name == TABLE:
+            rules.append(RuleInfo(chain, handle, comment, canonical, parsers))
     return NftState(genid, table, chains, rules)
+
+
+def _rules(sock, attrs, family=NFPROTO_INET):
+    """[(table, chain, handle, comment, canonical expressions)] of a rule dump; ENOENT: none."""
+    try:
+        return [N.decode_rule(msg) for msg in sock.query(N.rule_message(NFT_MSG_GETRULE, NLM_F_DUMP, attrs, family))]
+    except NetlinkError as exc:
+        if exc.code == errno.ENOENT:
+            return []
+        raise
 
 
 class ForeignRule(object):
@@ -212,14 +217,10 @@ def forward_drop_targets(sock):
 
 def _foreign_rules(sock, target):
     family, table, chain = target
-    rules = []
-    for msg in _dump(sock, N.nft_rule_raw_msg, NFT_MSG_GETRULE, [('NFTA_RULE_TABLE', table), ('NFTA_RULE_CHAIN', chain)],
-                     flags=NLM_F_DUMP, family=family):
-        if msg.get_attr('NFTA_RULE_CHAIN') != chain:
-            continue
-        rules.append(ForeignRule(msg.get_attr('NFTA_RULE_HANDLE'), parse_userdata(msg.get_attr('NFTA_RULE_USERDATA')),
-                                 decode_expressions(msg.get_attr('NFTA_RULE_EXPRESSIONS'))))
-    return rules
+    return [ForeignRule(handle, comment, canonical)
+            for _table, rule_chain, handle, comment, canonical in _rules(
+                sock, [('NFTA_RULE_TABLE', table), ('NFTA_RULE_CHAIN', chain)], family)
+            if rule_chain == chain]
 
 
 def read_foreign_forward(sock):

@@ -356,6 +356,20 @@ options:
           - V([]) removes those rules. Omit to leave them as they are.
         type: list
         elements: str
+      inbound_from:
+        description:
+          - With O(forwarding[].restrict_to), close the managed prefixes to strangers - forwarded traffic
+            INTO them is accepted only from the O(forwarding[].restrict_to) prefixes themselves (the fleet's
+            subnets), from these prefixes, as replies to connections they opened (C(ct state established,related)),
+            and when the host translated it to a port it publishes (M(linuxnet.netns.port_publish)); the
+            rest is dropped. Without it, anything that has a route via the host reaches the namespaces directly
+            (Docker 28 closed the same hole). The host's own connections to its namespaces are not forwarded
+            and stay open.
+          - V([]) scopes inbound traffic to the fleet and replies only. Omit for the old behaviour (from
+            or to a managed prefix is accepted).
+        type: list
+        elements: str
+        version_added: 0.3.0
       accept_in_drop_policies:
         description:
           - With O(forwarding[].restrict_to), also give those prefixes scoped accepts at the head of each

@@ -36,6 +36,19 @@ options:
       - V([]) removes those rules. Omit to leave them as they are.
     type: list
     elements: str
+  inbound_from: &inbound_from
+    description:
+      - With O(restrict_to), close the managed prefixes to strangers - forwarded traffic INTO them is
+        accepted only from the O(restrict_to) prefixes themselves (the fleet's subnets), from these
+        prefixes, as replies to connections they opened (C(ct state established,related)), and when the
+        host translated it to a port it publishes (M(linuxnet.netns.port_publish)); the rest is dropped.
+        Without it, anything that has a route via the host reaches the namespaces directly (Docker 28
+        closed the same hole). The host's own connections to its namespaces are not forwarded and stay open.
+      - V([]) scopes inbound traffic to the fleet and replies only. Omit for the old behaviour (from or to
+        a managed prefix is accepted).
+    type: list
+    elements: str
+    version_added: 0.3.0
   accept_in_drop_policies: &accept_in_drop_policies
     description:
       - With O(restrict_to), also give those prefixes scoped accepts at the head of each chain of other
@@ -72,6 +85,7 @@ options:
       ipv4: *ipv4
       ipv6: *ipv6
       restrict_to: *restrict_to
+      inbound_from: *inbound_from
       accept_in_drop_policies: *accept_in_drop_policies
       persist: *persist
       persist_file: *persist_file
@@ -91,6 +105,12 @@ EXAMPLES = r'''
   linuxnet.netns.sysctl_forward:
     ipv4: true
     restrict_to: [10.200.1.0/24]
+
+- name: A fleet's subnets, closed to strangers; the monitoring network may come in
+  linuxnet.netns.sysctl_forward:
+    ipv4: true
+    restrict_to: [10.200.1.0/24, 10.200.2.0/24]
+    inbound_from: [192.0.2.0/28]
 
 - name: A namespace that routes for others
   linuxnet.netns.sysctl_forward:

@@ -1,7 +1,8 @@
 """bench/run.py --smoke: the benchmark still runs end to end (role converge, re-run, teardown, the
-ip -batch floor, a tiny command loop) and writes its table and plot. Not a measurement: the real
-benchmark is `tests/sandbox.sh python3 bench/run.py`, outside the test suite. Runs only inside
-tests/sandbox.sh; the benchmark nests its own namespace, so nothing it makes reaches this sandbox.
+ip -batch floor, a tiny command loop, 20 published ports beside their nft -f floor) and writes its
+table and plot. Not a measurement: the real benchmark is `tests/sandbox.sh python3 bench/run.py`,
+outside the test suite. Runs only inside tests/sandbox.sh; the benchmark nests its own namespace,
+so nothing it makes reaches this sandbox.
 """
 import json
 import os
@@ -42,10 +43,25 @@ def test_bench_smoke(tmp_path):
     assert rows[('community.general.ip_netns loop', 'converge (netns only)', 2)]['module_runs'] == 2
     assert ('re-run: changed=0 (every N, and the fleet)', 'changed=0 over 1 re-runs', 'PASS') in \
         [tuple(t) for t in data['targets']]
+    # published ports (issue 14), 20 in one task of each module: one nf_tables transaction for the
+    # converge and for the teardown, none for the re-run; the floor loads the same rules
+    floor = rows[('nft -f', 'converge', 20)]
+    assert floor['wall'] > 0 and floor['generations'] == 1 and floor['rules'] >= 20
+    for module in ('port_publish', 'network'):
+        steps = [rows[('publish: ' + module, step, 20)] for step in ('converge', 're-run', 'teardown')]
+        assert [step['generations'] for step in steps] == [1, 0, 1], module
+        assert [step['changed'] for step in steps] == [1, 0, 1], module
+        assert [step['module_runs'] for step in steps] == [1, 1, 1], module
+        assert steps[0]['rules'] == floor['rules'] and steps[0]['module'] > 0
+    verdicts = dict((t[0], t[2]) for t in data['targets'])
+    assert verdicts['published ports: one nf_tables transaction per converge and teardown, none on re-run (every N)'] \
+        == 'PASS'
+    assert verdicts['published ports re-run: changed=0 (every N, both modules)'] == 'PASS'
 
     assert (tmp_path / 'benchmark.png').stat().st_size > 10000
     md = (tmp_path / 'benchmark.md').read_text()
     assert '| role | converge | 5 |' in md and '## Targets' in md
+    assert '| publish: port_publish | converge | 20 |' in md and '| nft -f | converge | 20 |' in md
     assert 'role' in out.stdout and 'ip -batch' in out.stdout  # the printed table
     assert [_mtime(path) for path in docs] == before  # docs/ holds the full run only
     assert sorted(os.listdir('/run/netns')) == netns_before

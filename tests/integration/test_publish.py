@@ -203,8 +203,8 @@ def test_published_traffic_passes_a_docker_style_forward_drop(host, net, service
     real = host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})
     assert real['changed']
     docker = host.sh('nft list chain ip filter FORWARD')
-    assert 'ip daddr 172.30.0.11 tcp dport 80 accept comment "linuxnet:pub-allow-in tcp 0.0.0.0:8080 172.30.0.11:80"' in docker
-    assert 'ip saddr 172.30.0.11 tcp sport 80 accept comment "linuxnet:pub-allow-out tcp 0.0.0.0:8080 172.30.0.11:80"' in docker
+    # one accept, at the head of Docker's chain, for what the host translated
+    assert docker.split('policy drop;')[1].strip().startswith('ct status dnat accept comment "linuxnet:pub-allow"')
     assert ask(client, 'tcp', HOST_IP, 8080) == '%s %s' % (app1, UPLINK_GW)
     # a direct connection to the target, not through the published port, is still dropped by ours
     assert ask(client, 'tcp', '172.30.0.11', 80).startswith('ERROR')
@@ -328,3 +328,32 @@ def test_ipv6(host, services):
     assert ask(client, 'tcp', 'fd00:ff::2', 8443) == '%s fd00:ff::1' % app
     assert 'dnat ip6 to [fd00:1::2]:443' in host.sh('nft list ruleset')
     assert not host.ok('port_publish', args)['changed']
+
+
+def test_closed_inbound_keeps_strangers_out_but_lets_in_replies_published_ports_and_allowed(host, net, services):
+    """The safe router's inbound scope (sysctl_forward inbound_from): a stranger on the underlay with
+    a route to the namespaces via the host no longer reaches them directly."""
+    client, (app1, _app2, _app3) = net
+    services.start(app1, 'tcp', 80)
+    services.start(client, 'tcp', 9000, name='outside')
+    subprocess.check_call(['ip', '-n', client, 'route', 'add', '172.30.0.0/24', 'via', HOST_IP])
+    assert ask(client, 'tcp', '172.30.0.11', 80) == '%s %s' % (app1, UPLINK_GW), 'control: open as before'
+    closed = {'ipv4': True, 'restrict_to': ['172.30.0.0/24'], 'inbound_from': []}
+    check = host.ok('sysctl_forward', closed, check=True)
+    real = host.ok('sysctl_forward', closed)
+    assert real['actions'] == check['actions'] and real['changed']
+    assert not host.ok('sysctl_forward', closed)['changed']
+    assert ask(client, 'tcp', '172.30.0.11', 80).startswith('ERROR'), 'a stranger reaches a namespace directly'
+    # replies to the namespace's own connections (out through the masquerade) come back
+    assert ask(app1, 'tcp', UPLINK_GW, 9000) == 'outside %s' % HOST_IP
+    # a published port is open to the same stranger
+    host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})
+    assert ask(client, 'tcp', HOST_IP, 8080) == '%s %s' % (app1, UPLINK_GW)
+    # the host itself is not forwarded: it still reaches its namespaces
+    assert ask(host.name, 'tcp', '172.30.0.11', 80).startswith(app1)
+    # an allowed prefix comes in directly
+    host.ok('sysctl_forward', dict(closed, inbound_from=['10.255.0.0/24']))
+    assert ask(client, 'tcp', '172.30.0.11', 80) == '%s %s' % (app1, UPLINK_GW)
+    # and open again, as before
+    host.ok('sysctl_forward', {'ipv4': True, 'restrict_to': ['172.30.0.0/24']})
+    assert 'fwd-est' not in host.sh('nft list ruleset')
