@@ -258,8 +258,8 @@ def test_route_documented_values(host):
                          {'netns': ns, 'dest': '10.23.0.0/16', 'gateway': '10.0.0.1', 'table': 4294967295,
                           'metric': 4294967295}]}
     made = host.ok('netns_route', routes)
-    assert [(r['table'], r['metric']) for r in made['routes']] == [(254, 1024), (253, 0), (1, 0),
-                                                                    (4294967295, 4294967295)]
+    assert [(r['table'], r['metric']) for r in made['routes']] == [
+        (254, 1024), (253, 0), (1, 0), (4294967295, 4294967295)]
     assert 'metric 1024' in host.sh('ip -n %s -6 route show fd01::/64' % ns)
     assert '10.21.0.0/16 via 10.0.0.1' in host.sh('ip -n %s route show table default' % ns)
     assert '10.22.0.0/16 via 10.0.0.1' in host.sh('ip -n %s route show table 1' % ns)
