@@ -135,6 +135,13 @@ class Publish(object):
         if spec.get('host_address') is not None:
             self.host_address = V.address(spec['host_address'], param + '.host_address')
             versions['host_address'] = self.host_address.version
+            if self.host_address.is_multicast or self.host_address == ipaddress.ip_address('255.255.255.255'):
+                # a rule matching it would never see a connection
+                fail(param + '.host_address', spec['host_address'], 'is a multicast or broadcast address',
+                     "give one of the host's own addresses, or omit host_address for all of them")
+            if self.host_address.is_unspecified:
+                # 0.0.0.0 / ::, Docker's "every address": the same as none (its family stays)
+                self.host_address = None
         self.target = None
         if spec.get('target') is not None:
             self.target = V.address(spec['target'], param + '.target')
@@ -146,8 +153,10 @@ class Publish(object):
         if spec.get('family'):
             versions['family'] = 4 if spec['family'] == 'ipv4' else 6
         if len(set(versions.values())) > 1:
-            fail(param, dict((k, spec[k]) for k in versions), 'mixes IPv4 and IPv6',
-                 'publish IPv4 and IPv6 as two entries')
+            first = next(iter(versions))
+            other = next(k for k in versions if versions[k] != versions[first])
+            fail(param + '.' + other, spec[other], 'is IPv%d but %s=%r is IPv%d' % (
+                versions[other], first, spec[first], versions[first]), 'publish IPv4 and IPv6 as two entries')
         self.version = next(iter(versions.values()), 4)
         if self.state == 'present':
             if (self.target is None) == (self.target_netns is None):

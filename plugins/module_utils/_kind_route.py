@@ -52,15 +52,19 @@ class RouteSpec(object):
             self.gateway = V.address(spec['gateway'], param + '.gateway')
             V.same_family(param + '.gateway', self.gateway, family, param + '.dest', self.dest)
         self.dev = V.ifname(spec['dev'], param + '.dev') if spec.get('dev') else None
-        # the kernel stores an IPv6 route without a metric as metric 1024; say so up front so that
-        # a re-run finds the route it made
-        self.metric = spec.get('metric') if spec.get('metric') is not None else (1024 if family == 6 else 0)
-        if not 0 <= self.metric <= 0xffffffff:
-            fail(param + '.metric', self.metric, 'is out of range', 'give 0..4294967295')
-        self.table = spec.get('table') or C.RT_TABLE_MAIN
-        if not 1 <= self.table <= 0xffffffff or self.table == C.RT_TABLE_LOCAL:
-            fail(param + '.table', self.table, 'is not a usable routing table id',
-                 'give 1..4294967295 except 255 (local); 254 is main')
+        metric = spec.get('metric')
+        if metric is not None:
+            V.integer(metric, param + '.metric', 0, 0xffffffff, 'give a metric from 0 to 4294967295, or omit it')
+        # the kernel stores an IPv6 route without a metric, or with metric 0, as metric 1024; say so
+        # up front so that a re-run finds the route it made
+        self.metric = metric if metric else (1024 if family == 6 else 0)
+        # not `or`: table 0 is RT_TABLE_UNSPEC, which the kernel would quietly turn into main
+        table = spec.get('table') if spec.get('table') is not None else C.RT_TABLE_MAIN
+        fix = 'give a table id from 1 to 4294967295 other than 255 (local); 254 is main, the default'
+        V.integer(table, param + '.table', 1, 0xffffffff, fix)
+        if table == C.RT_TABLE_LOCAL:
+            fail(param + '.table', table, "is the kernel's local table (its own routes to the host's addresses)", fix)
+        self.table = table
         self.onlink = bool(spec.get('onlink'))
         if self.state == 'present' and self.gateway is None and self.dev is None:
             fail(param + '.gateway', None, 'and dev are both missing', 'a route needs a gateway, a dev or both')
