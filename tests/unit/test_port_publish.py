@@ -233,7 +233,7 @@ def test_target_netns_takes_the_family_asked_and_refuses_a_namespace_without_one
     with pytest.raises(PlanError, match=r"publish\[0\].target_netns='ns9': network namespace 'ns9' does not exist "
                                         r"and the task does not create it"):
         kernel.plan_kind('publish', [dict(WEB, target_netns='ns9')])
-    with pytest.raises(ValidationError, match='mixes IPv4 and IPv6'):
+    with pytest.raises(ValidationError, match='is IPv6 but host_address=.192.0.2.1. is IPv4'):
         kernel.plan_kind('publish', [dict(WEB, target='fd00::2', host_address='192.0.2.1')])
     with pytest.raises(ValidationError, match='give exactly one'):
         kernel.plan_kind('publish', [dict(WEB, target='10.0.0.2', target_netns='ns1')])
@@ -577,7 +577,7 @@ def test_netns_info_reports_the_ports_published():
     ({'host_port': True, 'target': '10.0.0.2'}, 'is not a port or a port range'),
     ({'host_port': '80,81', 'target': '10.0.0.2'}, 'is not a port or a port range'),
     ({'host_port': 80, 'target': '127.0.0.1'}, "target='127.0.0.1' is not an address a namespace can hold"),
-    ({'host_port': 80, 'target': '10.0.0.2', 'family': 'ipv6'}, 'mixes IPv4 and IPv6'),
+    ({'host_port': 80, 'target': '10.0.0.2', 'family': 'ipv6'}, "family='ipv6' is IPv6 but target='10.0.0.2' is IPv4"),
     ({'host_port': 80}, r"publish\[0\].target=None and target_netns=None: give exactly one"),
     ({'host_port': 80, 'target': 'fd00::2', 'host_address': '::1'}, "host_address='::1' is ::1"),
 ])
