@@ -243,7 +243,7 @@ ONE_WORKER = {
 # the end would leave the other worker idle for its whole length.
 LONG_FIRST = ('test_molecule.py', 'test_bad_input.py', 'test_ecosystem.py', 'test_crash.py',
               'test_fleet_teardown.py', 'test_role.py', 'test_bench_smoke.py', 'test_tutorial.py',
-              'test_safe_router_lab.py', 'test_deletion.py', 'test_lab.py', 'test_concurrency.py')
+              'test_safe_router_lab.py', 'test_publish_lab.py', 'test_deletion.py', 'test_lab.py', 'test_concurrency.py')
 
 
 def _together(nodeid):

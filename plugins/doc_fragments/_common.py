@@ -21,7 +21,14 @@ notes:
 attributes:
   check_mode:
     support: full
-    description: Check mode computes the same plan as a real run and reports it without applying it.
+    description:
+      - Check mode computes the same plan as a real run and reports it without applying it.
+      - >-
+        In check mode the play's earlier tasks have made nothing. What a real run refuses for its absence
+        and an earlier task may make - a namespace (taken as empty), a master bridge, a route's device,
+        an address in a gateway's subnet, a published port's target namespace or its address - is
+        assumed there, with a warning naming it (C(check mode: netns ns1 does not exist; assumed created
+        by an earlier task)). A real run still refuses it.
   diff_mode:
     support: full
     description: Shows each object's state before and after.

@@ -15,8 +15,8 @@ refused, naming it.
 
 bridge_network_local(info, settings)    -> {uplink, underlay, current}: what the role needs to know
                                           about a host before the fleet's subnets are allocated.
-bridge_network_plan(info, settings)     -> {namespaces, bridges, pairs, routes, nat, forwarding, purge,
-                                          purge_match, errors, warnings, ...}: the desired objects, and
+bridge_network_plan(info, settings)     -> {namespaces, bridges, pairs, routes, nat, publish, forwarding,
+                                          purge, purge_match, errors, warnings, ...}: the desired objects, and
                                           what linuxnet.netns.network purges (the role's objects it
                                           finds there that are not declared).
 bridge_network_teardown(settings)       -> the same keys, all object lists empty: state=absent, no read
@@ -51,7 +51,7 @@ MAIN_TABLE = 254
 SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interface', 'bridge', 'mtu', 'pool',
             'subnet_prefixlen', 'subnet', 'p2p_prefixlen', 'uplink', 'underlay_address', 'masquerade', 'host_gw',
             'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent', 'inbound', 'inbound_from',
-            'isolate')
+            'isolate', 'publish')
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
     'bridge_network_local': (),
@@ -247,6 +247,85 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
     return result
 
 
+PUBLISH_KEYS = ('host_port', 'namespace', 'target_port', 'protocol', 'localhost', 'host_address')
+
+
+def role_publish(entries, targets):
+    """linuxnet.netns.network's `publish` list: each entry of bridge_network_publish ({host_port,
+    namespace, target_port, protocol, localhost, host_address}) with its namespace index (1-based)
+    turned into that namespace's address in `targets` (topology's, in order). IPv4 only: the role's
+    subnets are. Each entry is checked by the port_publish kind's own validation, under the role
+    variable's name, and the host ports may not overlap: all refused here, before any change."""
+    if entries is None:
+        return []
+    var = 'bridge_network_publish'
+    if not isinstance(entries, list):
+        raise AnsibleFilterError('%s=%r is not a list; give a list of {host_port, namespace, target_port, ...}'
+                                 % (var, entries))
+    if not entries:
+        return []
+    # only when ports are published: the kind's module_utils cost the controller an import
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_publish
+    items, objects = [], []
+    for index, entry in enumerate(entries):
+        param = '%s[%d]' % (var, index)
+        if not isinstance(entry, Mapping):
+            raise AnsibleFilterError('%s=%r is not a dict; give {host_port: 8080, namespace: 1, target_port: 80}'
+                                     % (param, entry))
+        unknown = sorted(key for key in entry if key not in PUBLISH_KEYS)
+        if unknown:
+            raise AnsibleFilterError('%s: unknown key %r; the keys are %s' % (param, unknown[0], ', '.join(PUBLISH_KEYS)))
+        number = entry.get('namespace')
+        try:
+            number = None if isinstance(number, bool) else int(u'%s' % number)
+        except ValueError:
+            number = None
+        if number is None or not 1 <= number <= len(targets):
+            raise AnsibleFilterError(
+                '%s.namespace=%r: %s; give the index of one of the role\'s namespaces on this host, %s'
+                % (param, entry.get('namespace'),
+                   'this host has no namespaces (bridge_network_namespaces=0)' if not targets
+                   else 'this host has %d (bridge_network_namespaces)' % len(targets),
+                   'or raise bridge_network_namespaces' if not targets else '1 to %d' % len(targets)))
+        host_address = entry.get('host_address')
+        if host_address not in (None, '') and ':' in u'%s' % host_address:
+            raise AnsibleFilterError('%s.host_address=%r: the role publishes IPv4 ports only, as its subnets are '
+                                     'IPv4; give an IPv4 address of the host, or publish IPv6 with '
+                                     'linuxnet.netns.port_publish' % (param, host_address))
+        item = {'host_port': entry.get('host_port'), 'target': targets[number - 1]['address'],
+                'protocol': entry.get('protocol') or 'tcp',
+                'localhost': boolean(entry.get('localhost') or False, strict=False)}
+        if entry.get('target_port') not in (None, ''):
+            item['target_port'] = entry['target_port']
+        if host_address not in (None, ''):
+            item['host_address'] = host_address
+        if item['protocol'] not in ('tcp', 'udp'):
+            raise AnsibleFilterError('%s.protocol=%r: give tcp or udp' % (param, item['protocol']))
+        try:
+            obj = _kind_publish.Publish(item, param)
+        except _validate.ValidationError as exc:
+            raise AnsibleFilterError(str(exc))
+        for other in objects:
+            if other.protocol == obj.protocol and _kind_publish._overlaps(other.listen, obj.listen) and \
+                    other.host_ports[0] <= obj.host_ports[1] and obj.host_ports[0] <= other.host_ports[1]:
+                raise AnsibleFilterError('%s.host_port=%r: %s host port %s is also published by %s (host_port=%r); '
+                                         'publish each host port once per protocol' % (
+                                             param, entry.get('host_port'), obj.protocol,
+                                             max(obj.host_ports[0], other.host_ports[0]), other.param,
+                                             other.item.get('host_port')))
+        objects.append(obj)
+        item['host_port'] = _ports(obj.host_ports)
+        if 'target_port' in item:
+            item['target_port'] = _ports(obj.target_ports)
+        items.append(item)
+    return items
+
+
+def _ports(ports):
+    """A port as the module takes it: 8080, or "8000-8010"."""
+    return ports[0] if ports[0] == ports[1] else '%d-%d' % ports
+
+
 def _host_gw_routes(interfaces, peers, underlays, errors):
     """A route to each peer's subnet via its underlay address, which must be on a link of this host
     (host-gw routing has no tunnel: the next hop is the peer itself)."""
@@ -306,7 +385,8 @@ def role_purge_match(prefix, veth_prefix, bridge, pool, subnets, own, keep=()):
     - routes to a prefix inside the `pool`, one of the fleet's `subnets` or of this host's (`own`:
       pinned, allocated, the one it had), but not inside one of `keep` (host-gw routes to a peer
       whose next hop is unknown here: left as they are);
-    - MASQUERADE rules whose source is inside the `pool` or one of `own`.
+    - MASQUERADE rules whose source is inside the `pool` or one of `own`;
+    - published ports whose target is inside the `pool` or one of `own` (a namespace of the role's).
 
     The module looks on the host and in the namespaces the call's lists name. None in `subnets`,
     `own` or `pool` is skipped."""
@@ -314,12 +394,14 @@ def role_purge_match(prefix, veth_prefix, bridge, pool, subnets, own, keep=()):
     routes = _networks([pool] + list(subnets) + list(own), what)
     for kept in _networks(keep, 'a host-gw peer\'s subnet'):
         routes = [piece for network in routes for piece in _without(network, kept)]
+    own_prefixes = [str(n) for n in _networks([pool] + list(own), what)]
     return {
         'namespaces': [_numbered(prefix)],
         'bridges': [re.escape(bridge)],
         'pairs': [_numbered(veth_prefix)],
         'routes': [str(n) for n in sorted(set(routes), key=_network_key)],
-        'masquerade': [str(n) for n in _networks([pool] + list(own), what)],
+        'masquerade': own_prefixes,
+        'publish': list(own_prefixes),
     }
 
 
@@ -370,7 +452,10 @@ def bridge_network_plan(info, settings):
     except those to a host-gw peer whose next hop is unknown here; MASQUERADE rules whose source is
     inside the pool or is this host's subnet (now, or the one it had).
 
-    Returns the module lists (namespaces, bridges, pairs, routes, nat, forwarding), purge and
+    `publish` (the role's bridge_network_publish) becomes the ports published to this host's
+    namespaces, by index (role_publish).
+
+    Returns the module lists (namespaces, bridges, pairs, routes, nat, publish, forwarding), purge and
     purge_match, `errors` (refusals the role fails on: overlapping routes, a missing uplink, an
     unreachable host-gw next hop), `warnings`, `targets` (each namespace's address and gateway, for
     verification), `gateway`, `subnet` and `mode`.
@@ -453,6 +538,7 @@ def bridge_network_plan(info, settings):
         'pairs': plan['pairs'],
         'routes': plan['routes'],
         'nat': nat,
+        'publish': role_publish(s['publish'], plan['targets']) if present else [],
         'forwarding': role_forwarding(s, present, forward_prefixes, sorted(set(
             str(a) for a in underlays.values() if a)) if host_gw else ()),
         'targets': plan['targets'],
@@ -480,7 +566,7 @@ def bridge_network_teardown(settings):
     _check_name(prefix + '1', 'bridge_network_prefix', _validate.netns_name)
     return {
         'subnet': None, 'mode': s['mode'], 'gateway': None,
-        'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'nat': [],
+        'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'nat': [], 'publish': [],
         'forwarding': role_forwarding(s, False, []),
         'targets': [], 'errors': [], 'warnings': [],
         'purge': True,

@@ -14,6 +14,10 @@ What is drawn, per host (a cluster):
 - each of our MASQUERADE rules as a red note, in its namespace, between the interface it leaves
   through and the interfaces that hold addresses of its source prefix; our other nf_tables rules
   (the forward filter of sysctl_forward's restrict_to) summed up in the namespace's label;
+- each published port (netns_info's `published`, port_publish) as a blue arrow box in the namespace
+  whose rules publish it - protocol, host port (and host address), `-> namespace:port` - with an
+  edge to the interface that holds the target address; consecutive ports to consecutive target
+  ports of one target are one box (`8000-8010 -> lnns1:9000-9010`);
 - the networks of the hosts' other interfaces (their uplinks) as shared ellipses, so a fleet on one
   underlay is one picture (routes via other hosts, as host-gw makes them, are in the labels).
 
@@ -42,6 +46,7 @@ COLORS = {
     'bridge': '#ffe0b3',
     'network': '#fff5bf',
     'nat': '#b03a2e',
+    'published': '#1f618d',
     'down': 'grey55',
 }
 
@@ -79,13 +84,42 @@ def _on(value):
     return {True: 'on', False: 'off'}.get(value, '?')
 
 
-def _masquerades(info):
-    """Our MASQUERADE rules: the entries of netns_info's nat list with a source."""
-    return [rule for rule in info.get('nat') or [] if rule.get('source')]
-
-
 FORWARD = re.compile(r'comment "linuxnet:fwd-(src|dst|drop) ?([^"]*)"')
 COMMENT = re.compile(r'\s*comment "[^"]*"')
+# a published port's rules: drawn from netns_info's `published`, not from the rule list
+PUBLISHED = re.compile(r'comment "linuxnet:pub[ -]')
+
+
+def _rules(info):
+    """netns_info's nat list without the rules of published ports."""
+    return [rule for rule in info.get('nat') or [] if not PUBLISHED.search(str(rule.get('rule') or ''))]
+
+
+def _masquerades(info):
+    """Our MASQUERADE rules: the entries of netns_info's nat list with a source."""
+    return [rule for rule in _rules(info) if rule.get('source')]
+
+
+def _port_text(first, last):
+    return str(first) if first == last else '%d-%d' % (first, last)
+
+
+def _published(entries):
+    """netns_info's `published` entries (one per host port) as ranges: [(first entry, last host port,
+    last target port)], consecutive host ports to consecutive target ports of one target merged."""
+    def key(entry):
+        return (str(entry.get('protocol')), str(entry.get('host_address') or ''), str(entry.get('target')),
+                bool(entry.get('localhost')), int(entry.get('host_port') or 0))
+    ranges = []
+    for entry in sorted(entries or [], key=key):
+        if ranges:
+            first, last, tlast = ranges[-1]
+            if key(first)[:4] == key(entry)[:4] and int(entry.get('host_port') or 0) == last + 1 \
+                    and int(entry.get('target_port') or 0) == tlast + 1:
+                ranges[-1] = (first, last + 1, tlast + 1)
+                continue
+        ranges.append((entry, int(entry.get('host_port') or 0), int(entry.get('target_port') or 0)))
+    return ranges
 
 
 def _filter_lines(rules):
@@ -135,6 +169,7 @@ class _Diagram(object):
         self.lines = []
         self.nodes = {}             # (host, ns, ifname) -> node id
         self.owners = {}            # ip address -> (host, node id) of the interface holding it
+        self.local_owners = {}      # (host, ip address) -> (ns, node id): a published port's target
         self.networks = {}          # uplink network -> node id
 
     @staticmethod
@@ -162,6 +197,7 @@ class _Diagram(object):
                     for iface in _interfaces(interface.get('addresses')):
                         if not iface.is_loopback:
                             self.owners.setdefault(iface.ip, (host, node))
+                            self.local_owners.setdefault((host, iface.ip), (ns, node))
 
     # labels
 
@@ -219,6 +255,39 @@ class _Diagram(object):
                 'not to %s' % dest for dest in rule.get('exclude_destinations') or []]),
             shape='note', color=COLORS['nat'], fontcolor=COLORS['nat'])))
 
+    def target_of(self, host, entry):
+        """(namespace name or None, node id) of the interface of `host` holding the target address,
+        or (None, None)."""
+        try:
+            address = ipaddress.ip_address(str(entry.get('target')))
+        except ValueError:
+            return None, None
+        return self.local_owners.get((host, address), (None, None))
+
+    def published_node(self, depth, host, ns, published):
+        entry, last, tlast = published
+        listen = entry.get('host_address')
+        ports = _port_text(int(entry.get('host_port') or 0), last)
+        tports = _port_text(int(entry.get('target_port') or 0), tlast)
+        target_ns, node = self.target_of(host, entry)
+        where = target_ns if node and target_ns is not None else entry.get('target')
+        lines = ['published %s %s' % (entry.get('protocol'), '%s:%s' % (listen, ports) if listen else ports),
+                 '-> %s:%s' % (where, tports)]
+        if where != entry.get('target'):
+            lines.append('(%s)' % entry.get('target'))
+        if entry.get('localhost'):
+            lines.append('and 127.0.0.1:%s' % ports)
+        self.emit(depth, '"%s" %s;' % (_escape(self.published_id(host, ns, published)), _attrs(
+            label='\n'.join(lines), shape='cds', margin='0.25,0.05', color=COLORS['published'],
+            fontcolor=COLORS['published'],
+            tooltip='%s %s: host port %s -> %s:%s' % (host or 'host', 'netns %s' % ns if ns else 'host namespace',
+                                                      ports, entry.get('target'), tports))))
+
+    def published_id(self, host, ns, published):
+        entry, last, _tlast = published
+        ports = _port_text(int(entry.get('host_port') or 0), last)
+        return self.node_id(host, ns, 'published %s %s:%s' % (entry.get('protocol'), entry.get('host_address') or '', ports))
+
     def nat_id(self, host, rule):
         return self.node_id(host, rule.get('netns'), 'masquerade %s %s' % (rule.get('source'), rule.get('out_interface')))
 
@@ -239,14 +308,17 @@ class _Diagram(object):
                 self.interface_node(depth, host, ns, name, interfaces[name])
             for rule in nat_rules:
                 self.nat_node(depth, host, rule)
-            if not shown and not nat_rules:
+            published = _published(state.get('published'))
+            for entry in published:
+                self.published_node(depth, host, ns, entry)
+            if not shown and not nat_rules and not published:
                 # Graphviz does not draw an empty cluster
                 self.emit(depth, '"%s" [shape=point, style=invis];' % _escape(self.node_id(host, ns, '')))
         return body
 
     def host(self, depth, host, info):
         nat, rules = {}, {}
-        for rule in info.get('nat') or []:
+        for rule in _rules(info):
             (nat if rule.get('source') else rules).setdefault(rule.get('netns'), []).append(rule)
 
         def host_body(d):
@@ -293,6 +365,12 @@ class _Diagram(object):
                        for iface in _interfaces(interface.get('addresses'))):
                     out.append(self.edge(nat, self.node_id(host, ns, name), style='dotted', color=COLORS['nat'],
                                          penwidth='2'))
+        for ns, state in self.spaces(info):
+            for published in _published(state.get('published')):
+                _target_ns, node = self.target_of(host, published[0])
+                if node:
+                    out.append(self.edge(self.published_id(host, ns, published), node, color=COLORS['published'],
+                                         penwidth='2', style='bold', arrowhead='normal', dir='forward'))
         for bridge in info.get('bridges') or []:
             bridge_node = self.nodes.get((host, bridge.get('netns'), bridge.get('name')))
             for port in bridge.get('ports') or []:
@@ -326,7 +404,8 @@ class _Diagram(object):
         if legend:
             self.emit(1, '"legend" %s;' % _attrs(shape='plaintext', fontsize='9', label=_Left(
                 'bold box: made by linuxnet.netns; dashed box: not ours; 3D box: bridge\n'
-                'thick line: veth pair; dashed line: bridge port; dotted red: MASQUERADE (source, rule, uplink)')))
+                'thick line: veth pair; dashed line: bridge port; dotted red: MASQUERADE (source, rule, uplink)\n'
+                'blue arrow: published port (host port -> namespace:port)')))
         for edge in edges:
             self.emit(1, edge)
         self.emit(0, '}')

@@ -50,7 +50,7 @@ def ns_key(ns):
     return ns if ns is not None else '(host)'
 
 
-def require_namespace(reader, ns, param, state='present'):
+def require_namespace(plan, reader, ns, param, state='present'):
     """A namespace an object is declared in must exist - unless the object is declared absent: a
     namespace that is gone took its objects with it (a teardown can run twice, or resume)."""
     if state != 'absent' and not reader.will_exist(ns):
@@ -60,8 +60,21 @@ def require_namespace(reader, ns, param, state='present'):
                             % (param, ns, ns))
         if ns in reader.removing:
             raise PlanError('%s=%r: network namespace %r is declared absent in the same task' % (param, ns, ns))
-        raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
-                        'linuxnet.netns.netns' % (param, ns, ns))
+        if not assume_namespace(plan, reader, ns, param):
+            raise PlanError('%s=%r: network namespace %r does not exist; create it first with '
+                            'linuxnet.netns.netns' % (param, ns, ns))
+
+
+def assume_namespace(plan, reader, ns, param):
+    """Check mode: take the missing namespace `ns` as made by an earlier task - empty, and made
+    before this task runs, so that later planners of the run see it as the plan creating it.
+    False in a real run, and for a namespace this task removes."""
+    if ns in reader.removing or not plan.assume(
+            ('netns', ns), 'netns %s does not exist; assumed created by an earlier task (%s=%r)' % (
+                ns, param.lstrip('.'), ns)):
+        return False
+    reader.creating.add(ns)
+    return True
 
 
 def info_entry(result, ns):

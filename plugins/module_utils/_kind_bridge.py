@@ -46,7 +46,7 @@ class Bridge(object):
 
 def plan_bridge(plan, reader, bridge):
     iface = bridge.iface
-    require_namespace(reader, iface.ns, bridge.param + '.netns', bridge.state)
+    require_namespace(plan, reader, iface.ns, bridge.param + '.netns', bridge.state)
     view = reader.view(iface.ns)
     claim(view, iface.name, bridge.param + '.name')
     link = view.links.get(iface.name)

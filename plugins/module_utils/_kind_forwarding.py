@@ -83,7 +83,57 @@ def render(values):
     return HEADER + ''.join('%s = %d\n' % (KEYS[family][0], int(values[family])) for family in sorted(values))
 
 
-def write_atomic(path, content):
+def ours(text):
+    """Whether a persist file is one this collection wrote (or is yet to write): those are written
+    whole; anyone else's is edited (`edit`)."""
+    return text is None or text.startswith(HEADER)
+
+
+def _setting(line):
+    """(key, value) of a sysctl.d line, the key as sysctl reads it ('/' or '.' separated, a leading
+    '-' saying "ignore failure"); None for a comment, a blank line or anything without '='."""
+    stripped = line.strip()
+    if not stripped or stripped.startswith(('#', ';')) or '=' not in stripped:
+        return None
+    key, _sep, value = stripped.partition('=')
+    return key.strip().lstrip('-').replace('/', '.'), value.strip()
+
+
+def edit(text, values):
+    """Someone else's sysctl file (a user's /etc/sysctl.conf) with the managed keys of `values`
+    set, key by key, as ansible.posix.sysctl sets them: the value is replaced in place on each line
+    that sets the key (every such line, since the last one is what sysctl applies), a key set on no
+    line is appended in our form (`key = value`), and everything else - comments, blank lines,
+    other keys, order, the key's own spelling and the spacing around '=' - stays as it was."""
+    wanted = dict((KEYS[family][0], '%d' % int(value)) for family, value in values.items())
+    seen = set()
+    lines = []
+    for line in text.splitlines(True):
+        setting = _setting(line)
+        if setting is not None and setting[0] in wanted:
+            seen.add(setting[0])
+            head, _sep, tail = line.partition('=')
+            body = tail.rstrip('\r\n')
+            end = tail[len(body):]
+            lead = body[:len(body) - len(body.lstrip())]
+            rest = body[len(lead):]
+            line = '%s=%s%s%s%s' % (head, lead, wanted[setting[0]], rest[len(rest.rstrip()):], end)
+        lines.append(line)
+    missing = sorted(key for key in wanted if key not in seen)
+    if missing and lines and not lines[-1].endswith('\n'):
+        lines[-1] += '\n'
+    lines.extend('%s = %s\n' % (key, wanted[key]) for key in missing)
+    return ''.join(lines)
+
+
+def write_atomic(path, content, keep=False):
+    """Write `path` whole, through a temporary file renamed over it. With `keep` (someone else's
+    file) the file a symbolic link points to is written, not the link, and its mode and owner
+    stay; without, the file is ours: 0644."""
+    existing = None
+    if keep and os.path.exists(path):
+        path = os.path.realpath(path)
+        existing = os.stat(path)
     directory = os.path.dirname(path)
     if not os.path.isdir(directory):
         os.makedirs(directory, 0o755)
@@ -93,7 +143,11 @@ def write_atomic(path, content):
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        if existing is None:
+            os.chmod(tmp, 0o644)
+        else:
+            os.chown(tmp, existing.st_uid, existing.st_gid)
+            os.chmod(tmp, existing.st_mode & 0o7777)
         os.rename(tmp, path)
     except Exception:
         if os.path.exists(tmp):
@@ -109,7 +163,7 @@ def _write(plan, spec, family, value, stage, summary):
 def plan_forward(plan, reader, specs):
     results = []
     for spec in specs:
-        require_namespace(reader, spec.ns, spec.param + '.netns')
+        require_namespace(plan, reader, spec.ns, spec.param + '.netns')
         paths = dict((family, KEYS[family][1]) for family in spec.wanted)
         key = 'forwarding %s' % ns_key(spec.ns)
         if not reader.exists(spec.ns):
@@ -156,12 +210,13 @@ def plan_forward(plan, reader, specs):
         if spec.inbound is not None:
             result['inbound_from'] = [str(p) for p in spec.inbound]
         if spec.persist:
-            content = render(spec.wanted)
             existing = reader.text_file(spec.persist_file)
+            mine = ours(existing)
+            content = render(spec.wanted) if mine else edit(existing, spec.wanted)
             plan.record('file %s' % spec.persist_file, existing, content)
             if existing != content:
-                plan.add(P.SYSCTL, None, 'write %s' % spec.persist_file,
-                         call=lambda session, p=spec.persist_file, c=content: write_atomic(p, c))
+                plan.add(P.SYSCTL, None, '%s %s' % ('write' if mine else 'edit', spec.persist_file),
+                         call=lambda session, p=spec.persist_file, c=content, k=not mine: write_atomic(p, c, k))
             result['persist_file'] = spec.persist_file
         results.append(result)
     return results

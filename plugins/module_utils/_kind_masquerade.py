@@ -86,7 +86,7 @@ def _matches(match, source):
 def plan_masquerade(plan, reader, rules):
     by_ns = {}
     for rule in rules:
-        require_namespace(reader, rule.ns, rule.param + '.netns', rule.state)
+        require_namespace(plan, reader, rule.ns, rule.param + '.netns', rule.state)
         by_ns.setdefault(rule.ns, []).append(rule)
     results = []
     for ns, group in by_ns.items():

@@ -21,9 +21,11 @@ and a few rules are shared by the ports of a namespace, there while one port nee
                            spoke to)
   pub-lo T     postrouting 127.0.0.1:P (a port with `localhost`): masqueraded to the host's
                            address on the target's network
-  pub-fwd      forward     `ct status dnat accept` at the head of our forward chain: a connection
-                           the host translated passes the safe router's drop, whatever restrict_to
-  pub-allow                the same at the head of other tables' forward-drop chains (Docker's)
+  pub-fwd-in T, pub-fwd-out T   forward: `ip daddr T ct status dnat accept` (and saddr, for the
+                           replies) at the head of our forward chain: what the host translated to
+                           T passes the safe router's drop, whatever restrict_to says
+  pub-allow-in T, pub-allow-out T   the same at the head of other tables' forward-drop chains
+                           (Docker's)
 
 The identity of a port's rule is its comment's first three words: one host port (per protocol,
 family, host address) has one target. The target is in the comment and checked against the
@@ -42,9 +44,10 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
-    PlanError, fail, info_entry, ns_key, require_namespace, where)
+    PlanError, assume_namespace, fail, info_entry, ns_key, require_namespace, where)
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
     COMMENT_PREFIX,
     Dnat,
@@ -74,10 +77,10 @@ OPTIONS = dict(
 )
 
 LOOPBACK4 = ipaddress.ip_network('127.0.0.0/8')
+LOOPBACK6 = ipaddress.ip_network('::1/128')
 WILDCARD = {4: ipaddress.ip_address('0.0.0.0'), 6: ipaddress.ip_address('::')}
 PORT_WORDS = ('pub', 'pub-out')  # a port's own rules
-SHARED_WORDS = ('pub-nat', 'pub-lo', 'pub-fwd')  # rules the ports of a namespace share
-FOREIGN_KEY = COMMENT_PREFIX + 'pub-allow'
+SHARED_WORDS = ('pub-nat', 'pub-lo', 'pub-fwd-in', 'pub-fwd-out')  # rules the ports of a namespace share
 _PORTS = re.compile(r'^([0-9]{1,5})(?:-([0-9]{1,5}))?$')
 ROUTE_LOCALNET = '/proc/sys/net/ipv4/conf/%s/route_localnet'
 
@@ -132,6 +135,13 @@ class Publish(object):
         if spec.get('host_address') is not None:
             self.host_address = V.address(spec['host_address'], param + '.host_address')
             versions['host_address'] = self.host_address.version
+            if self.host_address.is_multicast or self.host_address == ipaddress.ip_address('255.255.255.255'):
+                # a rule matching it would never see a connection
+                fail(param + '.host_address', spec['host_address'], 'is a multicast or broadcast address',
+                     "give one of the host's own addresses, or omit host_address for all of them")
+            if self.host_address.is_unspecified:
+                # 0.0.0.0 / ::, Docker's "every address": the same as none (its family stays)
+                self.host_address = None
         self.target = None
         if spec.get('target') is not None:
             self.target = V.address(spec['target'], param + '.target')
@@ -143,8 +153,10 @@ class Publish(object):
         if spec.get('family'):
             versions['family'] = 4 if spec['family'] == 'ipv4' else 6
         if len(set(versions.values())) > 1:
-            fail(param, dict((k, spec[k]) for k in versions), 'mixes IPv4 and IPv6',
-                 'publish IPv4 and IPv6 as two entries')
+            first = next(iter(versions))
+            other = next(k for k in versions if versions[k] != versions[first])
+            fail(param + '.' + other, spec[other], 'is IPv%d but %s=%r is IPv%d' % (
+                versions[other], first, spec[first], versions[first]), 'publish IPv4 and IPv6 as two entries')
         self.version = next(iter(versions.values()), 4)
         if self.state == 'present':
             if (self.target is None) == (self.target_netns is None):
@@ -158,6 +170,9 @@ class Publish(object):
                 and not self.localhost:
             fail(param + '.host_address', spec['host_address'], 'is a loopback address',
                  'set localhost: true to publish on 127.0.0.1, or give one of the host\'s own addresses')
+        if self.localhost and self.host_address is not None and self.host_address not in LOOPBACK4:
+            fail(param + '.localhost', True, 'publishes on 127.0.0.1 too, which host_address=%r leaves out' % (
+                spec['host_address'],), 'drop host_address (every address and 127.0.0.1), or localhost')
         if self.host_address is not None and self.host_address.version == 6 and self.host_address.is_loopback:
             fail(param + '.host_address', spec['host_address'], 'is ::1, which the kernel never routes off the host',
                  'give one of the host\'s own IPv6 addresses')
@@ -200,9 +215,10 @@ def port_rules(protocol, listen, port, target, tport, localhost=False):
     else:
         local = [MatchLocal(), MatchAddress('daddr', listen)]
     output = local
-    if target.version == 4 and listen.is_unspecified and not localhost:
-        # the host's own connections to 127.0.0.1:P stay on the host
-        output = [MatchLocal(), MatchAddress('daddr', LOOPBACK4, negate=True)]
+    if listen.is_unspecified and not localhost:
+        # the host's own connections to 127.0.0.1:P (::1, always) stay on the host: the kernel
+        # would not route a loopback source off it
+        output = [MatchLocal(), MatchAddress('daddr', LOOPBACK4 if target.version == 4 else LOOPBACK6, negate=True)]
     dnat = [MatchPort(protocol, 'dport', port), Dnat(target, tport)]
     pub, out = _key('pub', protocol, listen, port), _key('pub-out', protocol, listen, port)
     return {
@@ -226,9 +242,15 @@ def localhost_rule(target):
         MatchAddress('saddr', LOOPBACK4), MatchAddress('daddr', target, nfproto=False), MatchDnat(), Masquerade()])
 
 
-def forward_rule(comment=COMMENT_PREFIX + 'pub-fwd'):
-    """`ct status dnat accept` at the head of a forward chain: what the host translated passes."""
-    return RuleSpec('forward', comment, [MatchDnat(), Verdict('accept')], head=True)
+def forward_rules(target, word='pub-fwd', family=NFPROTO_INET):
+    """The accepts, at the head of a forward chain, for what the host translated to `target`:
+    `ip daddr T ct status dnat accept` and `ip saddr T ct status dnat accept` (its replies). `word`
+    pub-allow with the family of another table's chain (its own family check left out in an ip/ip6
+    table, as iptables-nft lists rules)."""
+    check = family == NFPROTO_INET
+    return [RuleSpec('forward', '%s%s-%s %s' % (COMMENT_PREFIX, word, direction, target), [
+        MatchAddress(field, target, nfproto=check), MatchDnat(), Verdict('accept')], head=True)
+        for direction, field in (('in', 'daddr'), ('out', 'saddr'))]
 
 
 def _parse_endpoint(text):
@@ -236,6 +258,8 @@ def _parse_endpoint(text):
         address, _sep, port = text[1:].partition(']:')
     else:
         address, _sep, port = text.rpartition(':')
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError('not a port: %r' % text)
     return ipaddress.ip_address(address), int(port)
 
 
@@ -264,8 +288,8 @@ def parse_comment(word):
                 rules = _PARSED[(key, args != key)] = port_rules(*_parse_port(args))
             return rules[word]
         words = args.split(' ') if args else []
-        if word == 'pub-fwd' and not words:
-            return forward_rule()
+        if word in ('pub-fwd-in', 'pub-fwd-out') and len(words) == 1:
+            return forward_rules(ipaddress.ip_address(words[0]))[0 if word == 'pub-fwd-in' else 1]
         if word == 'pub-nat' and len(words) == 2:
             target, network = ipaddress.ip_address(words[0]), ipaddress.ip_network(words[1], strict=True)
             if target.version == network.version:
@@ -309,23 +333,29 @@ def _overlaps(one, other):
     return one == other or one.is_unspecified or other.is_unspecified
 
 
-def _resolve(reader, obj):
+def _resolve(plan, reader, obj):
     """The target address of `obj`: given, or the first global address of its family in
-    target_netns (what the same task adds there counts)."""
+    target_netns (what the same task adds there counts). None in check mode when the address is
+    assumed to come from an earlier task."""
     if obj.target is not None:
         return obj.target
     name = obj.target_netns
-    if not reader.will_exist(name):
-        raise PlanError('%s.target_netns=%r: network namespace %r does not exist and the task does not create it'
-                        % (obj.param, name, name))
+    param = obj.param + '.target_netns'
+    if not reader.will_exist(name) and not assume_namespace(plan, reader, name, param):
+        raise PlanError('%s=%r: network namespace %r does not exist and the task does not create it'
+                        % (param, name, name))
     view = reader.view(name)
     family = 2 if obj.version == 4 else 10
     for address in view.addresses_of(family):
         ip = address.iface.ip
         if view.link_name(address.index) != 'lo' and not ip.is_loopback and not ip.is_link_local:
             return ip
-    raise PlanError('%s.target_netns=%r: the namespace has no IPv%d address to publish to; address it first '
-                    '(in the same task, or with linuxnet.netns.veth), or give target' % (obj.param, name, obj.version))
+    if plan.assume(('address', name, obj.version), 'netns %s has no IPv%d address to publish to; assumed an '
+                   'earlier task adds one (%s=%r), so the rules of %s cannot name their target yet' % (
+                       name, obj.version, param.lstrip('.'), name, obj.describe())):
+        return None
+    raise PlanError('%s=%r: the namespace has no IPv%d address to publish to; address it first '
+                    '(in the same task, or with linuxnet.netns.veth), or give target' % (param, name, obj.version))
 
 
 def _facing(reader, ns, target):
@@ -343,7 +373,7 @@ def _facing(reader, ns, target):
 def plan_publish(plan, reader, objects):
     by_ns = {}
     for obj in objects:
-        require_namespace(reader, obj.ns, obj.param + '.netns', obj.state)
+        require_namespace(plan, reader, obj.ns, obj.param + '.netns', obj.state)
         by_ns.setdefault(obj.ns, []).append(obj)
     results = []
     for ns, group in by_ns.items():
@@ -362,7 +392,8 @@ def _plan_ns(plan, reader, ns, group):
         for port, _tport in obj.mappings():
             taken = declared.setdefault((obj.protocol, obj.version, port), [])
             for listen, other in taken:
-                if _overlaps(listen, obj.listen):
+                # a port given up (state absent) by the same task makes way for another
+                if obj.state == 'present' and other.state == 'present' and _overlaps(listen, obj.listen):
                     fail(obj.param + '.host_port', obj.item.get('host_port'), '%s %s is also declared by %s (%s)' % (
                         obj.protocol, _endpoint(obj.listen, port), other.param, other.describe()),
                         'publish each host port once per protocol and address')
@@ -385,8 +416,11 @@ def _plan_ns(plan, reader, ns, group):
                 drop(obj.protocol, obj.listen, port)
             result['target'] = str(obj.target) if obj.target is not None else None
             continue
-        target = _resolve(reader, obj)
-        result['target'] = str(target)
+        target = _resolve(plan, reader, obj)
+        result['target'] = None if target is None else str(target)
+        if target is None:
+            _plan_unknown_target(plan, ns, obj)
+            continue
         if target not in facing_of:
             facing_of[target] = _facing(reader, ns, target)
             if facing_of[target][1] is not None:
@@ -424,10 +458,12 @@ def _plan_ns(plan, reader, ns, group):
     _warn_listeners(plan, reader, ns, [obj for obj in group if obj.state == 'present'], own)
     nft_plan = own
     if reader.exists(ns):
-        wanted = [forward_rule(FOREIGN_KEY)] if after else []
-        changes, before, after_rulesets = _nft_plan.plan_foreign_rules(
-            reader.foreign_forward(ns), lambda family: wanted, set() if after else {FOREIGN_KEY}, 'pub-allow',
-            lambda comment: comment)
+        targets = sorted(set(target for target, _tport, _localhost in after.values()), key=lambda t: (t.version, t))
+
+        def wanted(family):
+            return [spec for target in targets if family == NFPROTO_INET or family == (
+                NFPROTO_IPV4 if target.version == 4 else NFPROTO_IPV6) for spec in forward_rules(target, 'pub-allow', family)]
+        changes, before, after_rulesets = _nft_plan.plan_foreign_rules(reader.foreign_forward(ns), wanted, 'pub-allow-')
         if changes or before:
             nft_plan = _nft_plan.NftPlan(list(own) + changes, dict(own.before, other_rulesets=before),
                                          dict(own.after, other_rulesets=after_rulesets), nft.genid)
@@ -442,10 +478,9 @@ def _shared_rules(reader, ns, nft, after, facing_of):
     per target on a network of `ns`, a pub-lo per target a localhost port goes to - and the keys
     of the shared rules of ours no longer needed."""
     wanted = {}
-    if after:
-        spec = forward_rule()
-        wanted[spec.key] = spec
     for target, _tport, localhost in after.values():
+        for spec in forward_rules(target):
+            wanted[spec.key] = spec
         if target not in facing_of:
             facing_of[target] = _facing(reader, ns, target)
         network = facing_of[target][0]
@@ -458,6 +493,22 @@ def _shared_rules(reader, ns, nft, after, facing_of):
     gone = set(rule.key for rule in nft.rules if rule.spec is not None and rule.key not in wanted and
                rule.key[len(COMMENT_PREFIX):].split(' ', 1)[0] in SHARED_WORDS)
     return list(wanted.values()), gone
+
+
+def _plan_unknown_target(plan, ns, obj):
+    """Check mode, the target's address assumed to come from an earlier task: the port is
+    published, but its rules, which name the address, can only be planned once it is there."""
+    listen = _endpoint(obj.listen, obj.host_ports[0]).rsplit(':', 1)[0]
+    summary = 'publish %s %s:%s in %s to port %s of the IPv%d address of netns %s (not known in check mode)' % (
+        obj.protocol, listen, _ports_text(*obj.host_ports), where(ns), _ports_text(*obj.target_ports), obj.version,
+        obj.target_netns)
+    plan.record('published port %s' % obj.key, None, {'target_netns': obj.target_netns,
+                                                      'target_port': _ports_text(*obj.target_ports)})
+    plan.add(P.NFT, ns, summary, call=_never_applied)
+
+
+def _never_applied(session):
+    raise AssertionError('a port whose target address is not known is planned in check mode only')
 
 
 def _warn_listeners(plan, reader, ns, objects, nft_plan):

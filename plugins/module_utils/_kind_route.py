@@ -52,15 +52,19 @@ class RouteSpec(object):
             self.gateway = V.address(spec['gateway'], param + '.gateway')
             V.same_family(param + '.gateway', self.gateway, family, param + '.dest', self.dest)
         self.dev = V.ifname(spec['dev'], param + '.dev') if spec.get('dev') else None
-        # the kernel stores an IPv6 route without a metric as metric 1024; say so up front so that
-        # a re-run finds the route it made
-        self.metric = spec.get('metric') if spec.get('metric') is not None else (1024 if family == 6 else 0)
-        if not 0 <= self.metric <= 0xffffffff:
-            fail(param + '.metric', self.metric, 'is out of range', 'give 0..4294967295')
-        self.table = spec.get('table') or C.RT_TABLE_MAIN
-        if not 1 <= self.table <= 0xffffffff or self.table == C.RT_TABLE_LOCAL:
-            fail(param + '.table', self.table, 'is not a usable routing table id',
-                 'give 1..4294967295 except 255 (local); 254 is main')
+        metric = spec.get('metric')
+        if metric is not None:
+            V.integer(metric, param + '.metric', 0, 0xffffffff, 'give a metric from 0 to 4294967295, or omit it')
+        # the kernel stores an IPv6 route without a metric, or with metric 0, as metric 1024; say so
+        # up front so that a re-run finds the route it made
+        self.metric = metric if metric else (1024 if family == 6 else 0)
+        # not `or`: table 0 is RT_TABLE_UNSPEC, which the kernel would quietly turn into main
+        table = spec.get('table') if spec.get('table') is not None else C.RT_TABLE_MAIN
+        fix = 'give a table id from 1 to 4294967295 other than 255 (local); 254 is main, the default'
+        V.integer(table, param + '.table', 1, 0xffffffff, fix)
+        if table == C.RT_TABLE_LOCAL:
+            fail(param + '.table', table, "is the kernel's local table (its own routes to the host's addresses)", fix)
+        self.table = table
         self.onlink = bool(spec.get('onlink'))
         if self.state == 'present' and self.gateway is None and self.dev is None:
             fail(param + '.gateway', None, 'and dev are both missing', 'a route needs a gateway, a dev or both')
@@ -138,7 +142,7 @@ def _family(spec):
 def plan_routes(plan, reader, specs):
     results = []
     for spec in specs:
-        require_namespace(reader, spec.ns, spec.param + '.netns', spec.state)
+        require_namespace(plan, reader, spec.ns, spec.param + '.netns', spec.state)
         view = reader.view(spec.ns)
         wanted = C.route_key(spec.dest, spec.table, spec.metric)
         current = next((route for route in view.routes_of(_family(spec)) if route.key == wanted), None)
@@ -157,17 +161,28 @@ def plan_routes(plan, reader, specs):
         oif = None
         if spec.dev is not None:
             link = view.links.get(spec.dev)
-            if link is None:
+            if link is None and (spec.dev in view.removed or not plan.assume(
+                    ('link', spec.ns, spec.dev), 'interface %s does not exist in %s; assumed created by an '
+                    'earlier task (%s=%r)' % (spec.dev, where(spec.ns), (spec.param + '.dev').lstrip('.'), spec.dev))):
                 raise PlanError('%s.dev=%r: no such interface in %s' % (spec.param, spec.dev, where(spec.ns)))
+            if link is None:
+                # its index is asked for at apply time, as for a link this run makes
+                link = view.expect_link(spec.dev, None, {})
             oif = link.index
         if spec.gateway is not None and not spec.onlink and not spec.gateway.is_link_local:
             connected = [a for a in view.addresses_of(_family(spec)) if oif is None or a.index == oif]
             if not any(a.contains(spec.gateway) for a in connected):
-                nets = [a.iface.network for a in view.addresses if oif is None or a.index == oif]
-                raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
-                                'address in that subnet first, or set onlink: true' % (
-                                    spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',
-                                    where(spec.ns), ', '.join(sorted(set(str(n) for n in nets))) or 'none'))
+                nets = ', '.join(sorted(set(str(a.iface.network) for a in view.addresses
+                                            if oif is None or a.index == oif))) or 'none'
+                if not plan.assume(('gateway', spec.ns, spec.dev, spec.gateway), (
+                        'gateway %s is not in any subnet connected %sin %s (connected: %s); assumed an earlier '
+                        'task adds an address in its subnet (%s=%r)' % (
+                            spec.gateway, 'to %s ' % spec.dev if spec.dev else '', where(spec.ns), nets,
+                            (spec.param + '.gateway').lstrip('.'), str(spec.gateway)))):
+                    raise PlanError('%s.gateway=%r is not in any subnet connected %s in %s (connected: %s); add an '
+                                    'address in that subnet first, or set onlink: true' % (
+                                        spec.param, str(spec.gateway), 'to ' + spec.dev if spec.dev else '',
+                                        where(spec.ns), nets))
         after = {}
         if spec.gateway is not None:
             after['gateway'] = str(spec.gateway)

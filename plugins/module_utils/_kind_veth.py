@@ -85,7 +85,7 @@ def plan_veth(plan, reader, pair):
         plan.record('veth %s %s' % (ns_key(a.ns), a.name), before, None)
         return None
     for iface in (a, b):
-        require_namespace(reader, iface.ns, iface.param + '.netns', pair.state)
+        require_namespace(plan, reader, iface.ns, iface.param + '.netns', pair.state)
     a_view, b_view = reader.view(a.ns), reader.view(b.ns)
     claim(a_view, a.name, pair.param + '.name')
     claim(b_view, b.name, pair.param + '.peer.name')

@@ -146,9 +146,14 @@ def configure(plan, iface, link, view, kind, label):
         if master is None and iface.master in view.removed:
             raise PlanError('%s.master=%r: the same task removes it (%s)' % (
                 iface.param, iface.master, view.removed[iface.master]))
-        if master is None:
+        if master is None and not plan.assume(('link', ns, iface.master), (
+                'bridge %s does not exist in %s; assumed created by an earlier task (%s=%r)' % (
+                    iface.master, where(ns), (iface.param + '.master').lstrip('.'), iface.master))):
             raise PlanError('%s.master=%r: no interface of that name in %s; create the bridge first '
                             '(linuxnet.netns.bridge)' % (iface.param, iface.master, where(ns)))
+        if master is None:
+            # as the earlier task leaves it: later ports of the run find it, and say no more
+            master = view.expect_link(iface.master, 'bridge', {'up': True})
         if master.kind != 'bridge':
             raise PlanError('%s.master=%r is a %s in %s, not a bridge' % (
                 iface.param, iface.master, master.kind or 'plain interface', where(ns)))

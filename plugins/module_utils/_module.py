@@ -16,7 +16,7 @@ import fcntl
 import os
 import resource
 
-from ansible.module_utils.basic import AnsibleModule, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
@@ -111,7 +111,13 @@ class Lock(object):
 
 
 def new_module(argument_spec, **kwargs):
-    return AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    try:
+        # the arguments as given: module.params holds them converted already
+        V.unconverted(argument_spec, _load_params())
+    except ValidationError as exc:
+        module.fail_json(msg=str(exc), changed=False)
+    return module
 
 
 PURGE_OPTION = dict(type='bool', default=False)
@@ -147,7 +153,8 @@ def run(module, planner, read_only=False):
                          exception=str(_codec.PYROUTE2_IMPORT_ERROR))
     check_privileges(module)
     _raise_nofile()
-    plan = P.Plan()
+    # check mode assumes what earlier tasks of the play make (they made nothing): see Plan.assume
+    plan = P.Plan(assume_missing=module.check_mode)
     session = None
     try:
         with Lock(exclusive=not (read_only or module.check_mode)):

@@ -157,8 +157,8 @@ class DeleteRule(Change):
 
     def messages(self):
         return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
-                                                          ('NFTA_RULE_CHAIN', self.rule.chain),
-                                                          ('NFTA_RULE_HANDLE', self.rule.handle)])]
+                                            ('NFTA_RULE_CHAIN', self.rule.chain),
+                                            ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
 
 class NftPlan(list):
@@ -319,8 +319,8 @@ class DeleteForeignRule(Change):
 
     def messages(self):
         return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', self.table),
-                                                          ('NFTA_RULE_CHAIN', self.chain),
-                                                          ('NFTA_RULE_HANDLE', self.rule.handle)])]
+                                            ('NFTA_RULE_CHAIN', self.chain),
+                                            ('NFTA_RULE_HANDLE', self.rule.handle)])]
 
 
 def plan_foreign_forward(foreign, prefixes):
@@ -345,35 +345,30 @@ def plan_foreign_forward(foreign, prefixes):
     return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
 
 
-def plan_foreign_rules(foreign, wanted, dropped, word, key_of):
-    """Changes that put the rules `wanted(family)` gives (RuleSpecs for a table of that family) at
-    the head of every forward-drop chain of other tables, and take out those of ours whose comment
-    starts with `linuxnet:WORD` and whose key (key_of(comment)) is in `dropped` or which differ from
-    what is wanted.
-    What a kind whose rules must pass Docker's FORWARD DROP uses for its own rules there; other
-    rules, ours of other kinds too, are never touched. `foreign`: _nft_state.read_foreign_forward.
-    Returns (changes, before, after) as plan_foreign_forward does."""
+def plan_foreign_rules(foreign, wanted, word):
+    """Changes that make the rules of ours whose comment starts with `linuxnet:WORD`, at the head
+    of every forward-drop chain of other tables, exactly `wanted(family)` (RuleSpecs for a table of
+    that family): the missing are inserted, the differing and the unwanted deleted. What a kind
+    whose traffic must pass Docker's FORWARD DROP uses; other rules, ours of other kinds too, are
+    never touched. `foreign`: _nft_state.read_foreign_forward. Returns (changes, before, after) as
+    plan_foreign_forward does."""
     prefix = COMMENT_PREFIX + word
     changes, before, after = [], {}, {}
     for target, rules in foreign:
         specs = dict((spec.comment, spec) for spec in wanted(target[0]))
-        keys = set(spec.key for spec in specs.values()) | set(dropped)
         mine = [rule for rule in rules if (rule.comment or '').startswith(prefix)]
         kept = set()
         for rule in mine:
             spec = specs.get(rule.comment)
-            if spec is not None and spec.comment not in kept and rule.canonical == spec.canonical():
+            if spec is not None and rule.comment not in kept and rule.canonical == spec.canonical():
                 kept.add(rule.comment)
-            elif spec is not None or key_of(rule.comment) in keys:
+            else:
                 changes.append(DeleteForeignRule(target, rule))
         changes.extend(InsertForeignRule(target, spec) for comment, spec in sorted(specs.items())
                        if comment not in kept)
         name = '%s %s %s' % (NFPROTO_NAMES[target[0]], target[1], target[2])
-        gone = set(change.rule.handle for change in changes if isinstance(change, DeleteForeignRule)
-                   and change.table == target[1] and change.chain == target[2] and change.family == target[0])
         before[name] = sorted(rule.comment for rule in mine)
-        after[name] = sorted([rule.comment for rule in mine if rule.handle not in gone] +
-                             [comment for comment in specs if comment not in kept])
+        after[name] = sorted(specs)
     return changes, dict((k, v) for k, v in before.items() if v), dict((k, v) for k, v in after.items() if v)
 
 
@@ -457,7 +452,14 @@ def merge(current, plans):
     if len(plans) == 1:
         return plans[0]
     table_ops = (AddTable, WakeTable, DeleteTable)
-    changes = [change for one in plans for change in one if not isinstance(change, table_ops)]
+    changes, added_chains = [], set()
+    for change in (change for one in plans for change in one if not isinstance(change, table_ops)):
+        if isinstance(change, AddChain):
+            # two plans that each add rules to a chain the table lacks both add it: once is enough
+            if change.spec.name in added_chains:
+                continue
+            added_chains.add(change.spec.name)
+        changes.append(change)
     deleted = set(change.rule.handle for change in changes if isinstance(change, DeleteRule))
     adds = any(isinstance(change, (AddRule, AddChain)) for change in changes)
     remaining = [rule for rule in current.rules if rule.handle not in deleted]

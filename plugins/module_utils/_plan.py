@@ -86,10 +86,15 @@ class Diff(object):
 
 
 class Plan(object):
-    def __init__(self):
+    def __init__(self, assume_missing=False):
         self.ops = []
         self.differences = Diff()
         self.warnings = []
+        # check mode: a namespace, interface or address that an earlier task of the play makes is
+        # not there yet, so what a real run refuses for its absence is assumed instead, with a
+        # warning naming it - a playbook of single tasks can then be checked on a fresh host
+        self.assume_missing = assume_missing
+        self._assumed = set()
         self.started = False  # whether the apply sent anything: a failure after that has changed the host
         # ns -> _nft_plan.Transaction: the nf_tables changes of one namespace, which every planner
         # of the run that writes rules there adds to (one atomic transaction per namespace)
@@ -97,6 +102,16 @@ class Plan(object):
         # record(key, before, after) and forget(key) are the diff's own: no extra call per object
         self.record = self.differences.add
         self.forget = self.differences.forget
+
+    def assume(self, what, warning):
+        """Whether the plan may take `what` (a hashable key) as made by an earlier task: in check mode
+        it may, and the first time says so (`warning`: what is assumed); a real run refuses."""
+        if not self.assume_missing:
+            return False
+        if what not in self._assumed:
+            self._assumed.add(what)
+            self.warnings.append('check mode: ' + warning)
+        return True
 
     def add(self, stage, ns, summary, requests=None, call=None):
         op = Op(stage, ns, summary, requests, call)

@@ -325,7 +325,8 @@ class Reader(object):
 
     @property
     def creating(self):
-        """The namespaces the plan creates."""
+        """The namespaces the plan creates (in check mode, also those it assumes an earlier task
+        creates: see _common.assume_namespace)."""
         return self.forecast.creating
 
     @property

@@ -102,12 +102,57 @@ def same_family(param, value, family, other_param, other_value):
              'use addresses of one family in one route')
 
 
+def integer(value, param, low, high, fix):
+    """An int option's value within low..high. Ansible's int type lets a YAML boolean through as
+    itself (True is an int to Python): refused here, or `table: true` would be table 1."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(param, value, 'is not an integer', fix)
+    if not low <= value <= high:
+        fail(param, value, 'is outside %d..%d' % (low, high), fix)
+    return value
+
+
 def mtu(value, param):
+    # what the kernel takes for a veth and a bridge (ETH_MIN_MTU..ETH_MAX_MTU)
     if value is None:
         return None
-    if not 68 <= value <= 65535:
-        fail(param, value, 'is outside 68..65535', 'give an MTU such as 1500')
-    return value
+    return integer(value, param, 68, 65535, 'give an MTU from 68 to 65535, such as 1500')
+
+
+# what Ansible turns into a string without a word (`name: [a]` the namespace "['a']", YAML's
+# `name: no` the namespace "False"); a number stays a number's text (`name: 5`), as Ansible has it
+_NOT_TEXT = ((bool, 'a boolean'), (list, 'a list'), (dict, 'a mapping'))
+
+
+def _text(value, param):
+    for cls, what in _NOT_TEXT:
+        if isinstance(value, cls):
+            fail(param, value, 'is %s, not a string' % what, 'give one value; quote it if YAML reads it as something else')
+
+
+def unconverted(spec, params, path=''):
+    """Refuse, in the arguments as the module was given them (before Ansible converted them), a
+    boolean, list or mapping where the argument spec `spec` takes a string (options with choices
+    excepted: Ansible checks those)."""
+    if not isinstance(params, dict):
+        return
+    for name, option in spec.items():
+        value = params.get(name)
+        if value is None:
+            continue
+        here = path + name
+        kind = option.get('type', 'str')
+        if kind in ('str', 'path') and not option.get('choices'):
+            _text(value, here)
+        elif kind == 'dict' and option.get('options'):
+            unconverted(option['options'], value, here + '.')
+        elif kind == 'list' and isinstance(value, list):
+            for index, item in enumerate(value):
+                at = '%s[%d]' % (here, index)
+                if option.get('elements') == 'dict' and option.get('options'):
+                    unconverted(option['options'], item, at + '.')
+                elif option.get('elements') in ('str', 'path'):
+                    _text(item, at)
 
 
 def unique(items, key, param):

@@ -35,7 +35,7 @@ options:
     type: list
     elements: str
   mtu: &mtu
-    description: MTU of the bridge.
+    description: MTU of the bridge, 68 to 65535 (what the kernel takes for a bridge).
     type: int
   up: &up
     description: Whether the bridge is up.

@@ -39,10 +39,18 @@ options:
     description: Outgoing interface. Required with an IPv6 link-local gateway, or without a gateway.
     type: str
   metric: &metric
-    description: Route metric (priority). Defaults to the kernel's own default, 0 for IPv4 and 1024 for IPv6.
+    description:
+      - Route metric (priority), 0 to 4294967295. Defaults to the kernel's own default, 0 for IPv4 and
+        1024 for IPv6.
+      - For IPv6, V(0) means 1024, as it does to the kernel (which stores such a route with metric
+        1024); the result says 1024.
     type: int
   table: &table
-    description: Routing table id; 254 is C(main).
+    description:
+      - Routing table id, 1 to 4294967295. 254 is C(main), 253 C(default) (consulted last by the
+        kernel's default rules); any other table is consulted only through a rule of your own.
+      - V(255), the kernel's C(local) table, is refused, and so is V(0) (which the kernel would take
+        as C(main)).
     type: int
     default: 254
   onlink: &onlink

@@ -63,7 +63,8 @@ options:
   host_address: &host_address
     description:
       - Publish on this one address of the host only; omit for all of its addresses of the family
-        (like Docker's C(-p 8080:80) without an address).
+        (like Docker's C(-p 8080:80) without an address). V(0.0.0.0) and V(::) mean all of them too,
+        as in Docker's C(-p 0.0.0.0:8080:80). A multicast or broadcast address is refused.
     type: str
   family: &family
     description:

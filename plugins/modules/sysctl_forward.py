@@ -15,7 +15,7 @@ description:
   - Sets C(net.ipv4.ip_forward) and C(net.ipv6.conf.all.forwarding). Every network namespace has
     its own values, so the host's setting does not reach its namespaces, and the other way round.
   - On the host, O(persist=true) also writes them to a file in C(/etc/sysctl.d), atomically, so
-    that they survive a reboot.
+    that they survive a reboot. A file of someone else's (O(persist_file)) is edited, not replaced.
   - Takes one namespace's settings or many (O(settings)) in one call.
 options:
   netns: &netns
@@ -74,7 +74,17 @@ options:
     type: bool
     default: false
   persist_file: &persist_file
-    description: The file O(persist=true) writes.
+    description:
+      - The file O(persist=true) writes.
+      - A file this module wrote (its first line says C(Managed by linuxnet.netns.sysctl_forward)), or
+        none, is written whole - the header and the declared keys.
+      - Any other file (your C(/etc/sysctl.conf), say) is edited key by key, as M(ansible.posix.sysctl)
+        does - only the keys this call declares change. On each line that sets such a key (written
+        with C(.) or C(/), with or without a leading C(-)), only the value is replaced - the key as
+        written and the spacing around C(=) stay; a key that no line sets is appended as
+        C(key = value). Comments, blank lines, other keys and their order stay as they are, and so do
+        the file's mode and owner; a symbolic link stays one (the file it points to is edited).
+        The diff shows the whole new text.
     type: path
     default: /etc/sysctl.d/90-linuxnet-netns.conf
   settings:

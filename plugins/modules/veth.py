@@ -37,7 +37,7 @@ options:
     type: list
     elements: str
   mtu: &mtu
-    description: MTU of the first end; also the default for O(peer.mtu).
+    description: MTU of the first end, 68 to 65535 (what the kernel takes for a veth); also the default for O(peer.mtu).
     type: int
   up: &up
     description: Whether the first end is up.
@@ -74,7 +74,7 @@ options:
         type: list
         elements: str
       mtu:
-        description: MTU of the other end; defaults to O(mtu).
+        description: MTU of the other end, 68 to 65535; defaults to O(mtu).
         type: int
       up:
         description: Whether the other end is up.

@@ -5,6 +5,7 @@ pyroute2 and once with Debian's 0.7.2 where it is installed - except the bad inp
 validation refuses, which runs with pip's only (conftest.pythons_for).
 """
 import json
+import os
 import subprocess
 
 import pytest
@@ -191,6 +192,19 @@ def test_veth_bad_input(host, args, fragment):
     assert host.sh('ip -d link; ip addr') == before
 
 
+def test_mtu_range_ends(host):
+    """68 and 65535, the ends of the MTU range the docs give (and the kernel takes), on a veth pair's
+    two ends and a bridge."""
+    pair = {'name': host.prefix + 'm', 'mtu': 65535, 'peer': {'name': host.prefix + 'p', 'mtu': 68}}
+    bridge = {'name': host.prefix + 'b', 'mtu': 68}
+    host.ok('veth', pair)
+    host.ok('bridge', bridge)
+    links = host.links()
+    assert (links[host.prefix + 'm']['mtu'], links[host.prefix + 'p']['mtu'], links[host.prefix + 'b']['mtu']) == (
+        65535, 68, 68)
+    assert not host.ok('veth', pair)['changed'] and not host.ok('bridge', bridge)['changed']
+
+
 # ---- bridge ----------------------------------------------------------------------------------------------
 def test_bridge_lifecycle(host):
     spec = {'name': 'br0', 'addresses': ['172.30.0.1/24', 'fd30::1/64'], 'mtu': 9000}
@@ -230,6 +244,28 @@ def test_routes(host):
     assert moved['diff']['before']['route %s default' % ns]['gateway'] == '10.0.0.1'
     assert host.ok('netns_route', {'netns': ns, 'dest': '10.20.0.0/16', 'metric': 100, 'table': 100, 'state': 'absent'})['changed']
     assert '10.20.0.0' not in host.sh('ip -n %s route show table 100' % ns)
+
+
+def test_route_documented_values(host):
+    """The ends of each range and the special values netns_route documents as accepted, as the
+    kernel takes them: IPv6 metric 0 is 1024, table 253 is `default`, 1 and 2^32-1 are tables."""
+    ns = host.ns('rv')
+    host.ok('netns', {'name': ns})
+    host.ok('veth', tutorial_pair(host, ns))
+    routes = {'routes': [{'netns': ns, 'dest': 'fd01::/64', 'gateway': 'fd00::1', 'metric': 0},
+                         {'netns': ns, 'dest': '10.21.0.0/16', 'gateway': '10.0.0.1', 'table': 253},
+                         {'netns': ns, 'dest': '10.22.0.0/16', 'gateway': '10.0.0.1', 'table': 1},
+                         {'netns': ns, 'dest': '10.23.0.0/16', 'gateway': '10.0.0.1', 'table': 4294967295,
+                          'metric': 4294967295}]}
+    made = host.ok('netns_route', routes)
+    assert [(r['table'], r['metric']) for r in made['routes']] == [
+        (254, 1024), (253, 0), (1, 0), (4294967295, 4294967295)]
+    assert 'metric 1024' in host.sh('ip -n %s -6 route show fd01::/64' % ns)
+    assert '10.21.0.0/16 via 10.0.0.1' in host.sh('ip -n %s route show table default' % ns)
+    assert '10.22.0.0/16 via 10.0.0.1' in host.sh('ip -n %s route show table 1' % ns)
+    assert 'metric 4294967295' in host.sh('ip -n %s route show table 4294967295' % ns)
+    again = host.ok('netns_route', routes)
+    assert not again['changed'] and again['routes'] == made['routes']
 
 
 def test_route_mark_and_purge(host):
@@ -313,6 +349,43 @@ def test_forwarding(host, tmp_path):
     assert off['diff']['before'] == {'forwarding %s' % ns: {'net.ipv4.ip_forward': True}}
     # the host's value is its own
     assert host.sh('cat /proc/sys/net/ipv4/ip_forward').strip() == '1'
+
+
+def test_forwarding_persist_into_a_file_of_the_users(host):
+    """persist_file naming a file the collection did not write: only the declared key changes, in
+    place, on its line; comments, other keys, order, the file's mode and its symbolic link stay.
+    In /etc/sysctl.d, which is the sandbox's own (tests/sandbox.sh)."""
+    real = '/etc/sysctl.d/%s-users.conf' % host.prefix
+    link = '/etc/sysctl.d/%s-link.conf' % host.prefix
+    mine = '# mine\nvm.swappiness = 10\nnet.ipv4.ip_forward=0\n'
+    edited = '# mine\nvm.swappiness = 10\nnet.ipv4.ip_forward=1\n'
+    try:
+        with open(real, 'w') as handle:
+            handle.write(mine)
+        os.chmod(real, 0o600)
+        os.symlink(os.path.basename(real), link)
+        spec = {'ipv4': True, 'persist': True, 'persist_file': link}
+        predicted = host.ok('sysctl_forward', spec, check=True)
+        assert predicted['diff']['before']['file ' + link] == mine
+        assert predicted['diff']['after']['file ' + link] == edited
+        assert predicted['actions'] == ['set net.ipv4.ip_forward = 1 in the host', 'edit ' + link]
+        assert open(real).read() == mine
+        done = host.ok('sysctl_forward', spec)
+        assert done['actions'] == predicted['actions'] and done['diff'] == predicted['diff']
+        assert open(real).read() == edited
+        assert os.path.islink(link) and os.stat(real).st_mode & 0o7777 == 0o600
+        assert sorted(n for n in os.listdir('/etc/sysctl.d') if n.startswith(host.prefix)) == [
+            os.path.basename(link), os.path.basename(real)]  # no temporary file left behind
+        again = host.ok('sysctl_forward', spec)
+        assert not again['changed'] and again['actions'] == []
+        # a key the file does not set yet is appended; ip_forward's line stays as it is
+        added = host.ok('sysctl_forward', dict(spec, ipv6=False))
+        assert added['actions'] == ['edit ' + link]
+        assert open(real).read() == edited + 'net.ipv6.conf.all.forwarding = 0\n'
+    finally:
+        for path in (link, real):
+            if os.path.lexists(path):
+                os.unlink(path)
 
 
 @pytest.mark.parametrize('python, args, fragment', pythons_for([

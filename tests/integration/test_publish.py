@@ -203,8 +203,11 @@ def test_published_traffic_passes_a_docker_style_forward_drop(host, net, service
     real = host.ok('port_publish', {'host_port': 8080, 'target_netns': app1, 'target_port': 80})
     assert real['changed']
     docker = host.sh('nft list chain ip filter FORWARD')
-    # one accept, at the head of Docker's chain, for what the host translated
-    assert docker.split('policy drop;')[1].strip().startswith('ct status dnat accept comment "linuxnet:pub-allow"')
+    # scoped accepts, at the head of Docker's chain, for what the host translated to the target
+    head = docker.split('policy drop;')[1].strip().split('\n')[:2]
+    assert sorted(line.strip() for line in head) == [
+        'ip daddr 172.30.0.11 ct status dnat accept comment "linuxnet:pub-allow-in 172.30.0.11"',
+        'ip saddr 172.30.0.11 ct status dnat accept comment "linuxnet:pub-allow-out 172.30.0.11"']
     assert ask(client, 'tcp', HOST_IP, 8080) == '%s %s' % (app1, UPLINK_GW)
     # a direct connection to the target, not through the published port, is still dropped by ours
     assert ask(client, 'tcp', '172.30.0.11', 80).startswith('ERROR')

@@ -59,6 +59,22 @@ def literal(value):
     return '`%s`' % value
 
 
+def rows(name, o):
+    """The table rows of one variable, then of its suboptions (a list of dicts' keys as NAME[].KEY)."""
+    kind = o.get('type', 'str')
+    if kind == 'list' and o.get('elements'):
+        kind = 'list of %s' % o['elements']
+    required = ' (required)' if o.get('required') else ''
+    choices = ', '.join(literal(c) for c in o.get('choices') or [])
+    found = ['| `%s`%s | %s | %s | %s | %s |' % (
+        name, required, kind, cell(literal(o.get('default'))), cell(choices),
+        cell('<br>'.join(paragraphs(o.get('description')))))]
+    sub = '%s[].' % name if o.get('type') == 'list' else '%s.' % name
+    for option in sorted(o.get('options') or {}):
+        found.extend(rows(sub + option, o['options'][option]))
+    return found
+
+
 def collection_name(role_dir):
     galaxy = os.path.join(role_dir, '..', '..', 'galaxy.yml')
     if os.path.exists(galaxy):
@@ -102,15 +118,7 @@ def render(role_dir):
             continue
         out += ['| Variable | Type | Default | Choices | Description |', '| --- | --- | --- | --- | --- |']
         for option in sorted(options):
-            o = options[option]
-            kind = o.get('type', 'str')
-            if kind == 'list' and o.get('elements'):
-                kind = 'list of %s' % o['elements']
-            required = ' (required)' if o.get('required') else ''
-            choices = ', '.join(literal(c) for c in o.get('choices') or [])
-            out.append('| `%s`%s | %s | %s | %s | %s |' % (
-                option, required, kind, cell(literal(o.get('default'))), cell(choices),
-                cell('<br>'.join(paragraphs(o.get('description'))))))
+            out.extend(rows(option, options[option]))
         out.append('')
     return '\n'.join(out).rstrip('\n') + '\n'
 

@@ -5,7 +5,9 @@
   KERNEL_ONLY with the kernel header that does;
 - every struct packs what pyroute2's message fields pack;
 - every encoder produces, byte for byte, what pyroute2's `encode()` produces for the same message;
-- every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes.
+- every decoder gives the answer pyroute2's parser gives, on messages pyroute2 encodes;
+- every shape of nf_tables rule a published port writes, encoded by the engine as _nft_apply
+  sends it, reads back (pyroute2's parser, and the engine's own decoder) as what its spec promises.
 
 Plain functions, no pytest: test_codec.py runs them in-process (pip's pyroute2) and, through
 each_python.py, in a fresh interpreter of each Python (pip's pyroute2, Debian's 0.7.2);
@@ -18,7 +20,11 @@ import struct
 import sys
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_publish as PUB
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_codec as N
+from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
+from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import RuleSpec, Term
 
 IFINFMSG = 'pyroute2.netlink.rtnl.ifinfmsg:ifinfmsg'
 RTMSG = 'pyroute2.netlink.rtnl.rtmsg:rtmsg'
@@ -27,6 +33,8 @@ NSIDMSG = 'pyroute2.netlink.rtnl.nsidmsg:nsidmsg'
 NLMSGERR = 'pyroute2.netlink:nlmsgerr'
 NFT = 'pyroute2.netlink.nfnetlink.nftsocket'
 EXPR = NFT + ':nft_contains_expr.nft_expr'
+NFCT = 'pyroute2.netlink.nfnetlink.nfctsocket'
+CT_MSG = NFCT + ':nfct_msg'
 
 
 def lookup(path):
@@ -54,6 +62,11 @@ def nla_ids(cls):
 #   ('nla', 'module:Class', NAME)  an attribute id in a message class
 #   ('enum', 'module:obj', NAME)   a value of an enum pyroute2 decodes into names ({value: NAME})
 #   ('dict', 'module:obj', key)    a value in a dict of names
+#   ('flag', 'module:obj', NAME)   a flag whose bit number pyroute2 gives ({bit: NAME}, or NAME at
+#                                  position bit in a tuple): 1 << bit
+#   ('position', 'module:obj', NAME)  NAME's position in a tuple of names (an enum pyroute2 declares
+#                                  as flags, so that its numbers are only the positions)
+#   ('nfnl', 'module:SUBSYS', 'module:MSG')  an nfnetlink message type: SUBSYS << 8 | MSG
 CONSTANTS = [
     (C, 'NETLINK_ROUTE', 'pyroute2.netlink:NETLINK_ROUTE'),
     (C, 'NETLINK_NETFILTER', 'pyroute2.netlink:NETLINK_NETFILTER'),
@@ -98,10 +111,6 @@ CONSTANTS = [
     (C, 'IFLA_INFO_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_KIND')),
     (C, 'IFLA_INFO_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_DATA')),
     (C, 'VETH_INFO_PEER', ('nla', IFINFMSG + '.ifinfo.veth_data', 'VETH_INFO_PEER')),
-    (C, 'IFLA_INFO_SLAVE_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_KIND')),
-    (C, 'IFLA_INFO_SLAVE_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_DATA')),
-    (C, 'IFLA_BRPORT_MODE', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_MODE')),
-    (C, 'IFLA_BRPORT_ISOLATED', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_ISOLATED')),
     (C, 'IFA_ADDRESS', ('nla', IFADDRMSG, 'IFA_ADDRESS')),
     (C, 'IFA_LOCAL', ('nla', IFADDRMSG, 'IFA_LOCAL')),
     (C, 'IFA_F_NODAD', 'pyroute2.netlink.rtnl.ifaddrmsg:IFA_F_NODAD'),
@@ -119,6 +128,26 @@ CONSTANTS = [
     (C, 'RT_SCOPE_LINK', 'pyroute2.netlink.rtnl.rtmsg:RT_SCOPE_LINK'),
     (C, 'NETNSA_NSID', ('nla', NSIDMSG, 'NETNSA_NSID')),
     (C, 'NETNSA_FD', ('nla', NSIDMSG, 'NETNSA_FD')),
+    (C, 'NLA_F_NESTED', 'pyroute2.netlink:NLA_F_NESTED'),
+    (C, 'IFLA_INFO_SLAVE_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_KIND')),
+    (C, 'IFLA_INFO_SLAVE_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_SLAVE_DATA')),
+    # a bridge port's attributes in IFLA_INFO_SLAVE_DATA (check_derived: IFLA_PROTINFO's are the same)
+    (C, 'IFLA_BRPORT_MODE', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_MODE')),
+    (C, 'IFLA_BRPORT_ISOLATED', ('nla', IFINFMSG + '.ifinfo.bridge_slave_data', 'IFLA_BRPORT_ISOLATED')),
+    (C, 'IPCTNL_MSG_CT_GET', ('nfnl', NFCT + ':NFNL_SUBSYS_CTNETLINK', NFCT + ':IPCTNL_MSG_CT_GET')),
+    (C, 'IPCTNL_MSG_CT_DELETE', ('nfnl', NFCT + ':NFNL_SUBSYS_CTNETLINK', NFCT + ':IPCTNL_MSG_CT_DELETE')),
+    (C, 'CTA_TUPLE_ORIG', ('nla', CT_MSG, 'CTA_TUPLE_ORIG')),
+    (C, 'CTA_ID', ('nla', CT_MSG, 'CTA_ID')),
+    (C, 'CTA_ZONE', ('nla', CT_MSG, 'CTA_ZONE')),
+    (C, 'CTA_FILTER', ('nla', CT_MSG, 'CTA_FILTER')),
+    (C, 'CTA_TUPLE_IP', ('nla', CT_MSG + '.cta_tuple', 'CTA_TUPLE_IP')),
+    (C, 'CTA_TUPLE_PROTO', ('nla', CT_MSG + '.cta_tuple', 'CTA_TUPLE_PROTO')),
+    (C, 'CTA_PROTO_NUM', ('nla', CT_MSG + '.cta_tuple.cta_proto', 'CTA_PROTO_NUM')),
+    (C, 'CTA_PROTO_SRC_PORT', ('nla', CT_MSG + '.cta_tuple.cta_proto', 'CTA_PROTO_SRC_PORT')),
+    (C, 'CTA_PROTO_DST_PORT', ('nla', CT_MSG + '.cta_tuple.cta_proto', 'CTA_PROTO_DST_PORT')),
+    (C, 'CTA_FILTER_ORIG_FLAGS', ('nla', CT_MSG + '.cta_filter', 'CTA_FILTER_ORIG_FLAGS')),
+    (C, 'CTA_FILTER_FLAG_PROTO_NUM', NFCT + ':FILTER_FLAG_CTA_PROTO_NUM'),
+    (C, 'CTA_FILTER_FLAG_PROTO_DST_PORT', NFCT + ':FILTER_FLAG_CTA_PROTO_DST_PORT'),
     (N, 'NFNL_SUBSYS_NFTABLES', 'pyroute2.netlink.nfnetlink:NFNL_SUBSYS_NFTABLES'),
     (N, 'NFT_MSG_NEWTABLE', NFT + ':NFT_MSG_NEWTABLE'),
     (N, 'NFT_MSG_GETTABLE', NFT + ':NFT_MSG_GETTABLE'),
@@ -141,6 +170,20 @@ CONSTANTS = [
     (N, 'NFT_BITWISE_BOOL', ('enum', EXPR + '.nft_bitwise.bitwise_op', 'NFT_BITWISE_BOOL')),
     (N, 'NF_DROP', ('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_DROP')),
     (N, 'NF_ACCEPT', ('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_ACCEPT')),
+    (N, 'NFT_REG_2', ('enum', EXPR + '.nft_cmp.regs', 'NFT_REG_2')),
+    (N, 'NFT_META_L4PROTO', ('enum', EXPR + '.nft_meta.meta_key', 'NFT_META_L4PROTO')),
+    (N, 'NFT_PAYLOAD_TRANSPORT_HEADER', ('enum', EXPR + '.nft_payload.base_type', 'NFT_PAYLOAD_TRANSPORT_HEADER')),
+    (N, 'NFT_CT_STATUS', ('enum', EXPR + '.nft_ct.keys', 'NFT_CT_STATUS')),
+    (N, 'NFT_CT_STATE', ('enum', EXPR + '.nft_ct.keys', 'NFT_CT_STATE')),
+    # enum nft_list_attributes, which pyroute2 declares for a set's concatenation only
+    (N, 'NFTA_LIST_ELEM', ('nla', NFT + ':nft_set_msg.set_desc.list_elem', 'NFTA_LIST_ELEM')),
+    (N, 'IPS_DST_NAT', NFCT + ':IPS_DST_NAT'),
+    (N, 'NFTA_FIB_F_DADDR', ('flag', EXPR + '.nft_fib.fib_flags', 'NFTA_FIB_F_DADDR')),
+    (N, 'NFT_FIB_RESULT_ADDRTYPE', ('position', EXPR + '.nft_fib.fib_result', 'NFT_FIB_RESULT_ADDRTYPE')),
+    (N, 'RTN_LOCAL', ('dict', 'pyroute2.netlink.rtnl:rt_type', 'local')),
+    (N, 'NFT_NAT_DNAT', ('enum', EXPR + '.nft_nat.types', 'NFT_NAT_DNAT')),
+    (N, 'NF_NAT_RANGE_MAP_IPS', ('flag', EXPR + '.nft_nat.nat_range', 'NF_NAT_RANGE_MAP_IPS')),
+    (N, 'NF_NAT_RANGE_PROTO_SPECIFIED', ('flag', EXPR + '.nft_nat.nat_range', 'NF_NAT_RANGE_PROTO_SPECIFIED')),
     # declared by pyroute2 0.9 (nftsocket), not by 0.7.2: see OPTIONAL
     (N, 'NFPROTO_INET', NFT + ':NFPROTO_INET'),
     (N, 'NFPROTO_IPV4', NFT + ':NFPROTO_IPV4'),
@@ -161,6 +204,9 @@ KERNEL_ONLY = {
     'NFT_TABLE_F_DORMANT': 'netfilter/nf_tables.h',
     'NFTNL_UDATA_RULE_COMMENT': "libnftnl's udata.h (what nft writes for a rule's comment)",
     'RTPROT_LINUXNET': 'ours: a protocol number no registry uses (checked below against pyroute2)',
+    'CT_DUMP_BATCH': 'ours: conntrack deletes a sendmsg carries, not a kernel number',
+    'NF_CT_STATE_ESTABLISHED': 'netfilter/nf_conntrack_common.h (NF_CT_STATE_BIT(IP_CT_ESTABLISHED))',
+    'NF_CT_STATE_RELATED': 'netfilter/nf_conntrack_common.h (NF_CT_STATE_BIT(IP_CT_RELATED))',
 }
 
 
@@ -172,11 +218,17 @@ def reference(ref):
         except AttributeError:
             raise KeyError(ref)
     kind, path, key = ref
+    if kind == 'nfnl':
+        return (reference(path) << 8) | reference(key)
     obj = lookup(path)
     if kind == 'nla':
         return nla_ids(obj)[key]
     if kind == 'enum':
         return dict((name, num) for num, name in obj.ops.items())[key]
+    if kind in ('flag', 'position'):
+        names = obj.ops.items() if isinstance(obj.ops, dict) else enumerate(obj.ops)
+        bit = dict((name, num) for num, name in names)[key]
+        return 1 << bit if kind == 'flag' else bit
     return obj[key]
 
 
@@ -210,6 +262,7 @@ def check_derived():
     assert N.POLICIES == {reference(('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_DROP')): 'drop',
                           reference(('enum', NFT + ':nft_data.nfta_data.verdict.verdict_code', 'NF_ACCEPT')): 'accept'}
     assert N.msg_type(N.NFT_MSG_NEWRULE) == (lookup('pyroute2.netlink.nfnetlink:NFNL_SUBSYS_NFTABLES') << 8) | 6
+    assert C.IFLA_BRPORT_MODE == reference(('nla', 'pyroute2.netlink.rtnl.ifinfmsg:protinfo_bridge', 'IFLA_BRPORT_MODE'))
 
 
 # --- structs ------------------------------------------------------------------------------------------
@@ -286,18 +339,18 @@ def check_bridge_create():
     same(C.link_message(16, 0x600, C.link_attrs(name='br0') + [C.kind_info('bridge')]), theirs)
 
 
-def _port_info(flag, value):
+def _port_flag_info(flag, value):
     return {'attrs': [('IFLA_INFO_SLAVE_KIND', 'bridge'),
                       ('IFLA_INFO_SLAVE_DATA', {'attrs': [(flag, value)]})]}
 
 
-PORT_FLAGS = [('IFLA_BRPORT_ISOLATED', 'isolated_info', True), ('IFLA_BRPORT_ISOLATED', 'isolated_info', False),
-              ('IFLA_BRPORT_MODE', 'hairpin_info', True)]
+# (hairpin mode: check_hairpin_info)
+PORT_FLAGS = [('IFLA_BRPORT_ISOLATED', 'isolated_info', True), ('IFLA_BRPORT_ISOLATED', 'isolated_info', False)]
 
 
 def check_port_flag(flag, encoder, on):
     """A bridge port's flag (`ip link set X type bridge_slave isolated on`), by index."""
-    theirs = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, [('IFLA_LINKINFO', _port_info(flag, int(on)))])
+    theirs = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, [('IFLA_LINKINFO', _port_flag_info(flag, int(on)))])
     same(C.link_message(C.RTM_NEWLINK, 0, [getattr(C, encoder)(on)], index=7), theirs)
 
 
@@ -391,7 +444,7 @@ DECODED_LINKS = [
 
 # bridge ports: what the kernel reports of one (the flags among others), isolated or not; and a
 # kernel older than 4.18, which reports no isolation
-DECODED_PORTS = [
+DECODED_PORT_FLAGS = [
     ([('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 0), ('IFLA_BRPORT_LEARNING', 1), ('IFLA_BRPORT_ISOLATED', 1)],
      False, True),
     ([('IFLA_BRPORT_MODE', 1), ('IFLA_BRPORT_ISOLATED', 0), ('IFLA_BRPORT_BACKUP_PORT', 9)], True, False),
@@ -399,7 +452,8 @@ DECODED_PORTS = [
 ]
 
 
-def check_port_decoded(port_attrs, hairpin, isolated):
+def check_port_flags_decoded(port_attrs, hairpin, isolated):
+    """Link.hairpin and Link.isolated of a bridge port, as pyroute2 reads them."""
     info = {'attrs': [('IFLA_INFO_KIND', 'veth'), ('IFLA_INFO_SLAVE_KIND', 'bridge'),
                       ('IFLA_INFO_SLAVE_DATA', {'attrs': port_attrs})]}
     attrs = [('IFLA_IFNAME', 'vh7'), ('IFLA_MASTER', 3), ('IFLA_LINKINFO', info)]
@@ -506,10 +560,276 @@ def check_error_decoded():
     assert C.HEADER.unpack_from(kernel, 20)[3] == 42
 
 
+def check_hairpin_info():
+    """Setting a bridge port's hairpin mode: IFLA_INFO_SLAVE_KIND bridge, IFLA_BRPORT_MODE in its data."""
+    for on in (True, False):
+        same(C.link_message(C.RTM_NEWLINK, 0, [C.hairpin_info(on)], index=5),
+             msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 5}, [('IFLA_LINKINFO', {'attrs': [
+                 ('IFLA_INFO_SLAVE_KIND', 'bridge'),
+                 ('IFLA_INFO_SLAVE_DATA', {'attrs': [('IFLA_BRPORT_MODE', 1 if on else 0)]})]})]))
+
+
+def _port_info(kind, slave_kind, slave_attrs):
+    attrs = [('IFLA_INFO_KIND', kind)] if kind else []
+    if slave_kind:
+        attrs.append(('IFLA_INFO_SLAVE_KIND', slave_kind))
+    if slave_attrs is not None:
+        attrs.append(('IFLA_INFO_SLAVE_DATA', {'attrs': slave_attrs}))
+    return [('IFLA_IFNAME', 'p0'), ('IFLA_MASTER', 3), ('IFLA_LINKINFO', {'attrs': attrs})]
+
+
+DECODED_PORTS = [
+    ('veth', 'bridge', [('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 1), ('IFLA_BRPORT_GUARD', 0)]),
+    ('veth', 'bridge', [('IFLA_BRPORT_STATE', 3), ('IFLA_BRPORT_MODE', 0)]),
+    (None, 'bridge', [('IFLA_BRPORT_MODE', 1)]),
+    ('veth', None, None),  # not a port of anything
+    ('dummy', 'bond', []),  # a bond's port: no hairpin to speak of
+]
+
+
+def check_port_decoded(kind, slave_kind, slave_attrs):
+    """Link.hairpin: a bridge port's IFLA_BRPORT_MODE as pyroute2 reads it; None for any other link."""
+    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 9}, _port_info(kind, slave_kind, slave_attrs))
+    info = parsed('ifinfmsg', data).get_attr('IFLA_LINKINFO')
+    slave = info.get_attr('IFLA_INFO_SLAVE_DATA')
+    theirs = None
+    if info.get_attr('IFLA_INFO_SLAVE_KIND') == 'bridge' and slave is not None:
+        theirs = bool(slave.get_attr('IFLA_BRPORT_MODE'))
+    link = C.Link(payload(data))
+    agree((link.kind, link.hairpin), (info.get_attr('IFLA_INFO_KIND'), theirs))
+
+
+CT_FILTER = C.CTA_FILTER_FLAG_PROTO_NUM | C.CTA_FILTER_FLAG_PROTO_DST_PORT
+
+
+def check_ct_dump_request():
+    """The conntrack dump of one protocol and destination port, as nfct_msg encodes it. pyroute2 drops
+    a flag given to an attribute nested two deep (its setvalue rebuilds the cells), so
+    CTA_TUPLE_PROTO's NLA_F_NESTED is put in by hand."""
+    for family, proto, port in ((socket.AF_INET, 17, 5353), (socket.AF_INET6, 6, 80)):
+        theirs = msg(CT_MSG, C.IPCTNL_MSG_CT_GET, C.NLM_F_DUMP, {'nfgen_family': family}, [
+            ('CTA_TUPLE_ORIG', {'attrs': [('CTA_TUPLE_PROTO', {'attrs': [
+                ('CTA_PROTO_NUM', proto), ('CTA_PROTO_DST_PORT', port)]})]}, C.NLA_F_NESTED),
+            ('CTA_FILTER', {'attrs': [('CTA_FILTER_ORIG_FLAGS', CT_FILTER)]})])
+        assert struct.unpack_from('=H', theirs, 26)[0] == C.CTA_TUPLE_PROTO
+        struct.pack_into('=H', theirs, 26, C.CTA_TUPLE_PROTO | C.NLA_F_NESTED)
+        same(C.message(C.IPCTNL_MSG_CT_GET, C.NLM_F_DUMP, C.ct_dump_request(family, proto, port)), theirs)
+
+
+def _ct_entry(family, proto, src, dst, sport, dport, ct_id=None, zone=None):
+    """A dumped conntrack entry as the kernel sends it (nests flagged), encoded by nfct_msg."""
+    v4 = family == socket.AF_INET
+    ips = [('CTA_IP_V4_SRC' if v4 else 'CTA_IP_V6_SRC', src), ('CTA_IP_V4_DST' if v4 else 'CTA_IP_V6_DST', dst)]
+    ports = [('CTA_PROTO_NUM', proto), ('CTA_PROTO_SRC_PORT', sport), ('CTA_PROTO_DST_PORT', dport)]
+    reply = [('CTA_IP_V4_SRC' if v4 else 'CTA_IP_V6_SRC', dst), ('CTA_IP_V4_DST' if v4 else 'CTA_IP_V6_DST', src)]
+    attrs = [('CTA_TUPLE_ORIG', {'attrs': [('CTA_TUPLE_IP', {'attrs': ips}), ('CTA_TUPLE_PROTO', {'attrs': ports})]},
+              C.NLA_F_NESTED),
+             ('CTA_TUPLE_REPLY', {'attrs': [('CTA_TUPLE_IP', {'attrs': reply}), ('CTA_TUPLE_PROTO', {'attrs': [
+                 ('CTA_PROTO_NUM', proto), ('CTA_PROTO_SRC_PORT', dport), ('CTA_PROTO_DST_PORT', sport)]})]},
+              C.NLA_F_NESTED),
+             ('CTA_STATUS', 8)]
+    if ct_id is not None:
+        attrs.append(('CTA_ID', ct_id))
+    if zone is not None:
+        attrs.append(('CTA_ZONE', zone))
+    return msg(CT_MSG, C.IPCTNL_MSG_CT_GET, C.NLM_F_MULTI, {'nfgen_family': family}, attrs)
+
+
+def _tuple(ct):
+    orig = ct.get_attr('CTA_TUPLE_ORIG')
+    ips, ports = orig.get_attr('CTA_TUPLE_IP'), orig.get_attr('CTA_TUPLE_PROTO')
+    names = ('CTA_IP_V4_SRC', 'CTA_IP_V4_DST', 'CTA_IP_V6_SRC', 'CTA_IP_V6_DST')
+    return (ct['nfgen_family'], [(name, ips.get_attr(name)) for name in names if ips.get_attr(name) is not None],
+            ports.get_attr('CTA_PROTO_NUM'), ports.get_attr('CTA_PROTO_SRC_PORT'), ports.get_attr('CTA_PROTO_DST_PORT'))
+
+
+def check_ct_matches():
+    """ct_matches picks the dumped entries of the family, protocol and destination port asked (a
+    kernel before 5.8 ignores CTA_FILTER and sends all), and deletes each by its own original tuple,
+    id and zone, which pyroute2 reads back as the entry's."""
+    v4, v6 = socket.AF_INET, socket.AF_INET6
+    dumped = [
+        _ct_entry(v4, 17, '10.0.0.5', '192.0.2.1', 40000, 5353, ct_id=77, zone=0),  # the one
+        _ct_entry(v4, 17, '10.0.0.5', '192.0.2.1', 40001, 5354, ct_id=78),  # another port
+        _ct_entry(v4, 6, '10.0.0.5', '192.0.2.1', 40002, 5353, ct_id=79),  # tcp
+        _ct_entry(v6, 17, 'fd00::5', 'fd00::1', 40003, 5353, ct_id=80),  # another family
+        _ct_entry(v4, 17, '10.0.0.6', '192.0.2.1', 40004, 5353, ct_id=81, zone=3),  # the second one
+    ]
+    found = C.ct_matches([payload(data) for data in dumped], v4, 17, 5353)
+    assert [what for what, _body in found] == ['conntrack entry 10.0.0.5:40000 -> 192.0.2.1:5353',
+                                               'conntrack entry 10.0.0.6:40004 -> 192.0.2.1:5353']
+    for (_what, body), data in zip(found, (dumped[0], dumped[4])):
+        entry, delete = parsed(CT_MSG, data), parsed(CT_MSG, C.message(C.IPCTNL_MSG_CT_DELETE, 0, body))
+        agree((_tuple(delete), delete.get_attr('CTA_ID'), delete.get_attr('CTA_ZONE')),
+              (_tuple(entry), entry.get_attr('CTA_ID'), entry.get_attr('CTA_ZONE')))
+        assert delete.get_attr('CTA_TUPLE_REPLY') is None and delete.get_attr('CTA_STATUS') is None
+    found6 = C.ct_matches([payload(data) for data in dumped], v6, 17, 5353)
+    assert [what for what, _body in found6] == ['conntrack entry fd00::5:40003 -> fd00::1:5353']
+    assert C.ct_matches([payload(data) for data in dumped], v4, 17, 53) == []
+
+
 def check_userdata():
     """A rule comment as libnftnl writes it (nft's own rules carry it), and back."""
     assert N.comment_userdata('ab') == b'\x00\x03ab\x00'
     assert N.parse_userdata(N.comment_userdata('linuxnet:masq 10.0.0.0/24 eth0')) == 'linuxnet:masq 10.0.0.0/24 eth0'
+
+
+# --- published ports' rules: encoded as _nft_apply sends them, decoded by pyroute2 and by the engine ------
+def _ip(text):
+    return ipaddress.ip_address(text)
+
+
+# (name, port_rules arguments): every shape of a port's own rules
+PUBLISHED = [
+    ('v4-any', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)),
+    ('v4-address-udp', ('udp', _ip('192.0.2.10'), 5353, _ip('10.0.0.2'), 53)),
+    ('v4-any-localhost', ('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80, True)),
+    ('v4-loopback-localhost', ('tcp', _ip('127.0.0.1'), 8081, _ip('10.0.0.3'), 81, True)),
+    ('v6-any', ('tcp', _ip('::'), 8080, _ip('fd00::2'), 80)),
+    ('v6-address-udp', ('udp', _ip('2001:db8::1'), 5353, _ip('fd00:1::2'), 53)),
+]
+# the rules the ports of a namespace share
+SHARED = [
+    ('hairpin-v4', PUB.hairpin_rule(_ip('10.0.0.2'), ipaddress.ip_network('10.0.0.0/24'))),
+    ('hairpin-v6', PUB.hairpin_rule(_ip('fd00::2'), ipaddress.ip_network('fd00::/64'))),
+    ('localhost', PUB.localhost_rule(_ip('10.0.0.2'))),
+    ('forward-in', PUB.forward_rules(_ip('10.0.0.2'))[0]),
+    ('forward-out-v6', PUB.forward_rules(_ip('fd00::2'))[1]),
+]
+# the accept in another table's forward-drop chain (Docker's), in a table of each family
+FOREIGN = [('ip', N.NFPROTO_IPV4), ('ip6', N.NFPROTO_IPV6), ('inet', N.NFPROTO_INET)]
+FOREIGN_CHAIN = ('filter', 'FORWARD')
+
+
+def _shape(family, spec):
+    """What sets a rule's encoding apart from another's: its table, place and expressions with the
+    values left out (each shape is checked once)."""
+    items = tuple(item[:3] + (len(item[3]),) if item[0] == 'cmp' else item[:3] for item in spec.canonical())
+    return family, spec.chain, spec.head, items
+
+
+def published_specs():
+    """[(check name, table family or None for our table, RuleSpec)] of every shape of rule a
+    published port writes."""
+    specs = []
+    for name, args in PUBLISHED:
+        specs.extend(('%s-%s' % (name, word), None, spec) for word, spec in sorted(PUB.port_rules(*args).items()))
+    specs.extend((name, None, spec) for name, spec in SHARED)
+    specs.extend(('allow-%s-%s' % (name, version), family, spec) for name, family in FOREIGN
+                 for version, target in (('v4', '10.0.0.2'), ('v6', 'fd00::2'))
+                 if family in (N.NFPROTO_INET, N.NFPROTO_IPV4 if version == 'v4' else N.NFPROTO_IPV6)
+                 for spec in PUB.forward_rules(_ip(target), 'pub-allow', family))
+    shapes, distinct = set(), []
+    for name, family, spec in specs:
+        if _shape(family, spec) not in shapes:
+            shapes.add(_shape(family, spec))
+            distinct.append((name, family, spec))
+    return distinct
+
+
+def as_kernel_reports(items):
+    """The canonical items of a rule as the kernel lists it: it adds NF_NAT_RANGE_MAP_IPS to the
+    flags of a NAT given an address register (nft_nat_init), which the canonical form expects."""
+    return tuple(item[:5] + (item[5] | N.NF_NAT_RANGE_MAP_IPS,) if item[0] == 'nat' else item for item in items)
+
+
+def sent(change):
+    """The NEWRULE message _nft_apply's batch carries for `change`: its bytes, and pyroute2's reading."""
+    messages = _nft_apply.batch([change])
+    assert len(messages) == 3  # BEGIN, the rule, END
+    data = bytes(messages[1][0])
+    return data, C.decode(N.nft_rule_raw_msg, data)
+
+
+def read_back(data, rule):
+    """decode_expressions of pyroute2's reading of a rule message; the engine's own decoder
+    (decode_rule, what _nft_state reads dumps with) must read the same."""
+    decoded = N.decode_expressions(rule.get_attr('NFTA_RULE_EXPRESSIONS'))
+    agree(N.decode_rule(data), (rule.get_attr('NFTA_RULE_TABLE'), rule.get_attr('NFTA_RULE_CHAIN'),
+                                rule.get_attr('NFTA_RULE_HANDLE'), N.parse_userdata(rule.get_attr('NFTA_RULE_USERDATA')),
+                                decoded))
+    return decoded
+
+
+def check_published_round_trip(family, spec):
+    """A rule of a published port, encoded by the engine exactly as _nft_apply sends it, reads back
+    (pyroute2's parser, then decode_expressions; and the engine's decode_rule) as what the spec
+    promises - but for the one thing the kernel adds itself, NF_NAT_RANGE_MAP_IPS on a DNAT."""
+    if family is None:
+        change = _nft_plan.AddRule(spec)
+        family, table, chain = N.NFPROTO_INET, 'linuxnet_netns', spec.chain
+    else:
+        change = _nft_plan.InsertForeignRule((family,) + FOREIGN_CHAIN, spec)
+        table, chain = FOREIGN_CHAIN
+    data, rule = sent(change)
+    assert (rule['nfgen_family'], rule.get_attr('NFTA_RULE_TABLE'), rule.get_attr('NFTA_RULE_CHAIN')) == (
+        family, table, chain)
+    # at the head of its chain (no NLM_F_APPEND) exactly when the spec says so
+    append = bool(rule['header']['flags'] & C.NLM_F_APPEND)
+    assert append == (isinstance(change, _nft_plan.AddRule) and not spec.head), (spec, rule['header']['flags'])
+    assert N.parse_userdata(rule.get_attr('NFTA_RULE_USERDATA')) == spec.comment
+    decoded = read_back(data, rule)
+    canonical = spec.canonical()
+    assert not any(item[0] == 'unknown' for item in decoded), decoded
+    agree(as_kernel_reports(decoded), canonical)
+    # what differs before the kernel's addition is that flag of the DNAT, and nothing else
+    differ = [(ours, back) for ours, back in zip(canonical, decoded) if ours != back]
+    if any(item[0] == 'nat' for item in canonical):
+        assert len(differ) == 1 and differ[0][0][5] == differ[0][1][5] | N.NF_NAT_RANGE_MAP_IPS, differ
+        assert not differ[0][1][5] & N.NF_NAT_RANGE_MAP_IPS
+    else:
+        assert differ == []
+
+
+class Raw(Term):
+    """Expressions as given (what another tool may have written under one of our comments)."""
+
+    text = 'raw'
+
+    def __init__(self, expressions):
+        self.given = expressions
+
+    def expressions(self):
+        return self.given
+
+    def raw(self):
+        return N.expressions_raw(self.given)  # not Term.raw's cache: its key is the text
+
+
+def decoded_as_sent(expressions):
+    """What a rule of `expressions` reads back as, sent as _nft_apply sends a rule."""
+    spec = RuleSpec('prerouting', 'linuxnet:pub tcp 0.0.0.0:8080 10.0.0.2:80', [Raw(expressions)])
+    return read_back(*sent(_nft_plan.AddRule(spec)))
+
+
+def _data(expression):
+    """The attributes of an expression as _nft_codec.expression() takes them."""
+    return list(expression['attrs'][1][1]['attrs'])
+
+
+def check_published_lookalikes():
+    """Rules that look like a published port but are not one read back as something never equal to
+    its spec: a NAT to a port range ('unknown'), a NAT whose address no immediate loaded
+    ('unknown'), a ct match with a direction (the direction stays in the item's source)."""
+    pub = PUB.port_rules('tcp', _ip('0.0.0.0'), 8080, _ip('10.0.0.2'), 80)['pub']
+    exprs = pub.expressions()
+    nat = _data(exprs[-1])
+    ranged = exprs[:-1] + [N.expression('nat', nat + [('NFTA_NAT_REG_PROTO_MAX', N.NFT_REG_1)])]
+    decoded = decoded_as_sent(ranged)
+    assert decoded[-1] == ('unknown', 'nat'), decoded
+    assert as_kernel_reports(decoded) != pub.canonical()
+    # the address register was not loaded by an immediate (the immediate of the port only)
+    unloaded = exprs[:-3] + [exprs[-2], N.expression('nat', [
+        ('NFTA_NAT_REG_ADDR_MIN', 3) if name == 'NFTA_NAT_REG_ADDR_MIN' else (name, value) for name, value in nat])]
+    decoded = decoded_as_sent(unloaded)
+    assert decoded[-1] == ('unknown', 'nat'), decoded
+    hairpin = PUB.hairpin_rule(_ip('10.0.0.2'), ipaddress.ip_network('10.0.0.0/24'))
+    exprs = hairpin.expressions()
+    at = next(i for i, expr in enumerate(exprs) if expr['attrs'][0][1] == 'ct')
+    directed = exprs[:at] + [N.expression('ct', _data(exprs[at]) + [('NFTA_CT_DIRECTION', 0)])] + exprs[at + 1:]
+    decoded = decoded_as_sent(directed)
+    assert ('cmp', ('ct', N.NFT_CT_STATUS, 0)) in [item[:2] for item in decoded], decoded
+    assert decoded != hairpin.canonical()
 
 
 class Check(object):
@@ -534,11 +854,17 @@ def _checks():
     checks += [Check('encode-address-%s' % case[0], check_address, *case) for case in ADDRESSES]
     checks += [Check('encode-route-%s-%s' % case[:2], check_route, *case) for case in ROUTES]
     checks += [Check('decode-link-%d' % i, check_link_decoded, *case) for i, case in enumerate(DECODED_LINKS)]
-    checks += [Check('decode-port-%d' % i, check_port_decoded, *case) for i, case in enumerate(DECODED_PORTS)]
+    checks += [Check('decode-port-flags-%d' % i, check_port_flags_decoded, *case)
+               for i, case in enumerate(DECODED_PORT_FLAGS)]
     checks += [Check('decode-address-%d' % i, check_address_decoded, *case) for i, case in enumerate(DECODED_ADDRESSES)]
     checks += [Check('decode-route-%d' % i, check_route_decoded, *case) for i, case in enumerate(DECODED_ROUTES)]
     checks += [Check('decode-nsid', check_nsid_decoded), Check('decode-error', check_error_decoded),
-               Check('userdata', check_userdata)]
+               Check('userdata', check_userdata), Check('encode-hairpin', check_hairpin_info),
+               Check('encode-ct-dump', check_ct_dump_request), Check('decode-ct-matches', check_ct_matches)]
+    checks += [Check('decode-port-%d' % i, check_port_decoded, *case) for i, case in enumerate(DECODED_PORTS)]
+    checks += [Check('nft-publish-%s' % name, check_published_round_trip, family, spec)
+               for name, family, spec in published_specs()]
+    checks += [Check('nft-publish-lookalikes', check_published_lookalikes)]
     return checks
 
 

@@ -11,14 +11,13 @@ import ipaddress
 import socket
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
-from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds, _network, _nft_rules, _nft_state
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds, _network, _nft_plan, _nft_rules, _nft_state
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
 
 PARSERS = _kinds.comment_parsers()
 POSTROUTING = _nft_state.ChainInfo('postrouting', 1, 'nat', 'postrouting', 100, 'accept')
-FORWARD = _nft_state.ChainInfo('forward', 2, 'filter', 'forward', 0, 'accept')
 
 
 class Namespace(object):
@@ -30,27 +29,29 @@ class Namespace(object):
         self.addresses = []
         self.routes = []
         self.nft = _nft_state.NftState()
-        self.foreign_forward = []
+        self.foreign_forward = []  # [((family, table, chain), [_nft_state.ForeignRule])]
         self.proc = {}  # /proc/sys path -> bool (a path not given reads as not there: None)
+        self.listeners = {}  # (protocol, version, port) -> [(pid, command)]: sockets on that port
         self.next_index = 1
+        self.next_handle = 10  # of nf_tables rules: never reused, as the kernel's
         self.link('lo', kind=None, up=lo_up, mtu=65536, alias=OWNER_ALIAS if ours else None)
 
     def link(self, name, kind=None, up=True, mtu=1500, master=None, alias=None, peer_index=None, peer_nsid=None,
-             addresses=(), index=None, isolated=None):
+             addresses=(), index=None, hairpin=None, isolated=None):
         """`isolated`: a bridge port's isolation (not isolated unless given; 'unsupported': a
         kernel that reports none)."""
         if index is None:
             index = self.next_index
         self.next_index = max(self.next_index, index) + 1
         master_index = self.find(master).index if master is not None else None
-        if master is None:
-            isolated = None
-        elif isolated == 'unsupported':  # a kernel older than 4.18 reports no such flag
+        port = master_index is not None and self.find(master).kind == 'bridge'
+        if port and hairpin is None:
+            hairpin = False  # a bridge port reports its hairpin mode
+        if not port or isolated == 'unsupported':  # a kernel older than 4.18 reports no isolation
             isolated = None
         elif isolated is None:
             isolated = False
-        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid,
-                         hairpin=False if master is not None else None, isolated=isolated)
+        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid, hairpin, isolated)
         self.links.append(link)
         for text in addresses:
             iface = ipaddress.ip_interface(text)
@@ -75,6 +76,7 @@ class FakeKernel(object):
         self.holders = {}  # netns name -> [(pid, how, command)]
         self.bare = set()  # names of /run/netns files with no namespace mounted
         self.nsids = {}  # (from ns, to ns) -> id
+        self.listener_queries = []  # [(ns, ports)]: what the planners asked Reader.listeners
 
     def netns(self, name, ours=True, lo_up=True):
         self.namespaces[name] = Namespace(name, ours, lo_up)
@@ -120,35 +122,93 @@ class FakeKernel(object):
 
     def masquerade(self, ns, source, oifname, comment=None):
         """A MASQUERADE rule in our table (`comment`: another comment than ours, or '' for none)."""
+        spec = _nft_rules.masquerade_rule(source, oifname)
+        self.nft_rule(ns, spec, spec.comment if comment is None else comment or None)
+
+    def nft_rule(self, ns, spec, comment=None, canonical=None):
+        """A rule in our table, as the kernel lists it: the spec's chain (made if missing), its
+        comment and its canonical expressions unless others are given."""
         nft = self.namespaces[ns].nft
         if nft.table is None:
-            nft.genid, nft.table = 5, {'handle': 1, 'flags': 0, 'use': 1}
-            nft.chains['postrouting'] = POSTROUTING
-        spec = _nft_rules.masquerade_rule(source, oifname)
-        handle = 10 + len(nft.rules)
-        nft.rules.append(_nft_state.RuleInfo('postrouting', handle, spec.comment if comment is None else comment or None,
-                                             spec.canonical(), PARSERS))
+            nft.genid, nft.table = 5, {'handle': 1, 'flags': 0, 'use': 0}
+        if spec.chain not in nft.chains:
+            chain = _nft_rules.CHAINS[spec.chain]
+            nft.chains[spec.chain] = _nft_state.ChainInfo(spec.chain, 1 + len(nft.chains), chain.type, chain.hook,
+                                                          chain.priority, chain.policy)
+            nft.table['use'] = len(nft.chains)
+        rule = _nft_state.RuleInfo(spec.chain, self.handle(ns), spec.comment if comment is None else comment,
+                                   spec.canonical() if canonical is None else canonical, PARSERS)
+        if spec.head:
+            at = next((i for i, other in enumerate(nft.rules) if other.chain == spec.chain), len(nft.rules))
+            nft.rules.insert(at, rule)
+        else:
+            nft.rules.append(rule)
+        return rule
+
+    def handle(self, ns):
+        """A new rule handle in `ns`."""
+        space = self.namespaces[ns]
+        space.next_handle += 1
+        return space.next_handle - 1
+
+    def apply_nft(self, plan):
+        """What the plan's nf_tables transactions leave in our tables and in other tables' chains, as
+        the kernel would list it to the next run."""
+        for ns, entry in plan.nft_transactions.items():
+            space = self.namespaces[ns]
+            nft = space.nft
+            for change in entry.merged:
+                if isinstance(change, _nft_plan.DeleteTable):
+                    space.nft = nft = _nft_state.NftState(genid=nft.genid)
+                elif isinstance(change, (_nft_plan.AddTable, _nft_plan.WakeTable)):
+                    nft.table = {'handle': 1, 'flags': 0, 'use': 0}
+                elif isinstance(change, _nft_plan.DeleteChain):
+                    del nft.chains[change.chain.name]
+                elif isinstance(change, _nft_plan.AddChain):
+                    chain = change.spec
+                    nft.chains[chain.name] = _nft_state.ChainInfo(chain.name, 1 + len(nft.chains), chain.type,
+                                                                  chain.hook, chain.priority, chain.policy)
+                elif isinstance(change, _nft_plan.DeleteRule):
+                    nft.rules = [rule for rule in nft.rules if rule.handle != change.rule.handle]
+                elif isinstance(change, _nft_plan.AddRule):
+                    self.nft_rule(ns, change.spec)
+                elif isinstance(change, (_nft_plan.InsertForeignRule, _nft_plan.DeleteForeignRule)):
+                    rules = next(rules for target, rules in space.foreign_forward
+                                 if target == (change.family, change.table, change.chain))
+                    if isinstance(change, _nft_plan.DeleteForeignRule):
+                        rules[:] = [rule for rule in rules if rule.handle != change.rule.handle]
+                    else:
+                        rules.insert(0, _nft_state.ForeignRule(self.handle(ns), change.spec.comment,
+                                                               change.spec.canonical()))
+                else:
+                    raise AssertionError('the fake kernel does not know %r' % (change,))
+            if nft.table is not None:
+                nft.table['use'] = len(nft.chains)
+                nft.genid = (nft.genid or 0) + 1
+
+    def foreign_chain(self, ns, family, table, chain, specs=()):
+        """Another table's forward-drop chain (Docker's FORWARD DROP) and the rules in it (RuleSpecs),
+        as _nft_state.read_foreign_forward gives them."""
+        rules = [_nft_state.ForeignRule(self.handle(ns), spec.comment, spec.canonical()) for spec in specs]
+        self.namespaces[ns].foreign_forward.append(((family, table, chain), rules))
+        return rules
 
     def forward_scope(self, ns, prefixes, isolate=False):
         """Our forward chain as sysctl_forward's restrict_to (and isolate) leave it."""
-        nft = self.namespaces[ns].nft
-        if nft.table is None:
-            nft.genid, nft.table = 5, {'handle': 1, 'flags': 0, 'use': 1}
-        nft.chains['forward'] = FORWARD
         for spec in _nft_rules.forward_rules(prefixes, isolate=isolate):
-            nft.rules.append(_nft_state.RuleInfo('forward', 10 + len(nft.rules), spec.comment, spec.canonical(),
-                                                 PARSERS))
+            self.nft_rule(ns, spec)
 
     def reader(self):
         return FakeReader(self)
 
-    def plan_network(self, purge=False, purge_match=None, **lists):
-        """Plan a linuxnet.netns.network call as its main() does; returns (plan, reader)."""
+    def plan_network(self, purge=False, purge_match=None, check_mode=False, **lists):
+        """Plan a linuxnet.netns.network call as its main() does (`check_mode`: as under --check,
+        assuming what earlier tasks make); returns (plan, reader)."""
         params = dict((kind.option, None) for kind in _kinds.KINDS)
         params.update(lists, purge=purge, purge_match=purge_match)
         parsed = _network.parse(params)
         selection = _network.purge_selection(params) if purge or purge_match else None
-        plan, reader = P.Plan(), self.reader()
+        plan, reader = P.Plan(assume_missing=check_mode), self.reader()
         for kind in _kinds.KINDS:
             if kind.option not in parsed:
                 continue
@@ -157,11 +217,12 @@ class FakeKernel(object):
             kind.planner(plan, reader, parsed[kind.option] + extra)
         return plan, reader
 
-    def plan_kind(self, option, items):
-        """Plan one kind's objects as its single module does; returns (plan, result)."""
+    def plan_kind(self, option, items, check_mode=False):
+        """Plan one kind's objects as its single module does (`check_mode`: as under --check);
+        returns (plan, result)."""
         kind = next(kind for kind in _kinds.KINDS if kind.option == option)
         objects = [kind.factory(item, '%s[%d]' % (option, index)) for index, item in enumerate(items)]
-        plan = P.Plan()
+        plan = P.Plan(assume_missing=check_mode)
         return plan, kind.planner(plan, self.reader(), objects)
 
 
@@ -183,6 +244,11 @@ class FakeReader(_state.Reader):
 
     def foreign_forward(self, ns):
         return self.kernel.namespaces[ns].foreign_forward
+
+    def listeners(self, ns, ports):
+        self.kernel.listener_queries.append((ns, sorted(ports)))
+        listening = self.kernel.namespaces[ns].listeners
+        return dict((key, sorted(listening[key])) for key in ports if key in listening)
 
     def holders(self, names):
         return dict((name, self.kernel.holders[name]) for name in names if name in self.kernel.holders)

@@ -269,17 +269,19 @@ def test_teardown_needs_no_read_and_names_the_roles_objects():
     """state=absent in one module run: empty lists, and purge_match for the module to find the
     same objects test_absent_removes_only_the_roles_objects names."""
     t = teardown(known_subnets=['10.200.4.0/24', None, '10.200.3.0/24'], subnet='192.168.9.0/24', current=None)
-    assert all(t[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
+    assert all(t[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat', 'publish'))
     assert t['purge'] is True
     match = t['purge_match']
     assert match == {'namespaces': ['lnns[0-9]+'], 'bridges': ['lnbr0'], 'pairs': ['lnv[0-9]+'],
                      'routes': ['10.200.0.0/16', '10.200.3.0/24', '10.200.4.0/24', '192.168.9.0/24'],
-                     'masquerade': ['10.200.0.0/16', '192.168.9.0/24']}
+                     'masquerade': ['10.200.0.0/16', '192.168.9.0/24'],
+                     'publish': ['10.200.0.0/16', '192.168.9.0/24']}
     assert re.fullmatch(match['namespaces'][0], 'lnns12') and not re.fullmatch(match['namespaces'][0], 'lnns12x')
     # names are patterns: a prefix with regular-expression characters is taken literally
     odd = teardown(prefix='ns.a+', veth_prefix='v.', bridge='br.0', pool=None)['purge_match']
     assert re.fullmatch(odd['namespaces'][0], 'ns.a+3') and not re.fullmatch(odd['namespaces'][0], 'nsaa3')
     assert odd['bridges'] == [re.escape('br.0')] and odd['routes'] == [] and odd['masquerade'] == []
+    assert odd['publish'] == []
     with pytest.raises(Exception, match='bridge_network_bridge'):
         teardown(bridge='a-name-far-too-long')
     with pytest.raises(Exception, match='not a subnet'):
@@ -393,3 +395,101 @@ def test_isolate_in_p2p_mode_is_the_safe_routers_and_needs_it():
     # a teardown's restrict_to: [] takes the drops out with the rest of the scope
     assert plan(mode='p2p', isolate=True, state='absent')['forwarding'] == [{'restrict_to': []}]
     assert teardown(mode='p2p', isolate=True)['forwarding'] == [{'restrict_to': []}]
+
+
+# ---- published ports: bridge_network_publish -> linuxnet.netns.network's `publish` -------------------
+def test_publish_targets_a_namespace_by_index():
+    """Namespace i is the (i+1)-th address of the subnet in bridge mode, the namespace end of the
+    i-th block in p2p mode; ports and ranges are given as the module takes them."""
+    wanted = [{'host_port': 8080, 'namespace': 1, 'target_port': 80},
+              {'host_port': '5353', 'namespace': 3, 'target_port': 53, 'protocol': 'udp', 'localhost': True},
+              {'host_port': '9000-9002', 'namespace': 2, 'host_address': '192.0.2.11'}]
+    assert plan(publish=wanted)['publish'] == [
+        {'host_port': 8080, 'target': '10.200.3.2', 'target_port': 80, 'protocol': 'tcp', 'localhost': False},
+        {'host_port': 5353, 'target': '10.200.3.4', 'target_port': 53, 'protocol': 'udp', 'localhost': True},
+        {'host_port': '9000-9002', 'target': '10.200.3.3', 'protocol': 'tcp', 'localhost': False,
+         'host_address': '192.0.2.11'}]
+    p2p = plan(mode='p2p', publish=[{'host_port': 8080, 'namespace': 2, 'target_port': 80}])['publish']
+    assert [(p['target'], p['target_port']) for p in p2p] == [('10.200.3.6', 80)]
+    # -e with key=value gives strings; argument_specs validate, they do not convert
+    assert plan(publish=[{'host_port': '8080', 'namespace': '2', 'localhost': 'false'}])['publish'] == [
+        {'host_port': 8080, 'target': '10.200.3.3', 'protocol': 'tcp', 'localhost': False}]
+
+
+def test_publish_is_what_the_network_module_accepts():
+    """The filter's items pass the port_publish kind's own validation as the module's `publish` list."""
+    items = plan(publish=[{'host_port': '7000-7001', 'namespace': 1, 'target_port': '8000-8001', 'protocol': 'udp'},
+                          {'host_port': 7000, 'namespace': 2}])['publish']
+    spec = _network.argument_spec()['publish']['options']
+    assert all(set(item) <= set(spec) for item in items)
+    parsed = _network.parse({'publish': items})['publish']
+    assert [(p.protocol, p.host_ports, p.target_ports, str(p.target)) for p in parsed] == [
+        ('udp', (7000, 7001), (8000, 8001), '10.200.3.2'), ('tcp', (7000, 7000), (7000, 7000), '10.200.3.3')]
+
+
+def test_no_publish_and_absent_publish_nothing():
+    assert plan()['publish'] == [] and plan(publish=None)['publish'] == []
+    assert plan(state='absent', publish=[{'host_port': 8080, 'namespace': 1}])['publish'] == []
+    assert teardown(publish=[{'host_port': 8080, 'namespace': 1}])['publish'] == []
+
+
+@pytest.mark.parametrize('entry, message', [
+    ({'host_port': 8080, 'namespace': 4}, r"bridge_network_publish\[0\]\.namespace=4: this host has 3 "
+                                          r"\(bridge_network_namespaces\); give .* 1 to 3"),
+    ({'host_port': 8080, 'namespace': 0}, r'namespace=0: .* 1 to 3'),
+    ({'host_port': 8080, 'namespace': -1}, r'namespace=-1: .* 1 to 3'),
+    ({'host_port': 8080, 'namespace': True}, r'namespace=True: .* 1 to 3'),
+    ({'host_port': 8080, 'namespace': 'web'}, r"namespace='web': .* 1 to 3"),
+    ({'host_port': 8080}, r'namespace=None: .* 1 to 3'),
+    ({'namespace': 1}, r'bridge_network_publish\[0\]\.host_port=None is missing'),
+    ({'host_port': 70000, 'namespace': 1}, r'bridge_network_publish\[0\]\.host_port=70000 is outside 1\.\.65535'),
+    ({'host_port': '80-x', 'namespace': 1}, r"host_port='80-x' is not a port or a port range"),
+    ({'host_port': '8000-8010', 'namespace': 1, 'target_port': '80-81'},
+     r"bridge_network_publish\[0\]\.target_port='80-81' is a range of 2 ports"),
+    ({'host_port': 8080, 'namespace': 1, 'protocol': 'sctp'}, r"protocol='sctp': give tcp or udp"),
+    ({'host_port': 8080, 'namespace': 1, 'host_address': 'fd00::1'},
+     r"host_address='fd00::1': the role publishes IPv4 ports only"),
+    ({'host_port': 8080, 'namespace': 1, 'host_address': '127.0.0.1'}, r'host_address=.* is a loopback address'),
+    ({'host_port': 8080, 'namespace': 1, 'port': 80}, r"bridge_network_publish\[0\]: unknown key 'port'"),
+])
+def test_publish_refuses_bad_entries_naming_them(entry, message):
+    with pytest.raises(Exception, match=message):
+        plan(publish=[entry])
+
+
+def test_publish_refuses_a_namespace_index_when_there_are_none():
+    with pytest.raises(Exception, match=r'namespace=1: this host has no namespaces \(bridge_network_namespaces=0\)'):
+        plan(namespaces=0, publish=[{'host_port': 8080, 'namespace': 1}])
+
+
+def test_publish_refuses_a_host_port_twice():
+    with pytest.raises(Exception, match=r"bridge_network_publish\[1\]\.host_port='8085-8090': tcp host port 8085 "
+                                        r"is also published by bridge_network_publish\[0\] \(host_port='8080-8085'\)"):
+        plan(publish=[{'host_port': '8080-8085', 'namespace': 1}, {'host_port': '8085-8090', 'namespace': 2}])
+    # all addresses and one of them overlap; another protocol does not
+    with pytest.raises(Exception, match='also published'):
+        plan(publish=[{'host_port': 80, 'namespace': 1},
+                      {'host_port': 80, 'namespace': 2, 'host_address': '192.0.2.11'}])
+    assert len(plan(publish=[{'host_port': 53, 'namespace': 1, 'protocol': 'udp'},
+                             {'host_port': 53, 'namespace': 1}])['publish']) == 2
+    assert len(plan(publish=[{'host_port': 80, 'namespace': 1, 'host_address': '192.0.2.11'},
+                             {'host_port': 80, 'namespace': 2, 'host_address': '192.0.2.12'}])['publish']) == 2
+
+
+@pytest.mark.parametrize('value', ['8080', {'host_port': 8080}, ['8080']])
+def test_publish_must_be_a_list_of_dicts(value):
+    with pytest.raises(Exception, match=r'bridge_network_publish(\[0\])?=.* is not a (list|dict)'):
+        plan(publish=value)
+
+
+def test_the_roles_published_ports_are_purged_like_its_other_objects():
+    """Converge and teardown select the published ports whose target is in the pool or the host's
+    subnet, as they select MASQUERADE rules; the module takes the selection."""
+    fleet = {'me': '192.168.3.0/24'}
+    present = plan(subnets=fleet, publish=[{'host_port': 8080, 'namespace': 1}])
+    down = teardown(known_subnets=list(fleet.values()), subnet='192.168.3.0/24')
+    assert present['purge_match']['publish'] == down['purge_match']['publish'] == ['10.200.0.0/16', '192.168.3.0/24']
+    for result in (present, down):
+        match = selection(result)['publish']
+        assert match(net('192.168.3.2/32')) and match(net('10.200.77.5/32'))
+        assert not match(net('192.168.4.2/32')) and not match(net('10.201.0.2/32'))

@@ -134,11 +134,27 @@ def test_run_plans_and_reports(no_kernel):
 
 
 def test_run_turns_a_refusal_into_a_failed_result(no_kernel):
+    module = FakeModule()
+    module.check_mode = False  # a real run: check mode assumes the namespace (the next test)
     with pytest.raises(Failed) as caught:
-        _module.run(FakeModule(), masquerade({'source': '10.0.0.0/24', 'netns': 'ns9'}))
+        _module.run(module, masquerade({'source': '10.0.0.0/24', 'netns': 'ns9'}))
     assert caught.value.args[0] == {
         'msg': "rules[0].netns='ns9': network namespace 'ns9' does not exist; create it first with linuxnet.netns.netns",
         'changed': False}
+
+
+def test_run_in_check_mode_warns_of_what_it_assumes(no_kernel):
+    class Warned(FakeModule):
+        def warn(self, warning):
+            self.warnings.append(warning)
+    module = Warned()
+    module.warnings = []
+    _module.run(module, masquerade({'source': '10.0.0.0/24', 'netns': 'ns9'}))
+    assert module.warnings == [
+        "check mode: netns ns9 does not exist; assumed created by an earlier task (rules[0].netns='ns9')"]
+    # planned as in the namespace the earlier task makes: empty, so the whole ruleset is new
+    assert module.result['changed'] and module.result['actions'][0] == 'add table inet linuxnet_netns in netns ns9'
+    assert module.result['actions'][-1].endswith('masquerade comment "linuxnet:masq 10.0.0.0/24 eth0" in netns ns9')
 
 
 def test_run_words_a_top_level_parameter_without_its_dot(no_kernel):

@@ -658,6 +658,20 @@ def test_forwarding_persist_file_diff():
     unchanged(kernel.plan_network(forwarding=[{'ipv4': True, 'persist': True}])[0])
 
 
+def test_forwarding_persist_file_of_someone_else_is_edited():
+    kernel = FakeKernel()
+    kernel.ns(None).proc.update({PATH4: True})
+    conf = '/etc/sysctl.conf'
+    kernel.files[conf] = '# mine\nvm.swappiness = 10\nnet.ipv4.ip_forward=0\n'
+    wanted = [{'ipv4': True, 'persist': True, 'persist_file': conf}]
+    plan, _result = kernel.plan_network(forwarding=wanted)
+    assert plan.actions == ['edit /etc/sysctl.conf']
+    assert plan.diff()['before']['file ' + conf] == kernel.files[conf]
+    assert plan.diff()['after']['file ' + conf] == '# mine\nvm.swappiness = 10\nnet.ipv4.ip_forward=1\n'
+    kernel.files[conf] = plan.diff()['after']['file ' + conf]
+    unchanged(kernel.plan_network(forwarding=wanted)[0])
+
+
 # ---- single modules, and the objects apart -------------------------------------------------------
 
 @pytest.mark.parametrize('option, items', [

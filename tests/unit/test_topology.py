@@ -84,6 +84,62 @@ def test_one_host_clusters_interfaces_and_edges(tmp_path):
         assert 'MASQUERADE' in svg and 'lnns2' in svg
 
 
+def published(info):
+    """lab1 with ports published as bridge_network_publish makes them: 8080 to lnns1:80, 8000-8002 to
+    lnns2:9000-9002 with 127.0.0.1 too, udp 53 on one address to lnns2:53, and 7000 to an address
+    behind a router; and their rules in `nat`, as netns_info lists our rules."""
+    entry = dict(protocol='tcp', host_address=None, localhost=False)
+    info['host']['published'] = [
+        dict(entry, host_port=8080, target='10.200.9.2', target_port=80),
+        dict(entry, host_port=8002, target='10.200.9.3', target_port=9002, localhost=True),
+        dict(entry, host_port=8000, target='10.200.9.3', target_port=9000, localhost=True),
+        dict(entry, host_port=8001, target='10.200.9.3', target_port=9001, localhost=True),
+        dict(entry, protocol='udp', host_address='192.0.2.11', host_port=53, target='10.200.9.3', target_port=53),
+        dict(entry, host_port=7000, target='172.31.0.9', target_port=7000),
+    ]
+    info['nat'] += [
+        {'netns': None, 'chain': 'prerouting', 'verified': True, 'rule': 'fib daddr type local meta nfproto ipv4 '
+         'tcp dport 8080 dnat ip to 10.200.9.2:80 comment "linuxnet:pub tcp 0.0.0.0:8080 10.200.9.2:80"'},
+        {'netns': None, 'chain': 'postrouting', 'verified': True, 'source': 'tcp', 'out_interface': '0.0.0.0:8080',
+         'exclude_destinations': [], 'rule': 'ip saddr 10.200.9.0/24 ip daddr 10.200.9.2 tcp dport 80 ct status dnat '
+         'masquerade comment "linuxnet:pub-nat tcp 0.0.0.0:8080 10.200.9.2:80 10.200.9.0/24"'},
+        {'netns': None, 'chain': 'forward', 'verified': True, 'rule': 'ip daddr 10.200.9.2 tcp dport 80 ct status dnat '
+         'accept comment "linuxnet:pub-fwd-in tcp 0.0.0.0:8080 10.200.9.2:80"'},
+    ]
+    return info
+
+
+def test_published_ports_point_at_their_namespace(tmp_path):
+    dot = topology.topology_dot(published(lab1()), name='lab1')
+    found = nodes(dot)
+    boxes = sorted(node for node in found if '|published ' in node)
+    assert boxes == ['lab1||published tcp :7000', 'lab1||published tcp :8000-8002', 'lab1||published tcp :8080',
+                     'lab1||published udp 192.0.2.11:53']
+    assert 'label="published tcp 8080\\n-> lnns1:80\\n(10.200.9.2)"' in found['lab1||published tcp :8080']
+    assert 'shape="cds"' in found['lab1||published tcp :8080']
+    # consecutive ports to consecutive ports of one target: one box, a range
+    assert 'published tcp 8000-8002\\n-> lnns2:9000-9002\\n(10.200.9.3)\\nand 127.0.0.1:8000-8002' \
+        in found['lab1||published tcp :8000-8002']
+    assert 'published udp 192.0.2.11:53\\n-> lnns2:53' in found['lab1||published udp 192.0.2.11:53']
+    drawn = edges(dot)
+    assert ('lab1||published tcp :8080', 'lab1|lnns1|eth0') in drawn
+    assert ('lab1||published tcp :8000-8002', 'lab1|lnns2|eth0') in drawn
+    assert ('lab1||published udp 192.0.2.11:53', 'lab1|lnns2|eth0') in drawn
+    # a target no interface here holds: named by its address, no edge
+    assert '-> 172.31.0.9:7000"' in found['lab1||published tcp :7000']
+    assert not [edge for edge in drawn if edge[0] == 'lab1||published tcp :7000']
+    # the ports' own rules are not drawn again, as MASQUERADE notes or as other rules
+    assert [node for node in found if 'masquerade' in node] == ['lab1||masquerade 10.200.9.0/24 eth0']
+    assert 'dnat' not in dot and 'linuxnet:pub' not in dot
+    assert 'blue arrow: published port' in dot
+    svg = render(dot, tmp_path)
+    if svg is not None:
+        assert 'published tcp 8080' in svg and '&#45;&gt; lnns1:80' in svg
+    # without published ports the picture is the same as before they existed, but for the legend
+    plain = topology.topology_dot(lab1(), name='lab1')
+    assert not [node for node in nodes(plain) if '|published ' in node]
+
+
 def test_same_facts_same_text_whatever_the_order():
     info = lab1()
     shuffled = copy.deepcopy(info)
@@ -91,6 +147,10 @@ def test_same_facts_same_text_whatever_the_order():
     shuffled['host']['interfaces'] = dict(reversed(list(shuffled['host']['interfaces'].items())))
     assert topology.topology_dot(info) == topology.topology_dot(shuffled)
     assert topology.topology_dot(fleet()) == topology.topology_dot(dict(reversed(list(fleet().items()))))
+    ported = published(copy.deepcopy(info))
+    reordered = copy.deepcopy(ported)
+    reordered['host']['published'].reverse()
+    assert topology.topology_dot(ported) == topology.topology_dot(reordered)
 
 
 def test_fleet_shares_the_underlay_network(tmp_path):

@@ -61,6 +61,44 @@ def test_route_spec_family_rules():
         RouteSpec({'dest': '10.0.0.0/8', 'gateway': 'fd00::1'}, 'r')
 
 
+def test_route_spec_ipv6_metric_zero_is_1024():
+    # what the kernel stores for it: a re-run must look for that route, not one of metric 0
+    assert RouteSpec({'gateway': 'fd00::1', 'metric': 0}, 'r').metric == 1024
+    assert RouteSpec({'gateway': 'fd00::1', 'metric': 1}, 'r').metric == 1
+    assert RouteSpec({'gateway': '10.0.0.1', 'metric': 0}, 'r').metric == 0
+
+
+@pytest.mark.parametrize('table', [1, 253, 254, 256, 0xffffffff])
+def test_route_spec_table_ok(table):
+    assert RouteSpec({'gateway': '10.0.0.1', 'table': table}, 'r').table == table
+
+
+@pytest.mark.parametrize('option, value, fragment', [
+    ('table', 0, 'is outside 1..4294967295'),  # RT_TABLE_UNSPEC: the kernel would write to main
+    ('table', 255, "the kernel's local table"),
+    ('table', 0x100000000, 'is outside'),
+    ('table', -1, 'is outside'),
+    ('table', True, 'is not an integer'),  # Ansible's int type lets a boolean through
+    ('metric', -1, 'is outside 0..4294967295'),
+    ('metric', 0x100000000, 'is outside'),
+    ('metric', False, 'is not an integer'),
+])
+def test_route_spec_integers_bad(option, value, fragment):
+    with pytest.raises(_validate.ValidationError) as err:
+        RouteSpec({'gateway': '10.0.0.1', option: value}, 'routes[3]')
+    assert str(err.value).startswith('routes[3].%s=%r ' % (option, value)) and fragment in str(err.value)
+
+
+@pytest.mark.parametrize('value, ok', [(67, False), (68, True), (65535, True), (65536, False), (True, False),
+                                       (None, True)])
+def test_mtu_bounds(value, ok):
+    if ok:
+        assert _validate.mtu(value, 'mtu') == value
+    else:
+        with pytest.raises(_validate.ValidationError, match='mtu=%r' % value):
+            _validate.mtu(value, 'mtu')
+
+
 def fake_reader(mounted=()):
     """The engine's Reader on a fake kernel holding the namespaces `mounted`."""
     kernel = FakeKernel()
@@ -90,3 +128,95 @@ def test_plan_refuses_missing_namespace():
 def test_sysctl_render():
     text = _kind_forwarding.render({'ipv6': False, 'ipv4': True})
     assert text.splitlines()[1:] == ['net.ipv4.ip_forward = 1', 'net.ipv6.conf.all.forwarding = 0']
+
+
+@pytest.mark.parametrize('before, values, after', [
+    # the issue's file: the value is replaced on its line, the user's spacing kept
+    ('# mine\nvm.swappiness = 10\nnet.ipv4.ip_forward=0\n', {'ipv4': True},
+     '# mine\nvm.swappiness = 10\nnet.ipv4.ip_forward=1\n'),
+    # a key no line sets is appended; one the call does not declare is left alone
+    ('vm.swappiness = 10\nnet.ipv6.conf.all.forwarding = 0\n', {'ipv4': True},
+     'vm.swappiness = 10\nnet.ipv6.conf.all.forwarding = 0\nnet.ipv4.ip_forward = 1\n'),
+    ('vm.swappiness = 10', {'ipv6': False, 'ipv4': True},
+     'vm.swappiness = 10\nnet.ipv4.ip_forward = 1\nnet.ipv6.conf.all.forwarding = 0\n'),
+    ('', {'ipv4': True}, 'net.ipv4.ip_forward = 1\n'),
+    # comments stay, even one naming the key; every line that sets it changes (the last one counts)
+    ('# net.ipv4.ip_forward = 0\n; net.ipv4.ip_forward = 0\nnet.ipv4.ip_forward = 0\n\nnet.ipv4.ip_forward\t=  0  \n',
+     {'ipv4': True},
+     '# net.ipv4.ip_forward = 0\n; net.ipv4.ip_forward = 0\nnet.ipv4.ip_forward = 1\n\nnet.ipv4.ip_forward\t=  1  \n'),
+    # the '/' spelling and systemd's "-" prefix are the same key; an empty value gets one
+    ('-net/ipv4/ip_forward = 0\r\nnet.ipv6.conf.all.forwarding =\n', {'ipv4': True, 'ipv6': True},
+     '-net/ipv4/ip_forward = 1\r\nnet.ipv6.conf.all.forwarding =1\n'),
+    # a longer key that starts like ours is another key
+    ('net.ipv4.ip_forward_use_pmtu = 0\n', {'ipv4': False},
+     'net.ipv4.ip_forward_use_pmtu = 0\nnet.ipv4.ip_forward = 0\n'),
+])
+def test_sysctl_edit_someone_elses_file(before, values, after):
+    assert not _kind_forwarding.ours(before)
+    assert _kind_forwarding.edit(before, values) == after
+    assert _kind_forwarding.edit(after, values) == after
+
+
+def test_sysctl_ours():
+    assert _kind_forwarding.ours(None)
+    assert _kind_forwarding.ours(_kind_forwarding.render({'ipv4': True}))
+    assert not _kind_forwarding.ours('# mine\n' + _kind_forwarding.render({'ipv4': True}))
+
+
+@pytest.mark.parametrize('wildcard, target', [('0.0.0.0', '10.0.0.2'), ('::', 'fd00::2')])
+def test_publish_host_address_wildcard_is_all_addresses(wildcard, target):
+    # documented: 0.0.0.0 and :: say what omitting host_address says, as in Docker's -p 0.0.0.0:80:80
+    from ansible_collections.linuxnet.netns.plugins.module_utils._kind_publish import Publish
+    given = Publish({'host_port': 80, 'target': target, 'host_address': wildcard}, 'ports[0]')
+    omitted = Publish({'host_port': 80, 'target': target}, 'ports[0]')
+    for obj in (given, omitted):
+        assert obj.host_address is None and str(obj.listen) == wildcard
+    assert (given.key, given.describe(), given.mappings()) == (omitted.key, omitted.describe(), omitted.mappings())
+    # with target_netns the family comes from the wildcard alone
+    assert Publish({'host_port': 80, 'target_netns': 'ns1', 'host_address': '::'}, 'p').version == 6
+
+
+@pytest.mark.parametrize('address', ['224.0.0.1', '255.255.255.255', 'ff02::1'])
+def test_publish_host_address_multicast_refused(address):
+    from ansible_collections.linuxnet.netns.plugins.module_utils._kind_publish import Publish
+    target = '10.0.0.2' if '.' in address else 'fd00::2'
+    with pytest.raises(_validate.ValidationError, match=r"ports\[0\]\.host_address='%s' is a multicast" % address):
+        Publish({'host_port': 80, 'target': target, 'host_address': address}, 'ports[0]')
+
+
+SPEC = {'name': {'type': 'str'}, 'state': {'type': 'str', 'choices': ['present', 'absent']},
+        'file': {'type': 'path'}, 'mtu': {'type': 'int'},
+        'peer': {'type': 'dict', 'options': {'name': {'type': 'str'}}},
+        'items': {'type': 'list', 'elements': 'dict', 'options': {'name': {'type': 'str'},
+                                                                  'addresses': {'type': 'list', 'elements': 'str'}}}}
+
+
+@pytest.mark.parametrize('params, message', [
+    ({'name': ['a']}, "name=['a'] is a list, not a string"),
+    ({'name': {'a': 1}}, "name={'a': 1} is a mapping, not a string"),
+    ({'name': False}, 'name=False is a boolean, not a string'),  # YAML's `name: no`
+    ({'file': ['/a.conf']}, "file=['/a.conf'] is a list"),
+    ({'peer': {'name': True}}, 'peer.name=True is a boolean'),
+    ({'items': [{'name': 'a'}, {'addresses': ['10.0.0.1/24', ['x']]}]}, "items[1].addresses[1]=['x'] is a list"),
+])
+def test_unconverted_refused(params, message):
+    with pytest.raises(_validate.ValidationError) as err:
+        _validate.unconverted(SPEC, params)
+    assert str(err.value).startswith(message)
+
+
+@pytest.mark.parametrize('params', [
+    {'name': 'a', 'file': '/a.conf', 'mtu': 1500, 'peer': {'name': 'b'}, 'items': [{'name': 'c', 'addresses': []}]},
+    {'name': 5},  # a number: Ansible's conversion to "5" stands
+    {'state': True},  # an option with choices: Ansible checks it
+    {'peer': 'name=b'}, {'items': 'x'}, {'name': None},  # Ansible's own conversions and checks
+])
+def test_unconverted_accepted(params):
+    _validate.unconverted(SPEC, params)
+
+
+@pytest.mark.parametrize('value, ports', [(1, (1, 1)), (65535, (65535, 65535)), ('1-65535', (1, 65535)),
+                                          ('8080', (8080, 8080)), ('80-80', (80, 80))])
+def test_publish_port_range_ends(value, ports):
+    from ansible_collections.linuxnet.netns.plugins.module_utils._kind_publish import port_range
+    assert port_range(value, 'host_port') == ports
