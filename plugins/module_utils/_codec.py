@@ -534,7 +534,6 @@ CTA_PROTO_NUM, CTA_PROTO_SRC_PORT, CTA_PROTO_DST_PORT = 1, 2, 3
 CTA_FILTER_ORIG_FLAGS = 1
 CTA_FILTER_FLAG_PROTO_NUM, CTA_FILTER_FLAG_PROTO_DST_PORT = 1 << 3, 1 << 5
 NLA_F_NESTED = 0x8000
-CT_DUMP_BATCH = 64  # deletes to a sendmsg: their acks fit any receive buffer
 
 
 def ct_dump_request(family, proto, dport):

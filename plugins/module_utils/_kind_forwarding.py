@@ -74,11 +74,6 @@ class Forward(object):
         return self.ns
 
 
-def _write_proc(path, value):
-    with open(path, 'w') as handle:
-        handle.write('1\n' if value else '0\n')
-
-
 def render(values):
     return HEADER + ''.join('%s = %d\n' % (KEYS[family][0], int(values[family])) for family in sorted(values))
 
@@ -156,8 +151,8 @@ def write_atomic(path, content, keep=False):
 
 
 def _write(plan, spec, family, value, stage, summary):
-    plan.add(stage, spec.ns, summary, call=lambda session: session.run_in(
-        spec.ns, lambda: _write_proc(KEYS[family][1], value)))
+    plan.add(stage, spec.ns, summary, call=lambda session: session.write_proc(
+        spec.ns, KEYS[family][1], '1\n' if value else '0\n'))
 
 
 def plan_forward(plan, reader, specs):

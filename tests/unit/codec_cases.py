@@ -204,7 +204,6 @@ KERNEL_ONLY = {
     'NFT_TABLE_F_DORMANT': 'netfilter/nf_tables.h',
     'NFTNL_UDATA_RULE_COMMENT': "libnftnl's udata.h (what nft writes for a rule's comment)",
     'RTPROT_LINUXNET': 'ours: a protocol number no registry uses (checked below against pyroute2)',
-    'CT_DUMP_BATCH': 'ours: conntrack deletes a sendmsg carries, not a kernel number',
     'NF_CT_STATE_ESTABLISHED': 'netfilter/nf_conntrack_common.h (NF_CT_STATE_BIT(IP_CT_ESTABLISHED))',
     'NF_CT_STATE_RELATED': 'netfilter/nf_conntrack_common.h (NF_CT_STATE_BIT(IP_CT_RELATED))',
 }

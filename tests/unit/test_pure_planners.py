@@ -17,7 +17,7 @@ PLANNER_FILES += ['_links.py', '_nft_plan.py', '_plan.py', '_validate.py']
 
 # Functions (and classes) of the planner files that only an operation's closure runs, at apply time.
 APPLY_TIME = {
-    '_kind_forwarding.py': {'_write_proc', 'write_atomic'},
+    '_kind_forwarding.py': {'write_atomic'},
     '_kind_netns.py': {'Teardown'},
 }
 
