@@ -207,19 +207,33 @@ def _key(word, protocol, listen, port):
     return '%s%s %s %s' % (COMMENT_PREFIX, word, protocol, _endpoint(listen, port))
 
 
+def _local_terms(listen, version, localhost):
+    """The leading terms of a port's prerouting and output rules: which destinations are the
+    host's. The same for every port of a host address (made once: a thousand ports share them)."""
+    key = (listen, version, localhost)
+    found = _LOCAL_TERMS.get(key)
+    if found is None:
+        if listen.is_unspecified:
+            local = (MatchLocal(), MatchFamily(version))
+        else:
+            local = (MatchLocal(), MatchAddress('daddr', listen))
+        output = local
+        if listen.is_unspecified and not localhost:
+            # the host's own connections to 127.0.0.1:P (::1, always) stay on the host: the kernel
+            # would not route a loopback source off it
+            output = (MatchLocal(), MatchAddress('daddr', LOOPBACK4 if version == 4 else LOOPBACK6, negate=True))
+        found = _LOCAL_TERMS[key] = (local, output)
+    return found
+
+
+_LOCAL_TERMS = {}
+
+
 def port_rules(protocol, listen, port, target, tport, localhost=False):
     """The two rules of one published port, {word: RuleSpec}."""
     to = _endpoint(target, tport)
-    if listen.is_unspecified:
-        local = [MatchLocal(), MatchFamily(target.version)]
-    else:
-        local = [MatchLocal(), MatchAddress('daddr', listen)]
-    output = local
-    if listen.is_unspecified and not localhost:
-        # the host's own connections to 127.0.0.1:P (::1, always) stay on the host: the kernel
-        # would not route a loopback source off it
-        output = [MatchLocal(), MatchAddress('daddr', LOOPBACK4 if target.version == 4 else LOOPBACK6, negate=True)]
-    dnat = [MatchPort(protocol, 'dport', port), Dnat(target, tport)]
+    local, output = _local_terms(listen, target.version, localhost)
+    dnat = (MatchPort(protocol, 'dport', port), Dnat(target, tport))
     pub, out = _key('pub', protocol, listen, port), _key('pub-out', protocol, listen, port)
     return {
         'pub': RuleSpec('prerouting', '%s %s' % (pub, to), local + dnat, key=pub),
@@ -477,8 +491,10 @@ def _shared_rules(reader, ns, nft, after, facing_of):
     """The rules the ports published once the plan is applied (`after`) share - pub-fwd, a pub-nat
     per target on a network of `ns`, a pub-lo per target a localhost port goes to - and the keys
     of the shared rules of ours no longer needed."""
-    wanted = {}
+    wanted, targets = {}, {}
     for target, _tport, localhost in after.values():
+        targets[target] = targets.get(target, False) or localhost
+    for target, localhost in targets.items():
         for spec in forward_rules(target):
             wanted[spec.key] = spec
         if target not in facing_of:

@@ -93,6 +93,41 @@ class Term(object):
 _ENCODED = {}
 
 
+class _Spliced(object):
+    """A term whose encoding differs from its siblings' only in a few values' bytes (a port, an
+    address): encoded once with stand-in values, then each instance's bytes are the template with
+    its own values put in place - a thousand published ports are a thousand such terms.
+
+    Subclasses give `splice_values()`: [(stand-in bytes, own bytes)], each stand-in found exactly
+    once in the template (else the term is encoded in full), and `stand_in()`: a twin of the term
+    holding the stand-ins, whose key (`splice_key`) names everything else the encoding depends on."""
+
+    def raw(self):
+        key = ('splice', self.__class__.__name__, self.splice_key())
+        template = _ENCODED.get(key)
+        if template is None:
+            twin = self.stand_in()
+            encoded = expressions_raw(twin.expressions())
+            cuts = []
+            for stand_in, _own in twin.splice_values():
+                at = encoded.find(stand_in)
+                if at < 0 or encoded.find(stand_in, at + 1) >= 0:
+                    cuts = None
+                    break
+                cuts.append((at, len(stand_in)))
+            template = _ENCODED[key] = (encoded, cuts)
+        encoded, cuts = template
+        if cuts is None:
+            return expressions_raw(self.expressions())
+        values = self.splice_values()
+        parts, start = [], 0
+        for (at, size), (_stand_in, own) in sorted(zip(cuts, values)):
+            parts += [encoded[start:at], own]
+            start = at + size
+        parts.append(encoded[start:])
+        return b''.join(parts)
+
+
 class MatchAddress(Term):
     """`ip saddr 10.0.0.0/24`, `ip6 daddr != fd00::/64`: nfproto check + network header load."""
 
@@ -102,7 +137,13 @@ class MatchAddress(Term):
         if field not in ('saddr', 'daddr'):
             raise ValueError('address field must be saddr or daddr, not %r' % (field,))
         self.field = field
-        self.network = ipaddress.ip_network(network, strict=False)
+        if isinstance(network, (ipaddress.IPv4Address, ipaddress.IPv6Address)):
+            # one address: built from its number, not parsed back from its text (a thousand
+            # published targets' rules are made in one run)
+            self.network = (ipaddress.IPv4Network if network.version == 4 else ipaddress.IPv6Network)(
+                (int(network), network.max_prefixlen))
+        else:
+            self.network = ipaddress.ip_network(network, strict=False)
         self.negate = negate
         # in an inet table the family must be checked first; in an ip/ip6 table it is implied
         # (and iptables-nft only understands the rule without the check)
@@ -229,16 +270,26 @@ class MatchLocal(Term):
 PROTOCOLS = {'tcp': 6, 'udp': 17}
 
 
-class MatchPort(Term):
+class MatchPort(_Spliced, Term):
     """`tcp dport 8080`, `udp sport 53`: the layer 4 protocol, then the port."""
 
     OFFSETS = {'sport': 0, 'dport': 2}
+    STAND_IN = 0xA55A
 
     def __init__(self, protocol, field, port):
         self.protocol = protocol
         self.field = field
         self.port = int(port)
         self.text = '%s %s %d' % (protocol, field, self.port)
+
+    def splice_key(self):
+        return self.protocol, self.field
+
+    def stand_in(self):
+        return MatchPort(self.protocol, self.field, self.STAND_IN)
+
+    def splice_values(self):
+        return [(struct.pack('>H', self.STAND_IN), struct.pack('>H', self.port))]
 
     def expressions(self):
         return [expression('meta', [('NFTA_META_DREG', NFT_REG_1), ('NFTA_META_KEY', NFT_META_L4PROTO)]),
@@ -287,8 +338,11 @@ class MatchReply(MatchCtBits):
                                          'ct state established,related')
 
 
-class Dnat(Term):
+class Dnat(_Spliced, Term):
     """`dnat ip to 10.0.0.2:80`, `dnat ip6 to [fd00::2]:80`."""
+
+    STAND_IN = {4: ipaddress.IPv4Address('198.51.100.165'), 6: ipaddress.IPv6Address('2001:db8:c001:d00d::1')}
+    STAND_IN_PORT = 0x5AA5
 
     def __init__(self, address, port):
         self.address = ipaddress.ip_address(address)
@@ -307,6 +361,16 @@ class Dnat(Term):
                 expression('nat', [('NFTA_NAT_TYPE', NFT_NAT_DNAT), ('NFTA_NAT_FAMILY', self.nfproto),
                                    ('NFTA_NAT_REG_ADDR_MIN', NFT_REG_1), ('NFTA_NAT_REG_PROTO_MIN', NFT_REG_2),
                                    ('NFTA_NAT_FLAGS', NF_NAT_RANGE_PROTO_SPECIFIED)])]
+
+    def splice_key(self):
+        return self.address.version
+
+    def stand_in(self):
+        return Dnat(self.STAND_IN[self.address.version], self.STAND_IN_PORT)
+
+    def splice_values(self):
+        return [(self.STAND_IN[self.address.version].packed, self.address.packed),
+                (struct.pack('>H', self.STAND_IN_PORT), struct.pack('>H', self.port))]
 
     def canonical(self):
         # the kernel adds MAP_IPS to the flags of a NAT given an address register

@@ -46,6 +46,23 @@ def test_each_port_comment_rebuilds_its_rule(args):
     assert rules['pub-out'].comment.endswith(' localhost') == (len(args) > 5 and args[5])
 
 
+@pytest.mark.parametrize('term', [
+    _nft_rules.MatchPort('tcp', 'dport', 80), _nft_rules.MatchPort('udp', 'sport', 65535),
+    _nft_rules.MatchPort('tcp', 'dport', 1), _nft_rules.MatchPort('udp', 'dport', _nft_rules.MatchPort.STAND_IN),
+    _nft_rules.Dnat('10.0.0.2', 8080), _nft_rules.Dnat('fd00::5', 1), _nft_rules.Dnat('255.255.255.254', 65535),
+    _nft_rules.Dnat(_nft_rules.Dnat.STAND_IN[4], _nft_rules.Dnat.STAND_IN_PORT),
+    _nft_rules.Dnat('2001:db8::5aa5', _nft_rules.Dnat.STAND_IN_PORT),
+], ids=lambda term: term.text)
+def test_a_term_spliced_into_its_template_encodes_as_in_full(term):
+    """A port's and a target's bytes put into the encoding made once per kind of term are the
+    bytes the term encodes to on its own - the stand-in values themselves too."""
+    full = _nft_rules.expressions_raw(term.expressions())
+    assert term.raw() == full
+    assert term.raw() == full  # from the template made by the first call
+    template = _nft_rules._ENCODED[('splice', term.__class__.__name__, term.splice_key())]
+    assert template[1] is not None and len(template[1]) == len(term.splice_values())
+
+
 @pytest.mark.parametrize('spec', [spec for _name, spec in SHARED], ids=[name for name, _spec in SHARED])
 def test_each_shared_comment_rebuilds_its_rule(spec):
     word, _sep, args = spec.comment[len(COMMENT_PREFIX):].partition(' ')
