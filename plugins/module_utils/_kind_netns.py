@@ -95,15 +95,21 @@ class Teardown(object):
             # the namespaces of one batch together
             if existing(session, None, [max(alive)]):
                 if clock() > deadline:
-                    alive = existing(session, None, alive)  # what is left, for the message
+                    # ten thousand namespaces take the kernel's worker longer than that: the wait
+                    # goes on while ends keep going, and ends when none went for a whole period
+                    left = existing(session, None, alive)
+                    if not left or len(left) < len(alive):
+                        alive, deadline = left, clock() + TEARDOWN_TIMEOUT
+                        continue
+                    alive = left
                     break
                 sleep(delay)
                 delay = min(delay * 2, self.POLL_MAX)
                 continue
             alive = existing(session, None, alive)
         if alive:
-            raise _transport.NamespaceError('host-side veth ends %s outlived their namespaces for %.0f s' % (
-                sorted(alive), TEARDOWN_TIMEOUT))
+            raise _transport.NamespaceError('host-side veth ends %s outlived their namespaces: none of them went '
+                                            'for %.0f s' % (sorted(alive), TEARDOWN_TIMEOUT))
 
 
 def plan_netns(plan, reader, items):

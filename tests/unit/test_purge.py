@@ -94,3 +94,22 @@ def test_wait_times_out_naming_only_what_is_left():
         wait(kernel, [1, 2, 3])
     assert '[2, 3]' in str(exc.value) and 'outlived' in str(exc.value)
     assert kernel.now >= _kind_netns.TEARDOWN_TIMEOUT
+
+
+def test_wait_goes_on_while_the_kernel_keeps_removing_ends():
+    """Ten thousand namespaces take the kernel's worker longer than the timeout: the wait ends
+    when the last end went, not at the first deadline, for ends kept going meanwhile."""
+    timeout = _kind_netns.TEARDOWN_TIMEOUT
+    kernel = FakeKernel(dict((i, 0.5 + i * 3.0 * timeout / 10000) for i in range(1, 10001)))
+    wait(kernel, range(1, 10001))
+    assert kernel.now >= 3.0 * timeout  # until the last one went
+    assert kernel.now < 3.0 * timeout + 1.0
+
+
+def test_wait_ends_one_period_after_the_last_end_that_went():
+    timeout = _kind_netns.TEARDOWN_TIMEOUT
+    kernel = FakeKernel({1: 0.1, 2: 1.5 * timeout, 3: 999.0, 4: 999.0})
+    with pytest.raises(Exception) as exc:
+        wait(kernel, [1, 2, 3, 4])
+    assert '[3, 4]' in str(exc.value) and 'none of them went' in str(exc.value)
+    assert 2.0 * timeout <= kernel.now < 3.5 * timeout
