@@ -64,6 +64,10 @@ PUBLISH_FIRST_PORT, PUBLISH_TARGET_PORT = 20000, 80
 PUBLISH_FLOOR_TABLE = 'lnbench_pubfloor'
 PUBLISH_LIMIT = 1.0  # issue 14: 1000 ports, one transaction, at most 1 s of module time
 NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN, NFTA_GEN_ID = 12, 10, 16, 1
+# issue 16: p2p namespaces in one network task, under a hard limit on open files; a /31 each end
+SCALE_NET, SCALE_PREFIX, SCALE_NOFILE = '10.64.0.0/16', 'scns', 4096
+SCALE_CONVERGE_LIMIT, SCALE_RERUN_LIMIT, SCALE_RSS_LIMIT_MB = 30.0, 5.0, 300
+SCALE_FLOOR_RATIO, SCALE_TEARDOWN_RATIO = 0.5, 1.2
 
 TARGETS_NOTE = ('Targets (issue 4, 2-core machine): N=1000 converge <= 5 s module time and <= 1.5x the '
                 'ip -batch floor; identical re-run of N=1000 <= 2 s module time with changed=0; '
@@ -128,12 +132,13 @@ class Host(object):
         self.runs = 0
 
     def playbook(self, playbook, extra_vars, inventory=('-i', 'localhost,', '-c', 'local'), forks=None,
-                 check=True):
-        """Run ansible-playbook; return wall time, the callback's task records and the recap. A
-        failed run raises, unless check=False (then Run.rc and Run.output tell)."""
+                 check=True, prefix=()):
+        """Run ansible-playbook (after `prefix`, a command such as prlimit); return wall time, the
+        callback's task records and the recap. A failed run raises, unless check=False (then Run.rc
+        and Run.output tell)."""
         self.runs += 1
         timings = os.path.join(self.tmp, 'timings%d.json' % self.runs)
-        argv = [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')] + list(inventory)
+        argv = list(prefix) + [os.path.join(os.path.dirname(sys.executable), 'ansible-playbook')] + list(inventory)
         if forks:
             argv += ['--forks', str(forks)]
         # from a file: a thousand published ports' items outgrow one argument (MAX_ARG_STRLEN, 128 KiB)
@@ -564,6 +569,134 @@ def publish_floor(tmp, n, made):
                 changed=None, generations=generations, rules=loaded.count('comment "linuxnet:pub'))
 
 
+def scale_network(n, state='present'):
+    """The `network` module's arguments for n p2p namespaces scns0.. (absent: the namespaces, the
+    rule and forwarding off; the veth pairs go with their namespaces)."""
+    import ipaddress
+    net = ipaddress.ip_network(SCALE_NET)
+    if state == 'absent':
+        return {'namespaces': [{'name': '%s%d' % (SCALE_PREFIX, i), 'state': 'absent'} for i in range(n)],
+                'masquerade': [{'source': SCALE_NET, 'out_interface': UPLINK, 'state': 'absent'}],
+                'forwarding': [{'ipv4': False}]}
+    namespaces, pairs, routes = [], [], []
+    for i in range(n):
+        ns, host_end = '%s%d' % (SCALE_PREFIX, i), net.network_address + 2 * i
+        namespaces.append({'name': ns})
+        pairs.append({'name': 'scv%d' % i, 'addresses': ['%s/31' % host_end],
+                      'peer': {'name': 'eth0', 'netns': ns, 'addresses': ['%s/31' % (host_end + 1)]}})
+        routes.append({'netns': ns, 'gateway': str(host_end)})
+    return {'namespaces': namespaces, 'pairs': pairs, 'routes': routes,
+            'forwarding': [{'ipv4': True, 'restrict_to': [SCALE_NET]}],
+            'masquerade': [{'source': SCALE_NET, 'out_interface': UPLINK}]}
+
+
+def rss_interpreter(tmp, python):
+    """An interpreter for the modules that runs `python` and appends the peak RSS (KiB) of what it
+    ran to a file: the module's own peak, whatever Ansible does around it."""
+    path, log_path = os.path.join(tmp, 'rss-python'), os.path.join(tmp, 'rss.log')
+    with open(path, 'w') as handle:
+        handle.write('#!%s\nimport resource, subprocess, sys\nrc = subprocess.call([%r] + sys.argv[1:])\n'
+                     'with open(%r, "a") as log:\n    log.write("%%d\\n" %% '
+                     'resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\nsys.exit(rc)\n'
+                     % (sys.executable, python, log_path))
+    os.chmod(path, 0o755)
+    return path, log_path
+
+
+def scale_step(host, python, n, rows, nofile=SCALE_NOFILE):
+    """p2p N namespaces in one `network` task under a hard limit of `nofile` open files: converge,
+    identical re-run, teardown, each with the module's peak RSS; then the floor: the same network
+    through one `ip -batch` on the host and one per namespace, and torn down by one."""
+    playbook = os.path.join(BENCH, 'playbooks', 'scale.yml')
+    interpreter, rss_log = rss_interpreter(host.tmp, python)
+    prefix = ['prlimit', '--nofile=%d:%d' % (nofile, nofile)] if nofile else []
+    label = 'p2p (nofile %d)' % nofile if nofile else 'p2p'
+    for step, state in (('converge', 'present'), ('re-run', 'present'), ('teardown', 'absent')):
+        log('scale N=%d %s: %s' % (n, label, step))
+        if os.path.exists(rss_log):
+            os.unlink(rss_log)
+        run = host.playbook(playbook, {'bench_network': scale_network(n, state),
+                                       'ansible_python_interpreter': interpreter}, prefix=prefix)
+        with open(rss_log) as handle:
+            rss = max(int(line) for line in handle if line.strip()) / 1024.0
+        rows.append(dict(method='network: ' + label, step=step, n=n, wall=run.wall, module=run.module_time(),
+                         cpu=run.cpu, tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(),
+                         ping=run.module_time(prefix='ansible.builtin.ping'), rss=rss))
+        made = [name for name in netns_names() if name.startswith(SCALE_PREFIX)]
+        if len(made) != (0 if state == 'absent' else n):
+            raise RuntimeError('scale N=%d %s: %d namespaces after the %s' % (n, label, len(made), step))
+    if any(name.startswith('scv') for name in links()):
+        raise RuntimeError('scale N=%d: host-side veth ends left after the teardown' % n)
+    rows.extend(scale_floor(host.tmp, n))
+
+
+def scale_floor(tmp, n):
+    """The p2p recipe through `ip -batch`: one batch on the host (namespaces, veth pairs with the
+    peer made in its namespace, the host ends addressed and up), one per namespace started from a
+    parent setns()ed into it (lo up, address, eth0 up, default route), forwarding and one `nft -f`;
+    the teardown one `ip -batch` of `netns del`, then the wait for the host ends, as floor_cycle."""
+    import ipaddress
+    net = ipaddress.ip_network(SCALE_NET)
+    host_lines, ns_files = [], []
+    for i in range(n):
+        ns, host_end = 'scfl%d' % i, net.network_address + 2 * i
+        host_lines += ['netns add %s' % ns, 'link add scf%d type veth peer name eth0 netns %s' % (i, ns),
+                       'addr add %s/31 dev scf%d' % (host_end, i), 'link set scf%d up' % i]
+        path = os.path.join(tmp, 'scale-%s.batch' % ns)
+        with open(path, 'w') as handle:
+            handle.write('link set lo up\naddr add %s/31 dev eth0\nlink set eth0 up\nroute add default via %s\n'
+                         % (host_end + 1, host_end))
+        ns_files.append((ns, path))
+    host_batch = os.path.join(tmp, 'scale-host.batch')
+    with open(host_batch, 'w') as handle:
+        handle.write('\n'.join(host_lines) + '\n')
+    nft = os.path.join(tmp, 'scale.nft')
+    with open(nft, 'w') as handle:
+        handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
+                     '  ip saddr %s oifname "%s" masquerade\n }\n}\n' % (SCALE_NET, UPLINK))
+    own = os.open('/proc/self/ns/net', os.O_RDONLY)
+    log('scale N=%d: ip -batch floor' % n)
+    cpu = children_cpu() + self_cpu()
+    start = time.perf_counter()
+    subprocess.run(['ip', '-batch', host_batch], check=True)
+    try:
+        for ns, path in ns_files:
+            fd = os.open('/run/netns/' + ns, os.O_RDONLY)
+            try:
+                _setns(fd)
+                subprocess.run(['ip', '-batch', path], check=True)
+            finally:
+                _setns(own)
+                os.close(fd)
+    finally:
+        os.close(own)
+    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
+        handle.write('1\n')
+    subprocess.run(['nft', '-f', nft], check=True)
+    build = time.perf_counter() - start
+    build_cpu = children_cpu() + self_cpu() - cpu
+    made = [name for name in netns_names() if name.startswith('scfl')]
+    if len(made) != n:
+        raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
+    del_batch = os.path.join(tmp, 'scale-del.batch')
+    with open(del_batch, 'w') as handle:
+        handle.write(''.join('netns del scfl%d\n' % i for i in range(n)))
+    log('scale N=%d: ip -batch floor teardown' % n)
+    cpu = children_cpu() + self_cpu()
+    start = time.perf_counter()
+    subprocess.run(['ip', '-batch', del_batch], check=True)
+    subprocess.run(['nft', 'delete', 'table', 'ip', 'lnbench_floor'], check=True)
+    wait_gone('scf', deadline=time.monotonic() + 600)
+    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
+        handle.write('0\n')
+    teardown = time.perf_counter() - start
+    teardown_cpu = children_cpu() + self_cpu() - cpu
+    return [dict(method='ip -batch p2p', step='converge', n=n, wall=build, module=build, cpu=build_cpu, tasks=None,
+                 module_runs=n + 2, changed=None),
+            dict(method='ip -batch p2p', step='teardown', n=n, wall=teardown, module=teardown, cpu=teardown_cpu,
+                 tasks=None, module_runs=1, changed=None)]
+
+
 def neighbour_table():
     """The kernel's IPv4 neighbour table fill, which all namespaces of the machine share: the lab's
     hosts are namespaces of one kernel, so H x 50 namespaces and their gateways' entries count
@@ -687,7 +820,7 @@ def targets(rows):
         out.append(('(for comparison) N=100 module time vs the loop\'s command tasks', ratio, 'info'))
     else:
         out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
-    return out + publish_targets(rows)
+    return out + publish_targets(rows) + scale_targets(rows)
 
 
 def publish_targets(rows):
@@ -766,6 +899,51 @@ def publish_table(rows):
                       ' '.join(map(str, row.get('generation_samples') or [row['generations']])),
                       fmt(row['module']), fmt(row['wall']), fmt(row.get('cpu')), ratio, fmt(row.get('changed'), '%d')])
     return header, lines
+
+
+def scale_table(rows):
+    header = ['method', 'step', 'N', 'module s', 'ping task s', 'wall s', 'CPU s', 'ms/ns module', 'module peak RSS MB',
+              'x ip -batch floor', 'changed']
+    lines = []
+    for row in sorted((r for r in rows if r['method'].startswith(('network: p2p', 'ip -batch p2p'))),
+                      key=lambda r: (r['n'], r['method'].startswith('ip'), r['method'])):
+        floor = find(rows, 'ip -batch p2p', row['step'], row['n'])
+        ratio = '%.2f' % (row['module'] / floor['wall']) if floor and not row['method'].startswith('ip') else '-'
+        lines.append([row['method'], row['step'], str(row['n']), fmt(row['module']), fmt(row.get('ping')),
+                      fmt(row['wall']), fmt(row.get('cpu')), fmt(row['module'] * 1000.0 / row['n'], '%.2f'),
+                      fmt(row.get('rss'), '%.0f'), ratio, fmt(row.get('changed'), '%d')])
+    return header, lines
+
+
+def scale_targets(rows):
+    """Issue 16: p2p N=10000 under a hard limit of 4096 open files, in one network task."""
+    def verdict(ok):
+        return 'PASS' if ok else 'FAIL'
+    n = 10000
+    label = 'p2p N=%d (hard nofile %d), one network task' % (n, SCALE_NOFILE)
+    method = 'network: p2p (nofile %d)' % SCALE_NOFILE
+    conv, rerun, down = (find(rows, method, step, n) for step in ('converge', 're-run', 'teardown'))
+    fconv, fdown = find(rows, 'ip -batch p2p', 'converge', n), find(rows, 'ip -batch p2p', 'teardown', n)
+    if not conv:
+        return [(label + ': converge, re-run, teardown, RSS', 'not measured', 'n/a')]
+    out = [(label + ': converge <= %g s module time' % SCALE_CONVERGE_LIMIT, '%.1f s' % conv['module'],
+            verdict(conv['module'] <= SCALE_CONVERGE_LIMIT))]
+    if fconv:
+        out.append((label + ': converge <= %gx the per-namespace ip -batch floor' % SCALE_FLOOR_RATIO,
+                    '%.2fx (%.1f s / %.1f s)' % (conv['module'] / fconv['wall'], conv['module'], fconv['wall']),
+                    verdict(conv['module'] <= SCALE_FLOOR_RATIO * fconv['wall'])))
+    if rerun:
+        out.append((label + ': re-run <= %g s with changed=0' % SCALE_RERUN_LIMIT,
+                    '%.1f s, changed=%d' % (rerun['module'], rerun['changed']),
+                    verdict(rerun['module'] <= SCALE_RERUN_LIMIT and not rerun['changed'])))
+    if down and fdown:
+        out.append((label + ': teardown <= %gx the floor\'s' % SCALE_TEARDOWN_RATIO,
+                    '%.2fx (%.1f s / %.1f s)' % (down['module'] / fdown['wall'], down['module'], fdown['wall']),
+                    verdict(down['module'] <= SCALE_TEARDOWN_RATIO * fdown['wall'])))
+    peak = max(r['rss'] for r in (conv, rerun, down) if r)
+    out.append((label + ': module peak RSS <= %d MB' % SCALE_RSS_LIMIT_MB, '%.0f MB' % peak,
+                verdict(peak <= SCALE_RSS_LIMIT_MB)))
+    return out
 
 
 def fleet_table(rows):
@@ -901,10 +1079,13 @@ def report(rows, env, notes, args_repeat):
     header, lines = main_table(rows)
     fheader, flines = fleet_table(rows)
     pheader, plines = publish_table(rows)
+    sheader, slines = scale_table(rows)
     goals = targets(rows)
     text = [text_table(header, lines)]
     if plines:
         text += ['', text_table(pheader, plines)]
+    if slines:
+        text += ['', text_table(sheader, slines)]
     if flines:
         text += ['', text_table(fheader, flines)]
     text += ['', text_table(['target', 'measured', 'verdict'], [list(g) for g in goals])]
@@ -928,6 +1109,8 @@ def report(rows, env, notes, args_repeat):
                md_table(bheader, blines), '']
     if plines:
         md += ['## Published ports: one task, one host', '', md_table(pheader, plines), '']
+    if slines:
+        md += ['## Ten thousand namespaces: p2p in one task, one host', '', md_table(sheader, slines), '']
     if flines:
         md += ['## The fleet over SSH', '', md_table(fheader, flines), '']
     md += ['## What is measured', '',
@@ -976,6 +1159,19 @@ def report(rows, env, notes, args_repeat):
            'printed it after the converge, renamed and loaded into a fresh table by one `nft -f` '
            '(`time.perf_counter()` around the process), in the same run after the teardown.'
            % (PUBLISH_NAMESPACES, PUBLISH_FIRST_PORT, PUBLISH_TARGET_PORT),
+           '- **p2p at scale** (issue 16): `bench/playbooks/scale.yml`, N namespaces `%s0..` each joined '
+           'to the host by its own veth pair, a /31 at each end from %s, a default route via the host '
+           'end, forwarding scoped to the prefix and MASQUERADE out of the uplink, all in ONE '
+           '`linuxnet.netns.network` task, run by `ansible-playbook` under `prlimit --nofile=%d:%d` '
+           '(the module inherits the hard limit); converge, identical re-run, teardown once each. **ping '
+           'task s**: an `ansible.builtin.ping` task in the same play, what any module task costs before '
+           'the module does anything. **module peak RSS**: the module process\'s maximum resident set '
+           '(getrusage of a wrapper set as the interpreter). **ip -batch p2p**: the floor, as for the '
+           'bridge: one batch on the host (`netns add`, `link add scfI type veth peer name eth0 netns '
+           'NS`, the host end\'s address, up), one per namespace from a parent setns()ed into it (lo up, '
+           'address, eth0 up, default route), the forwarding write and one `nft -f`; its teardown one '
+           'batch of `netns del` and the wait for the host ends.' % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE,
+                                                                      SCALE_NOFILE),
            '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
            'each, host-gw routes between the hosts; module s is the slowest host\'s sum, CPU s counts '
            'the controller only (the modules run under the hosts\' sshd). `verify.yml` pings from every '
@@ -1029,6 +1225,11 @@ def main():
                         help='comma-separated N for the command loop (default 10,100; empty: none)')
     parser.add_argument('--publish-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated numbers of published ports (default 1000, --smoke 20; empty: none)')
+    parser.add_argument('--scale-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated N for p2p namespaces in one network task (default 3000,10000, '
+                             '--quick 1000, --smoke 20; empty: none)')
+    parser.add_argument('--scale-nofile', type=int, default=SCALE_NOFILE,
+                        help='hard limit on open files for the p2p runs (default %(default)s; 0: none)')
     parser.add_argument('--fleet', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated lab host counts (default 5,20; empty: none)')
     parser.add_argument('--json', help='also write every measurement as JSON to this file')
@@ -1055,6 +1256,8 @@ def main():
         sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10, 100], [5, 20], [10, 100]
     repeat = args.repeat or (1 if args.quick or args.smoke else 3)
     publish_sizes = [20] if args.smoke else [1000]
+    scale_sizes = [20] if args.smoke else [1000] if args.quick else [3000, 10000]
+    scale_sizes = scale_sizes if args.scale_sizes is None else args.scale_sizes
     sizes = sizes if args.sizes is None else args.sizes
     loop_sizes = loop_sizes if args.loop_sizes is None else args.loop_sizes
     publish_sizes = publish_sizes if args.publish_sizes is None else args.publish_sizes
@@ -1091,6 +1294,8 @@ def main():
             rows += attempt('ip -batch N=%d' % n, floor_step, tmp, n, repeat) or []
         for n in publish_sizes:
             attempt('publish N=%d' % n, publish_step, host, args.python, n, rows, repeat)
+        for n in scale_sizes:
+            attempt('scale N=%d' % n, scale_step, host, args.python, n, rows, args.scale_nofile)
         measured_loops = []
         for n in loop_sizes:
             row = attempt('command loop N=%d' % n, loop_step, host, args.python, n)
