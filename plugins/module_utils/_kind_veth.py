@@ -182,7 +182,44 @@ def plan_veths(plan, reader, pairs):
             wanted.setdefault(a.ns, []).append(b.ns)
     for from_ns, targets in wanted.items():
         reader.prefetch_nsids(from_ns, targets)
+    _check_bridge_ports(reader, pairs)
     return [plan_veth(plan, reader, pair) for pair in pairs]
+
+
+# A bridge numbers its ports in 10 bits, 0 reserved (the kernel's BR_MAX_PORTS): its 1024th port is
+# refused with EXFULL ("Exchange full") - half-way through a run, so it is refused here, before.
+BRIDGE_MAX_PORTS = 1023
+
+
+def _check_bridge_ports(reader, pairs):
+    """Refuse a call after which a bridge would have more ports than the kernel allows: its ports
+    now, less the interfaces the call declares (their place is what the call says) and those that
+    go with a namespace the call removes, plus the declared ports."""
+    declared = {}  # (ns, bridge) -> names of the declared interfaces on it
+    named = {}  # ns -> names the call declares there
+    for pair in pairs:
+        for iface in pair.ifaces():
+            named.setdefault(iface.ns, set()).add(iface.name)
+            if pair.state == 'present' and iface.master is not None and reader.will_exist(iface.ns):
+                declared.setdefault((iface.ns, iface.master), set()).add(iface.name)
+    for (ns, bridge), names in sorted(declared.items(), key=lambda item: (item[0][0] or '', item[0][1])):
+        if len(names) <= BRIDGE_MAX_PORTS and not reader.exists(ns):
+            continue
+        ports = set(names)
+        if reader.exists(ns):
+            view = reader.view(ns)
+            master = view.links.get(bridge)
+            if master is not None and master.index > 0:
+                current = [link for link in view.links.values() if link.master == master.index]
+                if len(current) + len(names) <= BRIDGE_MAX_PORTS:
+                    continue  # whatever moves, it fits
+                doomed = reader.removed_ids(ns) if reader.removing else set()
+                ports.update(link.name for link in current if link.name not in named.get(ns, ())
+                             and not (link.peer_nsid is not None and link.peer_nsid in doomed))
+        if len(ports) > BRIDGE_MAX_PORTS:
+            raise PlanError('bridge %s in %s would have %d ports after this task (%d declared on it); the kernel takes at '
+                            'most %d a bridge (BR_MAX_PORTS) and would refuse the rest half-way: spread the ports over '
+                            'more bridges' % (bridge, where(ns), len(ports), len(names), BRIDGE_MAX_PORTS))
 
 
 def pair_veths(reader, views):

@@ -86,10 +86,14 @@ def check_privileges(module):
 
 
 def _raise_nofile():
-    # one socket and one namespace descriptor per namespace touched: thousands in a large run
+    """The soft limit on open files raised to the hard one (the engine's descriptors are bounded,
+    _transport.ENGINE_DESCRIPTORS, but fewer of them cost time at large N); the limit then, or None
+    when there is none."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return None if soft == resource.RLIM_INFINITY else soft
 
 
 class Lock(object):
@@ -152,7 +156,12 @@ def run(module, planner, read_only=False):
         module.fail_json(msg=missing_required_lib('pyroute2') + ' ' + INSTALL_HINT,
                          exception=str(_codec.PYROUTE2_IMPORT_ERROR))
     check_privileges(module)
-    _raise_nofile()
+    nofile = _raise_nofile()
+    if nofile is not None and nofile < _transport.MIN_NOFILE:
+        # refused before anything is read or changed: a run would fail half-way
+        module.fail_json(msg='the limit on open files is %d (ulimit -n, hard limit included); this module needs at '
+                             'least %d, whatever the number of namespaces: raise it (LimitNOFILE=, ulimit -Hn)'
+                             % (nofile, _transport.MIN_NOFILE), changed=False)
     # check mode assumes what earlier tasks of the play make (they made nothing): see Plan.assume
     plan = P.Plan(assume_missing=module.check_mode)
     session = None

@@ -47,24 +47,29 @@ CAP_SYS_ADMIN = 21
 MAX_BATCH_BYTES = 48 * 1024
 MAX_BATCH_MSGS = 256
 
-# Descriptors, bounded whatever the number of namespaces a run touches:
+# Descriptors, bounded by a constant whatever the number of namespaces a run touches and whatever
+# the limit on open files allows (ENGINE_DESCRIPTORS: 224, below 256):
 # - sockets, one per namespace and protocol (rtnetlink, nfnetlink), up to MAX_SOCKETS each; beyond
 #   that the least recently used is closed. Reopening one costs about 20 us (open, setns, socket,
 #   setns back) and the apply visits the namespaces stage after stage, so a bound below the number
-#   of namespaces costs that at every stage: the default sits above the namespace counts runs
-#   usually have (at 1000 namespaces, a bound of 128 cost 4% of a converge's CPU time);
+#   of namespaces costs that at every stage (at 1000 namespaces, a bound of 128 cost 4% of a
+#   converge's CPU time): a few percent for a run that holds the same descriptors at ten thousand
+#   namespaces as at a hundred;
 # - namespace descriptors for requests that name a namespace (IFLA_NET_NS_FD), MAX_NS_FDS at once:
 #   the apply sends what it has built before it opens more (see _apply.Resolver);
 # - the descriptors a reader holds to learn namespace ids, MAX_LOOKUP_FDS at once (_state).
 # Where the soft limit on open files leaves less room (the module raises it to the hard limit
-# first), the first two shrink to fit: descriptor_budget().
-MAX_SOCKETS = 1024
-MAX_NS_FDS = 256
-MAX_LOOKUP_FDS = 64
+# first), the first two shrink to fit: descriptor_budget(); below MIN_NOFILE a run is refused
+# before it changes anything.
+MAX_SOCKETS = 80
+MAX_NS_FDS = 32
+MAX_LOOKUP_FDS = 32
 MIN_SOCKETS = MIN_NS_FDS = 8
 # what the rest of the process may hold meanwhile: the lookups above, and Python's and Ansible's
 # own files, pipes and the lock
 RESERVED_FDS = MAX_LOOKUP_FDS + 64
+ENGINE_DESCRIPTORS = 2 * MAX_SOCKETS + MAX_NS_FDS + MAX_LOOKUP_FDS
+MIN_NOFILE = 2 * MIN_SOCKETS + MIN_NS_FDS + RESERVED_FDS
 
 
 def descriptor_budget(soft_limit=None):

@@ -1,7 +1,8 @@
 """The transport's descriptor bounds against the real kernel: sockets closed and opened again as a
 run moves through more namespaces than it keeps sockets for, and a whole network of 300 namespaces
 converged, re-run and torn down by a module limited to 256 open files (the engine used to hold a
-socket and a descriptor per namespace: 600 and more)."""
+socket and a descriptor per namespace: 600 and more), and a limit below what any run needs refused
+before anything changes."""
 import json
 import os
 import resource
@@ -42,8 +43,9 @@ def test_sockets_are_bounded_and_opened_again(tmp_path):
     assert not [name for name in names if os.path.exists(T.netns_path(name))]
 
 
-def limited(host, name, args, nofile):
-    """host.module(), with the module's limit on open files (soft and hard) at `nofile`."""
+def limited(host, name, args, nofile, fails=False):
+    """host.module(), with the module's limit on open files (soft and hard) at `nofile`; the
+    result, which must not have failed (or must have, with fails=True)."""
     path = host.tmp / ('limited-%s.json' % len(os.listdir(str(host.tmp))))
     path.write_text(json.dumps({'ANSIBLE_MODULE_ARGS': args}))
     env = dict(os.environ, PYTHONPATH='%s:%s' % (host.collections, host.collections / 'ansible_only'))
@@ -55,8 +57,22 @@ def limited(host, name, args, nofile):
         result = json.loads(out.stdout)
     except ValueError:
         raise AssertionError('module printed no JSON (rc %d): %s %s' % (out.returncode, out.stdout, out.stderr))
-    assert not result.get('failed'), result.get('msg')
+    assert bool(result.get('failed')) == fails, result.get('msg')
     return result
+
+
+def test_a_limit_below_what_a_run_needs_is_refused_before_any_change(host):
+    names = [host.ns('low%d' % i) for i in range(3)]
+    spec = {'namespaces': [{'name': ns} for ns in names],
+            'pairs': [{'name': 'lowp%d' % i, 'peer': {'name': 'eth0', 'netns': ns}} for i, ns in enumerate(names)]}
+    result = limited(host, 'network', spec, T.MIN_NOFILE - 1, fails=True)
+    assert not result['changed']
+    assert 'limit on open files is %d' % (T.MIN_NOFILE - 1) in result['msg'] and str(T.MIN_NOFILE) in result['msg']
+    assert host.netns_list() == [] and 'lowp' not in host.sh('ip -br link')
+    assert limited(host, 'network', spec, T.MIN_NOFILE)['changed']  # the least it needs is enough
+    assert sorted(host.netns_list()) == sorted(names)
+    limited(host, 'network', {'namespaces': [{'name': ns, 'state': 'absent'} for ns in names]}, T.MIN_NOFILE)
+    assert host.netns_list() == []
 
 
 def test_a_large_network_under_a_low_descriptor_limit(host):

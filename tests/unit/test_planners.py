@@ -292,6 +292,48 @@ def test_master_that_is_missing_or_not_a_bridge_is_refused():
         kernel.plan_network(pairs=[pair('vh', 'vn', master='dummy0')])
 
 
+def _bridge_with_ports(count, namespaces=0):
+    """br0 on the host with `count` ports: veth pairs p<i> - e<i>, the first `namespaces` of them
+    into namespaces n<i> of their own, the rest into ns1."""
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    kernel.bridge(None, 'br0')
+    for i in range(count):
+        if i < namespaces:
+            kernel.netns('n%d' % i)
+        kernel.veth(None, 'p%d' % i, 'n%d' % i if i < namespaces else 'ns1', 'e%d' % i, master='br0')
+    return kernel
+
+
+def test_more_ports_on_a_bridge_than_the_kernel_takes_are_refused_before_anything():
+    # a new bridge: 1024 ports declared at once
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    with pytest.raises(PlanError, match=r'bridge br0 in the host would have 1024 ports after this task \(1024 declared '
+                                        r'on it\); the kernel takes at most 1023 a bridge'):
+        kernel.plan_network(bridges=[{'name': 'br0'}], pairs=[pair('p%d' % i, 'e%d' % i, master='br0')
+                                                               for i in range(1024)])
+    plan, _result = kernel.plan_network(bridges=[{'name': 'br0'}],
+                                        pairs=[pair('p%d' % i, 'e%d' % i, master='br0') for i in range(1023)])
+    assert len([a for a in plan.actions if a.startswith('attach ')]) == 1023
+
+
+def test_ports_already_on_a_bridge_count_unless_the_task_moves_or_removes_them():
+    kernel = _bridge_with_ports(1000, namespaces=10)
+    more = [pair('q%d' % i, 'f%d' % i, master='br0') for i in range(24)]
+    with pytest.raises(PlanError, match='would have 1024 ports after this task \\(24 declared on it\\)'):
+        kernel.plan_network(pairs=more)
+    kernel.plan_network(pairs=more[:23])  # 1023: the kernel takes it
+    # a declared pair leaves the bridge: room for one more
+    plan, _result = kernel.plan_network(pairs=more + [pair('p20', 'e20')])
+    assert 'attach q23 to bridge br0 in the host' in plan.actions
+    # the task removes the namespaces of ten ports (their pairs go with them): room for ten more
+    plan, _result = kernel.plan_network(namespaces=[{'name': 'n%d' % i, 'state': 'absent'} for i in range(10)],
+                                        pairs=more + [pair('r%d' % i, 'g%d' % i, master='br0') for i in range(9)])
+    assert 'attach r8 to bridge br0 in the host' in plan.actions
+    with pytest.raises(PlanError, match='would have 1024 ports'):
+        kernel.plan_network(namespaces=[{'name': 'n%d' % i, 'state': 'absent'} for i in range(10)],
+                            pairs=more + [pair('r%d' % i, 'g%d' % i, master='br0') for i in range(10)])
 def _port_flags(request):
     """{IFLA_BRPORT_*: value} a link request sets through IFLA_INFO_SLAVE_DATA (None: it sets none),
     and the request's index and name."""

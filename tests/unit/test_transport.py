@@ -16,6 +16,15 @@ def test_descriptor_budget_fits_the_limit(soft):
         assert 2 * sockets + ns_fds + T.RESERVED_FDS <= soft
     if soft >= 4096:  # the descriptor limit of many hosts: nothing shrinks
         assert (sockets, ns_fds) == (T.MAX_SOCKETS, T.MAX_NS_FDS)
+    # whatever the limit allows, the engine's own descriptors stay under one constant
+    assert 2 * sockets + ns_fds + T.MAX_LOOKUP_FDS <= T.ENGINE_DESCRIPTORS < 256
+
+
+@pytest.mark.parametrize('soft', [T.MIN_NOFILE, T.MIN_NOFILE + 1, 200])
+def test_the_smallest_limit_a_run_accepts_still_fits_the_smallest_budget(soft):
+    sockets, ns_fds = T.descriptor_budget(soft)
+    assert (sockets, ns_fds) >= (T.MIN_SOCKETS, T.MIN_NS_FDS)
+    assert 2 * sockets + ns_fds + T.RESERVED_FDS <= soft
 
 
 class FakeSocket(object):
