@@ -569,6 +569,34 @@ def publish_floor(tmp, n, made):
                 changed=None, generations=generations, rules=loaded.count('comment "linuxnet:pub'))
 
 
+def settle(limit=600, busy_below=0.1):
+    """Wait until the machine is quiet: the kernel frees a removed namespace's memory on workers of
+    its own (kvfree_rcu_reclaim, cleanup_net) for minutes after ten thousand namespaces went, and a
+    step measured meanwhile measures that too. Quiet: two half-second samples of /proc/stat in a row
+    with less than `busy_below` of the CPUs busy. Returns the seconds waited (None: never quiet)."""
+    def sample():
+        with open('/proc/stat') as handle:
+            fields = [int(x) for x in handle.readline().split()[1:]]
+        return sum(fields), fields[3] + fields[4]  # total, idle + iowait
+    start, quiet = time.monotonic(), 0
+    before = sample()
+    while time.monotonic() - start < limit:
+        time.sleep(0.5)
+        after = sample()
+        total, idle = after[0] - before[0], after[1] - before[1]
+        before = after
+        quiet = quiet + 1 if total and (total - idle) / float(total) < busy_below else 0
+        if quiet >= 2:
+            return time.monotonic() - start
+    return None
+
+
+def quiet_first(what):
+    waited = settle()
+    log('%s: %s' % (what, 'machine quiet after %.0f s' % waited if waited is not None
+                    else 'machine still busy after 600 s; measured anyway'))
+
+
 def scale_network(n, state='present'):
     """The `network` module's arguments for n p2p namespaces scns0.. (absent: the namespaces, the
     rule and forwarding off; the veth pairs go with their namespaces)."""
@@ -612,6 +640,7 @@ def scale_step(host, python, n, rows, nofile=SCALE_NOFILE):
     prefix = ['prlimit', '--nofile=%d:%d' % (nofile, nofile)] if nofile else []
     label = 'p2p (nofile %d)' % nofile if nofile else 'p2p'
     for step, state in (('converge', 'present'), ('re-run', 'present'), ('teardown', 'absent')):
+        quiet_first('scale N=%d %s: %s' % (n, label, step))
         log('scale N=%d %s: %s' % (n, label, step))
         if os.path.exists(rss_log):
             os.unlink(rss_log)
@@ -655,6 +684,7 @@ def scale_floor(tmp, n):
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr %s oifname "%s" masquerade\n }\n}\n' % (SCALE_NET, UPLINK))
     own = os.open('/proc/self/ns/net', os.O_RDONLY)
+    quiet_first('scale N=%d: ip -batch floor' % n)
     log('scale N=%d: ip -batch floor' % n)
     cpu = children_cpu() + self_cpu()
     start = time.perf_counter()
@@ -681,6 +711,7 @@ def scale_floor(tmp, n):
     del_batch = os.path.join(tmp, 'scale-del.batch')
     with open(del_batch, 'w') as handle:
         handle.write(''.join('netns del scfl%d\n' % i for i in range(n)))
+    quiet_first('scale N=%d: ip -batch floor teardown' % n)
     log('scale N=%d: ip -batch floor teardown' % n)
     cpu = children_cpu() + self_cpu()
     start = time.perf_counter()
@@ -1170,7 +1201,9 @@ def report(rows, env, notes, args_repeat):
            'bridge: one batch on the host (`netns add`, `link add scfI type veth peer name eth0 netns '
            'NS`, the host end\'s address, up), one per namespace from a parent setns()ed into it (lo up, '
            'address, eth0 up, default route), the forwarding write and one `nft -f`; its teardown one '
-           'batch of `netns del` and the wait for the host ends.' % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE,
+           'batch of `netns del` and the wait for the host ends. Each step starts once the machine is '
+           'quiet (the kernel frees removed namespaces on workers of its own for minutes after thousands '
+           'went): two half-second samples in a row with less than 10%% of the CPUs busy.' % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE,
                                                                       SCALE_NOFILE),
            '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
            'each, host-gw routes between the hosts; module s is the slowest host\'s sum, CPU s counts '

@@ -167,12 +167,29 @@ def _check_name(value, var, check=None):
         raise AnsibleFilterError(str(exc))
 
 
+# A bridge numbers its ports in 10 bits (the kernel's BR_MAX_PORTS: 1023 ports). In bridge mode the
+# role puts namespaces 1..1000 on the bridge, 1001..2000 on a second one, and so on; each further
+# bridge is joined to the first by a veth pair, so that all of them are one L2 segment with one
+# subnet and one gateway (on the first). Namespace i is on bridge (i - 1) // 1000 whatever N is:
+# nothing moves when N grows past a thousand or shrinks below it. The first bridge holds its
+# thousand namespaces and a join per further bridge: room for 24 bridges, 24000 namespaces.
+BRIDGE_NAMESPACES = 1000
+
+
+def segment_bridges(bridge, count):
+    """The bridges of `count` namespaces in bridge mode, first the one with the gateway, and the
+    veth pairs joining each further bridge to it: (names, [(end on the first, end on the other)])."""
+    extra = max(0, (int(count) - 1) // BRIDGE_NAMESPACES)
+    names = [bridge] + ['%s-%d' % (bridge, k) for k in range(1, extra + 1)]
+    return names, [('%s-%da' % (bridge, k), '%s-%db' % (bridge, k)) for k in range(1, extra + 1)]
+
+
 def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bridge='lnbr0',
              ns_interface='eth0', p2p_prefixlen=30, mtu=None, isolate=False):
     """The desired namespaces, bridge, veth pairs and namespace routes of one host's subnet.
 
     bridge mode: the gateway is the subnet's first address, on the bridge; namespace i (1-based)
-    gets the (i+1)-th address. p2p mode: namespace i gets the i-th /30 (or /31) block of the subnet;
+    gets the (i+1)-th address, and a port on bridge (i - 1) // 1000 (segment_bridges). p2p mode: namespace i gets the i-th /30 (or /31) block of the subnet;
     the host end has its first usable address, the namespace end the next one, as in the tutorial.
     `isolate` (bridge mode): the bridge ports are isolated, so that the namespaces reach the gateway
     and what lies beyond it, but not each other.
@@ -206,12 +223,26 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
                 % (network, usable, count + 1, count))
         gateway = ipaddress.ip_address(base + 1)
         result['gateway'] = str(gateway)
+        bridges, joins = segment_bridges(bridge, count)
+        if joins:
+            _check_name(joins[-1][0], 'bridge_network_bridge (with %d namespaces, the bridges %s-1.. join it)'
+                        % (count, bridge))
         result['bridges'] = [{'name': bridge, 'addresses': ['%s/%d' % (gateway, network.prefixlen)], 'mtu': mtu}]
+        result['bridges'] += [{'name': name, 'addresses': [], 'mtu': mtu} for name in bridges[1:]]
+        for k, (first_end, other_end) in enumerate(joins, 1):
+            # isolated ports reach only ports that are not: the joins' ends on the first bridge are
+            # isolated with the namespaces' ports, the ends on the others are not, so that every
+            # namespace reaches the gateway and, with isolate, no other namespace
+            pairs.append({'name': first_end, 'master': bridge, 'addresses': [], 'mtu': mtu,
+                          'peer': {'name': other_end, 'netns': None, 'master': bridges[k], 'addresses': []}})
+            if isolate:
+                pairs[-1]['isolated'] = True
         for i in range(1, count + 1):
             ns = '%s%d' % (prefix, i)
             address = ipaddress.ip_address(base + 1 + i)
             namespaces.append({'name': ns})
-            pairs.append({'name': '%s%d' % (veth_prefix, i), 'master': bridge, 'addresses': [], 'mtu': mtu,
+            pairs.append({'name': '%s%d' % (veth_prefix, i), 'master': bridges[(i - 1) // BRIDGE_NAMESPACES],
+                          'addresses': [], 'mtu': mtu,
                           'peer': {'name': ns_interface, 'netns': ns,
                                    'addresses': ['%s/%d' % (address, network.prefixlen)]}})
             if isolate:
@@ -397,8 +428,9 @@ def role_purge_match(prefix, veth_prefix, bridge, pool, subnets, own, keep=()):
     own_prefixes = [str(n) for n in _networks([pool] + list(own), what)]
     return {
         'namespaces': [_numbered(prefix)],
-        'bridges': [re.escape(bridge)],
-        'pairs': [_numbered(veth_prefix)],
+        # the bridge and the further ones of a segment past a thousand namespaces, with their joins
+        'bridges': [re.escape(bridge) + '(-[0-9]+)?'],
+        'pairs': [_numbered(veth_prefix), re.escape(bridge) + '-[0-9]+a'],
         'routes': [str(n) for n in sorted(set(routes), key=_network_key)],
         'masquerade': own_prefixes,
         'publish': list(own_prefixes),
@@ -522,7 +554,7 @@ def bridge_network_plan(info, settings):
         if host_gw:
             labels.update(('the subnet of host %s' % p, n) for p, n in peers.items())
         pattern = _host_end_re(veth_prefix)
-        ignore_devs = [bridge] + [p['name'] for p in plan['pairs']]
+        ignore_devs = [b['name'] for b in plan['bridges']] + [p['name'] for p in plan['pairs']]
         ignore_devs += [n for n in interfaces if pattern.match(n) and interfaces[n].get('ours')]
         errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs=ignore_devs,
                                        ignore_dests=list(peers.values())))

@@ -153,7 +153,8 @@ def main(kind):
 def run(module, planner, read_only=False):
     """planner(plan, reader) -> result dict; fills the plan. Everything else happens here."""
     if not _codec.HAS_PYROUTE2:
-        module.fail_json(msg=missing_required_lib('pyroute2') + ' ' + INSTALL_HINT,
+        # missing_library: what the bridge_network role installs, then runs the module again
+        module.fail_json(msg=missing_required_lib('pyroute2') + ' ' + INSTALL_HINT, missing_library='pyroute2',
                          exception=str(_codec.PYROUTE2_IMPORT_ERROR))
     check_privileges(module)
     nofile = _raise_nofile()

@@ -292,3 +292,75 @@ def test_isolate_keeps_the_roles_namespaces_apart(make_host, mode, addresses, ga
     host.playbook('site.yml', *isolated)
     host.playbook('teardown.yml', '-e', 'bridge_network_subnet=10.200.77.0/24')
     assert_nothing_left(host)
+
+
+def test_past_a_thousand_namespaces_further_bridges_join_the_first_and_nothing_moves(make_host):
+    """Bridge mode beyond the kernel's 1023 ports a bridge: the upgrade from one bridge to a segment
+    of two (namespaces 1001.. on lnbr0-1, joined to lnbr0 by the veth pair lnbr0-1a/-1b), with no
+    namespace changing address or bridge; the namespaces on the second bridge reach the gateway, the
+    internet and the namespaces on the first; isolate keeps them apart across the bridges too;
+    shrinking back removes the second bridge and its join; a teardown leaves nothing."""
+    host = make_host()
+    subnet = ('-e', 'bridge_network_subnet=10.200.64.0/20')
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1000', *subnet)
+    before = host.links('veth')
+    assert set(link.get('master') for name, link in before.items() if name.startswith('lnv')) == {'lnbr0'}
+    first = host.sh('ip -n lnns1 -br addr show eth0')
+
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', *subnet)
+    assert recap['changed'] == 1, out.stdout
+    after = host.links('veth')
+    assert all(after['lnv%d' % i].get('master') == 'lnbr0' for i in range(1, 1001))
+    assert after['lnv1001'].get('master') == after['lnv1002'].get('master') == 'lnbr0-1'
+    assert after['lnbr0-1a'].get('master') == 'lnbr0' and after['lnbr0-1b'].get('master') == 'lnbr0-1'
+    assert host.sh('ip -n lnns1 -br addr show eth0') == first
+    assert _addresses(host.links()['lnbr0-1']) == []
+    assert host.sh('ip -n lnns1002 route show default').split()[:3] == ['default', 'via', '10.200.64.1']
+    for target in ('10.200.64.1', INTERNET, '10.200.64.2', '10.200.64.3'):  # gateway, internet, lnns1, lnns2
+        assert host.ping('lnns1002', target), target
+    assert host.ping('lnns1001', '10.200.67.235')  # lnns1002 (the 1003rd address), on the same new bridge
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', *subnet)
+    assert recap['changed'] == 0, out.stdout
+
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', '-e', 'bridge_network_isolate=true',
+                               *subnet)
+    assert recap['changed'] == 1, out.stdout
+    assert host.ping('lnns1002', '10.200.64.1') and host.ping('lnns1002', INTERNET)
+    assert not host.ping('lnns1002', '10.200.64.2') and not host.ping('lnns1002', '10.200.67.234')
+    assert not host.ping('lnns1', '10.200.64.3')
+
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=5', *subnet)
+    assert recap['changed'] == 1, out.stdout
+    links = host.links()
+    assert 'lnbr0-1' not in links and 'lnbr0-1a' not in links and 'lnbr0-1b' not in links
+    assert host.netns() == ['lnns%d' % i for i in range(1, 6)]
+    host.playbook('teardown.yml', *subnet)
+    assert_nothing_left(host)
+
+
+def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it_is_not(make_host, tmp_path):
+    """bridge_network_install_deps (the default): a host whose Python has pyroute2 runs no setup or
+    package task; one whose Python lacks it gets the install path (OS family, package), then the read
+    again - which, the package serving another Python than this one, fails naming pyroute2."""
+    host = make_host()
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true')
+    assert recap['failed'] == 0 and host.netns() == ['lnns1', 'lnns2']
+    assert 'Gather the OS family' not in out.stdout and 'Install pyroute2' not in out.stdout, out.stdout
+    out, recap = host.playbook('teardown.yml', '-e', 'bridge_network_install_deps=true')
+    assert 'Gather the OS family' not in out.stdout and 'Install pyroute2' not in out.stdout, out.stdout
+    assert_nothing_left(host)
+
+    # a Python without pyroute2 (a bare virtual environment of one that has neither it nor Ansible's deps)
+    bare = tmp_path / 'bare'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(bare)], check=True)
+    python = str(bare / 'bin' / 'python3')
+    assert subprocess.run([python, '-c', 'import pyroute2'], check=False, stderr=subprocess.DEVNULL).returncode
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true',
+                               '-e', 'ansible_python_interpreter=%s' % python, '--check', check=False)
+    assert 'TASK [linuxnet.netns.bridge_network : Gather the OS family, to install pyroute2]' in out.stdout, out.stdout
+    assert 'TASK [linuxnet.netns.bridge_network : Install pyroute2 (Debian family)]' in out.stdout
+    assert recap['failed'] == 1 and host.netns() == []
+    if 'The same module run again, with pyroute2' in out.stdout:
+        # the package step passed (the package is there, for /usr/bin/python3): the read again
+        # refuses, naming what is missing, instead of planning from a failed read
+        assert 'pyroute2' in out.stdout.split('The same module run again')[-1]

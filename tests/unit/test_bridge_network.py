@@ -272,7 +272,7 @@ def test_teardown_needs_no_read_and_names_the_roles_objects():
     assert all(t[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat', 'publish'))
     assert t['purge'] is True
     match = t['purge_match']
-    assert match == {'namespaces': ['lnns[0-9]+'], 'bridges': ['lnbr0'], 'pairs': ['lnv[0-9]+'],
+    assert match == {'namespaces': ['lnns[0-9]+'], 'bridges': ['lnbr0(-[0-9]+)?'], 'pairs': ['lnv[0-9]+', 'lnbr0-[0-9]+a'],
                      'routes': ['10.200.0.0/16', '10.200.3.0/24', '10.200.4.0/24', '192.168.9.0/24'],
                      'masquerade': ['10.200.0.0/16', '192.168.9.0/24'],
                      'publish': ['10.200.0.0/16', '192.168.9.0/24']}
@@ -280,7 +280,8 @@ def test_teardown_needs_no_read_and_names_the_roles_objects():
     # names are patterns: a prefix with regular-expression characters is taken literally
     odd = teardown(prefix='ns.a+', veth_prefix='v.', bridge='br.0', pool=None)['purge_match']
     assert re.fullmatch(odd['namespaces'][0], 'ns.a+3') and not re.fullmatch(odd['namespaces'][0], 'nsaa3')
-    assert odd['bridges'] == [re.escape('br.0')] and odd['routes'] == [] and odd['masquerade'] == []
+    assert odd['bridges'] == [re.escape('br.0') + '(-[0-9]+)?'] and odd['routes'] == [] and odd['masquerade'] == []
+    assert re.fullmatch(odd['bridges'][0], 'br.0-2') and not re.fullmatch(odd['bridges'][0], 'brx0')
     assert odd['publish'] == []
     with pytest.raises(Exception, match='bridge_network_bridge'):
         teardown(bridge='a-name-far-too-long')
@@ -493,3 +494,61 @@ def test_the_roles_published_ports_are_purged_like_its_other_objects():
         match = selection(result)['publish']
         assert match(net('192.168.3.2/32')) and match(net('10.200.77.5/32'))
         assert not match(net('192.168.4.2/32')) and not match(net('10.201.0.2/32'))
+
+
+# ---- more than a thousand namespaces in bridge mode: one segment of several bridges ---------------------
+def _on(p):
+    """{namespace: bridge of its port}, the joins {end on the first bridge: (its peer, the peer's bridge)}."""
+    ports = dict((pair['peer']['netns'], pair['master']) for pair in p['pairs'] if pair['peer']['netns'])
+    joins = dict((pair['name'], (pair['peer']['name'], pair['peer']['master'], pair.get('isolated')))
+                 for pair in p['pairs'] if not pair['peer']['netns'])
+    return ports, joins
+
+
+@pytest.mark.parametrize('count, bridges', [(1, 1), (1000, 1), (1001, 2), (2000, 2), (2001, 3), (3000, 3)])
+def test_a_bridge_holds_a_thousand_namespaces_and_further_ones_join_it(count, bridges):
+    p = plan(namespaces=count, subnet='10.200.0.0/20')
+    names = ['lnbr0'] + ['lnbr0-%d' % k for k in range(1, bridges)]
+    assert [b['name'] for b in p['bridges']] == names
+    assert p['bridges'][0]['addresses'] == ['10.200.0.1/20'] and all(b['addresses'] == [] for b in p['bridges'][1:])
+    ports, joins = _on(p)
+    assert joins == dict(('lnbr0-%da' % k, ('lnbr0-%db' % k, 'lnbr0-%d' % k, None)) for k in range(1, bridges))
+    assert all(pair['master'] == 'lnbr0' for pair in p['pairs'] if pair['name'] in joins)
+    for i in (1, count):
+        assert ports['lnns%d' % i] == names[(i - 1) // 1000]
+    # one subnet, one gateway, whatever the bridge: every namespace's default route is the same
+    assert set(r['gateway'] for r in p['routes'] if r.get('netns')) == {'10.200.0.1'}
+    # no bridge has more ports than the kernel takes
+    per_bridge = {}
+    for pair in p['pairs']:
+        for end in (pair, pair['peer']):
+            if end.get('master'):
+                per_bridge[end['master']] = per_bridge.get(end['master'], 0) + 1
+    assert max(per_bridge.values()) <= 1023
+
+
+def test_growing_past_a_thousand_moves_no_namespace():
+    """From one bridge to three and back: each namespace keeps its address and its bridge."""
+    small, large = plan(namespaces=1000, subnet='10.200.0.0/20'), plan(namespaces=2500, subnet='10.200.0.0/20')
+    small_ports, large_ports = _on(small)[0], _on(large)[0]
+    assert all(large_ports[ns] == bridge for ns, bridge in small_ports.items())
+    addresses = dict((r['netns'], r) for r in large['targets'])
+    assert all(addresses[t['netns']] == t for t in small['targets'])
+    # the shrink back: the further bridges and their joins are undeclared - the role's, for purge
+    found = selection(small)
+    assert found['bridges']('lnbr0-1') and found['bridges']('lnbr0-2') and found['pairs']('lnbr0-1a')
+    assert not found['bridges']('lnbr0x1') and not found['pairs']('lnbr0-1b')
+
+
+def test_with_isolate_the_joins_are_isolated_on_the_first_bridge_only():
+    p = plan(namespaces=1500, subnet='10.200.0.0/20', isolate=True)
+    _ports, joins = _on(p)
+    join = [pair for pair in p['pairs'] if pair['name'] == 'lnbr0-1a'][0]
+    assert join['isolated'] is True and not join['peer'].get('isolated')
+    assert all(pair.get('isolated') for pair in p['pairs'] if pair['name'].startswith('lnv'))
+
+
+def test_a_bridge_name_too_long_for_its_joins_is_refused_only_past_a_thousand():
+    plan(namespaces=1000, subnet='10.200.0.0/20', bridge='bridge-name-13')
+    with pytest.raises(Exception, match='bridge_network_bridge'):
+        plan(namespaces=1001, subnet='10.200.0.0/20', bridge='bridge-name-13')
