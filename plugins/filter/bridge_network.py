@@ -546,6 +546,17 @@ def bridge_network_plan(info, settings):
             errors.append('bridge_network_isolate in p2p mode: the namespaces are kept apart by the safe '
                           "router's forward rules, and bridge_network_safe_router is false; set it to true, "
                           'or use bridge_network_mode: bridge')
+        if len(plan['bridges']) > 1 and (host.get('forwarding') or {}).get('bridge_nf_call_iptables'):
+            # br_netfilter: a frame from a namespace on a further bridge is tracked on that bridge and
+            # again when routed from the first, and the second pass finds the first's connection,
+            # made without the MASQUERADE - the namespaces past the thousandth would reach the
+            # gateway and each other, but not the internet
+            errors.append('bridge_network_namespaces=%s in bridge mode needs %d bridges (a bridge takes at most 1023 '
+                          'ports), joined by veth pairs; on this host bridged traffic passes the IP hooks '
+                          '(net.bridge.bridge-nf-call-iptables = 1, br_netfilter: Docker loads it), which breaks NAT '
+                          'across joined bridges. Use bridge_network_mode: p2p, at most %d namespaces, or set '
+                          'net.bridge.bridge-nf-call-iptables = 0 if nothing on the host needs it'
+                          % (s['namespaces'], len(plan['bridges']), BRIDGE_NAMESPACES))
         if plan['bridges'] and bridge in interfaces and not _is_ours(interfaces, bridge, 'bridge'):
             errors.append('bridge_network_bridge=%s: an interface of that name exists and is not a bridge this '
                           'collection made (kind %s); rename bridge_network_bridge or remove it'

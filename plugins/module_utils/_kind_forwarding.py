@@ -217,9 +217,17 @@ def plan_forward(plan, reader, specs):
     return results
 
 
+# whether bridged IPv4 frames pass the IP hooks (br_netfilter loaded; Docker loads it): then a frame
+# that crosses two bridges joined by a veth is tracked twice, and a NAT decided on the first pass
+# is lost on the second (the bridge_network role needs to know, past a thousand namespaces)
+BRIDGE_NF_PATH = '/proc/sys/net/bridge/bridge-nf-call-iptables'
+
+
 def report_forwarding(reader, views, query, result):
-    """netns_info: forwarding on or off, per family, in the host and each namespace read."""
+    """netns_info: forwarding on or off, per family, in the host and each namespace read, and
+    whether bridged IPv4 traffic passes the IP hooks (None: br_netfilter not loaded)."""
     paths = dict((family, path) for family, (_key, path) in KEYS.items())
+    paths['bridge_nf_call_iptables'] = BRIDGE_NF_PATH
     for ns in views:
         info_entry(result, ns)['forwarding'] = reader.proc_values(ns, paths)
 

@@ -90,9 +90,11 @@ host:
       description: Whether C(lo) is up.
       type: bool
     forwarding:
-      description: IPv4 and IPv6 forwarding.
+      description:
+        - IPv4 and IPv6 forwarding, and whether bridged IPv4 frames pass the IP hooks (C(bridge_nf_call_iptables),
+          the sysctl C(net.bridge.bridge-nf-call-iptables); null when the C(br_netfilter) module is not loaded).
       type: dict
-      sample: {ipv4: true, ipv6: false}
+      sample: {ipv4: true, ipv6: false, bridge_nf_call_iptables: null}
     interfaces:
       description: Interfaces by name, with kind, index, up, mtu, addresses, master and whether we made it (ours).
       type: dict

@@ -299,13 +299,29 @@ def test_past_a_thousand_namespaces_further_bridges_join_the_first_and_nothing_m
     of two (namespaces 1001.. on lnbr0-1, joined to lnbr0 by the veth pair lnbr0-1a/-1b), with no
     namespace changing address or bridge; the namespaces on the second bridge reach the gateway, the
     internet and the namespaces on the first; isolate keeps them apart across the bridges too;
-    shrinking back removes the second bridge and its join; a teardown leaves nothing."""
+    shrinking back removes the second bridge and its join; a teardown leaves nothing. Where bridged
+    frames pass the IP hooks (br_netfilter), the role refuses the second bridge instead."""
     host = make_host()
     subnet = ('-e', 'bridge_network_subnet=10.200.64.0/20')
+
+    def reaches(ns, address):
+        # the first packets over a segment made a moment ago may go before its ports forward: the
+        # first of three answered is an answer
+        return host.run(['ip', 'netns', 'exec', ns, 'ping', '-c3', '-i0.2', '-W1', address], check=False).returncode == 0
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1000', *subnet)
     before = host.links('veth')
     assert set(link.get('master') for name, link in before.items() if name.startswith('lnv')) == {'lnbr0'}
     first = host.sh('ip -n lnns1 -br addr show eth0')
+
+    # bridged frames through the IP hooks (br_netfilter, per network namespace): NAT across joined
+    # bridges would break, so the role refuses, changing nothing
+    nf_call = '/proc/sys/net/bridge/bridge-nf-call-iptables'
+    if os.path.exists(nf_call):
+        host.sh('echo 1 > %s' % nf_call)
+        out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', *subnet, check=False)
+        assert recap['failed'] == 1 and 'bridge-nf-call-iptables = 1' in out.stdout, out.stdout
+        assert 'lnbr0-1' not in host.links() and len(host.netns()) == 1000
+        host.sh('echo 0 > %s' % nf_call)
 
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', *subnet)
     assert recap['changed'] == 1, out.stdout
@@ -317,15 +333,15 @@ def test_past_a_thousand_namespaces_further_bridges_join_the_first_and_nothing_m
     assert _addresses(host.links()['lnbr0-1']) == []
     assert host.sh('ip -n lnns1002 route show default').split()[:3] == ['default', 'via', '10.200.64.1']
     for target in ('10.200.64.1', INTERNET, '10.200.64.2', '10.200.64.3'):  # gateway, internet, lnns1, lnns2
-        assert host.ping('lnns1002', target), target
-    assert host.ping('lnns1001', '10.200.67.235')  # lnns1002 (the 1003rd address), on the same new bridge
+        assert reaches('lnns1002', target), target
+    assert reaches('lnns1001', '10.200.67.235')  # lnns1002 (the 1003rd address), on the same new bridge
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', *subnet)
     assert recap['changed'] == 0, out.stdout
 
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=1002', '-e', 'bridge_network_isolate=true',
                                *subnet)
     assert recap['changed'] == 1, out.stdout
-    assert host.ping('lnns1002', '10.200.64.1') and host.ping('lnns1002', INTERNET)
+    assert reaches('lnns1002', '10.200.64.1') and reaches('lnns1002', INTERNET)
     assert not host.ping('lnns1002', '10.200.64.2') and not host.ping('lnns1002', '10.200.67.234')
     assert not host.ping('lnns1', '10.200.64.3')
 
@@ -345,9 +361,11 @@ def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it
     host = make_host()
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true')
     assert recap['failed'] == 0 and host.netns() == ['lnns1', 'lnns2']
-    assert 'Gather the OS family' not in out.stdout and 'Install pyroute2' not in out.stdout, out.stdout
+    never = ('TASK [linuxnet.netns.bridge_network : Gather the OS family, to install pyroute2]',
+             'TASK [linuxnet.netns.bridge_network : Install pyroute2 (Debian family)]')
+    assert not [task for task in never if task in out.stdout], out.stdout
     out, recap = host.playbook('teardown.yml', '-e', 'bridge_network_install_deps=true')
-    assert 'Gather the OS family' not in out.stdout and 'Install pyroute2' not in out.stdout, out.stdout
+    assert not [task for task in never if task in out.stdout], out.stdout
     assert_nothing_left(host)
 
     # a Python without pyroute2 (a bare virtual environment of one that has neither it nor Ansible's deps)

@@ -552,3 +552,16 @@ def test_a_bridge_name_too_long_for_its_joins_is_refused_only_past_a_thousand():
     plan(namespaces=1000, subnet='10.200.0.0/20', bridge='bridge-name-13')
     with pytest.raises(Exception, match='bridge_network_bridge'):
         plan(namespaces=1001, subnet='10.200.0.0/20', bridge='bridge-name-13')
+
+
+def test_past_a_thousand_with_br_netfilter_the_role_refuses():
+    """Bridged frames through the IP hooks (br_netfilter) are tracked on the further bridge and again
+    when routed: the NAT decided on the first pass is lost. Refused, naming the way out."""
+    host_info = info()
+    host_info['host']['forwarding'] = {'ipv4': True, 'ipv6': False, 'bridge_nf_call_iptables': True}
+    p = plan(info=host_info, namespaces=1001, subnet='10.200.0.0/20')
+    assert len(p['errors']) == 1 and 'bridge-nf-call-iptables = 1' in p['errors'][0]
+    assert 'bridge_network_mode: p2p' in p['errors'][0]
+    assert plan(info=host_info, namespaces=1000, subnet='10.200.0.0/20')['errors'] == []
+    host_info['host']['forwarding']['bridge_nf_call_iptables'] = None  # not loaded
+    assert plan(info=host_info, namespaces=1001, subnet='10.200.0.0/20')['errors'] == []
