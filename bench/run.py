@@ -762,6 +762,8 @@ def fleet_step(host, hosts, cross_host, rows, notes):
                              module=run.max_host_module_time(), tasks=run.task_count(),
                              tasks_equal=len(set(run.task_count(h, run_once=False) for h in run.hosts())) == 1,
                              changed=run.changed(), failed=run.failed()))
+        log('fleet H=%d: one ping task' % hosts)
+        row('ping', host.playbook(os.path.join(BENCH, 'playbooks', 'ping.yml'), base, inventory, forks=hosts))
         log('fleet H=%d: site.yml' % hosts)
         row('converge', host.playbook(site, base, inventory, forks=hosts))
         log('fleet H=%d: re-run' % hosts)
@@ -851,7 +853,7 @@ def targets(rows):
         out.append(('(for comparison) N=100 module time vs the loop\'s command tasks', ratio, 'info'))
     else:
         out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
-    return out + publish_targets(rows) + scale_targets(rows)
+    return out + publish_targets(rows) + scale_targets(rows) + fleet_targets(rows)
 
 
 def publish_targets(rows):
@@ -944,6 +946,27 @@ def scale_table(rows):
                       fmt(row['wall']), fmt(row.get('cpu')), fmt(row['module'] * 1000.0 / row['n'], '%.2f'),
                       fmt(row.get('rss'), '%.0f'), ratio, fmt(row.get('changed'), '%d')])
     return header, lines
+
+
+FLEET_HOSTS, FLEET_CONVERGE_RATIO, FLEET_TEARDOWN_RATIO = 20, 2.5, 1.3
+
+
+def fleet_targets(rows):
+    """Issue 16: the role over a fleet costs little more than Ansible's own least (one ping task)."""
+    def verdict(ok):
+        return 'PASS' if ok else 'FAIL'
+    runs = dict((r['step'], r) for r in rows if r['method'] == 'fleet' and r['hosts'] == FLEET_HOSTS)
+    out = []
+    for step, limit in (('converge', FLEET_CONVERGE_RATIO), ('teardown', FLEET_TEARDOWN_RATIO)):
+        label = 'fleet of %d lab hosts x %d namespaces: %s wall <= %gx one ping task\'s' % (
+            FLEET_HOSTS, FLEET_NAMESPACES, step, limit)
+        if step in runs and 'ping' in runs:
+            ratio = runs[step]['wall'] / runs['ping']['wall']
+            out.append((label, '%.2fx (%.1f s / %.1f s)' % (ratio, runs[step]['wall'], runs['ping']['wall']),
+                        verdict(ratio <= limit)))
+        else:
+            out.append((label, 'not measured', 'n/a'))
+    return out
 
 
 def scale_targets(rows):
