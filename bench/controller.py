@@ -23,6 +23,7 @@ numbers. Both ways must give every host the same plan; the run fails if they do 
 """
 import argparse
 import copy
+import gc
 import json
 import os
 import sys
@@ -164,6 +165,8 @@ def measure(sizes=SIZES, repeat=3, old=True, variants=('default',), log=None):
                 runs = repeat if method == 'once' or hosts < 1000 else 1
                 best = None
                 for _ in range(max(1, runs)):
+                    plans.pop(method, None)
+                    gc.collect()  # the previous run's garbage is not this run's to collect
                     plans[method], times = way(infos, settings)
                     if best is None or times['total'] < best['total']:
                         best = times
