@@ -13,6 +13,9 @@
              loaded by one `nft -f`
   fleet      the lab fleet (tests/lab/lab.py): H hosts over SSH, 50 namespaces each: site.yml,
              re-run, verify.yml
+  controller the role's filters alone (bench/controller.py) for a recorded fleet of H hosts: the
+             allocation and planning once per play beside every host doing it all (issue 16); no
+             kernel work
 
 Run it inside the sandbox, from the repository root:
 
@@ -853,7 +856,7 @@ def targets(rows):
         out.append(('(for comparison) N=100 module time vs the loop\'s command tasks', ratio, 'info'))
     else:
         out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
-    return out + publish_targets(rows) + scale_targets(rows) + fleet_targets(rows)
+    return out + publish_targets(rows) + scale_targets(rows) + fleet_targets(rows) + controller_targets(rows)
 
 
 def publish_targets(rows):
@@ -1000,6 +1003,40 @@ def scale_targets(rows):
     return out
 
 
+def controller_rows(sizes, repeat):
+    """bench/controller.py's measurement, as rows of this report: method 'controller: once' or
+    'controller: per-host', step 'plan', n = H."""
+    sys.path.insert(0, BENCH)
+    import controller
+    rows = []
+    for row in controller.measure(sizes, repeat, log=log):
+        rows.append(dict(row, method='controller: ' + row['method'], step='plan', n=row['hosts'],
+                         wall=row['seconds'], module=None))
+    return rows
+
+
+def controller_table(rows):
+    header = ['H', 'way', 'total s', 'once-per-play s', 'per-host s', 'ms/host', 'x per-host way', 'plans equal']
+    lines = []
+    mine = sorted((r for r in rows if r['method'].startswith('controller: ')),
+                  key=lambda r: (r['n'], r['method'] != 'controller: once'))
+    for row in mine:
+        old = find(rows, 'controller: per-host', 'plan', row['n'])
+        speedup = '%.1f' % (old['wall'] / row['wall']) if old and row['method'] == 'controller: once' else '-'
+        lines.append([str(row['n']), row['method'].split(': ', 1)[1], '%.3f' % row['wall'], '%.3f' % row['once'],
+                      '%.3f' % row['per_host'], '%.3f' % row['ms_per_host'], speedup, 'yes' if row['same'] else 'NO'])
+    return header, lines
+
+
+def controller_targets(rows):
+    """Issue 16: the controller's allocation and planning for H=1000 hosts <= 10 s, and linear."""
+    sys.path.insert(0, BENCH)
+    import controller
+    mine = [dict(r, method=r['method'].split(': ', 1)[1], seconds=r['wall'])
+            for r in rows if r['method'].startswith('controller: ')]
+    return controller.targets(mine)
+
+
 def fleet_table(rows):
     header = ['hosts', 'namespaces/host', 'step', 'tasks/host (all equal but run_once)', 'module s (slowest host)',
               'wall s', 'CPU s (controller)', 'changed', 'failed']
@@ -1134,6 +1171,7 @@ def report(rows, env, notes, args_repeat):
     fheader, flines = fleet_table(rows)
     pheader, plines = publish_table(rows)
     sheader, slines = scale_table(rows)
+    cheader, clines = controller_table(rows)
     goals = targets(rows)
     text = [text_table(header, lines)]
     if plines:
@@ -1142,6 +1180,8 @@ def report(rows, env, notes, args_repeat):
         text += ['', text_table(sheader, slines)]
     if flines:
         text += ['', text_table(fheader, flines)]
+    if clines:
+        text += ['', text_table(cheader, clines)]
     text += ['', text_table(['target', 'measured', 'verdict'], [list(g) for g in goals])]
     text += [''] + ['note: ' + n for n in notes]
     md = ['# Benchmark: 1000 namespaces per host, side by side', '',
@@ -1167,6 +1207,12 @@ def report(rows, env, notes, args_repeat):
         md += ['## Ten thousand namespaces: p2p in one task, one host', '', md_table(sheader, slines), '']
     if flines:
         md += ['## The fleet over SSH', '', md_table(fheader, flines), '']
+    if clines:
+        md += ['## The controller at fleet scale', '',
+               'The role\'s filters alone (`bench/controller.py`), fed a recorded `netns_info` result per host; '
+               'seconds for the whole fleet. **once**: what the role does (the allocation and the fleet\'s index '
+               'once per play, then each host\'s own plan); **per-host**: every host allocating the whole fleet '
+               'and planning alone, as the role did before.', '', md_table(cheader, clines), '']
     md += ['## What is measured', '',
            '- **role**: `playbooks/site.yml` (role `bridge_network`, bridge mode, a /%d subnet, NAT out the '
            'uplink) against the host with a local connection; **re-run** is the identical second run, '
@@ -1238,6 +1284,12 @@ def report(rows, env, notes, args_repeat):
            'it is full and some pings go unanswered (see the notes) - a limit of one kernel carrying '
            'about 500 or more talking namespaces, which a single host with N=1000 meets too, not of '
            'SSH or of the fleet.' % FLEET_NAMESPACES,
+           '- **controller** (issue 16): `bench/controller.py`, the filters of `roles/bridge_network/tasks/facts.yml` '
+           'called as the role calls them, in one Python process, for H hosts read from one recorded '
+           '`netns_info` result (`bench/fixtures/netns_info_host.json`, a bridge-mode host of the lab fleet), each '
+           'with its own uplink, underlay address and the subnet the allocation gives it (a converged fleet: every '
+           'host remembers its subnet). The best of %d runs (the per-host way at H >= 1000 once); Ansible\'s own '
+           'cost of templating and tasks is not in it. Both ways must plan every host alike.' % args_repeat,
            '- Everything runs on the same 2-core machine as Ansible itself (controller and managed host '
            'share the CPUs), while other work may be running: compare rows of one run with each other, '
            'and expect a few tens of percent between runs.', '']
@@ -1288,6 +1340,9 @@ def main():
                         help='hard limit on open files for the p2p runs (default %(default)s; 0: none)')
     parser.add_argument('--fleet', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated lab host counts (default 5,20; empty: none)')
+    parser.add_argument('--controller-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated fleet sizes H for the controller-side measurement '
+                             '(default 10,100,1000, --smoke 10,100; empty: none)')
     parser.add_argument('--json', help='also write every measurement as JSON to this file')
     parser.add_argument('--repeat', type=int,
                         help='runs of the role and the floor at each N; the table keeps the fastest (default: '
@@ -1318,6 +1373,8 @@ def main():
     loop_sizes = loop_sizes if args.loop_sizes is None else args.loop_sizes
     publish_sizes = publish_sizes if args.publish_sizes is None else args.publish_sizes
     fleet = fleet if args.fleet is None else args.fleet
+    controller_sizes = [10, 100] if args.smoke else [10, 100, 1000]
+    controller_sizes = controller_sizes if args.controller_sizes is None else args.controller_sizes
     if args.no_ip_netns:
         ip_netns = []
     out_dir = os.path.abspath(args.out or os.path.join(REPO, 'docs'))
@@ -1375,6 +1432,9 @@ def main():
                                 'installs it), or give --no-ip-netns')
         for hosts in fleet:
             attempt('fleet H=%d' % hosts, fleet_step, host, hosts, hosts <= 5, rows, notes)
+        if controller_sizes:
+            rows += attempt('controller H=%s' % ','.join(map(str, controller_sizes)), controller_rows,
+                            controller_sizes, repeat) or []
     finally:
         if host:
             host.close()

@@ -57,7 +57,11 @@ INPUTS = {
     'bridge_network_local': (),
     # host: this host's inventory name; subnets, underlays: {host: ...} of the fleet; local: what
     # bridge_network_local returned for this host
-    'bridge_network_plan': ('host', 'subnets', 'underlays', 'local'),
+    # fleet: what bridge_network_fleet made of subnets and underlays once for the play, or None (the
+    # plan then works it out itself, O(H) for this one host)
+    'bridge_network_plan': ('host', 'subnets', 'underlays', 'local', 'fleet'),
+    # underlays: {host: address} of the fleet
+    'bridge_network_fleet': ('underlays',),
     # known_subnets: the fleet's subnets known without reading (pinned, remembered); current: the
     # subnet this host had when the role last read it
     'bridge_network_teardown': ('known_subnets', 'current'),
@@ -494,15 +498,19 @@ def bridge_network_plan(info, settings):
     """
     s = settings_of(settings, 'bridge_network_plan')
     present = s['state'] == 'present'
-    mode, prefix, veth_prefix, bridge, pool = s['mode'], s['prefix'], s['veth_prefix'], s['bridge'], s['pool']
+    mode, prefix, veth_prefix, bridge = s['mode'], s['prefix'], s['veth_prefix'], s['bridge']
     # -e bridge_network_host_gw=false arrives as the string 'false': argument_specs validate, not convert
     masquerade, host_gw = (boolean(s[key], strict=False) for key in ('masquerade', 'host_gw'))
     self_host, local = s['host'], s['local'] or {}
     uplink, current = local.get('uplink'), local.get('current')
     host = _host(info)
     interfaces = host.get('interfaces') or {}
-    subnets = dict((k, v) for k, v in (s['subnets'] or {}).items() if v)
-    underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v)
+    fleet = s['fleet']
+    if fleet is None:
+        subnets = dict((k, v) for k, v in (s['subnets'] or {}).items() if v)
+        underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v)
+    else:  # worked out once for the play: nothing below walks the fleet unless host-gw needs each peer
+        subnets, underlays = fleet['subnets'], fleet['underlays']
     subnet = subnets.get(self_host)
     errors, warnings = [], []
 
@@ -521,7 +529,8 @@ def bridge_network_plan(info, settings):
     peers = {}
     keep = []  # host routes to peers whose next hop is unknown here: left alone, not purged
     if present:
-        peers = dict((h, n) for h, n in subnets.items() if h != self_host)
+        if fleet is None or host_gw:
+            peers = dict((h, n) for h, n in subnets.items() if h != self_host)
         if masquerade:
             if uplink:
                 # host-gw: traffic to another host's namespaces leaves through the uplink too, and must
@@ -568,7 +577,8 @@ def bridge_network_plan(info, settings):
         ignore_devs = [b['name'] for b in plan['bridges']] + [p['name'] for p in plan['pairs']]
         ignore_devs += [n for n in interfaces if pattern.match(n) and interfaces[n].get('ours')]
         errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs=ignore_devs,
-                                       ignore_dests=list(peers.values())))
+                                       ignore_dests=list(peers.values()) if fleet is None
+                                       else _peer_routes(host.get('routes'), fleet, self_host)))
 
     # a safe router forwards only for the managed subnets: this host's and, with host-gw, the others'
     forward_prefixes = ([plan['subnet']] + (sorted(set(peers.values())) if host_gw else [])) if present else []
@@ -588,8 +598,63 @@ def bridge_network_plan(info, settings):
         'errors': errors,
         'warnings': warnings,
         'purge': True,
-        'purge_match': role_purge_match(prefix, veth_prefix, bridge, pool, subnets.values(), [subnet, current], keep),
+        'purge_match': _plan_purge_match(s, fleet, subnets, [subnet, current], keep),
     }
+
+
+def _peer_routes(routes, fleet, self_host):
+    """The destinations of this host's routes via a gateway that are another fleet host's subnet (its
+    host-gw routes), found through bridge_network_fleet's index: O(routes), not O(fleet)."""
+    owners = fleet['owners']
+    found = []
+    for route in routes or []:
+        if not route.get('gateway'):
+            continue
+        try:
+            dest = str(ipaddress.ip_network(u'%s' % route.get('dest'), strict=False))
+        except ValueError:
+            continue
+        if any(owner != self_host for owner in owners.get(dest, ())):
+            found.append(dest)
+    return found
+
+
+def _plan_purge_match(s, fleet, subnets, own, keep):
+    """role_purge_match for this host. With bridge_network_fleet's answer and no host-gw peer to
+    keep, this host's part (the pool and its own subnets) is worked out alone and, when its routes
+    are among the fleet's already, takes the fleet's route prefixes as they are: the same answer,
+    without sorting the whole fleet's subnets once per host."""
+    prefix, veth_prefix, bridge, pool = s['prefix'], s['veth_prefix'], s['bridge'], s['pool']
+    if fleet is not None and not keep:
+        match = role_purge_match(prefix, veth_prefix, bridge, pool, [], own)
+        if all(route in fleet['purge_routes'] for route in match['routes']):
+            match['routes'] = fleet['purge_match']['routes']
+            return match
+    return role_purge_match(prefix, veth_prefix, bridge, pool, subnets.values(), own, keep)
+
+
+def bridge_network_fleet(subnets, settings):
+    """What every host's plan needs from the whole fleet, worked out once for the play: the role runs
+    it with run_once, and each host's bridge_network_plan takes the answer as its `fleet` input, so
+    that no host walks the fleet again (O(H) once, not O(H) per host, O(H^2) in all).
+
+    `subnets`: subnet_allocate's answer ({host: subnet}); `settings`: the role's settings (SETTINGS)
+    plus `underlays` ({host: underlay address}, any host of the fleet). Returns plain data (it is a
+    fact): `subnets` and `underlays` without the empty ones (underlays of the hosts with a subnet),
+    `owners` ({subnet, normalised: [hosts]}), `purge_match` (role_purge_match of the fleet's subnets
+    alone) and `purge_routes` (its route prefixes, as a dict for lookups)."""
+    s = settings_of(settings, 'bridge_network_fleet')
+    subnets = dict((k, v) for k, v in (subnets or {}).items() if v)
+    underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v and k in subnets)
+    owners = {}
+    for host in sorted(subnets):
+        try:
+            owners.setdefault(str(ipaddress.ip_network(u'%s' % subnets[host], strict=False)), []).append(host)
+        except ValueError:
+            raise AnsibleFilterError('%r is not a subnet (the subnet of host %s)' % (subnets[host], host))
+    match = role_purge_match(s['prefix'], s['veth_prefix'], s['bridge'], s['pool'], subnets.values(), [])
+    return {'subnets': subnets, 'underlays': underlays, 'owners': owners, 'purge_match': match,
+            'purge_routes': dict((route, True) for route in match['routes'])}
 
 
 def bridge_network_teardown(settings):
@@ -623,5 +688,6 @@ class FilterModule(object):
         return {
             'bridge_network_local': bridge_network_local,
             'bridge_network_plan': bridge_network_plan,
+            'bridge_network_fleet': bridge_network_fleet,
             'bridge_network_teardown': bridge_network_teardown,
         }

@@ -27,6 +27,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import bisect
 import hashlib
 import ipaddress
 
@@ -65,20 +66,34 @@ def hash_slot(host, slots):
 
 class _Taken(object):
     """Slots already given out: single slots in a set, larger blocks (a pinned subnet shorter than
-    a slot) as ranges. Also remembers which host holds what, for error messages."""
+    a slot) as ranges. Also remembers which host holds what, for error messages.
+
+    The holders never overlap one another (each is checked before it is added), so they are kept
+    sorted by first address, per IP version: the ones a network overlaps are then found by
+    bisection, not by a scan of all of them - a fleet of hosts that all remember their subnet would
+    otherwise cost O(H^2)."""
 
     def __init__(self, pool, prefixlen):
         self.pool = pool
         self.prefixlen = prefixlen
         self.slots = set()
         self.ranges = []
-        self.holders = []  # (network, host)
+        self.starts = {4: [], 6: []}  # first addresses, sorted
+        self.holders = {4: [], 6: []}  # (first, last, order added, network, host), in the same order
+        self.added = 0
 
     def overlapping(self, network):
-        for held, host in self.holders:
-            if held.version == network.version and held.overlaps(network):
-                return held, host
-        return None
+        """The holder added first among those overlapping `network`, as (network, host), or None."""
+        starts, holders = self.starts[network.version], self.holders[network.version]
+        first, last = int(network.network_address), int(network.broadcast_address)
+        found = None
+        # the holders starting at or before `last`; being disjoint and sorted, their ends are sorted too
+        index = bisect.bisect_right(starts, last) - 1
+        while index >= 0 and holders[index][1] >= first:
+            if found is None or holders[index][2] < found[2]:
+                found = holders[index]
+            index -= 1
+        return (found[3], found[4]) if found else None
 
     def slot_free(self, index):
         if index in self.slots:
@@ -86,7 +101,12 @@ class _Taken(object):
         return not any(low <= index < high for low, high in self.ranges)
 
     def add(self, network, host):
-        self.holders.append((network, host))
+        starts, holders = self.starts[network.version], self.holders[network.version]
+        first = int(network.network_address)
+        index = bisect.bisect_right(starts, first)
+        starts.insert(index, first)
+        holders.insert(index, (first, int(network.broadcast_address), self.added, network, host))
+        self.added += 1
         pool = self.pool
         if network.version != pool.version or not network.overlaps(pool):
             return

@@ -53,9 +53,26 @@ def plan(**kw):
         subnets[host] = kw.pop('subnet')
     local = {'uplink': kw.pop('uplink', 'up0'), 'underlay': None, 'current': kw.pop('current', None)}
     args = settings(namespaces=3, pool='10.200.0.0/16')
-    args.update(host=host, subnets=subnets, underlays=kw.pop('underlays', {}), local=local)
+    args.update(host=host, subnets=subnets, underlays=kw.pop('underlays', {}), local=local, fleet=None)
     args.update(kw)
-    return bridge_network.bridge_network_plan(host_info, args)
+    return both_ways(host_info, args)
+
+
+def both_ways(host_info, args):
+    """bridge_network_plan as the role calls it, with the fleet worked out once for the play
+    (bridge_network_fleet), checked to give what the host alone works out (fleet None): the same plan,
+    or the same refusal."""
+    fleet_args = dict((key, args[key]) for key in bridge_network.SETTINGS)
+    try:
+        alone = bridge_network.bridge_network_plan(host_info, args)
+    except Exception as exc:
+        with pytest.raises(type(exc), match=re.escape(str(exc))):
+            fleet = bridge_network.bridge_network_fleet(args['subnets'], dict(fleet_args, underlays=args['underlays']))
+            bridge_network.bridge_network_plan(host_info, dict(args, fleet=fleet))
+        raise
+    fleet = bridge_network.bridge_network_fleet(args['subnets'], dict(fleet_args, underlays=args['underlays']))
+    assert bridge_network.bridge_network_plan(host_info, dict(args, fleet=fleet)) == alone
+    return alone
 
 
 def teardown(**kw):
@@ -89,6 +106,7 @@ def test_the_roles_settings_are_its_variables():
     ('bridge_network_local', lambda s: bridge_network.bridge_network_local(info(), s)),
     ('bridge_network_plan', lambda s: bridge_network.bridge_network_plan(info(), s)),
     ('bridge_network_teardown', bridge_network.bridge_network_teardown),
+    ('bridge_network_fleet', lambda s: bridge_network.bridge_network_fleet({}, s)),
 ])
 def test_a_missing_or_unknown_key_is_named(name, call):
     inputs = dict((key, None) for key in bridge_network.INPUTS[name])
