@@ -219,7 +219,8 @@ def cleanup_local(uplink=False):
             handle.write(''.join('netns del %s\n' % name for name in names))
         sh(['ip', '-force', '-batch', batch], check=False)
         os.unlink(batch)
-    for link in ('lnbr0', 'clbr0', 'flbr0', PUBLISH_BRIDGE) + ((UPLINK,) if uplink else ()):
+    further = sorted(name for name in links() if re.match(r'lnbr0-[0-9]+$', name))  # bridge mode past 1000
+    for link in ['lnbr0', 'clbr0', 'flbr0', PUBLISH_BRIDGE] + further + ([UPLINK] if uplink else []):
         if link in links():
             sh(['ip', 'link', 'del', link], check=False)
     for table in ('inet linuxnet_netns', 'ip lnbench_floor', 'inet ' + PUBLISH_FLOOR_TABLE):
@@ -572,6 +573,44 @@ def publish_floor(tmp, n, made):
                 changed=None, generations=generations, rules=loaded.count('comment "linuxnet:pub'))
 
 
+BRIDGE_SCALE_N = 3000
+BRIDGE_NF_CALL = '/proc/sys/net/bridge/bridge-nf-call-iptables'
+
+
+def bridge_scale_step(host, python, n, rows):
+    """The role in bridge mode past the kernel's 1023 ports a bridge (issue 16): playbooks/site.yml
+    with n namespaces on one host (a bridge per thousand, joined to the first), its re-run, the
+    teardown; the step passes when each does what it says and nothing is left. Bridged frames do
+    not pass the IP hooks in this host (br_netfilter's bridge-nf-call-iptables, per network
+    namespace, set to 0 here): with them the role refuses more than one bridge (NAT across joined
+    bridges breaks)."""
+    base = {'bridge_network_namespaces': n, 'bridge_network_subnet_prefixlen': 20,
+            'bridge_network_install_deps': False, 'ansible_python_interpreter': python}
+    if os.path.exists(BRIDGE_NF_CALL):
+        with open(BRIDGE_NF_CALL, 'w') as handle:
+            handle.write('0\n')
+    site = os.path.join(REPO, 'playbooks', 'site.yml')
+    bridges = ['lnbr0'] + ['lnbr0-%d' % k for k in range(1, (n - 1) // 1000 + 1)]
+    checks = {}
+    for step, playbook in (('converge', site), ('re-run', site),
+                           ('teardown', os.path.join(REPO, 'playbooks', 'teardown.yml'))):
+        quiet_first('bridge N=%d: %s' % (n, step))
+        log('bridge N=%d: %s' % (n, step))
+        run = host.playbook(playbook, base)
+        made = [name for name in netns_names() if name.startswith('lnns')]
+        present = links()
+        if step == 'teardown':
+            ok = not made and not [b for b in bridges if b in present] and not [
+                name for name in present if name.startswith('lnv')]
+        else:
+            ok = len(made) == n and all(b in present for b in bridges) and (step == 'converge' or not run.changed())
+        checks[step] = ok
+        rows.append(dict(method='role bridge', step=step, n=n, wall=run.wall, module=run.module_time(), cpu=run.cpu,
+                         tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(), ok=ok,
+                         bridges=len(bridges)))
+    return checks
+
+
 def settle(limit=600, busy_below=0.1):
     """Wait until the machine is quiet: the kernel frees a removed namespace's memory on workers of
     its own (kvfree_rcu_reclaim, cleanup_net) for minutes after ten thousand namespaces went, and a
@@ -856,7 +895,8 @@ def targets(rows):
         out.append(('(for comparison) N=100 module time vs the loop\'s command tasks', ratio, 'info'))
     else:
         out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
-    return out + publish_targets(rows) + scale_targets(rows) + fleet_targets(rows) + controller_targets(rows)
+    return (out + publish_targets(rows) + scale_targets(rows) + bridge_scale_targets(rows) + fleet_targets(rows)
+            + controller_targets(rows))
 
 
 def publish_targets(rows):
@@ -952,6 +992,19 @@ def scale_table(rows):
 
 
 FLEET_HOSTS, FLEET_CONVERGE_RATIO, FLEET_TEARDOWN_RATIO = 20, 2.5, 1.3
+
+
+def bridge_scale_targets(rows):
+    runs = dict((r['step'], r) for r in rows if r['method'] == 'role bridge')
+    label = 'bridge mode N=%d on one host: converges, re-runs with changed=0, tears down with nothing left' % (
+        BRIDGE_SCALE_N)
+    if not runs:
+        return [(label, 'not measured', 'n/a')]
+    n = max(r['n'] for r in runs.values())
+    text = '; '.join('%s %.1f s %s' % (step, runs[step]['module'], 'ok' if runs[step]['ok'] else 'NOT OK')
+                     for step in ('converge', 're-run', 'teardown') if step in runs)
+    return [(label.replace('N=%d' % BRIDGE_SCALE_N, 'N=%d' % n), '%s (%d bridges)' % (text, runs['converge']['bridges']),
+             'PASS' if len(runs) == 3 and all(r['ok'] for r in runs.values()) else 'FAIL')]
 
 
 def fleet_targets(rows):
@@ -1274,6 +1327,11 @@ def report(rows, env, notes, args_repeat):
            'quiet (the kernel frees removed namespaces on workers of its own for minutes after thousands '
            'went): two half-second samples in a row with less than 10%% of the CPUs busy.' % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE,
                                                                       SCALE_NOFILE),
+           '- **role bridge** (issue 16): `playbooks/site.yml` in bridge mode with %d namespaces on one host, '
+           'a /20 subnet: a bridge per thousand namespaces, each further one joined to the first by a veth pair; '
+           'converge, identical re-run, teardown, each checked (namespaces, bridges, nothing left). Bridged frames '
+           'do not pass the IP hooks in the benchmark\'s host (`net.bridge.bridge-nf-call-iptables` = 0 in its '
+           'own network namespace): where they do, the role refuses a second bridge.' % BRIDGE_SCALE_N,
            '- **fleet**: `tests/lab/lab.py` hosts (own sshd, pipelining, `--forks` = H), %d namespaces '
            'each, host-gw routes between the hosts; module s is the slowest host\'s sum, CPU s counts '
            'the controller only (the modules run under the hosts\' sshd). `verify.yml` pings from every '
@@ -1336,6 +1394,9 @@ def main():
     parser.add_argument('--scale-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated N for p2p namespaces in one network task (default 3000,10000, '
                              '--quick 1000, --smoke 20; empty: none)')
+    parser.add_argument('--bridge-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated N for the role in bridge mode past a thousand namespaces (default '
+                             '%d; --quick and --smoke: none; empty: none)' % BRIDGE_SCALE_N)
     parser.add_argument('--scale-nofile', type=int, default=SCALE_NOFILE,
                         help='hard limit on open files for the p2p runs (default %(default)s; 0: none)')
     parser.add_argument('--fleet', type=lambda s: [int(x) for x in s.split(',') if x],
@@ -1369,6 +1430,8 @@ def main():
     publish_sizes = [20] if args.smoke else [1000]
     scale_sizes = [20] if args.smoke else [1000] if args.quick else [3000, 10000]
     scale_sizes = scale_sizes if args.scale_sizes is None else args.scale_sizes
+    bridge_sizes = [] if args.smoke or args.quick else [BRIDGE_SCALE_N]
+    bridge_sizes = bridge_sizes if args.bridge_sizes is None else args.bridge_sizes
     sizes = sizes if args.sizes is None else args.sizes
     loop_sizes = loop_sizes if args.loop_sizes is None else args.loop_sizes
     publish_sizes = publish_sizes if args.publish_sizes is None else args.publish_sizes
@@ -1409,6 +1472,8 @@ def main():
             attempt('publish N=%d' % n, publish_step, host, args.python, n, rows, repeat)
         for n in scale_sizes:
             attempt('scale N=%d' % n, scale_step, host, args.python, n, rows, args.scale_nofile)
+        for n in bridge_sizes:
+            attempt('bridge N=%d' % n, bridge_scale_step, host, args.python, n, rows)
         measured_loops = []
         for n in loop_sizes:
             row = attempt('command loop N=%d' % n, loop_step, host, args.python, n)
