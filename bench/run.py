@@ -810,6 +810,13 @@ def fleet_step(host, hosts, cross_host, rows, notes):
         row('converge', host.playbook(site, base, inventory, forks=hosts))
         log('fleet H=%d: re-run' % hosts)
         row('re-run', host.playbook(site, base, inventory, forks=hosts))
+        # the same two without pipelining (the lab's inventory turns it on): what it saves
+        off = dict(base, ansible_pipelining=False)
+        log('fleet H=%d: one ping task, pipelining off' % hosts)
+        row('ping, pipelining off', host.playbook(os.path.join(BENCH, 'playbooks', 'ping.yml'), off, inventory,
+                                                  forks=hosts))
+        log('fleet H=%d: re-run, pipelining off' % hosts)
+        row('re-run, pipelining off', host.playbook(site, off, inventory, forks=hosts))
         log('fleet H=%d: verify.yml' % hosts)
         checked = host.playbook(os.path.join(REPO, 'playbooks', 'verify.yml'),
                                 dict(base, bridge_network_verify_internet=INTERNET,
