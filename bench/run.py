@@ -286,6 +286,31 @@ def wait_gone(prefix, deadline):
         time.sleep(0.002)
 
 
+def floor_build(host_batch, ns_files, nft):
+    """The floor's build, timed: one `ip -batch` on the host, one per namespace started from a
+    parent setns()ed into it ([(namespace, batch file)]), forwarding on (a /proc write) and one
+    `nft -f`. (wall seconds, CPU seconds)"""
+    own = os.open('/proc/self/ns/net', os.O_RDONLY)
+    cpu = children_cpu() + self_cpu()
+    start = time.perf_counter()
+    subprocess.run(['ip', '-batch', host_batch], check=True)
+    try:
+        for ns, path in ns_files:
+            fd = os.open('/run/netns/' + ns, os.O_RDONLY)
+            try:
+                _setns(fd)
+                subprocess.run(['ip', '-batch', path], check=True)
+            finally:
+                _setns(own)
+                os.close(fd)
+    finally:
+        os.close(own)
+    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
+        handle.write('1\n')
+    subprocess.run(['nft', '-f', nft], check=True)
+    return time.perf_counter() - start, children_cpu() + self_cpu() - cpu
+
+
 def floor_step(tmp, n, repeat=1):
     """floor_cycle `repeat` times; the fastest build and the fastest teardown."""
     samples = [floor_cycle(tmp, n) for _attempt in range(repeat)]
@@ -320,27 +345,8 @@ def floor_cycle(tmp, n):
     with open(nft, 'w') as handle:
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr 10.202.0.0/21 oifname "%s" masquerade\n }\n}\n' % UPLINK)
-    own = os.open('/proc/self/ns/net', os.O_RDONLY)
     log('floor N=%d: ip -batch' % n)
-    cpu = children_cpu() + self_cpu()
-    start = time.perf_counter()
-    subprocess.run(['ip', '-batch', host_batch], check=True)
-    try:
-        for ns, path in ns_files:
-            fd = os.open('/run/netns/' + ns, os.O_RDONLY)
-            try:
-                _setns(fd)
-                subprocess.run(['ip', '-batch', path], check=True)
-            finally:
-                _setns(own)
-                os.close(fd)
-    finally:
-        os.close(own)
-    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
-        handle.write('1\n')
-    subprocess.run(['nft', '-f', nft], check=True)
-    build = time.perf_counter() - start
-    build_cpu = children_cpu() + self_cpu() - cpu
+    build, build_cpu = floor_build(host_batch, ns_files, nft)
     made = [name for name in netns_names() if name.startswith('flns')]
     if len(made) != n:
         raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
@@ -725,28 +731,9 @@ def scale_floor(tmp, n):
     with open(nft, 'w') as handle:
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr %s oifname "%s" masquerade\n }\n}\n' % (SCALE_NET, UPLINK))
-    own = os.open('/proc/self/ns/net', os.O_RDONLY)
     quiet_first('scale N=%d: ip -batch floor' % n)
     log('scale N=%d: ip -batch floor' % n)
-    cpu = children_cpu() + self_cpu()
-    start = time.perf_counter()
-    subprocess.run(['ip', '-batch', host_batch], check=True)
-    try:
-        for ns, path in ns_files:
-            fd = os.open('/run/netns/' + ns, os.O_RDONLY)
-            try:
-                _setns(fd)
-                subprocess.run(['ip', '-batch', path], check=True)
-            finally:
-                _setns(own)
-                os.close(fd)
-    finally:
-        os.close(own)
-    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
-        handle.write('1\n')
-    subprocess.run(['nft', '-f', nft], check=True)
-    build = time.perf_counter() - start
-    build_cpu = children_cpu() + self_cpu() - cpu
+    build, build_cpu = floor_build(host_batch, ns_files, nft)
     made = [name for name in netns_names() if name.startswith('scfl')]
     if len(made) != n:
         raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
