@@ -639,10 +639,17 @@ def settle(limit=600, busy_below=0.1):
     return None
 
 
+# how long a step waits for a quiet machine: --smoke (a check that the benchmark runs, inside a test
+# suite whose other worker keeps the machine busy) does not wait
+SETTLE_LIMIT = [600]
+
+
 def quiet_first(what):
-    waited = settle()
+    if not SETTLE_LIMIT[0]:
+        return
+    waited = settle(SETTLE_LIMIT[0])
     log('%s: %s' % (what, 'machine quiet after %.0f s' % waited if waited is not None
-                    else 'machine still busy after 600 s; measured anyway'))
+                    else 'machine still busy after %d s; measured anyway' % SETTLE_LIMIT[0]))
 
 
 def scale_network(n, state='present'):
@@ -1415,6 +1422,7 @@ def main():
         sys.exit(nest())
 
     if args.smoke:
+        SETTLE_LIMIT[0] = 0
         sizes, loop_sizes, fleet, ip_netns = [5], [1], [], [2]
     elif args.quick:
         sizes, loop_sizes, fleet, ip_netns = [10, 100, 1000], [10], [5], [10]
