@@ -164,7 +164,7 @@ def measure(sizes=SIZES, repeat=3, old=True, variants=('default',), log=None):
             for method, way in ways:
                 runs = repeat if method == 'once' or hosts < 1000 else 1
                 best = None
-                for _ in range(max(1, runs)):
+                for _attempt in range(max(1, runs)):
                     plans.pop(method, None)
                     gc.collect()  # the previous run's garbage is not this run's to collect
                     plans[method], times = way(infos, settings)

@@ -1326,8 +1326,8 @@ def report(rows, env, notes, args_repeat):
            'address, eth0 up, default route), the forwarding write and one `nft -f`; its teardown one '
            'batch of `netns del` and the wait for the host ends. Each step starts once the machine is '
            'quiet (the kernel frees removed namespaces on workers of its own for minutes after thousands '
-           'went): two half-second samples in a row with less than 10%% of the CPUs busy.' % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE,
-                                                                      SCALE_NOFILE),
+           'went): two half-second samples in a row with less than 10%% of the CPUs busy.'
+           % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE, SCALE_NOFILE),
            '- **role bridge** (issue 16): `playbooks/site.yml` in bridge mode with %d namespaces on one host, '
            'a /20 subnet: a bridge per thousand namespaces, each further one joined to the first by a veth pair; '
            'converge, identical re-run, teardown, each checked (namespaces, bridges, nothing left). Bridged frames '

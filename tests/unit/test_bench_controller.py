@@ -24,8 +24,8 @@ controller = _controller()
 def test_once_per_play_plans_equal_the_per_host_ones(hosts, variant):
     settings = controller.role_settings(host_gw=variant == 'host-gw')
     infos = controller.recorded_fleet(['host%04d' % i for i in range(hosts)], settings)
-    once, _ = controller.once_per_play(infos, settings)
-    alone, _ = controller.per_host(infos, settings)
+    once = controller.once_per_play(infos, settings)[0]
+    alone = controller.per_host(infos, settings)[0]
     assert sorted(once) == sorted(infos)
     assert once == alone
     subnets = set(plan['subnet'] for plan in once.values())
@@ -39,8 +39,8 @@ def test_once_per_play_plans_equal_the_per_host_ones(hosts, variant):
 
 def test_measure_rows_and_targets():
     rows = controller.measure([3, 10], repeat=1)
-    assert sorted((r['method'], r['hosts']) for r in rows) == [('once', 3), ('once', 10), ('per-host', 3),
-                                                              ('per-host', 10)]
+    assert sorted((r['method'], r['hosts']) for r in rows) == [
+        ('once', 3), ('once', 10), ('per-host', 3), ('per-host', 10)]
     assert all(r['same'] for r in rows)
     # H=1000 not measured: the targets say so rather than pass or fail
     assert [verdict for _label, _measured, verdict in controller.targets(rows)] == ['n/a', 'n/a']

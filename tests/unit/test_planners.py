@@ -311,8 +311,8 @@ def test_more_ports_on_a_bridge_than_the_kernel_takes_are_refused_before_anythin
     kernel.netns('ns1')
     with pytest.raises(PlanError, match=r'bridge br0 in the host would have 1024 ports after this task \(1024 declared '
                                         r'on it\); the kernel takes at most 1023 a bridge'):
-        kernel.plan_network(bridges=[{'name': 'br0'}], pairs=[pair('p%d' % i, 'e%d' % i, master='br0')
-                                                               for i in range(1024)])
+        kernel.plan_network(bridges=[{'name': 'br0'}],
+                            pairs=[pair('p%d' % i, 'e%d' % i, master='br0') for i in range(1024)])
     plan, _result = kernel.plan_network(bridges=[{'name': 'br0'}],
                                         pairs=[pair('p%d' % i, 'e%d' % i, master='br0') for i in range(1023)])
     assert len([a for a in plan.actions if a.startswith('attach ')]) == 1023
@@ -334,6 +334,8 @@ def test_ports_already_on_a_bridge_count_unless_the_task_moves_or_removes_them()
     with pytest.raises(PlanError, match='would have 1024 ports'):
         kernel.plan_network(namespaces=[{'name': 'n%d' % i, 'state': 'absent'} for i in range(10)],
                             pairs=more + [pair('r%d' % i, 'g%d' % i, master='br0') for i in range(10)])
+
+
 def _port_flags(request):
     """{IFLA_BRPORT_*: value} a link request sets through IFLA_INFO_SLAVE_DATA (None: it sets none),
     and the request's index and name."""
