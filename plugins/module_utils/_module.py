@@ -114,8 +114,17 @@ class Lock(object):
         os.close(self.fd)
 
 
+class _Module(AnsibleModule):
+    """AnsibleModule whose failures echo the arguments as its results do (echo(): long lists
+    abbreviated) - a refused call of ten thousand items would otherwise send them all back."""
+
+    def fail_json(self, msg, **kwargs):
+        kwargs.setdefault('invocation', {'module_args': echo(self.params)})
+        super(_Module, self).fail_json(msg=msg, **kwargs)
+
+
 def new_module(argument_spec, **kwargs):
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
+    module = _Module(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     try:
         # the arguments as given: module.params holds them converted already
         V.unconverted(argument_spec, _load_params())

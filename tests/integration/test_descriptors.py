@@ -69,6 +69,10 @@ def test_a_limit_below_what_a_run_needs_is_refused_before_any_change(host):
     assert not result['changed']
     assert 'limit on open files is %d' % (T.MIN_NOFILE - 1) in result['msg'] and str(T.MIN_NOFILE) in result['msg']
     assert host.netns_list() == [] and 'lowp' not in host.sh('ip -br link')
+    # a failure echoes the arguments as a result does: a long list abbreviated
+    many = {'namespaces': [{'name': host.ns('low%d' % i)} for i in range(25)]}
+    echoed = limited(host, 'network', many, T.MIN_NOFILE - 1, fails=True)['invocation']['module_args']['namespaces']
+    assert len(echoed) == 11 and echoed[-1] == '(15 more items, not echoed back)'
     assert limited(host, 'network', spec, T.MIN_NOFILE)['changed']  # the least it needs is enough
     assert sorted(host.netns_list()) == sorted(names)
     limited(host, 'network', {'namespaces': [{'name': ns, 'state': 'absent'} for ns in names]}, T.MIN_NOFILE)
