@@ -13,6 +13,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -89,8 +90,14 @@ class Host(object):
         return sorted(line.split()[0] for line in self.sh('ip netns list').splitlines() if line.strip())
 
     def links(self, kind=None):
-        return dict((link['ifname'], link) for link in
-                    json.loads(self.sh('ip -j -d addr show' + (' type %s' % kind if kind else ''))))
+        for _attempt in range(10):
+            out = self.sh('ip -j -d addr show' + (' type %s' % kind if kind else ''))
+            # the kernel marks a dump that changes meanwhile (a thousand new links still getting
+            # their IPv6 link-local addresses) and `ip` says so before the JSON: ask again
+            if not out.startswith('Dump was interrupted'):
+                break
+            time.sleep(0.2)
+        return dict((link['ifname'], link) for link in json.loads(out))
 
     def ping(self, ns, address):
         return self.run(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W1', address], check=False).returncode == 0
