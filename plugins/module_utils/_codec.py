@@ -86,6 +86,7 @@ NETLINK_EXT_ACK = 11
 
 NLM_F_REQUEST = 0x1
 NLM_F_MULTI = 0x2
+NLM_F_DUMP_INTR = 0x10  # a dump whose objects changed while it ran: maybe inconsistent
 NLM_F_ACK = 0x4
 NLM_F_ROOT = 0x100
 NLM_F_MATCH = 0x200

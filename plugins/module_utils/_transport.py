@@ -147,6 +147,7 @@ _MULTI = C.NLM_F_MULTI
 _DONE, _ERROR = C.NLMSG_DONE, C.NLMSG_ERROR
 _CONTROL = (_DONE, _ERROR)
 _unpack_header = C.HEADER.unpack_from
+DUMP_ATTEMPTS = 5
 
 
 class Netlink(object):
@@ -296,7 +297,17 @@ class Netlink(object):
 
     def query(self, data):
         """Send one get or dump request (an encoded message); its answer, as whole messages
-        (header included). A refusal raises NetlinkError."""
+        (header included). A refusal raises NetlinkError. A dump the kernel marks interrupted (what
+        it lists changed meanwhile: links still getting their addresses) is asked again, up to
+        DUMP_ATTEMPTS times, so that a plan is not made from a half-old, half-new list."""
+        dump = _FLAGS.unpack_from(data, 6)[0] & C.NLM_F_DUMP == C.NLM_F_DUMP
+        for _attempt in range(DUMP_ATTEMPTS - 1):
+            result = self._query(data)
+            if not dump or not any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR for message in result):
+                return result
+        return self._query(data)
+
+    def _query(self, data):
         seq = self._number(data)
         self.sock.send(bytes(data))
         result = []

@@ -74,6 +74,7 @@ CONSTANTS = [
     (C, 'NETLINK_EXT_ACK', 'pyroute2.netlink:NETLINK_EXT_ACK'),
     (C, 'NLM_F_REQUEST', 'pyroute2.netlink:NLM_F_REQUEST'),
     (C, 'NLM_F_MULTI', 'pyroute2.netlink:NLM_F_MULTI'),
+    (C, 'NLM_F_DUMP_INTR', 'pyroute2.netlink:NLM_F_DUMP_INTR'),
     (C, 'NLM_F_ACK', 'pyroute2.netlink:NLM_F_ACK'),
     (C, 'NLM_F_ROOT', 'pyroute2.netlink:NLM_F_ROOT'),
     (C, 'NLM_F_MATCH', 'pyroute2.netlink:NLM_F_MATCH'),

@@ -3,6 +3,7 @@ sending what it built before it holds more namespace descriptors than the budget
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
+from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport as T
 
@@ -110,3 +111,49 @@ def test_apply_within_the_budget_sends_each_namespace_once():
     session = FakeSession(max_ns_fds=8)
     _apply.apply_plan(plan, session)
     assert session.sent == [(None, ['veth 0', 'veth 1', 'veth 2', 'veth 3'])] and session.peak == 4
+
+
+class FakeDumpSocket(object):
+    """Answers each dump request sent with two link messages and NLMSG_DONE; the first `interrupted`
+    answers have NLM_F_DUMP_INTR on their second message, as the kernel marks a dump that changed."""
+
+    def __init__(self, interrupted):
+        self.interrupted = interrupted
+        self.sent = []
+        self.pending = []
+
+    def send(self, data):
+        seq = T._SEQ.unpack_from(data, 8)[0]
+        self.sent.append(seq)
+        intr = C.NLM_F_DUMP_INTR if len(self.sent) <= self.interrupted else 0
+        body = b'\0' * 16
+        for flags in (C.NLM_F_MULTI, C.NLM_F_MULTI | intr):
+            self.pending.append(C.HEADER.pack(16 + len(body), C.RTM_NEWLINK, flags, seq, 0) + body)
+        self.pending.append(C.HEADER.pack(20, C.NLMSG_DONE, C.NLM_F_MULTI, seq, 0) + b'\0' * 4)
+        return len(data)
+
+    def recv_into(self, buffer, *args):
+        chunk = b''.join(self.pending)
+        self.pending = []
+        buffer[:len(chunk)] = chunk
+        return len(chunk)
+
+
+def _netlink(sock):
+    netlink = T.Netlink.__new__(T.Netlink)
+    netlink.sock, netlink.seq = sock, 0
+    return netlink
+
+
+@pytest.mark.parametrize('interrupted, asked', [(0, 1), (1, 2), (3, 4), (T.DUMP_ATTEMPTS + 2, T.DUMP_ATTEMPTS)])
+def test_a_dump_the_kernel_marks_interrupted_is_asked_again(interrupted, asked):
+    sock = FakeDumpSocket(interrupted)
+    answer = _netlink(sock).dump_raw(C.RTM_GETLINK, b'\0' * 16)
+    assert len(answer) == 2 and len(sock.sent) == asked
+    assert sock.sent == list(range(1, asked + 1))  # each time under a sequence number of its own
+
+
+def test_a_get_is_never_asked_again():
+    sock = FakeDumpSocket(5)
+    _netlink(sock).dump_raw(C.RTM_GETLINK, b'\0' * 16, flags=0)
+    assert len(sock.sent) == 1
