@@ -11,7 +11,6 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import os
-import tempfile
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
@@ -19,6 +18,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._common import Plan
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_rules
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import info_entry
+from ansible_collections.linuxnet.netns.plugins.module_utils._files import write_atomic
 
 KEYS = {
     'ipv4': ('net.ipv4.ip_forward', '/proc/sys/net/ipv4/ip_forward'),
@@ -119,35 +119,6 @@ def edit(text, values):
         lines[-1] += '\n'
     lines.extend('%s = %s\n' % (key, wanted[key]) for key in missing)
     return ''.join(lines)
-
-
-def write_atomic(path, content, keep=False):
-    """Write `path` whole, through a temporary file renamed over it. With `keep` (someone else's
-    file) the file a symbolic link points to is written, not the link, and its mode and owner
-    stay; without, the file is ours: 0644."""
-    existing = None
-    if keep and os.path.exists(path):
-        path = os.path.realpath(path)
-        existing = os.stat(path)
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    fd, tmp = tempfile.mkstemp(prefix='.linuxnet-', dir=directory)
-    try:
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if existing is None:
-            os.chmod(tmp, 0o644)
-        else:
-            os.chown(tmp, existing.st_uid, existing.st_gid)
-            os.chmod(tmp, existing.st_mode & 0o7777)
-        os.rename(tmp, path)
-    except Exception:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _write(plan, spec, family, value, stage, summary):

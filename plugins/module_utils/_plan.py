@@ -29,6 +29,8 @@ SYSCTL_OFF = 75  # forwarding goes off before the filters that scoped it go
 NFT = 80
 CONNTRACK = 85  # entries that predate a rule just added (a published UDP port's)
 SYSCTL = 90  # forwarding goes on after the filters that scope it are in
+FILES = 92  # saved plans, systemd units and drop-ins, resolvers: once the network they describe is there
+SYSTEMD_RELOAD = 93  # one daemon-reload a run, after the last unit file changed
 NETNS_DELETE = 95  # 96: the wait for the kernel's teardown of the removed namespaces
 BRIDGE_DELETE = 97  # a bridge goes after the namespaces: by then its ports are gone with them
 
@@ -95,6 +97,7 @@ class Plan(object):
         # warning naming it - a playbook of single tasks can then be checked on a fresh host
         self.assume_missing = assume_missing
         self._assumed = set()
+        self._once = set()
         self.started = False  # whether the apply sent anything: a failure after that has changed the host
         # ns -> _nft_plan.Transaction: the nf_tables changes of one namespace, which every planner
         # of the run that writes rules there adds to (one atomic transaction per namespace)
@@ -111,6 +114,14 @@ class Plan(object):
         if what not in self._assumed:
             self._assumed.add(what)
             self.warnings.append('check mode: ' + warning)
+        return True
+
+    def once(self, key):
+        """True the first time a run asks with `key`: for what several planners need done only once
+        (one systemd daemon-reload, one boot unit)."""
+        if key in self._once:
+            return False
+        self._once.add(key)
         return True
 
     def add(self, stage, ns, summary, requests=None, call=None):

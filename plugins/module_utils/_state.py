@@ -386,6 +386,26 @@ class Reader(object):
         return self.session.run_in(ns, lambda: dict((key, read_proc(path)) for key, path in paths.items()))
 
     @staticmethod
+    def listdir(path):
+        """The sorted names in a directory, or None when it does not exist (or cannot be read)."""
+        try:
+            return sorted(os.listdir(path))
+        except OSError:
+            return None
+
+    @staticmethod
+    def is_dir(path):
+        return os.path.isdir(path)
+
+    @staticmethod
+    def link_target(path):
+        """Where a symbolic link points, or None when `path` is not one."""
+        try:
+            return os.readlink(path)
+        except OSError:
+            return None
+
+    @staticmethod
     def text_file(path):
         """A file's text, or None when it does not exist (or cannot be read)."""
         try:

@@ -69,10 +69,18 @@ class Namespace(object):
         return _state.NsState.of(self.name, links, self.addresses, self.routes)
 
 
+class Symlink(object):
+    """A symbolic link among FakeKernel.files."""
+
+    def __init__(self, target):
+        self.target = target
+
+
 class FakeKernel(object):
     def __init__(self):
         self.namespaces = {None: Namespace(None)}
-        self.files = {}  # path -> text
+        self.files = {}  # path -> text (or a Symlink)
+        self.dirs = set()  # directories that exist, empty or not (those holding files exist anyway)
         self.holders = {}  # netns name -> [(pid, how, command)]
         self.bare = set()  # names of /run/netns files with no namespace mounted
         self.nsids = {}  # (from ns, to ns) -> id
@@ -261,7 +269,21 @@ class FakeReader(_state.Reader):
         return dict((key, proc.get(path)) for key, path in paths.items())
 
     def text_file(self, path):
-        return self.kernel.files.get(path)
+        text = self.kernel.files.get(path)
+        return None if text is None or isinstance(text, Symlink) else text
+
+    def listdir(self, path):
+        prefix = path.rstrip('/') + '/'
+        names = set(p[len(prefix):].split('/')[0] for p in self.kernel.files if p.startswith(prefix))
+        names.update(d[len(prefix):].split('/')[0] for d in self.kernel.dirs if d.startswith(prefix))
+        return sorted(names) if names or path.rstrip('/') in self.kernel.dirs else None
+
+    def is_dir(self, path):
+        return self.listdir(path) is not None
+
+    def link_target(self, path):
+        text = self.kernel.files.get(path)
+        return text.target if isinstance(text, Symlink) else None
 
     def prefetch_nsids(self, from_ns, targets):
         pass

@@ -16,11 +16,14 @@ LAYERS = {
     '_common': CODEC,
     '_codec': CODEC, '_nft_codec': CODEC,
     '_transport': TRANSPORT,
+    # files written at apply time (closures of operations call them)
+    '_files': TRANSPORT,
     # the rule model (what a rule of ours is) is read into state as well as planned
     '_nft_rules': STATE, '_state': STATE, '_nft_state': STATE,
     # a transaction: a plan sent over the transport; ensure() reads the state again
     '_nft_apply': STATE,
     '_plan': PLANNERS, '_nft_plan': PLANNERS, '_links': PLANNERS, '_validate': PLANNERS, '_kind': PLANNERS,
+    '_systemd': PLANNERS,
     '_apply': APPLY,
     # the kinds stand side by side: none imports another (they share _links, _nft_plan, _common)
     '_kinds': GLUE,

@@ -13,11 +13,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 MODULE_UTILS = os.path.join(HERE, '..', '..', 'plugins', 'module_utils')
 
 PLANNER_FILES = sorted(name for name in os.listdir(MODULE_UTILS) if name.startswith('_kind') and name.endswith('.py'))
-PLANNER_FILES += ['_links.py', '_nft_plan.py', '_plan.py', '_validate.py']
+PLANNER_FILES += ['_links.py', '_nft_plan.py', '_plan.py', '_systemd.py', '_validate.py']
 
 # Functions (and classes) of the planner files that only an operation's closure runs, at apply time.
 APPLY_TIME = {
-    '_kind_forwarding.py': {'write_atomic'},
     '_kind_netns.py': {'Teardown'},
 }
 
