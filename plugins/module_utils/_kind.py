@@ -40,13 +40,18 @@ class Kind(object):
                   ARGS` is parsed by parser(ARGS, canonical expressions) into the rule it names
     saved         saved(obj) -> the object as plain data that factory() takes back: what a saved
                   plan holds
+    boot          boot(item) -> when the boot units apply a saved item: 'host' (early, before
+                  network.target: it needs only this host), 'uplink' (once the uplink has its address:
+                  routes via other hosts, masquerade out the uplink, forwarding and what it serves), or
+                  None (never: what the kind writes is a file that survives the reboot by itself)
     """
 
     __slots__ = ('module', 'option', 'list_option', 'identity', 'options', 'factory', 'planner', 'order',
-                 'phrase', 'purge', 'select', 'purge_doc', 'report', 'nft_comments', 'saved')
+                 'phrase', 'purge', 'select', 'purge_doc', 'report', 'nft_comments', 'saved', 'boot')
 
     def __init__(self, module, option, list_option, identity, options, factory, planner, order, phrase,
-                 purge=None, select=None, purge_doc=None, report=None, nft_comments=None, saved=None):
+                 purge=None, select=None, purge_doc=None, report=None, nft_comments=None, saved=None,
+                 boot=None):
         if not (purge is None) == (select is None) == (purge_doc is None):
             raise TypeError('kind %s: purge, select and purge_doc go together' % module)
         if select not in (None, 'name', 'prefix'):
@@ -56,6 +61,7 @@ class Kind(object):
         self.purge, self.select, self.purge_doc, self.report = purge, select, purge_doc, report
         self.nft_comments = dict(nft_comments or {})
         self.saved = saved or default_saved
+        self.boot = boot or boot_early
 
     def list_spec(self):
         """The argument spec of the kind's list in linuxnet.netns.network."""
@@ -69,3 +75,18 @@ def default_saved(obj):
     """The validated object's own parameters (every factory keeps the item it was given as
     `item`), which the factory takes back."""
     return dict(obj.item)
+
+
+def boot_early(item):
+    """Objects that need only the host itself (namespaces, bridges, veth pairs and their addresses)."""
+    return 'host'
+
+
+def boot_late(item):
+    """Objects that need the uplink (masquerade out of it, ports published on its address)."""
+    return 'uplink'
+
+
+def boot_in_namespace(item):
+    """Inside a namespace: early; on the host (routes via other hosts, the host's forwarding): late."""
+    return 'host' if item.get('netns') is not None else 'uplink'

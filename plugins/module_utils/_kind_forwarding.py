@@ -15,7 +15,7 @@ import os
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
-from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind, boot_in_namespace
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_rules
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import info_entry
 from ansible_collections.linuxnet.netns.plugins.module_utils._files import write_atomic
@@ -222,4 +222,4 @@ KIND = Kind('sysctl_forward', 'forwarding', 'settings', None, OPTIONS, Forward, 
                           'fwd-drop': _nft_rules.parse_forward_drop_comment,
                           'fwd-est': _nft_rules.parse_forward_replies_comment,
                           'fwd-in': _nft_rules.parse_forward_inbound_comment,
-                          'fwd-isolate': _nft_rules.parse_forward_isolate_comment})
+                          'fwd-isolate': _nft_rules.parse_forward_isolate_comment}, boot=boot_in_namespace)

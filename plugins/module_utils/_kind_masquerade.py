@@ -15,7 +15,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_plan
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_rules
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail, require_namespace, where
-from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind, boot_late
 
 OPTIONS = dict(
     source=dict(type='str'),
@@ -119,4 +119,4 @@ def report_nat(reader, views, query, result):
 KIND = Kind('nat_masquerade', 'masquerade', 'rules', 'source', OPTIONS, MasqRule, plan_masquerade, order=50,
             phrase='a MASQUERADE rule', purge=purge_masquerade, select='prefix', report=report_nat,
             purge_doc='Prefixes; a MASQUERADE rule is purged when its source lies inside one of them.',
-            nft_comments={'masq': _nft_rules.parse_masq_comment})
+            nft_comments={'masq': _nft_rules.parse_masq_comment}, boot=boot_late)

@@ -45,7 +45,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
     PlanError, assume_namespace, fail, info_entry, ns_key, require_namespace, where)
-from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind, boot_late
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import link_request
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_codec import NFPROTO_INET, NFPROTO_IPV4, NFPROTO_IPV6
 from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
@@ -665,4 +665,4 @@ KIND = Kind('port_publish', 'publish', 'ports', 'host_port', OPTIONS, Publish, p
             phrase='a published port (host port to a target address and port)', purge=purge_publish,
             select='prefix', report=report_published,
             purge_doc='Prefixes; a published port is purged when its target address lies inside one of them.',
-            nft_comments=dict((word, parse_comment(word)) for word in PORT_WORDS + SHARED_WORDS))
+            nft_comments=dict((word, parse_comment(word)) for word in PORT_WORDS + SHARED_WORDS), boot=boot_late)

@@ -18,7 +18,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import PlanError, fail, ns_key, require_namespace, where
-from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
+from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind, boot_in_namespace
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import info_entry
 
 OPTIONS = dict(
@@ -233,4 +233,4 @@ KIND = Kind('netns_route', 'routes', 'routes', None, OPTIONS, RouteSpec, plan_ro
             purge_doc=('Prefixes; a route is purged when its destination lies inside one of them '
                        '(V(10.200.0.0/16) takes C(10.200.3.0/24) and C(10.200.0.0/16), not C(0.0.0.0/0)). '
                        'V(0.0.0.0/0) and V(::/0) select every route of their family; the word V(default) is '
-                       'refused here, being ambiguous.'))
+                       'refused here, being ambiguous.'), boot=boot_in_namespace)

@@ -12,9 +12,7 @@ __metaclass__ = type
 
 import copy
 import errno
-import fcntl
 import os
-import resource
 
 from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
 
@@ -85,33 +83,8 @@ def check_privileges(module):
                                  os.geteuid()))
 
 
-def _raise_nofile():
-    """The soft limit on open files raised to the hard one (the engine's descriptors are bounded,
-    _transport.ENGINE_DESCRIPTORS, but fewer of them cost time at large N); the limit then, or None
-    when there is none."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        soft = hard
-    return None if soft == resource.RLIM_INFINITY else soft
-
-
-class Lock(object):
-    """Serialises runs on one host: flock on /run/netns itself, so no lock file is left behind."""
-
-    def __init__(self, exclusive):
-        self.exclusive = exclusive
-        self.fd = None
-
-    def __enter__(self):
-        if not os.path.isdir(_transport.NETNS_RUN_DIR):
-            os.makedirs(_transport.NETNS_RUN_DIR, 0o755)
-        self.fd = os.open(_transport.NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
-        return self
-
-    def __exit__(self, *exc):
-        os.close(self.fd)
+# the run lock (flock on /run/netns) lives with the transport: the boot runner (_saved) takes it too
+Lock = _transport.Lock
 
 
 class _Module(AnsibleModule):
@@ -166,7 +139,7 @@ def run(module, planner, read_only=False):
         module.fail_json(msg=missing_required_lib('pyroute2') + ' ' + INSTALL_HINT, missing_library='pyroute2',
                          exception=str(_codec.PYROUTE2_IMPORT_ERROR))
     check_privileges(module)
-    nofile = _raise_nofile()
+    nofile = _transport.raise_nofile()
     if nofile is not None and nofile < _transport.MIN_NOFILE:
         # refused before anything is read or changed: a run would fail half-way
         module.fail_json(msg='the limit on open files is %d (ulimit -n, hard limit included); this module needs at '

@@ -17,9 +17,11 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import re
+import sys
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _saved
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError, fail
 
@@ -31,6 +33,7 @@ def argument_spec():
     spec['purge'] = dict(_module.PURGE_OPTION)
     spec['purge_match'] = dict(type='dict', options=dict(
         (kind.option, dict(type='list', elements='str')) for kind in KINDS if kind.select))
+    spec['save'] = dict(_saved.SAVE_OPTION)
     return spec
 
 
@@ -100,31 +103,17 @@ def main():
         parsed = parse(module.params)
         purge = purge_selection(module.params) if module.params.get('purge') or module.params.get('purge_match') \
             else None
+        save = _saved.Save(module.params['save']) if module.params.get('save') else None
+        if save is not None and save.state == 'present':
+            _saved.refuse_persisted_forwarding(parsed)
     except ValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
 
     def plan_all(plan, reader):
-        # The objects' after-states are not returned: at a thousand namespaces they are most of
-        # the result, and Ansible's handling of a result grows with its size. `actions` and the
-        # diff tell what changed; netns_info reads the state.
-        counts, purged = {}, []
-        # namespaces that hold declared links get their links read whole anyway: read them first,
-        # so that the namespace planner finds lo there instead of asking for it on its own
-        for obj in parsed.get('pairs', []) + parsed.get('bridges', []):
-            for iface in obj.ifaces():
-                if iface.ns is not None and reader.exists(iface.ns):
-                    reader.view(iface.ns).load()
-        for kind in KINDS:
-            if kind.option not in parsed:
-                continue
-            objects = parsed[kind.option]
-            extra = kind.purge(reader, objects, purge[kind.option]) if purge and kind.option in purge else []
-            kind.planner(plan, reader, objects + extra)
-            counts[kind.option] = len(objects)
-            purged.extend(obj.describe() for obj in extra)
-        result = {'declared': counts}
-        if purge is not None:
-            result['purged'] = purged
+        result = _saved.plan_declared(plan, reader, parsed, purge)
+        if save is not None:
+            # after the network it describes: written once that is in place (stage FILES)
+            result['saved'] = _saved.plan_save(plan, reader, save, parsed, sys.executable)
         return result
 
     _module.run(module, plan_all)

@@ -23,6 +23,7 @@ __metaclass__ = type
 import collections
 import ctypes
 import errno
+import fcntl
 import os
 import resource
 import select
@@ -378,6 +379,35 @@ class _Sockets(collections.OrderedDict):
         while len(self) > self.capacity:
             self.popitem(last=False)[1].close()
         return sock
+
+
+def raise_nofile():
+    """The soft limit on open files raised to the hard one (the engine's descriptors are bounded,
+    _transport.ENGINE_DESCRIPTORS, but fewer of them cost time at large N); the limit then, or None
+    when there is none."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return None if soft == resource.RLIM_INFINITY else soft
+
+
+class Lock(object):
+    """Serialises runs on one host: flock on /run/netns itself, so no lock file is left behind."""
+
+    def __init__(self, exclusive):
+        self.exclusive = exclusive
+        self.fd = None
+
+    def __enter__(self):
+        if not os.path.isdir(NETNS_RUN_DIR):
+            os.makedirs(NETNS_RUN_DIR, 0o755)
+        self.fd = os.open(NETNS_RUN_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(self.fd, fcntl.LOCK_EX if self.exclusive else fcntl.LOCK_SH)
+        return self
+
+    def __exit__(self, *exc):
+        os.close(self.fd)
 
 
 class Namespaces(object):

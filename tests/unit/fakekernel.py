@@ -11,7 +11,7 @@ import ipaddress
 import socket
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
-from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds, _network, _nft_plan, _nft_rules, _nft_state
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds, _network, _nft_plan, _nft_rules, _nft_state, _saved
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
@@ -209,7 +209,7 @@ class FakeKernel(object):
     def reader(self):
         return FakeReader(self)
 
-    def plan_network(self, purge=False, purge_match=None, check_mode=False, **lists):
+    def plan_network(self, purge=False, purge_match=None, check_mode=False, save=None, **lists):
         """Plan a linuxnet.netns.network call as its main() does (`check_mode`: as under --check,
         assuming what earlier tasks make); returns (plan, reader)."""
         params = dict((kind.option, None) for kind in _kinds.KINDS)
@@ -217,12 +217,9 @@ class FakeKernel(object):
         parsed = _network.parse(params)
         selection = _network.purge_selection(params) if purge or purge_match else None
         plan, reader = P.Plan(assume_missing=check_mode), self.reader()
-        for kind in _kinds.KINDS:
-            if kind.option not in parsed:
-                continue
-            extra = kind.purge(reader, parsed[kind.option], selection[kind.option]) \
-                if selection and kind.option in selection else []
-            kind.planner(plan, reader, parsed[kind.option] + extra)
+        _saved.plan_declared(plan, reader, parsed, selection)
+        if save is not None:
+            _saved.plan_save(plan, reader, _saved.Save(save), parsed, '/usr/bin/python3')
         return plan, reader
 
     def plan_kind(self, option, items, check_mode=False):
