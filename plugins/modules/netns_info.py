@@ -58,6 +58,17 @@ options:
         bridge itself); RV(bridges) still lists them, when O(bridges=true).
     type: bool
     default: true
+  saved_plans:
+    description:
+      - The plans saved on this host by M(linuxnet.netns.network)'s O(linuxnet.netns.network#module:save)
+        (RV(saved_plans)), which the boot units apply again at every boot.
+      - V(drift) also plans each valid one against the host as the boot would apply it (nothing is
+        applied) and reports what that would change - after a reboot, whether the network came back
+        whole; later, what was changed by hand. V(list) only reads and validates the files; V(none) skips them.
+    type: str
+    choices: [none, list, drift]
+    default: drift
+    version_added: 0.4.0
 extends_documentation_fragment:
   - linuxnet.netns._common.INFO
 author:
@@ -75,6 +86,18 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+saved_plans:
+  description:
+    - One entry a saved plan file (O(saved_plans)), by name - its C(name) and C(path); for a file the boot
+      cannot apply, a C(problem) saying why (the boot unit would fail with it, changing nothing); else the
+      C(python) it runs with and what it C(declared) (items per list); with O(saved_plans=drift), the
+      actions applying it now would take (C(drift)) and whether there are none (C(matches)).
+  returned: unless O(saved_plans=none)
+  type: list
+  elements: dict
+  sample:
+    - {name: tutorial, path: /etc/linuxnet-netns/plans/tutorial.json, python: /usr/bin/python3,
+       declared: {namespaces: 1, pairs: 1, routes: 1}, matches: false, drift: [add route ns1 default via 10.0.0.1]}
 namespaces:
   description: Names of the network namespaces (as C(ip netns list) shows them), sorted.
   returned: always
@@ -169,6 +192,7 @@ nat:
 from ansible_collections.linuxnet.netns.plugins.module_utils import _info
 from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _saved
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError
 
 
@@ -181,12 +205,21 @@ def main():
         veth_pairs=dict(type='bool', default=True),
         bridges=dict(type='bool', default=True),
         bridge_ports=dict(type='bool', default=True),
+        saved_plans=dict(type='str', choices=['none', 'list', 'drift'], default='drift'),
     ))
     try:
         query = _info.InfoQuery(module.params)
     except ValidationError as exc:
         module.fail_json(msg=str(exc))
-    _module.run(module, lambda plan, reader: _info.gather(reader, query, _kinds.KINDS), read_only=True)
+    saved = module.params['saved_plans']
+
+    def read(plan, reader):
+        result = _info.gather(reader, query, _kinds.KINDS)
+        if saved != 'none':
+            result['saved_plans'] = _saved.report(reader.session, saved == 'drift')
+        return result
+
+    _module.run(module, read, read_only=True)
 
 
 if __name__ == '__main__':
