@@ -50,7 +50,7 @@ MAIN_TABLE = 254
 # dict once (vars/main.yml, _bridge_network_settings); each filter takes it whole, plus its INPUTS.
 SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interface', 'bridge', 'mtu', 'pool',
             'subnet_prefixlen', 'subnet', 'p2p_prefixlen', 'uplink', 'underlay_address', 'masquerade', 'host_gw',
-            'persist_forwarding', 'safe_router', 'disable_forwarding_on_absent', 'inbound', 'inbound_from',
+            'persist_forwarding', 'persist', 'safe_router', 'disable_forwarding_on_absent', 'inbound', 'inbound_from',
             'isolate', 'publish')
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
@@ -452,7 +452,15 @@ def role_forwarding(settings, present, prefixes, fleet=()):
     addresses of one of them. Nothing to say: []."""
     forwarding = {}
     if present:
-        forwarding.update(ipv4=True, persist=boolean(settings['persist_forwarding'], strict=False))
+        persisted = boolean(settings['persist_forwarding'], strict=False)
+        if persisted and boolean(settings['persist'], strict=False):
+            # the saved plan turns forwarding on at boot once its scope is in place; a sysctl.d file
+            # would turn it on before any unit runs
+            raise AnsibleFilterError('bridge_network_persist_forwarding: true writes forwarding to /etc/sysctl.d, which '
+                                     'turns it on at boot before its scope is in place; bridge_network_persist (the '
+                                     'saved plan, true by default) turns it on at boot after its scope. Drop '
+                                     'bridge_network_persist_forwarding')
+        forwarding.update(ipv4=True, persist=persisted)
     elif boolean(settings['disable_forwarding_on_absent'], strict=False):
         forwarding['ipv4'] = False
     if boolean(settings['safe_router'], strict=False):

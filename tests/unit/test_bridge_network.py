@@ -362,10 +362,18 @@ def test_role_purge_match_is_what_the_network_module_accepts():
     ('absent', False, True, 'no', []),
 ])
 def test_forwarding(state, safe_router, persist, disable, expected):
-    args = dict(safe_router=safe_router, persist_forwarding=persist, disable_forwarding_on_absent=disable)
+    # persist_forwarding (a sysctl.d file) goes only without the saved plan (persist, on by default)
+    args = dict(safe_router=safe_router, persist_forwarding=persist, disable_forwarding_on_absent=disable,
+                persist=False)
     assert plan(state=state, **args)['forwarding'] == expected
     if state == 'absent':
         assert teardown(**args)['forwarding'] == expected
+
+
+def test_forwarding_persisted_to_sysctl_d_is_refused_beside_the_saved_plan():
+    with pytest.raises(Exception, match='bridge_network_persist_forwarding: true .* before its scope'):
+        plan(persist_forwarding=True, persist=True)
+    assert plan(persist_forwarding=False, persist=True)['forwarding'][0]['persist'] is False
 
 
 def test_inbound_is_closed_to_all_but_the_fleet_and_the_allowed_prefixes():
