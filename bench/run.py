@@ -16,6 +16,8 @@
   controller the role's filters alone (bench/controller.py) for a recorded fleet of H hosts: the
              allocation and planning once per play beside every host doing it all (issue 16); no
              kernel work
+  boot       a saved bridge network (N=1000): the network module's converge of it with `save`, then the
+             two boot units' ExecStart lines in a fresh machine on the same disk (bench/boot.py, issue 13)
 
 Run it inside the sandbox, from the repository root:
 
@@ -53,6 +55,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH = os.path.join(REPO, 'bench')
 LAB_PY = os.path.join(REPO, 'tests', 'lab', 'lab.py')
 NESTED = 'LINUXNET_BENCH_NESTED'
+sys.path.insert(0, BENCH)
+import boot  # noqa: E402  (bench/boot.py, beside this file)
 CLONE_NEWNET = 0x40000000
 
 # The host's uplink: TEST-NET-3, clear of the role's pool (10.200.0.0/16), the loop's subnet
@@ -897,7 +901,7 @@ def targets(rows):
     else:
         out.append(('N=100: end to end >= 100x faster than the command loop', 'not measured', 'n/a'))
     return (out + publish_targets(rows) + scale_targets(rows) + bridge_scale_targets(rows) + fleet_targets(rows)
-            + controller_targets(rows))
+            + controller_targets(rows) + boot.boot_targets(rows))
 
 
 def publish_targets(rows):
@@ -1405,6 +1409,9 @@ def main():
     parser.add_argument('--controller-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
                         help='comma-separated fleet sizes H for the controller-side measurement '
                              '(default 10,100,1000, --smoke 10,100; empty: none)')
+    parser.add_argument('--boot-sizes', type=lambda s: [int(x) for x in s.split(',') if x],
+                        help='comma-separated N for the boot re-apply of a saved bridge network against its '
+                             'converge (bench/boot.py; default 1000, --smoke 5; empty: none)')
     parser.add_argument('--json', help='also write every measurement as JSON to this file')
     parser.add_argument('--repeat', type=int,
                         help='runs of the role and the floor at each N; the table keeps the fastest (default: '
@@ -1440,6 +1447,8 @@ def main():
     fleet = fleet if args.fleet is None else args.fleet
     controller_sizes = [10, 100] if args.smoke else [10, 100, 1000]
     controller_sizes = controller_sizes if args.controller_sizes is None else args.controller_sizes
+    boot_sizes = [5] if args.smoke else [1000]
+    boot_sizes = boot_sizes if args.boot_sizes is None else args.boot_sizes
     if args.no_ip_netns:
         ip_netns = []
     out_dir = os.path.abspath(args.out or os.path.join(REPO, 'docs'))
@@ -1499,6 +1508,10 @@ def main():
                                 'installs it), or give --no-ip-netns')
         for hosts in fleet:
             attempt('fleet H=%d' % hosts, fleet_step, host, hosts, hosts <= 5, rows, notes)
+        for n in boot_sizes:
+            quiet_first('boot N=%d' % n)
+            log('saved plan N=%d: converge, then the boot' % n)
+            rows += attempt('boot N=%d' % n, boot.boot_rows, tmp, args.python, n, repeat) or []
         if controller_sizes:
             rows += attempt('controller H=%s' % ','.join(map(str, controller_sizes)), controller_rows,
                             controller_sizes, repeat) or []

@@ -54,7 +54,9 @@ MANIFEST = 'MANIFEST'  # written last: an engine directory without it is incompl
 PACKAGE = 'ansible_collections.linuxnet.netns.plugins.module_utils'
 # what the boot script does not need (they import Ansible)
 NOT_INSTALLED = ('_module', '_network')
-PARTS = ('host', 'all')
+# host: what needs only the host (early); uplink: the rest (once the uplink is up, and again when
+# systemd-networkd restarts); all: both, in order (by hand, and what netns_info's drift plans)
+PARTS = ('host', 'uplink', 'all')
 
 _NAME = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$')
 UNIT_HEADER = '# Managed by linuxnet.netns.network (saved plans); edits here are overwritten.\n'
@@ -159,9 +161,10 @@ def load(path, text=None):
 
 
 def part_of(parsed, part):
-    """The objects a boot unit applies: part 'host' those the kinds need early (Kind.boot), 'all'
-    everything the boot applies."""
-    wanted = ('host',) if part == 'host' else ('host', 'uplink')
+    """The objects a boot unit applies (Kind.boot says which): part 'host' those that need only the
+    host, 'uplink' the rest - planned against what the host part made, without reading and planning
+    the host part's objects again (at a thousand namespaces, most of the work) - and 'all' both."""
+    wanted = {'host': ('host',), 'uplink': ('uplink',), 'all': ('host', 'uplink')}[part]
     by_option = dict((kind.option, kind) for kind in _kinds.KINDS)
     chosen = {}
     for option, objects in parsed.items():
@@ -293,7 +296,7 @@ ConditionDirectoryNotEmpty=%(plans)s
 [Service]
 Type=oneshot
 RemainAfterExit=yes
-ExecStart=%(python)s -I %(script)s --part all
+ExecStart=%(python)s -I %(script)s --part uplink
 
 [Install]
 WantedBy=multi-user.target systemd-networkd.service
@@ -429,7 +432,8 @@ def _say(text, stream=None):
 
 
 def boot(argv):
-    """The boot units' command: `--part host` (early) or `--part all`, optionally `--plans DIR`.
+    """The boot units' command: `--part host` (early), `--part uplink` (the rest) or `--part all`
+    (both), optionally `--plans DIR`.
     Exit 0 when every plan is in place, 1 when a plan cannot be read or applied."""
     part, directory = 'all', PLANS_DIR
     args = list(argv)
@@ -440,7 +444,7 @@ def boot(argv):
         elif arg == '--plans' and args:
             directory = args.pop(0)
         else:
-            _say('usage: %s [--part host|all] [--plans DIR] (got %r)' % (BOOT_SCRIPT, arg), sys.stderr)
+            _say('usage: %s [--part host|uplink|all] [--plans DIR] (got %r)' % (BOOT_SCRIPT, arg), sys.stderr)
             return 2
     loaded = []
     for path in _plan_files(directory):

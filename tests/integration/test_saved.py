@@ -179,7 +179,7 @@ def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
     # the reboot: a new machine on the same disk. The host's part runs before the uplink has an
     # address; the rest after, twice (the second finds everything in place)
     host_part, all_parts = exec_start(host_unit), exec_start(uplink_unit)
-    assert host_part.endswith('--part host') and all_parts.endswith('--part all')
+    assert host_part.endswith('--part host') and all_parts.endswith('--part uplink')
     lines, stderr = disk.boot(
         'ip netns list >&3\n'
         '%s >&3\n' % host_part + SERVER.replace('trap', '# trap') +
@@ -200,7 +200,7 @@ def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
                              'forwarding': '0'}, 'forwarding stays off until the uplink part puts its scope in place'
     after = lines[lines.index('after-host-part 1 1 1') + 5:]
     assert probes(after) == {'world-via-nat': 'ok', 'stranger-in': 'fails', 'published': 'ok', 'forwarding': '1'}, text
-    assert 'linuxnet-netns: plan tutorial (part all): in place, nothing to change' in text, text
+    assert 'linuxnet-netns: plan tutorial (part uplink): in place, nothing to change' in text, text
     rerun, = results(lines)
     assert not rerun['changed'], 'the boot made exactly what the task declares: %s' % rerun['actions']
 
