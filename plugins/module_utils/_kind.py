@@ -74,7 +74,7 @@ class Kind(object):
 def default_saved(obj):
     """The validated object's own parameters (every factory keeps the item it was given as
     `item`), which the factory takes back."""
-    return dict(obj.item)
+    return copy.deepcopy(dict(obj.item))
 
 
 def boot_early(item):
