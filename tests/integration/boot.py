@@ -72,7 +72,7 @@ def _remove_cgroup(path, wait=5):
     moment after its last process has been reaped: try again for a while. False if it stayed."""
     deadline = time.monotonic() + wait
     while True:
-        for parent, dirs, _ in os.walk(path, topdown=False):
+        for parent, dirs, _files in os.walk(path, topdown=False):
             for name in dirs:
                 try:
                     os.rmdir(os.path.join(parent, name))
