@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Run a command inside a throwaway sandbox: fresh network, mount, pid and uts namespaces, with private
-# tmpfs on /run/netns and /etc/sysctl.d, and /etc and /usr/local/lib each under an overlay whose
-# upper layer is a private tmpfs (saved plans, systemd units and drop-ins, /etc/netns resolvers and
+# tmpfs on /run/netns and /etc/sysctl.d, and /etc, /usr/local/lib and /run/systemd each under an
+# overlay whose upper layer is a private tmpfs (saved plans, systemd units and drop-ins, /etc/netns resolvers and
 # the boot code are written there: the machine's own files never change). Everything made inside
 # (namespaces, links, nft tables, files, processes) disappears when the command exits, however it exits.
 #   tests/sandbox.sh CMD [ARGS...]
@@ -13,7 +13,9 @@ exec unshare --net --mount --pid --uts --fork --kill-child --mount-proc --propag
     set -e
     # the overlays upper layers live on a tmpfs that the real /run/netns tmpfs then hides
     mount -t tmpfs -o mode=0700 linuxnet-overlays /run/netns
-    for dir in /etc /usr/local/lib; do
+    # /run/systemd too: systemd-analyze verify writes there (systemd-units-load), as a starting systemd does
+    for dir in /etc /usr/local/lib /run/systemd; do
+      [ -d "$dir" ] || continue
       layer=/run/netns/layers$dir
       mkdir -p "$layer/upper" "$layer/work"
       mount -t overlay -o "lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" linuxnet-overlay "$dir"
