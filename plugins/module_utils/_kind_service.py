@@ -22,6 +22,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _systemd
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import (
     PlanError, fail, info_entry, require_namespace, where)
+from ansible_collections.linuxnet.netns.plugins.module_utils._files import try_restart
 from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
 
 OPTIONS = dict(
@@ -95,13 +96,7 @@ class Service(object):
 
 def _try_restart(plan, name):
     def call(session):
-        import subprocess
-        try:
-            proc = subprocess.run(['systemctl', 'try-restart', name], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                  universal_newlines=True, timeout=300, check=False)
-            problem = None if proc.returncode == 0 else (proc.stdout.strip() or 'exit code %d' % proc.returncode)
-        except (OSError, subprocess.SubprocessError) as exc:
-            problem = str(exc)
+        problem = try_restart(name)
         if problem:
             # the drop-in is in place and a re-run would not restart again: said loudly, not lost
             plan.warnings.append('systemctl try-restart %s failed (%s): the service runs in its new namespace only '
