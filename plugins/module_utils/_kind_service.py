@@ -166,11 +166,12 @@ def _ours(reader):
 
 def purge_services(reader, services, match=None):
     """The services placed by a drop-in of ours that the call does not declare, as absent.
-    match(name) narrows the choice: it is given the name with and without `.service`."""
+    match(namespace) narrows the choice to the services placed in the namespaces it selects: what
+    owns namespaces by their names (the bridge_network role) owns the services placed there."""
     declared = set(svc.name for svc in services)
     extra = []
-    for name in sorted(_ours(reader)):
-        if name in declared or (match is not None and not (match(name) or match(name[:-len('.service')]))):
+    for name, ns in sorted(_ours(reader).items()):
+        if name in declared or (match is not None and not match(ns)):
             continue
         extra.append(Service({'service': name, 'state': 'absent'}, 'purge'))
     return extra
@@ -192,6 +193,6 @@ def report_services(reader, views, query, result):
 KIND = Kind('netns_service', 'services', 'services', 'service', OPTIONS, Service, plan_services, order=75,
             phrase='a systemd service placed in a namespace', report=report_services,
             purge=purge_services, select='name',
-            purge_doc=('Python regular expressions; a service placed by this collection is taken out of its '
-                       'namespace when one matches its whole name, with or without C(.service) '
-                       '(V(web-.*) matches C(web-1.service)).'))
+            purge_doc=('Python regular expressions on namespace names; a service this collection placed is taken '
+                       'out of its namespace when one matches the whole name of that namespace '
+                       '(V(lnns[0-9]+): the services placed in C(lnns1), C(lnns2) ...).'))
