@@ -15,8 +15,8 @@ refused, naming it.
 
 bridge_network_local(info, settings)    -> {uplink, underlay, current}: what the role needs to know
                                           about a host before the fleet's subnets are allocated.
-bridge_network_plan(info, settings)     -> {namespaces, bridges, pairs, routes, nat, publish, forwarding,
-                                          purge, purge_match, errors, warnings, ...}: the desired objects, and
+bridge_network_plan(info, settings)     -> {namespaces, bridges, pairs, routes, nat, publish, services, dns,
+                                          forwarding, purge, purge_match, errors, warnings, ...}: the desired objects, and
                                           what linuxnet.netns.network purges (the role's objects it
                                           finds there that are not declared).
 bridge_network_teardown(settings)       -> the same keys, all object lists empty: state=absent, no read
@@ -51,7 +51,7 @@ MAIN_TABLE = 254
 SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interface', 'bridge', 'mtu', 'pool',
             'subnet_prefixlen', 'subnet', 'p2p_prefixlen', 'uplink', 'underlay_address', 'masquerade', 'host_gw',
             'persist_forwarding', 'persist', 'safe_router', 'disable_forwarding_on_absent', 'inbound', 'inbound_from',
-            'isolate', 'publish')
+            'isolate', 'publish', 'services', 'dns')
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
     'bridge_network_local': (),
@@ -356,6 +356,81 @@ def role_publish(entries, targets):
     return items
 
 
+SERVICE_KEYS = ('service', 'namespace', 'resolv_conf', 'restart')
+
+
+def _namespace_index(param, value, targets):
+    """The 1-based index of one of the role's namespaces on this host; refused naming the variable."""
+    try:
+        number = None if isinstance(value, bool) else int(u'%s' % value)
+    except ValueError:
+        number = None
+    if number is None or not 1 <= number <= len(targets):
+        raise AnsibleFilterError(
+            '%s.namespace=%r: %s; give the index of one of the role\'s namespaces on this host, %s'
+            % (param, value, 'this host has no namespaces (bridge_network_namespaces=0)' if not targets
+               else 'this host has %d (bridge_network_namespaces)' % len(targets),
+               'or raise bridge_network_namespaces' if not targets else '1 to %d' % len(targets)))
+    return number
+
+
+def role_services(entries, targets):
+    """linuxnet.netns.network's `services` list: each entry of bridge_network_services ({service,
+    namespace, resolv_conf, restart}) placed in the role's namespace of that index (1-based), checked
+    by the netns_service kind's own validation under the role variable's name."""
+    var = 'bridge_network_services'
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise AnsibleFilterError('%s=%r is not a list; give a list of {service, namespace}' % (var, entries))
+    if not entries:
+        return []
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_service
+    items, seen = [], {}
+    for index, entry in enumerate(entries):
+        param = '%s[%d]' % (var, index)
+        if not isinstance(entry, Mapping):
+            raise AnsibleFilterError('%s=%r is not a dict; give {service: nginx, namespace: 1}' % (param, entry))
+        unknown = sorted(key for key in entry if key not in SERVICE_KEYS)
+        if unknown:
+            raise AnsibleFilterError('%s: unknown key %r; the keys are %s' % (param, unknown[0], ', '.join(SERVICE_KEYS)))
+        number = _namespace_index(param, entry.get('namespace'), targets)
+        item = {'service': entry.get('service'), 'netns': targets[number - 1]['netns'],
+                'resolv_conf': boolean(entry.get('resolv_conf', True), strict=False),
+                'restart': boolean(entry.get('restart') or False, strict=False)}
+        try:
+            obj = _kind_service.Service(item, param)
+        except _validate.ValidationError as exc:
+            raise AnsibleFilterError(str(exc))
+        if obj.name in seen:
+            raise AnsibleFilterError('%s.service=%r: %s is also placed by %s; a service runs in one namespace'
+                                     % (param, entry.get('service'), obj.name, seen[obj.name]))
+        seen[obj.name] = param
+        item['service'] = obj.name
+        items.append(item)
+    return items
+
+
+def role_dns(dns, targets):
+    """linuxnet.netns.network's `dns` list: bridge_network_dns for each of the role's namespaces on
+    this host - `upstream` (the host's real upstream servers), `none` (no resolver file of ours), or
+    a list of servers (static), checked by the netns_dns kind's own validation."""
+    var = 'bridge_network_dns'
+    if dns in (None, 'none', '') or not targets:
+        return []
+    if dns == 'upstream':
+        return [{'netns': target['netns']} for target in targets]
+    if not isinstance(dns, list):
+        raise AnsibleFilterError('%s=%r: give upstream, none or a list of nameserver addresses' % (var, dns))
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_dns
+    item = {'netns': targets[0]['netns'], 'source': 'static', 'servers': list(dns)}
+    try:
+        servers = _kind_dns.Resolver(item, var).servers
+    except _validate.ValidationError as exc:
+        raise AnsibleFilterError(str(exc).replace('%s.servers' % var, var, 1))
+    return [{'netns': target['netns'], 'source': 'static', 'servers': servers} for target in targets]
+
+
 def _ports(ports):
     """A port as the module takes it: 8080, or "8000-8010"."""
     return ports[0] if ports[0] == ports[1] else '%d-%d' % ports
@@ -438,6 +513,9 @@ def role_purge_match(prefix, veth_prefix, bridge, pool, subnets, own, keep=()):
         'routes': [str(n) for n in sorted(set(routes), key=_network_key)],
         'masquerade': own_prefixes,
         'publish': list(own_prefixes),
+        # the services placed in the role's namespaces, and their resolver files
+        'services': [_numbered(prefix)],
+        'dns': [_numbered(prefix)],
     }
 
 
@@ -600,6 +678,8 @@ def bridge_network_plan(info, settings):
         'routes': plan['routes'],
         'nat': nat,
         'publish': role_publish(s['publish'], plan['targets']) if present else [],
+        'services': role_services(s['services'], plan['targets']) if present else [],
+        'dns': role_dns(s['dns'], plan['targets']) if present else [],
         'forwarding': role_forwarding(s, present, forward_prefixes, sorted(set(
             str(a) for a in underlays.values() if a)) if host_gw else ()),
         'targets': plan['targets'],
@@ -683,6 +763,7 @@ def bridge_network_teardown(settings):
     return {
         'subnet': None, 'mode': s['mode'], 'gateway': None,
         'namespaces': [], 'bridges': [], 'pairs': [], 'routes': [], 'nat': [], 'publish': [],
+        'services': [], 'dns': [],
         'forwarding': role_forwarding(s, False, []),
         'targets': [], 'errors': [], 'warnings': [],
         'purge': True,

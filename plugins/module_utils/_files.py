@@ -94,3 +94,15 @@ def daemon_reload():
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)
     return None if proc.returncode == 0 else (proc.stdout.strip() or 'exit code %d' % proc.returncode)
+
+
+def try_restart(unit):
+    """`systemctl try-restart UNIT` (a stopped unit stays stopped): None when it worked, else what
+    went wrong (systemctl's words)."""
+    import subprocess
+    try:
+        proc = subprocess.run(['systemctl', 'try-restart', unit], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                              universal_newlines=True, timeout=300, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return str(exc)
+    return None if proc.returncode == 0 else (proc.stdout.strip() or 'exit code %d' % proc.returncode)

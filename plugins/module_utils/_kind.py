@@ -87,6 +87,11 @@ def boot_late(item):
     return 'uplink'
 
 
+def boot_never(item):
+    """Objects whose files survive the reboot by themselves (a systemd drop-in): nothing to apply."""
+    return None
+
+
 def boot_in_namespace(item):
     """Inside a namespace: early; on the host (routes via other hosts, the host's forwarding): late."""
     return 'host' if item.get('netns') is not None else 'uplink'

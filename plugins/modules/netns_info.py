@@ -14,7 +14,7 @@ version_added: 0.1.0
 description:
   - Reports the named network namespaces and the host - interfaces, addresses, routes, forwarding -
     which veth end is where (across namespaces), the bridges and their ports, and this collection's
-    MASQUERADE rules. Changes nothing.
+    MASQUERADE rules, the systemd services placed in namespaces and each namespace's resolver. Changes nothing.
   - Interfaces created by this collection are marked C(ours=true) in RV(host.interfaces) and in
     each namespace's interfaces (RV(netns)).
 options:
@@ -138,6 +138,22 @@ host:
       elements: dict
       returned: with O(nat=true)
       sample: [{protocol: tcp, host_address: null, host_port: 8080, target: 10.0.0.2, target_port: 80, localhost: false}]
+    services:
+      description:
+        - The systemd services this collection placed in namespaces (M(linuxnet.netns.netns_service), its drop-ins
+          under C(/etc/systemd/system)). On the host, every such service by namespace, those of namespaces that do
+          not exist included; in a namespace's entry, the list of those placed there.
+      type: dict
+      sample: {web1: [nginx.service]}
+    resolver:
+      description:
+        - A namespace's entry only - its effective resolver, C(/etc/netns/NETNS/resolv.conf) if there is one, else
+          the host's C(/etc/resolv.conf) (C(file)); its C(servers); whether this collection wrote it (C(ours),
+          M(linuxnet.netns.netns_dns)); and a C(problem) (else null) when a server is a loopback address and
+          nothing in the namespace is bound to UDP port 53 - a namespace seeing systemd-resolved's stub
+          C(127.0.0.53), where every lookup fails.
+      type: dict
+      sample: {file: /etc/resolv.conf, servers: [127.0.0.53], ours: false, problem: "nameserver 127.0.0.53 ..."}
 netns:
   description: The same as RV(host), for each namespace, by name.
   returned: always

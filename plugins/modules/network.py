@@ -426,6 +426,110 @@ options:
             a symbolic link stays one (the file it points to is edited). The diff shows the whole new text.
         type: path
         default: /etc/sysctl.d/90-linuxnet-netns.conf
+  dns:
+    description:
+      - Each item is a namespace's resolver file, with the options of one item of O(linuxnet.netns.netns_dns#module:resolvers)
+        of M(linuxnet.netns.netns_dns).
+    type: list
+    elements: dict
+    suboptions:
+      netns:
+        description:
+          - The network namespace (as in C(ip netns list)). Required.
+          - With a file to write, it must exist or be created by the same task (M(linuxnet.netns.network)).
+          - ''
+        type: str
+      source:
+        description:
+          - V(upstream) - the host's real upstream servers - the C(nameserver) lines of the host's C(/etc/resolv.conf)
+            that are not loopback addresses, or, when it names loopback servers only (the systemd-resolved
+            stub C(127.0.0.53)), those of C(/run/systemd/resolve/resolv.conf), with that file's C(search),
+            C(domain), C(options) and C(sortlist) lines. Refused when neither has a usable server. A copy
+            as of the run - a later run updates it.
+          - V(static) - O(dns[].servers), O(dns[].search) and O(dns[].options).
+          - V(none) - no file of this collection's; one it wrote is removed (and C(/etc/netns/NETNS) when
+            left empty); the namespace sees the host's C(/etc/resolv.conf) again. The same as O(dns[].state=absent).
+        type: str
+        choices:
+          - upstream
+          - static
+          - none
+        default: upstream
+      servers:
+        description:
+          - With O(dns[].source=static), the nameservers, IPv4 or IPv6 addresses, at most 3 (the resolver,
+            glibc's C(MAXNS), reads the first three and ignores the rest, so more are refused).
+          - A loopback address is the namespace's own loopback - a server must run inside the namespace.
+        type: list
+        elements: str
+      search:
+        description: With O(dns[].source=static), the C(search) domains.
+        type: list
+        elements: str
+      options:
+        description: With O(dns[].source=static), the resolver's C(options) (V(ndots:2), V(edns0), V(rotate)
+          ...).
+        type: list
+        elements: str
+      take_over:
+        description:
+          - Replace (or, absent, remove) a resolver file at C(/etc/netns/NETNS/resolv.conf) that this collection
+            did not write. Without, such a file is refused (present) or left alone with a warning (absent).
+        type: bool
+        default: false
+      state:
+        description: V(absent) removes this collection's resolver file of the namespace, as O(dns[].source=none).
+        type: str
+        choices:
+          - present
+          - absent
+        default: present
+  services:
+    description:
+      - Each item is a systemd service placed in a namespace, with the options of one item of O(linuxnet.netns.netns_service#module:services)
+        of M(linuxnet.netns.netns_service).
+    type: list
+    elements: dict
+    suboptions:
+      service:
+        description:
+          - The service, as V(nginx) or V(nginx.service); an instance as V(getty@tty1).
+          - ''
+        type: str
+      netns:
+        description:
+          - The network namespace (as in C(ip netns list)) to run the service in. Required with O(services[].state=present).
+          - It must exist, or be created by the same task (M(linuxnet.netns.network)); in check mode, a
+            missing one is assumed made by an earlier task.
+        type: str
+      resolv_conf:
+        description:
+          - Bind C(/etc/netns/NETNS/resolv.conf) (see M(linuxnet.netns.netns_dns)) over the service's C(/etc/resolv.conf),
+            as C(ip netns exec) does - C(BindReadOnlyPaths=-...), whose C(-) makes a missing file harmless
+            (the service then sees the host's).
+          - With V(true), a namespace name holding C(:), a quote or a backslash is refused (the setting
+            would read them as separators); V(false) has no such limit.
+        type: bool
+        default: true
+      restart:
+        description:
+          - Run C(systemctl try-restart SERVICE) after the reload when the drop-in changed, so that a running
+            service moves into its namespace now (a stopped one stays stopped). Nothing is restarted when
+            the drop-in is already as declared, nor where systemd is not running.
+          - A failed restart is a warning naming the service; the drop-in stays.
+        type: bool
+        default: false
+      state:
+        description:
+          - V(absent) removes this collection's drop-in (and its C(SERVICE.d) directory when left empty);
+            the service runs on the host's network again once it restarts.
+          - A file at the drop-in's path without this collection's first line is never removed - a warning
+            says so.
+        type: str
+        choices:
+          - present
+          - absent
+        default: present
   # END generated by tests/tools/network_doc.py
   purge:
     description:
@@ -483,6 +587,17 @@ options:
         elements: str
       publish:
         description: Prefixes; a published port is purged when its target address lies inside one of them.
+        type: list
+        elements: str
+      dns:
+        description: Python regular expressions; the resolver file this collection wrote for a namespace is
+          removed when one matches the namespace's whole name.
+        type: list
+        elements: str
+      services:
+        description: 'Python regular expressions on namespace names; a service this collection placed is taken
+          out of its namespace when one matches the whole name of that namespace (V(lnns[0-9]+): the services
+          placed in C(lnns1), C(lnns2) ...).'
         type: list
         elements: str
       # END generated by tests/tools/network_doc.py from the kinds

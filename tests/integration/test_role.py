@@ -389,3 +389,45 @@ def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it
         # the package step passed (the package is there, for /usr/bin/python3): the read again
         # refuses, naming what is missing, instead of planning from a failed read
         assert 'pyroute2' in out.stdout.split('The same module run again')[-1]
+
+
+def test_services_and_dns_in_the_roles_namespaces(make_host, tmp_path):
+    """bridge_network_services and bridge_network_dns: a drop-in for a service in the second
+    namespace, a resolver in each, re-run unchanged; a namespace resolves a name through NAT from a
+    DNS server on the 'internet'; dropping them from the variables removes the files (purge)."""
+    from test_service_dns import RESPONDER
+    host = make_host()
+    # the host's units and resolvers on tmpfs of its own mount namespace
+    host.sh('mkdir -p /etc/systemd/system /etc/netns && mount -t tmpfs role-units /etc/systemd/system '
+            '&& mount -t tmpfs role-netns-etc /etc/netns '
+            '&& printf "[Service]\\nExecStart=/bin/sleep infinity\\n" > /etc/systemd/system/web.service')
+    server = subprocess.Popen(['nsenter', '-t', str(host.internet.pid), '--net', sys.executable, '-c', RESPONDER,
+                               '192.0.2.1', 'svc.test', '203.0.113.9'])
+    try:
+        wanted = tmp_path / 'wanted.json'
+        wanted.write_text(json.dumps({'bridge_network_namespaces': 2, 'bridge_network_dns': ['192.0.2.1'],
+                                      'bridge_network_services': [{'service': 'web', 'namespace': 2}]}))
+        out, recap = host.playbook('site.yml', '-e', '@%s' % wanted)
+        dropin = host.sh('cat /etc/systemd/system/web.service.d/50-linuxnet-netns.conf')
+        assert 'NetworkNamespacePath=/run/netns/lnns2\n' in dropin, dropin
+        for ns in ('lnns1', 'lnns2'):
+            assert host.sh('cat /etc/netns/%s/resolv.conf' % ns).endswith('\nnameserver 192.0.2.1\n')
+        for _attempt in range(50):
+            found = host.run(['ip', 'netns', 'exec', 'lnns1', 'getent', 'hosts', 'www.svc.test'], check=False)
+            if found.returncode == 0:
+                break
+            time.sleep(0.1)
+        assert found.stdout.split() == ['203.0.113.9', 'www.svc.test'], found.stdout
+        out, recap = host.playbook('site.yml', '-e', '@%s' % wanted)
+        assert recap['changed'] == 0, out.stdout
+
+        out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2')
+        assert recap['changed'] == 1, out.stdout
+        assert host.sh('ls -A /etc/systemd/system /etc/netns') == '/etc/netns:\n\n/etc/systemd/system:\nweb.service\n'
+        host.playbook('site.yml', '-e', '@%s' % wanted)
+        host.playbook('teardown.yml')
+        assert_nothing_left(host)
+        assert host.sh('ls -A /etc/systemd/system /etc/netns') == '/etc/netns:\n\n/etc/systemd/system:\nweb.service\n'
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

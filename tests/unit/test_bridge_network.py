@@ -293,7 +293,8 @@ def test_teardown_needs_no_read_and_names_the_roles_objects():
     assert match == {'namespaces': ['lnns[0-9]+'], 'bridges': ['lnbr0(-[0-9]+)?'], 'pairs': ['lnv[0-9]+', 'lnbr0-[0-9]+a'],
                      'routes': ['10.200.0.0/16', '10.200.3.0/24', '10.200.4.0/24', '192.168.9.0/24'],
                      'masquerade': ['10.200.0.0/16', '192.168.9.0/24'],
-                     'publish': ['10.200.0.0/16', '192.168.9.0/24']}
+                     'publish': ['10.200.0.0/16', '192.168.9.0/24'],
+                     'services': ['lnns[0-9]+'], 'dns': ['lnns[0-9]+']}
     assert re.fullmatch(match['namespaces'][0], 'lnns12') and not re.fullmatch(match['namespaces'][0], 'lnns12x')
     # names are patterns: a prefix with regular-expression characters is taken literally
     odd = teardown(prefix='ns.a+', veth_prefix='v.', bridge='br.0', pool=None)['purge_match']
@@ -591,3 +592,57 @@ def test_past_a_thousand_with_br_netfilter_the_role_refuses():
     assert plan(info=host_info, namespaces=1000, subnet='10.200.0.0/20')['errors'] == []
     host_info['host']['forwarding']['bridge_nf_call_iptables'] = None  # not loaded
     assert plan(info=host_info, namespaces=1001, subnet='10.200.0.0/20')['errors'] == []
+
+
+# ---- services and DNS in the role's namespaces -------------------------------------------------------
+
+def test_services_are_placed_by_namespace_index():
+    items = plan(services=[{'service': 'nginx', 'namespace': 1, 'restart': True},
+                           {'service': 'app@blue.service', 'namespace': '3', 'resolv_conf': 'false'}])['services']
+    assert items == [
+        {'service': 'nginx.service', 'netns': 'lnns1', 'resolv_conf': True, 'restart': True},
+        {'service': 'app@blue.service', 'netns': 'lnns3', 'resolv_conf': False, 'restart': False}]
+    parsed = _network.parse({'services': items})['services']
+    assert [(s.name, s.ns) for s in parsed] == [('nginx.service', 'lnns1'), ('app@blue.service', 'lnns3')]
+    assert plan()['services'] == [] and plan(services=None)['services'] == []
+    assert plan(state='absent', services=[{'service': 'nginx', 'namespace': 1}])['services'] == []
+
+
+@pytest.mark.parametrize('entries, message', [
+    ([{'service': 'nginx', 'namespace': 4}], r"bridge_network_services\[0\]\.namespace=4: this host has 3"),
+    ([{'service': 'nginx', 'namespace': 1, 'port': 80}], r"bridge_network_services\[0\]: unknown key 'port'"),
+    ([{'service': 'nginx.socket', 'namespace': 1}], r"bridge_network_services\[0\]\.service='nginx.socket' is not a "),
+    ([{'service': 'nginx', 'namespace': 1}, {'service': 'nginx.service', 'namespace': 2}],
+     r"bridge_network_services\[1\]\.service='nginx.service': nginx.service is also placed by "
+     r'bridge_network_services\[0\]'),
+    ('nginx', r"bridge_network_services='nginx' is not a list"),
+])
+def test_services_refused(entries, message):
+    with pytest.raises(bridge_network.AnsibleFilterError, match=message):
+        plan(services=entries)
+
+
+def test_dns_for_every_namespace():
+    assert plan()['dns'] == [] and plan(dns='none')['dns'] == []
+    assert plan(dns='upstream')['dns'] == [{'netns': 'lnns%d' % i} for i in (1, 2, 3)]
+    static = plan(dns=['10.200.3.1', ' 2001:db8::53'])['dns']
+    assert static[0] == {'netns': 'lnns1', 'source': 'static', 'servers': ['10.200.3.1', '2001:db8::53']}
+    assert len(static) == 3 and len(_network.parse({'dns': static})['dns']) == 3
+    assert plan(state='absent', dns='upstream')['dns'] == [] and teardown(dns='upstream')['dns'] == []
+
+
+@pytest.mark.parametrize('dns, message', [
+    ('8.8.8.8', r"bridge_network_dns='8.8.8.8': give upstream, none or a list"),
+    (['one.example'], r"bridge_network_dns\[0\]='one.example' is not an IPv4 or IPv6 address"),
+    (['10.0.0.%d' % i for i in range(1, 5)], r'bridge_network_dns=.* has 4 servers'),
+])
+def test_dns_refused(dns, message):
+    with pytest.raises(bridge_network.AnsibleFilterError, match=message):
+        plan(dns=dns)
+
+
+def test_services_and_dns_of_the_role_are_purged_by_namespace():
+    for result in (plan(), teardown()):
+        assert result['purge_match']['services'] == result['purge_match']['dns'] == ['lnns[0-9]+']
+        chosen = selection(result)
+        assert chosen['services']('lnns12') and not chosen['services']('web') and chosen['dns']('lnns1')

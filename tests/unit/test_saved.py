@@ -188,3 +188,12 @@ def test_forwarding_persisted_to_sysctl_d_is_refused_in_a_saved_plan():
 def test_the_saved_plan_is_the_same_text_for_the_same_network():
     assert good_text() == good_text() and json.loads(good_text())['digest'] == _saved.digest(
         json.loads(good_text())['network'])
+
+
+def test_the_boot_leaves_drop_ins_to_systemd_and_writes_resolvers_once_the_uplink_is_up():
+    kernel = host()
+    kernel.files['/lib/systemd/system/web.service'] = '[Service]\nExecStart=/bin/true\n'
+    objects = parsed(dict(NETWORK, services=[{'service': 'web', 'netns': 'ns1'}], dns=[{'netns': 'ns1'}]))
+    assert 'services' not in _saved.part_of(objects, 'host') and 'services' not in _saved.part_of(objects, 'uplink')
+    assert [obj.ns for obj in _saved.part_of(objects, 'uplink')['dns']] == ['ns1']
+    assert 'dns' not in _saved.part_of(objects, 'host')
