@@ -97,11 +97,12 @@ def daemon_reload():
 
 
 def try_restart(unit):
-    """`systemctl try-restart UNIT` (a stopped unit stays stopped): None when it worked, else what
-    went wrong (systemctl's words)."""
+    """`systemctl try-restart --no-block UNIT` (a stopped unit stays stopped): None when systemd took
+    the job, else what went wrong (systemctl's words). Not waited for: the unit is ordered after the
+    boot unit, whose start waits for the run lock that the run calling this holds."""
     import subprocess
     try:
-        proc = subprocess.run(['systemctl', 'try-restart', unit], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        proc = subprocess.run(['systemctl', 'try-restart', '--no-block', unit], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               universal_newlines=True, timeout=300, check=False)
     except (OSError, subprocess.SubprocessError) as exc:
         return str(exc)

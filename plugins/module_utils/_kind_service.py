@@ -99,7 +99,7 @@ def _try_restart(plan, name):
         problem = try_restart(name)
         if problem:
             # the drop-in is in place and a re-run would not restart again: said loudly, not lost
-            plan.warnings.append('systemctl try-restart %s failed (%s): the service runs in its new namespace only '
+            plan.warnings.append('systemctl try-restart --no-block %s failed (%s): the service runs in its new namespace only '
                                  'once it starts; see systemctl status %s' % (name, problem, name))
     return call
 
@@ -149,7 +149,7 @@ def plan_services(plan, reader, services):
         _systemd.reload(plan, reader)
         if _systemd.running(reader):
             for name in restarts:
-                plan.add(P.SYSTEMD_RESTART, None, 'systemctl try-restart %s' % name, call=_try_restart(plan, name))
+                plan.add(P.SYSTEMD_RESTART, None, 'systemctl try-restart --no-block %s' % name, call=_try_restart(plan, name))
     return results
 
 

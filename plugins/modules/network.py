@@ -513,10 +513,12 @@ options:
         default: true
       restart:
         description:
-          - Run C(systemctl try-restart SERVICE) after the reload when the drop-in changed, so that a running
-            service moves into its namespace now (a stopped one stays stopped). Nothing is restarted when
-            the drop-in is already as declared, nor where systemd is not running.
-          - A failed restart is a warning naming the service; the drop-in stays.
+          - Run C(systemctl try-restart --no-block SERVICE) after the reload when the drop-in changed, so
+            that a running service moves into its namespace now (a stopped one stays stopped). Nothing is
+            restarted when the drop-in is already as declared, nor where systemd is not running.
+          - The restart is queued, not waited for - the service now starts after C(linuxnet-netns.service),
+            which applies the saved plans and so waits for this run to end (a wait here would never end).
+            A restart systemd refuses to queue is a warning naming the service; the drop-in stays.
         type: bool
         default: false
       state:

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import uuid
@@ -203,6 +204,10 @@ class BootedHost(object):
                 + procs + ['--'] + nspawn,
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT)
         self.pid1 = self._find_pid1(started + self.timeout)
+        if self.addresses:
+            # the sandbox's end up while the machine boots, as its uplink's switch would be: units
+            # waiting for network-online.target inside wait for a carrier on host0
+            self._set_host_address(started + self.timeout)
         self._wait_running(started + self.timeout)
         self.boot_seconds.append(time.monotonic() - started)
         if self.addresses:
@@ -381,19 +386,35 @@ class BootedHost(object):
     # --- the veth link ----------------------------------------------------------------------------
     def address(self, host, guest):
         """Addresses (CIDR) for the sandbox's end (ve-NAME) and the container's (host0), both set up;
-        set again after every reboot (nspawn makes the pair anew at each boot). Returns the two
-        addresses without prefix length, for ping and the like."""
+        set again at every boot (nspawn makes the pair anew): the sandbox's end as soon as it exists,
+        the container's once it runs. guest=None leaves host0 to the machine's own network
+        configuration. Returns the two addresses without prefix length, for ping and the like."""
         if self.network != 'veth':
             raise BootFailed("address() needs network='veth'")
         self.addresses = (host, guest)
         if self.running:
             self._set_addresses()
-        return host.split('/')[0], guest.split('/')[0]
+        return host.split('/')[0], guest.split('/')[0] if guest else None
+
+    def _set_host_address(self, deadline):
+        while True:
+            try:
+                socket.if_nametoindex(self.host_ifname)  # in this network namespace (/sys shows another's)
+                break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise BootFailed('no %s after %ds' % (self.host_ifname, self.timeout))
+            time.sleep(0.01)
+        for argv in (['ip', 'addr', 'replace', self.addresses[0], 'dev', self.host_ifname],
+                     ['ip', 'link', 'set', self.host_ifname, 'up']):
+            subprocess.run(argv, check=True, capture_output=True)
 
     def _set_addresses(self):
         host, guest = self.addresses
         for argv in (['ip', 'addr', 'replace', host, 'dev', self.host_ifname],
                      ['ip', 'link', 'set', self.host_ifname, 'up']):
             subprocess.run(argv, check=True, capture_output=True)
-        self.run(['ip', 'addr', 'replace', guest, 'dev', self.guest_ifname])
-        self.run(['ip', 'link', 'set', self.guest_ifname, 'up'])
+        if guest:
+            self.run(['ip', 'addr', 'replace', guest, 'dev', self.guest_ifname])
+            self.run(['ip', 'link', 'set', self.guest_ifname, 'up'])

@@ -52,7 +52,7 @@ def test_service_reload_once_then_restart_where_systemd_runs():
     assert plan.actions == ['write %s (place nginx.service in netns ns1)' % DROPIN,
                             'write /etc/systemd/system/app@blue.service.d/50-linuxnet-netns.conf '
                             '(place app@blue.service in netns ns1)',
-                            'systemctl daemon-reload', 'systemctl try-restart nginx.service']
+                            'systemctl daemon-reload', 'systemctl try-restart --no-block nginx.service']
     assert [op.stage for op in sorted(plan.ops, key=lambda op: op.stage)][-2:] == [P.SYSTEMD_RELOAD, P.SYSTEMD_RESTART]
     assert plan.warnings == []
     assert result[0]['restarted'] is True and result[1]['unit_file'] == '/etc/systemd/system/app@.service'
