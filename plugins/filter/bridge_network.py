@@ -178,6 +178,8 @@ def _check_name(value, var, check=None):
 # nothing moves when N grows past a thousand or shrinks below it. The first bridge holds its
 # thousand namespaces and a join per further bridge: room for 24 bridges, 24000 namespaces.
 BRIDGE_NAMESPACES = 1000
+BRIDGE_MAX_PORTS = 1023  # as _kind_veth.BRIDGE_MAX_PORTS, without the engine on the controller
+BRIDGE_MODE_MAX_NAMESPACES = BRIDGE_NAMESPACES * (BRIDGE_MAX_PORTS - BRIDGE_NAMESPACES + 1)
 
 
 def segment_bridges(bridge, count):
@@ -228,6 +230,15 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
         gateway = ipaddress.ip_address(base + 1)
         result['gateway'] = str(gateway)
         bridges, joins = segment_bridges(bridge, count)
+        if BRIDGE_NAMESPACES + len(joins) > BRIDGE_MAX_PORTS:
+            # refused here, naming the limit, rather than by the kernel halfway through the apply
+            # (the first bridge's 1024th port: Exchange full)
+            raise AnsibleFilterError(
+                'bridge_network_namespaces=%d in bridge mode needs %d bridges, and the first would hold %d ports '
+                '(its %d namespaces and a join per further bridge); a bridge takes at most %d, so bridge mode '
+                'takes at most %d namespaces: lower bridge_network_namespaces or use bridge_network_mode: p2p'
+                % (count, len(bridges), BRIDGE_NAMESPACES + len(joins), BRIDGE_NAMESPACES, BRIDGE_MAX_PORTS,
+                   BRIDGE_MODE_MAX_NAMESPACES))
         if joins:
             _check_name(joins[-1][0], 'bridge_network_bridge (with %d namespaces, the bridges %s-1.. join it)'
                         % (count, bridge))

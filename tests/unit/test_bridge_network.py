@@ -572,6 +572,18 @@ def test_a_bridge_name_too_long_for_its_joins_is_refused_only_past_a_thousand():
         plan(namespaces=1001, subnet='10.200.0.0/20', bridge='bridge-name-13')
 
 
+def test_bridge_mode_past_the_first_bridges_ports_is_refused_naming_the_limit():
+    """24000 namespaces: the first bridge holds 1000 ports and 23 joins, 1023, the kernel's limit. One
+    more namespace needs a 25th bridge and a 1024th port on the first: refused before any change."""
+    p = plan(namespaces=24000, subnet='10.200.0.0/16')
+    assert len(p['bridges']) == 24 and p['errors'] == []
+    assert len([pair for pair in p['pairs'] if pair['master'] == 'lnbr0']) == 1023
+    with pytest.raises(Exception, match=r'needs 25 bridges, and the first would hold 1024 ports .*at most 1023.*'
+                                        r'at most 24000 namespaces.*bridge_network_mode: p2p'):
+        plan(namespaces=24001, subnet='10.200.0.0/16')
+    assert plan(namespaces=24001, subnet='10.200.0.0/14', mode='p2p')['errors'] == []
+
+
 def test_past_a_thousand_with_br_netfilter_the_role_refuses():
     """Bridged frames through the IP hooks (br_netfilter) are tracked on the further bridge and again
     when routed: the NAT decided on the first pass is lost. Refused, naming the way out."""
