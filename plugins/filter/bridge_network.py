@@ -55,10 +55,10 @@ SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interfac
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
     'bridge_network_local': (),
-    # host: this host's inventory name; subnets, underlays: {host: ...} of the fleet; local: what
-    # bridge_network_local returned for this host
-    # fleet: what bridge_network_fleet made of subnets and underlays once for the play, or None (the
-    # plan then works it out itself, O(H) for this one host)
+    # host: this host's inventory name; local: what bridge_network_local returned for this host;
+    # fleet: what bridge_network_fleet made of the fleet's subnets and underlays once for the play, or
+    # None: the plan then works it out itself from subnets, underlays ({host: ...} of the fleet), O(H)
+    # for this one host. Given a fleet, the plan reads neither (the role passes None for both).
     'bridge_network_plan': ('host', 'subnets', 'underlays', 'local', 'fleet'),
     # underlays: {host: address} of the fleet
     'bridge_network_fleet': ('underlays',),
@@ -485,9 +485,11 @@ def role_forwarding(settings, present, prefixes, fleet=()):
 def bridge_network_plan(info, settings):
     """Everything the role declares on one host, given what netns_info read there (`info`).
 
-    `settings`: the role's settings (SETTINGS) plus `host` (this host's inventory name), `subnets`
-    and `underlays` ({host: subnet}, {host: address} of the fleet) and `local` (what
-    bridge_network_local returned for this host: its uplink and the subnet it had, `current`).
+    `settings`: the role's settings (SETTINGS) plus `host` (this host's inventory name), `local` (what
+    bridge_network_local returned for this host: its uplink and the subnet it had, `current`) and
+    either `fleet` (bridge_network_fleet's answer, worked out once for the play) or, with `fleet`
+    None, `subnets` and `underlays` ({host: subnet}, {host: address} of the fleet; an underlay
+    counts only for a host with a subnet, as in bridge_network_fleet).
 
     state=present: the topology of the host's subnet (subnets[host]), host-gw routes to every other
     host's subnet and the MASQUERADE rule - which, with host-gw, leaves traffic to the other hosts'
@@ -519,7 +521,7 @@ def bridge_network_plan(info, settings):
     fleet = s['fleet']
     if fleet is None:
         subnets = dict((k, v) for k, v in (s['subnets'] or {}).items() if v)
-        underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v)
+        underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v and k in subnets)
     else:  # worked out once for the play: nothing below walks the fleet unless host-gw needs each peer
         subnets, underlays = fleet['subnets'], fleet['underlays']
     subnet = subnets.get(self_host)

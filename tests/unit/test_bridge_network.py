@@ -380,6 +380,15 @@ def test_inbound_is_closed_to_all_but_the_fleet_and_the_allowed_prefixes():
     assert 'inbound_from' not in teardown()['forwarding'][0]
 
 
+def test_an_underlay_counts_only_for_a_host_with_a_subnet_with_or_without_the_fleet():
+    """A host left out of the allocation (or outside the fleet) is no peer: its underlay address opens
+    nothing, whether the plan works the fleet out itself or takes bridge_network_fleet's (both_ways)."""
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24'}
+    closed = plan(host_gw=True, subnets=dict(fleet, gone=None),
+                  underlays={'me': '192.0.2.11', 'b': '192.0.2.12', 'gone': '192.0.2.13', 'outside': '192.0.2.14'})
+    assert closed['forwarding'][0]['inbound_from'] == ['192.0.2.11/32', '192.0.2.12/32']
+
+
 def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
     fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.200.5.0/24'}
     assert plan(host_gw=True, subnets=fleet, underlays={'b': '192.0.2.12'})['forwarding'][0]['restrict_to'] == \
