@@ -640,8 +640,10 @@ def _plan_purge_match(s, fleet, subnets, own, keep):
     prefix, veth_prefix, bridge, pool = s['prefix'], s['veth_prefix'], s['bridge'], s['pool']
     if fleet is not None and not keep:
         match = role_purge_match(prefix, veth_prefix, bridge, pool, [], own)
+        # a host's own prefixes are two or three: a scan of the fleet's list each costs less than
+        # an index of it made for every host
         if all(route in fleet['purge_routes'] for route in match['routes']):
-            match['routes'] = fleet['purge_match']['routes']
+            match['routes'] = fleet['purge_routes']
             return match
     return role_purge_match(prefix, veth_prefix, bridge, pool, subnets.values(), own, keep)
 
@@ -654,8 +656,8 @@ def bridge_network_fleet(subnets, settings):
     `subnets`: subnet_allocate's answer ({host: subnet}); `settings`: the role's settings (SETTINGS)
     plus `underlays` ({host: underlay address}, any host of the fleet). Returns plain data (it is a
     fact): `subnets` and `underlays` without the empty ones (underlays of the hosts with a subnet),
-    `owners` ({subnet, normalised: [hosts]}), `purge_match` (role_purge_match of the fleet's subnets
-    alone) and `purge_routes` (its route prefixes, as a dict for lookups)."""
+    `owners` ({subnet, normalised: [hosts]}) and `purge_routes` (the route prefixes of
+    role_purge_match for the fleet's subnets alone, sorted: all a host's plan takes of it)."""
     s = settings_of(settings, 'bridge_network_fleet')
     subnets = dict((k, v) for k, v in (subnets or {}).items() if v)
     underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v and k in subnets)
@@ -666,8 +668,7 @@ def bridge_network_fleet(subnets, settings):
         except ValueError:
             raise AnsibleFilterError('%r is not a subnet (the subnet of host %s)' % (subnets[host], host))
     match = role_purge_match(s['prefix'], s['veth_prefix'], s['bridge'], s['pool'], subnets.values(), [])
-    return {'subnets': subnets, 'underlays': underlays, 'owners': owners, 'purge_match': match,
-            'purge_routes': dict((route, True) for route in match['routes'])}
+    return {'subnets': subnets, 'underlays': underlays, 'owners': owners, 'purge_routes': match['routes']}
 
 
 def bridge_network_teardown(settings):

@@ -266,6 +266,17 @@ def test_absent_on_a_clean_host_is_empty():
     assert all(p[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
 
 
+def test_the_fleet_keeps_only_what_the_plans_take():
+    """bridge_network_fleet's answer is a fact handed to every host: the route prefixes once, as the
+    sorted list the plans' purge_match takes whole, and nothing else of the fleet's purge_match."""
+    subnets = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.201.0.0/24'}
+    fleet = bridge_network.bridge_network_fleet(subnets, settings(pool='10.200.0.0/16', underlays={'b': '192.0.2.12'}))
+    assert sorted(fleet) == ['owners', 'purge_routes', 'subnets', 'underlays']
+    assert fleet['purge_routes'] == ['10.200.0.0/16', '10.200.3.0/24', '10.200.40.0/24', '10.201.0.0/24']
+    p = plan(subnets=subnets)
+    assert p['purge_match']['routes'] == fleet['purge_routes']
+
+
 def test_host_outside_the_fleet():
     with pytest.raises(Exception, match='not in bridge_network_fleet'):
         plan(subnet=None, host='stranger')
