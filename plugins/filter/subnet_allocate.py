@@ -101,12 +101,18 @@ class _Taken(object):
         return not any(low <= index < high for low, high in self.ranges)
 
     def add(self, network, host):
+        """`network` taken by `host`, for overlapping() and slot_free() both."""
         starts, holders = self.starts[network.version], self.holders[network.version]
         first = int(network.network_address)
         index = bisect.bisect_right(starts, first)
         starts.insert(index, first)
         holders.insert(index, (first, int(network.broadcast_address), self.added, network, host))
         self.added += 1
+        self.take(network)
+
+    def take(self, network):
+        """`network`'s slots taken, for slot_free() alone: once only free slots are given out, no
+        one asks overlapping() again, and a holder inserted in the sorted list costs O(H)."""
         pool = self.pool
         if network.version != pool.version or not network.overlaps(pool):
             return
@@ -200,7 +206,7 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None, partial
                 'raise %s' % (pool_var, pool, slots, prefixlen, len(hosts), pool_var, prefixlen_var))
         network = ipaddress.ip_network((int(pool.network_address) + (index << (pool.max_prefixlen - prefixlen)),
                                         prefixlen))
-        taken.add(network, host)
+        taken.take(network)  # a free slot overlaps nothing, and the pins and remembered are placed
         result[host] = network
 
     return dict((host, str(result[host])) for host in hosts if host in result)
