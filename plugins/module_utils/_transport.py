@@ -52,9 +52,10 @@ MAX_BATCH_MSGS = 256
 # - sockets, one per namespace and protocol (rtnetlink, nfnetlink), up to MAX_SOCKETS each; beyond
 #   that the least recently used is closed. Reopening one costs about 20 us (open, setns, socket,
 #   setns back) and the apply visits the namespaces stage after stage, so a bound below the number
-#   of namespaces costs that at every stage (at 1000 namespaces, a bound of 128 cost 4% of a
-#   converge's CPU time): a few percent for a run that holds the same descriptors at ten thousand
-#   namespaces as at a hundred;
+#   of namespaces costs that at every stage: at 1000 namespaces this bound of 80 against none cost
+#   12-21% of a converge's module CPU time (1.58 s -> 1.78-1.92 s, bench/compare.py, best of 5 and
+#   of 3 on a busy 2-core machine; re-run and teardown within the noise) - the price of a run that
+#   holds the same descriptors at ten thousand namespaces as at a hundred;
 # - namespace descriptors for requests that name a namespace (IFLA_NET_NS_FD), MAX_NS_FDS at once:
 #   the apply sends what it has built before it opens more (see _apply.Resolver);
 # - the descriptors a reader holds to learn namespace ids, MAX_LOOKUP_FDS at once (_state).
