@@ -583,6 +583,7 @@ def bridge_network_plan(info, settings):
             errors.append('bridge_network_bridge=%s: an interface of that name exists and is not a bridge this '
                           'collection made (kind %s); rename bridge_network_bridge or remove it'
                           % (bridge, interfaces[bridge].get('kind')))
+        errors.extend(_foreign_segment_links(interfaces, bridge, plan))
         labels = {'the subnet of this host': plan['subnet']}
         if host_gw:
             labels.update(('the subnet of host %s' % p, n) for p, n in peers.items())
@@ -613,6 +614,22 @@ def bridge_network_plan(info, settings):
         'purge': True,
         'purge_match': _plan_purge_match(s, fleet, subnets, [subnet, current], keep),
     }
+
+
+def _foreign_segment_links(interfaces, bridge, plan):
+    """Refusals for the further bridges of a segment past a thousand namespaces and the veth ends
+    joining them, as for the first bridge: an interface of one of those names that this collection did
+    not make is someone else's, and the network module would take a bridge over as it is. (A join end
+    that is a port of some bridge is not in the read - bridge_ports: false - and is left to the module,
+    which refuses an end that is not the peer of the other.)"""
+    wanted = [(b['name'], 'bridge', 'a further bridge') for b in plan['bridges'][1:]]
+    wanted += [(name, 'veth', 'an end of the veth pair joining a further bridge to %s' % bridge)
+               for pair in plan['pairs'] if pair['peer']['netns'] is None and pair.get('master') == bridge
+               for name in (pair['name'], pair['peer']['name'])]
+    return ['bridge_network_bridge=%s: with bridge_network_namespaces=%d the role needs %s named %s, and an '
+            'interface of that name exists that is not one this collection made (kind %s); remove it, or rename '
+            'bridge_network_bridge' % (bridge, len(plan['namespaces']), what, name, interfaces[name].get('kind'))
+            for name, kind, what in wanted if name in interfaces and not _is_ours(interfaces, name, kind)]
 
 
 def _peer_routes(routes, fleet, self_host):

@@ -9,7 +9,10 @@ import pytest
 import yaml
 
 from ansible_collections.linuxnet.netns.plugins.filter import bridge_network
+from ansible_collections.linuxnet.netns.plugins.module_utils import _info
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _network
+from ansible_collections.linuxnet.netns.tests.unit.fakekernel import FakeKernel
 
 ROLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                     'roles', 'bridge_network')
@@ -602,6 +605,33 @@ def test_bridge_mode_past_the_first_bridges_ports_is_refused_naming_the_limit():
                                         r'at most 24000 namespaces.*bridge_network_mode: p2p'):
         plan(namespaces=24001, subnet='10.200.0.0/16')
     assert plan(namespaces=24001, subnet='10.200.0.0/14', mode='p2p')['errors'] == []
+
+
+def _read(kernel):
+    """What the role's read (tasks/read.yml: netns_info in bridge mode) returns of a fake kernel."""
+    query = _info.InfoQuery({'netns_details': False, 'veth_pairs': False, 'bridges': False, 'bridge_ports': False,
+                             'nat': False})
+    return _info.gather(kernel.reader(), query, _kinds.KINDS)
+
+
+def test_foreign_interfaces_named_like_the_further_bridges_or_their_joins_are_refused():
+    """Past a thousand namespaces the role names more than its first bridge: lnbr0-1, lnbr0-2 ... and the
+    join ends lnbr0-Ka and lnbr0-Kb. One of those names held by an interface this collection did not make
+    is refused before any change, as the first bridge is - a foreign bridge would be taken over."""
+    kernel = FakeKernel()
+    kernel.bridge(None, 'lnbr0')
+    kernel.bridge(None, 'lnbr0-1')
+    kernel.veth(None, 'lnbr0-1a', None, 'lnbr0-1b', master='lnbr0')  # the role's own segment so far
+    assert plan(info=_read(kernel), namespaces=2000, subnet='10.200.0.0/20')['errors'] == []
+    kernel.bridge(None, 'lnbr0-2', ours=False)  # someone else's bridge
+    kernel.link(None, 'lnbr0-3a', kind='dummy')
+    errors = plan(info=_read(kernel), namespaces=3500, subnet='10.200.0.0/20')['errors']
+    assert len(errors) == 2, errors
+    assert 'needs a further bridge named lnbr0-2, and an interface of that name exists' in errors[0]
+    assert '(kind bridge)' in errors[0] and 'bridge_network_bridge=lnbr0' in errors[0]
+    assert 'joining a further bridge to lnbr0 named lnbr0-3a' in errors[1] and '(kind dummy)' in errors[1]
+    # below those names nothing is asked of them
+    assert plan(info=_read(kernel), namespaces=2000, subnet='10.200.0.0/20')['errors'] == []
 
 
 def test_past_a_thousand_with_br_netfilter_the_role_refuses():
