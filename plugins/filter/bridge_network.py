@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover
     AnsibleFilterError = ValueError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.linuxnet.netns.plugins.filter.subnet_allocate import subnet_conflicts
+from ansible_collections.linuxnet.netns.plugins.filter.subnet_allocate import route_conflicts, subnet_conflicts
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate
 
 IFNAMSIZ = 16
@@ -590,9 +590,10 @@ def bridge_network_plan(info, settings):
         pattern = _host_end_re(veth_prefix)
         ignore_devs = [b['name'] for b in plan['bridges']] + [p['name'] for p in plan['pairs']]
         ignore_devs += [n for n in interfaces if pattern.match(n) and interfaces[n].get('ours')]
-        errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs=ignore_devs,
-                                       ignore_dests=list(peers.values()) if fleet is None
-                                       else _peer_routes(host.get('routes'), fleet, self_host)))
+        if fleet is None:
+            errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs, list(peers.values())))
+        else:
+            errors.extend(route_conflicts(host.get('routes'), labels, ignore_devs, _peer_subnet(fleet, self_host)))
 
     # a safe router forwards only for the managed subnets: this host's and, with host-gw, the others'
     forward_prefixes = ([plan['subnet']] + (sorted(set(peers.values())) if host_gw else [])) if present else []
@@ -632,21 +633,14 @@ def _foreign_segment_links(interfaces, bridge, plan):
             for name, kind, what in wanted if name in interfaces and not _is_ours(interfaces, name, kind)]
 
 
-def _peer_routes(routes, fleet, self_host):
-    """The destinations of this host's routes via a gateway that are another fleet host's subnet (its
-    host-gw routes), found through bridge_network_fleet's index: O(routes), not O(fleet)."""
+def _peer_subnet(fleet, self_host):
+    """Whether a route's destination (an ip_network) is another fleet host's subnet - a host-gw route
+    of this host - through bridge_network_fleet's index: O(1) a route, not O(fleet)."""
     owners = fleet['owners']
-    found = []
-    for route in routes or []:
-        if not route.get('gateway'):
-            continue
-        try:
-            dest = str(ipaddress.ip_network(u'%s' % route.get('dest'), strict=False))
-        except ValueError:
-            continue
-        if any(owner != self_host for owner in owners.get(dest, ())):
-            found.append(dest)
-    return found
+
+    def is_peer_subnet(dest):
+        return any(owner != self_host for owner in owners.get(str(dest), ()))
+    return is_peer_subnet
 
 
 def _plan_purge_match(s, fleet, subnets, own, keep):

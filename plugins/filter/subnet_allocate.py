@@ -233,13 +233,20 @@ def subnet_conflicts(routes, subnets, ignore_devs=None, ignore_dests=None):
     Default routes (/0) overlap everything and are never a conflict.
     Returns one message per conflict, empty when there is none.
     """
-    ignore_devs = set(_text(d) for d in ignore_devs or [])
     ours = set()
     for dest in ignore_dests or []:
         try:
             ours.add(ipaddress.ip_network(_text(dest), strict=False))
         except ValueError:
             pass
+    return route_conflicts(routes, subnets, ignore_devs, ours.__contains__)
+
+
+def route_conflicts(routes, subnets, ignore_devs=None, ours_via_gateway=None):
+    """subnet_conflicts, with the host-gw routes told by a predicate: `ours_via_gateway(dest)` (dest an
+    ip_network) says whether a route to dest via a gateway is ours - one pass over the routes, each
+    parsed once, whatever tells ours (a set of prefixes, or bridge_network_fleet's index)."""
+    ignore_devs = set(_text(d) for d in ignore_devs or [])
     wanted = []
     for label in sorted(subnets or {}):
         if subnets[label] in (None, ''):
@@ -253,7 +260,7 @@ def subnet_conflicts(routes, subnets, ignore_devs=None, ignore_dests=None):
             continue
         if dest.prefixlen == 0 or route.get('dev') in ignore_devs:
             continue
-        if route.get('gateway') and dest in ours:
+        if route.get('gateway') and ours_via_gateway is not None and ours_via_gateway(dest):
             continue
         for label, network in wanted:
             if network.version == dest.version and network.overlaps(dest):
