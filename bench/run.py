@@ -223,7 +223,9 @@ def cleanup_local(uplink=False):
             handle.write(''.join('netns del %s\n' % name for name in names))
         sh(['ip', '-force', '-batch', batch], check=False)
         os.unlink(batch)
-    further = sorted(name for name in links() if re.match(r'lnbr0-[0-9]+$', name))  # bridge mode past 1000
+    # bridge mode past 1000: the further bridges, and the pairs joining them (deleting a bridge leaves
+    # its ports; deleting one end of a pair takes the other)
+    further = sorted(name for name in links() if re.match(r'lnbr0-[0-9]+[ab]?$', name))
     for link in ['lnbr0', 'clbr0', 'flbr0', PUBLISH_BRIDGE] + further + ([UPLINK] if uplink else []):
         if link in links():
             sh(['ip', 'link', 'del', link], check=False)
@@ -600,7 +602,12 @@ def bridge_scale_step(host, python, n, rows):
         with open(BRIDGE_NF_CALL, 'w') as handle:
             handle.write('0\n')
     site = os.path.join(REPO, 'playbooks', 'site.yml')
-    bridges = ['lnbr0'] + ['lnbr0-%d' % k for k in range(1, (n - 1) // 1000 + 1)]
+    # the names the role gives them, from the role's own filter: the bridges, and the veth pairs
+    # joining each further bridge to the first
+    sys.path.insert(0, BENCH)
+    import controller
+    bridges, joins = controller.bridge_network.segment_bridges('lnbr0', n)
+    join_ends = [end for pair in joins for end in pair]
     checks = {}
     for step, playbook in (('converge', site), ('re-run', site),
                            ('teardown', os.path.join(REPO, 'playbooks', 'teardown.yml'))):
@@ -610,15 +617,21 @@ def bridge_scale_step(host, python, n, rows):
         made = [name for name in netns_names() if name.startswith('lnns')]
         present = links()
         if step == 'teardown':
-            ok = not made and not [b for b in bridges if b in present] and not [
+            ok = not made and not [name for name in bridges + join_ends if name in present] and not [
                 name for name in present if name.startswith('lnv')]
         else:
-            ok = len(made) == n and all(b in present for b in bridges) and (step == 'converge' or not run.changed())
+            ok = (len(made) == n and all(name in present for name in bridges + join_ends)
+                  and (step == 'converge' or not run.changed()))
         checks[step] = ok
         rows.append(dict(method='role bridge', step=step, n=n, wall=run.wall, module=run.module_time(), cpu=run.cpu,
                          tasks=run.task_count(), module_runs=run.module_runs(), changed=run.changed(), ok=ok,
                          bridges=len(bridges)))
     return checks
+
+
+def verdict(ok):
+    """A target's verdict, as every table of the report words it."""
+    return 'PASS' if ok else 'FAIL'
 
 
 def settle(limit=600, busy_below=0.1):
@@ -853,8 +866,6 @@ def targets(rows):
     down = find(rows, 'role', 'teardown', 1000)
     floor = find(rows, 'ip -batch', 'converge', 1000)
 
-    def verdict(ok):
-        return 'PASS' if ok else 'FAIL'
     if conv:
         out.append(('N=1000 converge: module time <= 5 s', '%.2f s' % conv['module'], verdict(conv['module'] <= 5)))
     else:
@@ -907,8 +918,6 @@ def targets(rows):
 def publish_targets(rows):
     """Issue 14: 1000 published ports in one task are one nf_tables transaction and <= 1 s of
     module time; the ratio to the nft -f floor for information."""
-    def verdict(ok):
-        return 'PASS' if ok else 'FAIL'
     out = []
     for module in ('port_publish', 'network'):
         conv = find(rows, 'publish: ' + module, 'converge', 1000)
@@ -1014,8 +1023,6 @@ def bridge_scale_targets(rows):
 
 def fleet_targets(rows):
     """Issue 16: the role over a fleet costs little more than Ansible's own least (one ping task)."""
-    def verdict(ok):
-        return 'PASS' if ok else 'FAIL'
     runs = dict((r['step'], r) for r in rows if r['method'] == 'fleet' and r['hosts'] == FLEET_HOSTS)
     out = []
     for step, limit in (('converge', FLEET_CONVERGE_RATIO), ('teardown', FLEET_TEARDOWN_RATIO)):
@@ -1032,8 +1039,6 @@ def fleet_targets(rows):
 
 def scale_targets(rows):
     """Issue 16: p2p N=10000 under a hard limit of 4096 open files, in one network task."""
-    def verdict(ok):
-        return 'PASS' if ok else 'FAIL'
     n = 10000
     label = 'p2p N=%d (hard nofile %d), one network task' % (n, SCALE_NOFILE)
     method = 'network: p2p (nofile %d)' % SCALE_NOFILE

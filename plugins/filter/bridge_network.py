@@ -40,7 +40,7 @@ except ImportError:  # pragma: no cover
     AnsibleFilterError = ValueError
 from ansible.module_utils.parsing.convert_bool import boolean
 
-from ansible_collections.linuxnet.netns.plugins.filter.subnet_allocate import subnet_conflicts
+from ansible_collections.linuxnet.netns.plugins.filter.subnet_allocate import route_conflicts, subnet_conflicts
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate
 
 IFNAMSIZ = 16
@@ -55,10 +55,10 @@ SETTINGS = ('state', 'mode', 'namespaces', 'prefix', 'veth_prefix', 'ns_interfac
 # What each filter needs besides the settings: facts of this host and of the fleet, known only in the play.
 INPUTS = {
     'bridge_network_local': (),
-    # host: this host's inventory name; subnets, underlays: {host: ...} of the fleet; local: what
-    # bridge_network_local returned for this host
-    # fleet: what bridge_network_fleet made of subnets and underlays once for the play, or None (the
-    # plan then works it out itself, O(H) for this one host)
+    # host: this host's inventory name; local: what bridge_network_local returned for this host;
+    # fleet: what bridge_network_fleet made of the fleet's subnets and underlays once for the play, or
+    # None: the plan then works it out itself from subnets, underlays ({host: ...} of the fleet), O(H)
+    # for this one host. Given a fleet, the plan reads neither (the role passes None for both).
     'bridge_network_plan': ('host', 'subnets', 'underlays', 'local', 'fleet'),
     # underlays: {host: address} of the fleet
     'bridge_network_fleet': ('underlays',),
@@ -178,6 +178,8 @@ def _check_name(value, var, check=None):
 # nothing moves when N grows past a thousand or shrinks below it. The first bridge holds its
 # thousand namespaces and a join per further bridge: room for 24 bridges, 24000 namespaces.
 BRIDGE_NAMESPACES = 1000
+BRIDGE_MAX_PORTS = 1023  # as _kind_veth.BRIDGE_MAX_PORTS, without the engine on the controller
+BRIDGE_MODE_MAX_NAMESPACES = BRIDGE_NAMESPACES * (BRIDGE_MAX_PORTS - BRIDGE_NAMESPACES + 1)
 
 
 def segment_bridges(bridge, count):
@@ -228,6 +230,15 @@ def topology(subnet, count, mode='bridge', prefix='lnns', veth_prefix='lnv', bri
         gateway = ipaddress.ip_address(base + 1)
         result['gateway'] = str(gateway)
         bridges, joins = segment_bridges(bridge, count)
+        if BRIDGE_NAMESPACES + len(joins) > BRIDGE_MAX_PORTS:
+            # refused here, naming the limit, rather than by the kernel halfway through the apply
+            # (the first bridge's 1024th port: Exchange full)
+            raise AnsibleFilterError(
+                'bridge_network_namespaces=%d in bridge mode needs %d bridges, and the first would hold %d ports '
+                '(its %d namespaces and a join per further bridge); a bridge takes at most %d, so bridge mode '
+                'takes at most %d namespaces: lower bridge_network_namespaces or use bridge_network_mode: p2p'
+                % (count, len(bridges), BRIDGE_NAMESPACES + len(joins), BRIDGE_NAMESPACES, BRIDGE_MAX_PORTS,
+                   BRIDGE_MODE_MAX_NAMESPACES))
         if joins:
             _check_name(joins[-1][0], 'bridge_network_bridge (with %d namespaces, the bridges %s-1.. join it)'
                         % (count, bridge))
@@ -560,9 +571,11 @@ def role_forwarding(settings, present, prefixes, fleet=()):
 def bridge_network_plan(info, settings):
     """Everything the role declares on one host, given what netns_info read there (`info`).
 
-    `settings`: the role's settings (SETTINGS) plus `host` (this host's inventory name), `subnets`
-    and `underlays` ({host: subnet}, {host: address} of the fleet) and `local` (what
-    bridge_network_local returned for this host: its uplink and the subnet it had, `current`).
+    `settings`: the role's settings (SETTINGS) plus `host` (this host's inventory name), `local` (what
+    bridge_network_local returned for this host: its uplink and the subnet it had, `current`) and
+    either `fleet` (bridge_network_fleet's answer, worked out once for the play) or, with `fleet`
+    None, `subnets` and `underlays` ({host: subnet}, {host: address} of the fleet; an underlay
+    counts only for a host with a subnet, as in bridge_network_fleet).
 
     state=present: the topology of the host's subnet (subnets[host]), host-gw routes to every other
     host's subnet and the MASQUERADE rule - which, with host-gw, leaves traffic to the other hosts'
@@ -594,7 +607,7 @@ def bridge_network_plan(info, settings):
     fleet = s['fleet']
     if fleet is None:
         subnets = dict((k, v) for k, v in (s['subnets'] or {}).items() if v)
-        underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v)
+        underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v and k in subnets)
     else:  # worked out once for the play: nothing below walks the fleet unless host-gw needs each peer
         subnets, underlays = fleet['subnets'], fleet['underlays']
     subnet = subnets.get(self_host)
@@ -656,15 +669,17 @@ def bridge_network_plan(info, settings):
             errors.append('bridge_network_bridge=%s: an interface of that name exists and is not a bridge this '
                           'collection made (kind %s); rename bridge_network_bridge or remove it'
                           % (bridge, interfaces[bridge].get('kind')))
+        errors.extend(_foreign_segment_links(interfaces, bridge, plan))
         labels = {'the subnet of this host': plan['subnet']}
         if host_gw:
             labels.update(('the subnet of host %s' % p, n) for p, n in peers.items())
         pattern = _host_end_re(veth_prefix)
         ignore_devs = [b['name'] for b in plan['bridges']] + [p['name'] for p in plan['pairs']]
         ignore_devs += [n for n in interfaces if pattern.match(n) and interfaces[n].get('ours')]
-        errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs=ignore_devs,
-                                       ignore_dests=list(peers.values()) if fleet is None
-                                       else _peer_routes(host.get('routes'), fleet, self_host)))
+        if fleet is None:
+            errors.extend(subnet_conflicts(host.get('routes'), labels, ignore_devs, list(peers.values())))
+        else:
+            errors.extend(route_conflicts(host.get('routes'), labels, ignore_devs, _peer_subnet(fleet, self_host)))
 
     # a safe router forwards only for the managed subnets: this host's and, with host-gw, the others'
     forward_prefixes = ([plan['subnet']] + (sorted(set(peers.values())) if host_gw else [])) if present else []
@@ -690,21 +705,30 @@ def bridge_network_plan(info, settings):
     }
 
 
-def _peer_routes(routes, fleet, self_host):
-    """The destinations of this host's routes via a gateway that are another fleet host's subnet (its
-    host-gw routes), found through bridge_network_fleet's index: O(routes), not O(fleet)."""
+def _foreign_segment_links(interfaces, bridge, plan):
+    """Refusals for the further bridges of a segment past a thousand namespaces and the veth ends
+    joining them, as for the first bridge: an interface of one of those names that this collection did
+    not make is someone else's, and the network module would take a bridge over as it is. (A join end
+    that is a port of some bridge is not in the read - bridge_ports: false - and is left to the module,
+    which refuses an end that is not the peer of the other.)"""
+    wanted = [(b['name'], 'bridge', 'a further bridge') for b in plan['bridges'][1:]]
+    wanted += [(name, 'veth', 'an end of the veth pair joining a further bridge to %s' % bridge)
+               for pair in plan['pairs'] if pair['peer']['netns'] is None and pair.get('master') == bridge
+               for name in (pair['name'], pair['peer']['name'])]
+    return ['bridge_network_bridge=%s: with bridge_network_namespaces=%d the role needs %s named %s, and an '
+            'interface of that name exists that is not one this collection made (kind %s); remove it, or rename '
+            'bridge_network_bridge' % (bridge, len(plan['namespaces']), what, name, interfaces[name].get('kind'))
+            for name, kind, what in wanted if name in interfaces and not _is_ours(interfaces, name, kind)]
+
+
+def _peer_subnet(fleet, self_host):
+    """Whether a route's destination (an ip_network) is another fleet host's subnet - a host-gw route
+    of this host - through bridge_network_fleet's index: O(1) a route, not O(fleet)."""
     owners = fleet['owners']
-    found = []
-    for route in routes or []:
-        if not route.get('gateway'):
-            continue
-        try:
-            dest = str(ipaddress.ip_network(u'%s' % route.get('dest'), strict=False))
-        except ValueError:
-            continue
-        if any(owner != self_host for owner in owners.get(dest, ())):
-            found.append(dest)
-    return found
+
+    def is_peer_subnet(dest):
+        return any(owner != self_host for owner in owners.get(str(dest), ()))
+    return is_peer_subnet
 
 
 def _plan_purge_match(s, fleet, subnets, own, keep):
@@ -715,8 +739,10 @@ def _plan_purge_match(s, fleet, subnets, own, keep):
     prefix, veth_prefix, bridge, pool = s['prefix'], s['veth_prefix'], s['bridge'], s['pool']
     if fleet is not None and not keep:
         match = role_purge_match(prefix, veth_prefix, bridge, pool, [], own)
+        # a host's own prefixes are two or three: a scan of the fleet's list each costs less than
+        # an index of it made for every host
         if all(route in fleet['purge_routes'] for route in match['routes']):
-            match['routes'] = fleet['purge_match']['routes']
+            match['routes'] = fleet['purge_routes']
             return match
     return role_purge_match(prefix, veth_prefix, bridge, pool, subnets.values(), own, keep)
 
@@ -729,8 +755,8 @@ def bridge_network_fleet(subnets, settings):
     `subnets`: subnet_allocate's answer ({host: subnet}); `settings`: the role's settings (SETTINGS)
     plus `underlays` ({host: underlay address}, any host of the fleet). Returns plain data (it is a
     fact): `subnets` and `underlays` without the empty ones (underlays of the hosts with a subnet),
-    `owners` ({subnet, normalised: [hosts]}), `purge_match` (role_purge_match of the fleet's subnets
-    alone) and `purge_routes` (its route prefixes, as a dict for lookups)."""
+    `owners` ({subnet, normalised: [hosts]}) and `purge_routes` (the route prefixes of
+    role_purge_match for the fleet's subnets alone, sorted: all a host's plan takes of it)."""
     s = settings_of(settings, 'bridge_network_fleet')
     subnets = dict((k, v) for k, v in (subnets or {}).items() if v)
     underlays = dict((k, v) for k, v in (s['underlays'] or {}).items() if v and k in subnets)
@@ -741,8 +767,7 @@ def bridge_network_fleet(subnets, settings):
         except ValueError:
             raise AnsibleFilterError('%r is not a subnet (the subnet of host %s)' % (subnets[host], host))
     match = role_purge_match(s['prefix'], s['veth_prefix'], s['bridge'], s['pool'], subnets.values(), [])
-    return {'subnets': subnets, 'underlays': underlays, 'owners': owners, 'purge_match': match,
-            'purge_routes': dict((route, True) for route in match['routes'])}
+    return {'subnets': subnets, 'underlays': underlays, 'owners': owners, 'purge_routes': match['routes']}
 
 
 def bridge_network_teardown(settings):

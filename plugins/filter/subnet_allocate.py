@@ -101,12 +101,18 @@ class _Taken(object):
         return not any(low <= index < high for low, high in self.ranges)
 
     def add(self, network, host):
+        """`network` taken by `host`, for overlapping() and slot_free() both."""
         starts, holders = self.starts[network.version], self.holders[network.version]
         first = int(network.network_address)
         index = bisect.bisect_right(starts, first)
         starts.insert(index, first)
         holders.insert(index, (first, int(network.broadcast_address), self.added, network, host))
         self.added += 1
+        self.take(network)
+
+    def take(self, network):
+        """`network`'s slots taken, for slot_free() alone: once only free slots are given out, no
+        one asks overlapping() again, and a holder inserted in the sorted list costs O(H)."""
         pool = self.pool
         if network.version != pool.version or not network.overlaps(pool):
             return
@@ -200,7 +206,7 @@ def subnet_allocate(hosts, pool, prefixlen, explicit=None, current=None, partial
                 'raise %s' % (pool_var, pool, slots, prefixlen, len(hosts), pool_var, prefixlen_var))
         network = ipaddress.ip_network((int(pool.network_address) + (index << (pool.max_prefixlen - prefixlen)),
                                         prefixlen))
-        taken.add(network, host)
+        taken.take(network)  # a free slot overlaps nothing, and the pins and remembered are placed
         result[host] = network
 
     return dict((host, str(result[host])) for host in hosts if host in result)
@@ -227,13 +233,20 @@ def subnet_conflicts(routes, subnets, ignore_devs=None, ignore_dests=None):
     Default routes (/0) overlap everything and are never a conflict.
     Returns one message per conflict, empty when there is none.
     """
-    ignore_devs = set(_text(d) for d in ignore_devs or [])
     ours = set()
     for dest in ignore_dests or []:
         try:
             ours.add(ipaddress.ip_network(_text(dest), strict=False))
         except ValueError:
             pass
+    return route_conflicts(routes, subnets, ignore_devs, ours.__contains__)
+
+
+def route_conflicts(routes, subnets, ignore_devs=None, ours_via_gateway=None):
+    """subnet_conflicts, with the host-gw routes told by a predicate: `ours_via_gateway(dest)` (dest an
+    ip_network) says whether a route to dest via a gateway is ours - one pass over the routes, each
+    parsed once, whatever tells ours (a set of prefixes, or bridge_network_fleet's index)."""
+    ignore_devs = set(_text(d) for d in ignore_devs or [])
     wanted = []
     for label in sorted(subnets or {}):
         if subnets[label] in (None, ''):
@@ -247,7 +260,7 @@ def subnet_conflicts(routes, subnets, ignore_devs=None, ignore_dests=None):
             continue
         if dest.prefixlen == 0 or route.get('dev') in ignore_devs:
             continue
-        if route.get('gateway') and dest in ours:
+        if route.get('gateway') and ours_via_gateway is not None and ours_via_gateway(dest):
             continue
         for label, network in wanted:
             if network.version == dest.version and network.overlaps(dest):

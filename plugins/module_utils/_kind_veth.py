@@ -202,6 +202,9 @@ def _check_bridge_ports(reader, pairs):
             named.setdefault(iface.ns, set()).add(iface.name)
             if pair.state == 'present' and iface.master is not None and reader.will_exist(iface.ns):
                 declared.setdefault((iface.ns, iface.master), set()).add(iface.name)
+    # per namespace, once a run however many bridges it holds (the role's segment: up to 24): its
+    # links by bridge, in one pass over them, and the ids of the namespaces the run removes
+    ports_by_master, doomed_ids = {}, {}
     for (ns, bridge), names in sorted(declared.items(), key=lambda item: (item[0][0] or '', item[0][1])):
         if len(names) <= BRIDGE_MAX_PORTS and not reader.exists(ns):
             continue
@@ -210,10 +213,17 @@ def _check_bridge_ports(reader, pairs):
             view = reader.view(ns)
             master = view.links.get(bridge)
             if master is not None and master.index > 0:
-                current = [link for link in view.links.values() if link.master == master.index]
+                if ns not in ports_by_master:
+                    grouped = ports_by_master[ns] = {}
+                    for link in view.links.values():
+                        if link.master:
+                            grouped.setdefault(link.master, []).append(link)
+                current = ports_by_master[ns].get(master.index, ())
                 if len(current) + len(names) <= BRIDGE_MAX_PORTS:
                     continue  # whatever moves, it fits
-                doomed = reader.removed_ids(ns) if reader.removing else set()
+                if ns not in doomed_ids:
+                    doomed_ids[ns] = reader.removed_ids(ns) if reader.removing else set()
+                doomed = doomed_ids[ns]
                 ports.update(link.name for link in current if link.name not in named.get(ns, ())
                              and not (link.peer_nsid is not None and link.peer_nsid in doomed))
         if len(ports) > BRIDGE_MAX_PORTS:

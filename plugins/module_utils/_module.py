@@ -202,6 +202,7 @@ def echo(params):
 def _errno_hint(code):
     return {
         errno.EEXIST: 'something of that name appeared meanwhile; re-run to converge',
+        errno.EINTR: 'links or addresses kept changing while they were read; re-run once they settle',
         errno.EPERM: 'needs root or CAP_NET_ADMIN',
         errno.EOPNOTSUPP: 'the kernel lacks the feature (module not loaded?)',
     }.get(code, '')

@@ -53,9 +53,10 @@ MAX_BATCH_MSGS = 256
 # - sockets, one per namespace and protocol (rtnetlink, nfnetlink), up to MAX_SOCKETS each; beyond
 #   that the least recently used is closed. Reopening one costs about 20 us (open, setns, socket,
 #   setns back) and the apply visits the namespaces stage after stage, so a bound below the number
-#   of namespaces costs that at every stage (at 1000 namespaces, a bound of 128 cost 4% of a
-#   converge's CPU time): a few percent for a run that holds the same descriptors at ten thousand
-#   namespaces as at a hundred;
+#   of namespaces costs that at every stage: at 1000 namespaces this bound of 80 against none cost
+#   12-21% of a converge's module CPU time (1.58 s -> 1.78-1.92 s, bench/compare.py, best of 5 and
+#   of 3 on a busy 2-core machine; re-run and teardown within the noise) - the price of a run that
+#   holds the same descriptors at ten thousand namespaces as at a hundred;
 # - namespace descriptors for requests that name a namespace (IFLA_NET_NS_FD), MAX_NS_FDS at once:
 #   the apply sends what it has built before it opens more (see _apply.Resolver);
 # - the descriptors a reader holds to learn namespace ids, MAX_LOOKUP_FDS at once (_state).
@@ -149,6 +150,7 @@ _DONE, _ERROR = C.NLMSG_DONE, C.NLMSG_ERROR
 _CONTROL = (_DONE, _ERROR)
 _unpack_header = C.HEADER.unpack_from
 DUMP_ATTEMPTS = 5
+DUMP_RETRY_DELAY = 0.005  # seconds, times the attempt: 5 ms, 10 ms ... 50 ms in all
 
 
 class Netlink(object):
@@ -299,20 +301,31 @@ class Netlink(object):
     def query(self, data):
         """Send one get or dump request (an encoded message); its answer, as whole messages
         (header included). A refusal raises NetlinkError. A dump the kernel marks interrupted (what
-        it lists changed meanwhile: links still getting their addresses) is asked again, up to
-        DUMP_ATTEMPTS times, so that a plan is not made from a half-old, half-new list."""
-        dump = _FLAGS.unpack_from(data, 6)[0] & C.NLM_F_DUMP == C.NLM_F_DUMP
-        for _attempt in range(DUMP_ATTEMPTS - 1):
-            result = self._query(data)
-            if not dump or not any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR for message in result):
+        it lists changed meanwhile: links still getting their addresses) is asked again, a few
+        milliseconds later, up to DUMP_ATTEMPTS times in all, so that a plan is not made from a
+        half-old, half-new list; still interrupted after that, it raises NetlinkError (EINTR)."""
+        if _FLAGS.unpack_from(data, 6)[0] & C.NLM_F_DUMP != C.NLM_F_DUMP:
+            return self._query(data)[0]
+        for attempt in range(DUMP_ATTEMPTS):
+            if attempt:
+                # the change the kernel saw is mostly one burst (a thousand new links getting
+                # their link-local addresses): asking again at once would likely meet it again
+                time.sleep(DUMP_RETRY_DELAY * attempt)
+            result, interrupted = self._query(data)
+            if not interrupted and not any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR for message in result):
                 return result
-        return self._query(data)
+        raise NetlinkError(errno.EINTR, 'netlink dump of message type %d, marked interrupted by the kernel %d times '
+                                        'in a row (what it lists kept changing while it was read)'
+                           % (C.HEADER.unpack_from(data)[1], DUMP_ATTEMPTS))
 
     def _query(self, data):
+        """One request's answer, and whether its NLMSG_DONE carried NLM_F_DUMP_INTR (the kernel
+        may mark only the end of a dump)."""
         seq = self._number(data)
         self.sock.send(bytes(data))
         result = []
         failure = []
+        interrupted = []
 
         def end(msg_type, flags, mseq, chunk, offset, length):
             # the parts of a dump go straight into `result`: here come its end, or a single answer
@@ -324,11 +337,13 @@ class Netlink(object):
                     failure.append(NetlinkError(code, 'netlink query', C.ext_ack_text(chunk, offset, length, flags)))
             elif msg_type != _DONE:
                 result.append(chunk[offset:offset + length])
+            elif flags & C.NLM_F_DUMP_INTR:
+                interrupted.append(True)
             return True
         self._receive(end, None, seq, result)
         if failure:
             raise failure[0]
-        return result
+        return result, bool(interrupted)
 
     def send_batch(self, messages):
         """Send encoded messages in one sendmsg, as an nfnetlink batch must go (the kernel takes

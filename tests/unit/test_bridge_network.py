@@ -9,7 +9,10 @@ import pytest
 import yaml
 
 from ansible_collections.linuxnet.netns.plugins.filter import bridge_network
+from ansible_collections.linuxnet.netns.plugins.module_utils import _info
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _network
+from ansible_collections.linuxnet.netns.tests.unit.fakekernel import FakeKernel
 
 ROLE = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                     'roles', 'bridge_network')
@@ -266,6 +269,17 @@ def test_absent_on_a_clean_host_is_empty():
     assert all(p[k] == [] for k in ('namespaces', 'bridges', 'pairs', 'routes', 'nat'))
 
 
+def test_the_fleet_keeps_only_what_the_plans_take():
+    """bridge_network_fleet's answer is a fact handed to every host: the route prefixes once, as the
+    sorted list the plans' purge_match takes whole, and nothing else of the fleet's purge_match."""
+    subnets = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24', 'c': '10.201.0.0/24'}
+    fleet = bridge_network.bridge_network_fleet(subnets, settings(pool='10.200.0.0/16', underlays={'b': '192.0.2.12'}))
+    assert sorted(fleet) == ['owners', 'purge_routes', 'subnets', 'underlays']
+    assert fleet['purge_routes'] == ['10.200.0.0/16', '10.200.3.0/24', '10.200.40.0/24', '10.201.0.0/24']
+    p = plan(subnets=subnets)
+    assert p['purge_match']['routes'] == fleet['purge_routes']
+
+
 def test_host_outside_the_fleet():
     with pytest.raises(Exception, match='not in bridge_network_fleet'):
         plan(subnet=None, host='stranger')
@@ -387,6 +401,15 @@ def test_inbound_is_closed_to_all_but_the_fleet_and_the_allowed_prefixes():
     assert 'inbound_from' not in opened and opened['restrict_to'] == ['10.200.3.0/24', '10.200.40.0/24']
     assert 'inbound_from' not in plan(safe_router=False)['forwarding'][0]
     assert 'inbound_from' not in teardown()['forwarding'][0]
+
+
+def test_an_underlay_counts_only_for_a_host_with_a_subnet_with_or_without_the_fleet():
+    """A host left out of the allocation (or outside the fleet) is no peer: its underlay address opens
+    nothing, whether the plan works the fleet out itself or takes bridge_network_fleet's (both_ways)."""
+    fleet = {'me': '10.200.3.0/24', 'b': '10.200.40.0/24'}
+    closed = plan(host_gw=True, subnets=dict(fleet, gone=None),
+                  underlays={'me': '192.0.2.11', 'b': '192.0.2.12', 'gone': '192.0.2.13', 'outside': '192.0.2.14'})
+    assert closed['forwarding'][0]['inbound_from'] == ['192.0.2.11/32', '192.0.2.12/32']
 
 
 def test_a_safe_router_forwards_for_the_fleet_with_host_gw():
@@ -579,6 +602,45 @@ def test_a_bridge_name_too_long_for_its_joins_is_refused_only_past_a_thousand():
     plan(namespaces=1000, subnet='10.200.0.0/20', bridge='bridge-name-13')
     with pytest.raises(Exception, match='bridge_network_bridge'):
         plan(namespaces=1001, subnet='10.200.0.0/20', bridge='bridge-name-13')
+
+
+def test_bridge_mode_past_the_first_bridges_ports_is_refused_naming_the_limit():
+    """24000 namespaces: the first bridge holds 1000 ports and 23 joins, 1023, the kernel's limit. One
+    more namespace needs a 25th bridge and a 1024th port on the first: refused before any change."""
+    p = plan(namespaces=24000, subnet='10.200.0.0/16')
+    assert len(p['bridges']) == 24 and p['errors'] == []
+    assert len([pair for pair in p['pairs'] if pair['master'] == 'lnbr0']) == 1023
+    with pytest.raises(Exception, match=r'needs 25 bridges, and the first would hold 1024 ports .*at most 1023.*'
+                                        r'at most 24000 namespaces.*bridge_network_mode: p2p'):
+        plan(namespaces=24001, subnet='10.200.0.0/16')
+    assert plan(namespaces=24001, subnet='10.200.0.0/14', mode='p2p')['errors'] == []
+
+
+def _read(kernel):
+    """What the role's read (tasks/read.yml: netns_info in bridge mode) returns of a fake kernel."""
+    query = _info.InfoQuery({'netns_details': False, 'veth_pairs': False, 'bridges': False, 'bridge_ports': False,
+                             'nat': False})
+    return _info.gather(kernel.reader(), query, _kinds.KINDS)
+
+
+def test_foreign_interfaces_named_like_the_further_bridges_or_their_joins_are_refused():
+    """Past a thousand namespaces the role names more than its first bridge: lnbr0-1, lnbr0-2 ... and the
+    join ends lnbr0-Ka and lnbr0-Kb. One of those names held by an interface this collection did not make
+    is refused before any change, as the first bridge is - a foreign bridge would be taken over."""
+    kernel = FakeKernel()
+    kernel.bridge(None, 'lnbr0')
+    kernel.bridge(None, 'lnbr0-1')
+    kernel.veth(None, 'lnbr0-1a', None, 'lnbr0-1b', master='lnbr0')  # the role's own segment so far
+    assert plan(info=_read(kernel), namespaces=2000, subnet='10.200.0.0/20')['errors'] == []
+    kernel.bridge(None, 'lnbr0-2', ours=False)  # someone else's bridge
+    kernel.link(None, 'lnbr0-3a', kind='dummy')
+    errors = plan(info=_read(kernel), namespaces=3500, subnet='10.200.0.0/20')['errors']
+    assert len(errors) == 2, errors
+    assert 'needs a further bridge named lnbr0-2, and an interface of that name exists' in errors[0]
+    assert '(kind bridge)' in errors[0] and 'bridge_network_bridge=lnbr0' in errors[0]
+    assert 'joining a further bridge to lnbr0 named lnbr0-3a' in errors[1] and '(kind dummy)' in errors[1]
+    # below those names nothing is asked of them
+    assert plan(info=_read(kernel), namespaces=2000, subnet='10.200.0.0/20')['errors'] == []
 
 
 def test_past_a_thousand_with_br_netfilter_the_role_refuses():

@@ -7,7 +7,9 @@ import re
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_veth
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS, PlanError, ValidationError
 
 from ansible_collections.linuxnet.netns.tests.unit.fakekernel import FakeKernel
@@ -334,6 +336,41 @@ def test_ports_already_on_a_bridge_count_unless_the_task_moves_or_removes_them()
     with pytest.raises(PlanError, match='would have 1024 ports'):
         kernel.plan_network(namespaces=[{'name': 'n%d' % i, 'state': 'absent'} for i in range(10)],
                             pairs=more + [pair('r%d' % i, 'g%d' % i, master='br0') for i in range(10)])
+
+
+def test_the_port_count_of_several_full_bridges_reads_each_namespace_once(monkeypatch):
+    """Two bridges near the kernel's limit in one namespace, namespaces removed: the check groups the
+    links by bridge in one pass and asks the removed namespaces' ids once, not once per bridge."""
+    kernel = _bridge_with_ports(1000, namespaces=2)
+    kernel.bridge(None, 'br1')
+    for i in range(1000):
+        kernel.veth(None, 'o%d' % i, 'ns1', 'k%d' % i, master='br1')
+    asked, scans, checking = [], [], []
+    removed_ids, links = _state.Reader.removed_ids, _state.NsView.links.fget
+    check = _kind_veth._check_bridge_ports
+
+    class Links(dict):
+        def values(self):
+            scans.append(len(self))
+            return super(Links, self).values()
+
+    def counted_check(reader, pairs):
+        checking.append(True)
+        try:
+            return check(reader, pairs)
+        finally:
+            checking.pop()
+    monkeypatch.setattr(_state.Reader, 'removed_ids',
+                        lambda self, ns: (asked.append(ns) if checking else None) or removed_ids(self, ns))
+    monkeypatch.setattr(_state.NsView, 'links', property(lambda self: Links(links(self)) if checking else links(self)))
+    monkeypatch.setattr(_kind_veth, '_check_bridge_ports', counted_check)
+    # br0: 1000 ports, two of them going with their namespaces, and 25 more: 1023, taken; br1: 1030
+    more = [pair('q%d' % i, 'f%d' % i, master='br0') for i in range(25)]
+    more += [pair('r%d' % i, 'g%d' % i, master='br1') for i in range(30)]
+    gone = [{'name': 'n%d' % i, 'state': 'absent'} for i in range(2)]
+    with pytest.raises(PlanError, match='bridge br1 in the host would have 1030 ports'):
+        kernel.plan_network(namespaces=gone, pairs=more)
+    assert asked == [None] and len(scans) == 1
 
 
 def _port_flags(request):

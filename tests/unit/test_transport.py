@@ -1,5 +1,7 @@
 """The transport's bounds, without a kernel: the descriptor budget, the socket cache, and the apply
 sending what it built before it holds more namespace descriptors than the budget allows."""
+import errno
+
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
@@ -115,10 +117,12 @@ def test_apply_within_the_budget_sends_each_namespace_once():
 
 class FakeDumpSocket(object):
     """Answers each dump request sent with two link messages and NLMSG_DONE; the first `interrupted`
-    answers have NLM_F_DUMP_INTR on their second message, as the kernel marks a dump that changed."""
+    answers have NLM_F_DUMP_INTR on their second message (`on='part'`) or on their NLMSG_DONE alone
+    (`on='done'`), as the kernel marks a dump that changed."""
 
-    def __init__(self, interrupted):
+    def __init__(self, interrupted, on='part'):
         self.interrupted = interrupted
+        self.on = on
         self.sent = []
         self.pending = []
 
@@ -126,10 +130,11 @@ class FakeDumpSocket(object):
         seq = T._SEQ.unpack_from(data, 8)[0]
         self.sent.append(seq)
         intr = C.NLM_F_DUMP_INTR if len(self.sent) <= self.interrupted else 0
+        part_intr, done_intr = (intr, 0) if self.on == 'part' else (0, intr)
         body = b'\0' * 16
-        for flags in (C.NLM_F_MULTI, C.NLM_F_MULTI | intr):
+        for flags in (C.NLM_F_MULTI, C.NLM_F_MULTI | part_intr):
             self.pending.append(C.HEADER.pack(16 + len(body), C.RTM_NEWLINK, flags, seq, 0) + body)
-        self.pending.append(C.HEADER.pack(20, C.NLMSG_DONE, C.NLM_F_MULTI, seq, 0) + b'\0' * 4)
+        self.pending.append(C.HEADER.pack(20, C.NLMSG_DONE, C.NLM_F_MULTI | done_intr, seq, 0) + b'\0' * 4)
         return len(data)
 
     def recv_into(self, buffer, *args):
@@ -145,15 +150,37 @@ def _netlink(sock):
     return netlink
 
 
-@pytest.mark.parametrize('interrupted, asked', [(0, 1), (1, 2), (3, 4), (T.DUMP_ATTEMPTS + 2, T.DUMP_ATTEMPTS)])
-def test_a_dump_the_kernel_marks_interrupted_is_asked_again(interrupted, asked):
-    sock = FakeDumpSocket(interrupted)
+@pytest.fixture
+def pauses(monkeypatch):
+    """The pauses between the tries of a dump, recorded instead of slept."""
+    slept = []
+    monkeypatch.setattr(T.time, 'sleep', slept.append)
+    return slept
+
+
+@pytest.mark.parametrize('on', ['part', 'done'])
+@pytest.mark.parametrize('interrupted, asked', [(0, 1), (1, 2), (3, 4), (T.DUMP_ATTEMPTS - 1, T.DUMP_ATTEMPTS)])
+def test_a_dump_the_kernel_marks_interrupted_is_asked_again(interrupted, asked, on, pauses):
+    sock = FakeDumpSocket(interrupted, on)
     answer = _netlink(sock).dump_raw(C.RTM_GETLINK, b'\0' * 16)
     assert len(answer) == 2 and len(sock.sent) == asked
     assert sock.sent == list(range(1, asked + 1))  # each time under a sequence number of its own
+    # a short pause before each new try, none before the first
+    assert len(pauses) == asked - 1 and all(0 < pause <= 0.05 for pause in pauses)
 
 
-def test_a_get_is_never_asked_again():
+@pytest.mark.parametrize('on', ['part', 'done'])
+@pytest.mark.parametrize('interrupted', [T.DUMP_ATTEMPTS, T.DUMP_ATTEMPTS + 2])
+def test_a_dump_still_interrupted_after_the_last_try_is_refused(interrupted, on, pauses):
+    sock = FakeDumpSocket(interrupted, on)
+    with pytest.raises(T.NetlinkError) as failed:
+        _netlink(sock).dump_raw(C.RTM_GETLINK, b'\0' * 16)
+    assert len(sock.sent) == T.DUMP_ATTEMPTS and len(pauses) == T.DUMP_ATTEMPTS - 1
+    assert failed.value.code == errno.EINTR and 'interrupted' in str(failed.value)
+    assert '%d times' % T.DUMP_ATTEMPTS in str(failed.value)
+
+
+def test_a_get_is_never_asked_again(pauses):
     sock = FakeDumpSocket(5)
     _netlink(sock).dump_raw(C.RTM_GETLINK, b'\0' * 16, flags=0)
-    assert len(sock.sent) == 1
+    assert len(sock.sent) == 1 and not pauses
