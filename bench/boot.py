@@ -1,13 +1,13 @@
 """The boot's re-apply of a saved network against the network module's own converge of it (issue 13).
 
-Each side runs in a fresh "machine" of its own - new network, mount and pid namespaces, /etc and
-/usr/local/lib under overlays whose upper layers are one directory (the machine's disk), an empty
-/run/netns - so both start from a kernel with nothing of the network in it:
+Each side runs in a fresh "machine" of its own - new network, mount and pid namespaces, the
+directories the collection writes in /etc and /usr/local/lib bound from one directory (the machine's
+disk), an empty /run/netns - so both start from a kernel with nothing of the network in it:
   converge  the `network` module run directly (python MODULE ARGS, no Ansible) with `save`: the bridge
             network the role makes (N namespaces on a bridge, veth pairs, default routes, MASQUERADE,
             scoped forwarding), timed from the interpreter's start to its exit;
   boot      a new machine on the disk the converge wrote: the ExecStart lines of the two installed
-            units, `--part host` then `--part all`, as systemd runs them at boot, timed together.
+            units, `--part host` then `--part uplink`, as systemd runs them at boot, timed together.
 The target: the boot takes no longer than the converge. Runs inside the benchmark's sandbox only.
 """
 import ipaddress
@@ -24,10 +24,15 @@ PREFIX, VETH, BRIDGE, NET, UPLINK = 'btns', 'btv', 'btbr0', '10.210.0.0/20', 'bt
 MACHINE = r'''
 set -e
 disk=$1; shift
-mkdir -p "$disk/etc" "$disk/etc.work" "$disk/lib" "$disk/lib.work"
-mount -t overlay -o "lowerdir=/etc,upperdir=$disk/etc,workdir=$disk/etc.work" bench-etc /etc
-mount -t overlay -o "lowerdir=/usr/local/lib,upperdir=$disk/lib,workdir=$disk/lib.work" bench-lib /usr/local/lib
+# the directories the collection writes, from the machine's disk (bind mounts: an overlay of /etc
+# would stack on the sandbox's own, deeper than the kernel allows under a test worker)
+for dir in /etc/linuxnet-netns /etc/netns /etc/systemd/system /etc/sysctl.d /usr/local/lib/linuxnet-netns; do
+  mkdir -p "$dir" "$disk$dir"
+  mount --bind "$disk$dir" "$dir"
+done
 mount -t tmpfs -o mode=0755 bench-netns /run/netns
+mkdir -p /run/linuxnet-netns
+mount -t tmpfs -o mode=0755 bench-run /run/linuxnet-netns
 ip link set lo up
 exec "$@"
 '''
@@ -86,8 +91,8 @@ def boot_rows(tmp, python, n, repeat=1):
     args = os.path.join(tmp, 'boot-args.json')
     with open(args, 'w') as handle:
         json.dump({'ANSIBLE_MODULE_ARGS': network(n)}, handle)
-    module = 'PYTHONPATH=%s:%s %s %s %s' % (collections, ansible_only, python,
-                                           os.path.join(REPO, 'plugins', 'modules', 'network.py'), args)
+    module_file = os.path.join(REPO, 'plugins', 'modules', 'network.py')
+    module = 'PYTHONPATH=%s:%s %s %s %s' % (collections, ansible_only, python, module_file, args)
     best = {}
     for attempt in range(repeat):
         disk = os.path.join(tmp, 'boot-disk-%d' % attempt)
@@ -99,7 +104,7 @@ def boot_rows(tmp, python, n, repeat=1):
             raise RuntimeError('boot N=%d: the converge failed: %s' % (n, result.get('msg')))
         units = {}
         for unit in ('linuxnet-netns.service', 'linuxnet-netns-uplink.service'):
-            with open(os.path.join(disk, 'etc', 'systemd', 'system', unit)) as handle:
+            with open(os.path.join(disk, 'etc', 'systemd', 'system', unit)) as handle:  # the disk's copy
                 units[unit] = [line.split('=', 1)[1] for line in handle.read().splitlines()
                                if line.startswith('ExecStart=')][0]
         # the boot, then a check that it made the whole network: the module again, changed=0

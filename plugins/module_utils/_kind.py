@@ -43,7 +43,9 @@ class Kind(object):
     boot          boot(item) -> when the boot units apply a saved item: 'host' (early, before
                   network.target: it needs only this host), 'uplink' (once the uplink has its address:
                   routes via other hosts, masquerade out the uplink, forwarding and what it serves), or
-                  None (never: what the kind writes is a file that survives the reboot by itself)
+                  None (never: what the kind writes is a file that survives the reboot by itself).
+                  Given as a function (boot_early, boot_late, boot_in_namespace, boot_never); a kind
+                  that gives none is applied early (boot_early)
     """
 
     __slots__ = ('module', 'option', 'list_option', 'identity', 'options', 'factory', 'planner', 'order',

@@ -202,7 +202,9 @@ def plan_dns(plan, reader, resolvers):
             if len(servers) > MAXNS:
                 plan.warnings.append('%s: the host names %d upstream servers (%s); the resolver uses the first %d' % (
                     where(res.ns), len(servers), origin, MAXNS))
-        _systemd.write(plan, reader, res.path, render(servers, kept, note), 'resolver of %s' % where(res.ns))
+        # in place: services placed in the namespace have this very file bound over their /etc/resolv.conf
+        _systemd.write(plan, reader, res.path, render(servers, kept, note), 'resolver of %s' % where(res.ns),
+                       in_place=True)
         result.update(servers=list(servers), ours=True, search=_setting(kept, 'search'),
                       options=_setting(kept, 'options'))
         results.append(result)

@@ -98,7 +98,8 @@ def parse(params):
 
 
 def main():
-    module = _module.new_module(argument_spec(), required_one_of=[[kind.option for kind in KINDS]])
+    # save alone: a saved plan removed (state absent) by a task that declares nothing else
+    module = _module.new_module(argument_spec(), required_one_of=[[kind.option for kind in KINDS] + ['save']])
     try:
         parsed = parse(module.params)
         purge = purge_selection(module.params) if module.params.get('purge') or module.params.get('purge_match') \

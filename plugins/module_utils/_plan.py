@@ -34,6 +34,7 @@ SYSTEMD_RELOAD = 93  # one daemon-reload a run, after the last unit file changed
 SYSTEMD_RESTART = 94  # services restarted into their new namespace, once systemd has read their drop-ins
 NETNS_DELETE = 95  # 96: the wait for the kernel's teardown of the removed namespaces
 BRIDGE_DELETE = 97  # a bridge goes after the namespaces: by then its ports are gone with them
+FILES_CLEANUP = 98  # old boot code, once the units point at the new and systemd has read them
 
 
 class Op(object):

@@ -57,6 +57,14 @@ NOT_INSTALLED = ('_module', '_network')
 # host: what needs only the host (early); uplink: the rest (once the uplink is up, and again when
 # systemd-networkd restarts); all: both, in order (by hand, and what netns_info's drift plans)
 PARTS = ('host', 'uplink', 'all')
+# what the host part leaves for the uplink part of the same boot: a plan whose host part was applied
+# (NAME.host); one without it gets the whole plan from the uplink part (a bridge another service
+# makes may only be there by then). In /run: gone at the next boot.
+RUN_DIR = '/run/linuxnet-netns'
+# applied apart, after the rest of the plan: a resolver the boot cannot write (no upstream server
+# yet) must not keep NAT and forwarding from coming back
+APART = ('dns',)
+EXIT_BAD_PLAN = 3  # a plan file the boot cannot read: the uplink unit does not try again
 
 _NAME = re.compile(r'^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$')
 UNIT_HEADER = '# Managed by linuxnet.netns.network (saved plans); edits here are overwritten.\n'
@@ -230,6 +238,8 @@ def engine_files():
     for name in names:
         module = importlib.import_module(PACKAGE + '.' + name)
         source = module.__loader__.get_source(module.__name__)
+        if isinstance(source, bytes):  # ansible-test's collection loader gives bytes
+            source = source.decode('utf-8')
         if source is None:
             raise EngineError('cannot read the source of %s to install the boot code' % module.__name__)
         files['%s/%s.py' % (base, name)] = source
@@ -256,6 +266,8 @@ def _install(directory, files):
 
 def _remove_tree(directory):
     import shutil
+    # the manifest first: a removal cut short leaves a directory that no run takes for installed
+    remove(posixpath.join(directory, MANIFEST))
     shutil.rmtree(directory, ignore_errors=True)
     remove(posixpath.join(directory, MANIFEST), prune=(CODE_ROOT,))
 
@@ -285,9 +297,8 @@ def uplink_unit(python, script):
     return UNIT_HEADER + '''\
 [Unit]
 Description=linuxnet.netns saved networks: routes via other hosts, masquerade, published ports, forwarding
-Requires=%(boot)s
+Wants=%(boot)s network-online.target
 After=%(boot)s network-online.target systemd-networkd.service
-Wants=network-online.target
 # systemd-networkd deletes the routes it did not make when it restarts: restarted with it, this
 # applies the plans again (the services placed in namespaces depend on %(boot)s only, and stay)
 PartOf=systemd-networkd.service
@@ -297,10 +308,15 @@ ConditionDirectoryNotEmpty=%(plans)s
 Type=oneshot
 RemainAfterExit=yes
 ExecStart=%(python)s -I %(script)s --part uplink
+# a gateway not reachable yet (no wait-online service), a resolver without upstream: tried again; a
+# plan file that cannot be read (exit %(bad)d) is not
+Restart=on-failure
+RestartSec=10s
+RestartPreventExitStatus=%(bad)d
 
 [Install]
 WantedBy=multi-user.target systemd-networkd.service
-''' % dict(plans=PLANS_DIR, python=python, script=script, boot=_systemd.BOOT_UNIT)
+''' % dict(plans=PLANS_DIR, python=python, script=script, boot=_systemd.BOOT_UNIT, bad=EXIT_BAD_PLAN)
 
 
 UNITS = ((_systemd.BOOT_UNIT, ('multi-user.target',)),
@@ -314,8 +330,8 @@ def plan_save(plan, reader, save, parsed, python):
     key = 'saved plan %s' % save.name
     existing = reader.text_file(save.path)
     try:
-        before = json.loads(existing)['network'] if existing is not None else None
-    except (ValueError, KeyError, TypeError):
+        before = json.loads(existing) if existing is not None else None
+    except ValueError:
         before = '(unreadable: %d bytes)' % len(existing)
     others = [name for name in (reader.listdir(PLANS_DIR) or [])
               if name.endswith('.json') and not name.startswith('.') and name != save.name + '.json']
@@ -341,11 +357,12 @@ def plan_save(plan, reader, save, parsed, python):
 
     doc = document(save.name, parsed, python)
     content = render(doc)
-    plan.record(key, before, doc['network'])
+    plan.record(key, before, doc)
     if existing != content:
-        plan.add(P.FILES, None, '%s saved plan %s (%s)' % ('write' if existing is None else 'update', save.name,
-                                                          save.path),
-                 call=lambda session: write_atomic(save.path, content, mode=0o600, dir_mode=0o700))
+        verb = 'write' if existing is None else 'update'
+        plan.add(P.FILES, None, '%s saved plan %s (%s)' % (verb, save.name, save.path),
+                 call=lambda session: _write_plan(save.path, content))
+    _drop_persisted_forwarding(plan, reader, parsed)
     files = engine_files()
     version = engine_hash(files)
     directory = posixpath.join(CODE_ROOT, 'engine-' + version)
@@ -359,7 +376,9 @@ def plan_save(plan, reader, save, parsed, python):
         if name != 'engine-' + version:
             old = posixpath.join(CODE_ROOT, name)
             plan.record('boot code %s' % old, 'installed', None)
-            plan.add(P.FILES, None, 'remove the old boot code %s' % old, call=lambda session, d=old: _remove_tree(d))
+            # after the units point at the new code and systemd has read them
+            plan.add(P.FILES_CLEANUP, None, 'remove the old boot code %s' % old,
+                     call=lambda session, d=old: _remove_tree(d))
     changed = False
     for unit, render_unit in ((_systemd.BOOT_UNIT, boot_unit), (_systemd.UPLINK_UNIT, uplink_unit)):
         changed = _systemd.write(plan, reader, posixpath.join(_systemd.UNIT_DIR, unit), render_unit(python, script),
@@ -371,6 +390,32 @@ def plan_save(plan, reader, save, parsed, python):
         _systemd.reload(plan, reader)
     return {'name': save.name, 'path': save.path, 'state': 'present', 'engine': directory,
             'units': [unit for unit, _targets in UNITS], 'other_plans': len(others)}
+
+
+def _write_plan(path, content):
+    write_atomic(path, content, mode=0o600, dir_mode=0o700)
+    os.chmod(posixpath.dirname(path), 0o700)  # root only, also where the directory was there before
+
+
+def _drop_persisted_forwarding(plan, reader, parsed):
+    """A saved plan that turns the host's forwarding on owns it at boot: the sysctl.d file this
+    collection wrote earlier (persist: true, or the role's persist_forwarding) would turn it on
+    before the plan's scope is in place, so it goes. Someone else's file is left, with a warning."""
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_forwarding as F
+    if not any(obj.ns is None and any(obj.wanted.values()) for obj in parsed.get('forwarding', [])):
+        return
+    path = F.DEFAULT_PERSIST_FILE
+    text = reader.text_file(path)
+    if text is None:
+        return
+    if F.ours(text):
+        _systemd.delete(plan, reader, path, 'forwarding at boot is the saved plan\'s, once its scope is in place')
+    elif any(line.split('=')[0].strip().lstrip('-').replace('/', '.') in ('net.ipv4.ip_forward',
+                                                                         'net.ipv6.conf.all.forwarding')
+             and line.split('=', 1)[1].strip() == '1' for line in text.splitlines() if '=' in line
+             and not line.lstrip().startswith(('#', ';'))):
+        plan.warnings.append('%s turns forwarding on at boot, before the saved plan puts its scope in place: '
+                             'remove the setting there' % path)
 
 
 def refuse_persisted_forwarding(parsed):
@@ -404,7 +449,7 @@ def report(session, drift):
             plan = P.Plan()
             reader = S.Reader(session, _kinds.comment_parsers())
             try:
-                plan_declared(plan, reader, part_of(parsed, 'all'))
+                plan_declared(plan, reader, parsed)  # services' drop-ins too, which the boot leaves alone
             except EngineError as exc:
                 entry['problem'] = 'cannot be applied here: %s' % exc
             else:
@@ -446,13 +491,18 @@ def boot(argv):
         else:
             _say('usage: %s [--part host|uplink|all] [--plans DIR] (got %r)' % (BOOT_SCRIPT, arg), sys.stderr)
             return 2
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
+    if not _codec.HAS_PYROUTE2:
+        _say('%s has no pyroute2 (python3-pyroute2, or pip install pyroute2); no saved plan was applied'
+             % sys.executable, sys.stderr)
+        return 1
     loaded = []
     for path in _plan_files(directory):
         try:
             loaded.append(load(path))
         except SavedPlanError as exc:
             _say('%s %s; no saved plan was applied' % (path, exc), sys.stderr)
-            return 1
+            return EXIT_BAD_PLAN
     if not loaded:
         _say('no saved plans in %s' % directory)
         return 0
@@ -467,26 +517,44 @@ def boot(argv):
         return 1
     status = 0
     for name, _python, parsed in loaded:
-        chosen = part_of(parsed, part)
-        plan = P.Plan()
-        session = None
-        try:
-            with _transport.Lock(exclusive=True):
-                session = _transport.Namespaces()
-                reader = S.Reader(session, _kinds.comment_parsers())
-                plan_declared(plan, reader, chosen)
-                if plan.ops:
-                    _apply.apply_plan(plan, session)
-        except (EngineError, _transport.NamespaceError, _transport.NetlinkError, OSError) as exc:
-            _say('plan %s (part %s): %s%s' % (name, part, exc, '' if plan.started else '; nothing was changed'),
-                 sys.stderr)
-            status = 1
-            continue
-        finally:
-            if session is not None:
-                session.close()
-        for warning in plan.warnings:
-            _say('plan %s: warning: %s' % (name, warning))
-        _say('plan %s (part %s): %s' % (name, part, '%d changes' % len(plan.actions) if plan.changed
-                                        else 'in place, nothing to change'))
+        marker = posixpath.join(RUN_DIR, name + '.host')
+        this = part
+        if part == 'uplink' and not os.path.exists(marker):
+            this = 'all'  # the host part did not apply this plan (it failed, or did not run)
+        chosen = part_of(parsed, this)
+        apart = dict((option, chosen.pop(option)) for option in APART if option in chosen)
+        ok = _apply_part(name, this, chosen)
+        if ok and this == 'host':
+            if not os.path.isdir(RUN_DIR):
+                os.makedirs(RUN_DIR, 0o755)
+            with open(marker, 'w'):
+                pass
+        if ok and apart:
+            ok = _apply_part(name, '%s: %s' % (this, ', '.join(sorted(apart))), apart)
+        status = status if ok else 1
     return status
+
+
+def _apply_part(name, part, chosen):
+    """Plan and apply `chosen` of plan `name`, saying what happened in one line; whether it worked."""
+    plan = P.Plan()
+    session = None
+    try:
+        with _transport.Lock(exclusive=True):
+            session = _transport.Namespaces()
+            reader = S.Reader(session, _kinds.comment_parsers())
+            plan_declared(plan, reader, chosen)
+            if plan.ops:
+                _apply.apply_plan(plan, session)
+    except (EngineError, _transport.NamespaceError, _transport.NetlinkError, OSError) as exc:
+        _say('plan %s (part %s): %s%s' % (name, part, exc, '' if plan.started else '; nothing was changed'),
+             sys.stderr)
+        return False
+    finally:
+        if session is not None:
+            session.close()
+    for warning in plan.warnings:
+        _say('plan %s: warning: %s' % (name, warning))
+    _say('plan %s (part %s): %s' % (name, part, '%d changes' % len(plan.actions) if plan.changed
+                                    else 'in place, nothing to change'))
+    return True

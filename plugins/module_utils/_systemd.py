@@ -18,7 +18,8 @@ import re
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import fail
-from ansible_collections.linuxnet.netns.plugins.module_utils._files import daemon_reload, remove, symlink, write_atomic
+from ansible_collections.linuxnet.netns.plugins.module_utils._files import (
+    daemon_reload, remove, symlink, write_atomic, write_in_place)
 
 UNIT_DIR = '/etc/systemd/system'
 # the units that apply the saved plans at boot: the host's part early (namespaces, bridges, veths,
@@ -31,6 +32,10 @@ SEARCH_PATH = ('/etc/systemd/system', '/run/systemd/system', '/usr/local/lib/sys
 # sd_booted(): the directory systemd makes when it is PID 1
 RUNNING = '/run/systemd/system'
 
+# systemd.unit(5): the unit types; a name ending in another word after a dot (an instance such as
+# openvpn-client@my.vpn) is a service named without its suffix
+UNIT_TYPES = ('service', 'socket', 'device', 'mount', 'automount', 'swap', 'target', 'path', 'timer', 'slice',
+              'scope')
 _NAME = re.compile(r'^[A-Za-z0-9:_.\\-]+(@[A-Za-z0-9:_.\\-]*)?$')
 UNIT_NAME_MAX = 255
 
@@ -41,8 +46,9 @@ def service_name(text, param):
         fail(param, text, 'is not a service name', 'give a systemd service, like nginx or nginx.service')
     name = text if text.endswith('.service') else text + '.service'
     stem = name[:-len('.service')]
-    if '.' in text and not text.endswith('.service'):
-        fail(param, text, 'is not a service unit (%s)' % text.rsplit('.', 1)[1],
+    suffix = text.rsplit('.', 1)[1] if '.' in text else None
+    if suffix in UNIT_TYPES and suffix != 'service':
+        fail(param, text, 'is not a service unit (%s)' % suffix,
              'give a .service unit; a namespace is a property of the process a service starts')
     if not _NAME.match(stem) or len(name) > UNIT_NAME_MAX or stem.endswith('@'):
         fail(param, text, 'is not a valid service name (systemd.unit(5): letters, digits, ":_.\\-", one "@" '
@@ -75,15 +81,19 @@ def running(reader):
     return reader.is_dir(RUNNING)
 
 
-def write(plan, reader, path, content, what, mode=0o644, dir_mode=0o755):
+def write(plan, reader, path, content, what, mode=0o644, dir_mode=0o755, in_place=False):
     """`path` holding `content` (ours: written whole); its before/after in the diff as `file PATH`.
-    Returns whether it changes."""
+    `in_place`: an existing file is rewritten through its own inode (write_in_place), for files
+    bound into running services. Returns whether it changes."""
     existing = reader.text_file(path)
     plan.record('file %s' % path, existing, content)
     if existing == content:
         return False
-    plan.add(P.FILES, None, '%s %s (%s)' % ('write' if existing is None else 'update', path, what),
-             call=lambda session: write_atomic(path, content, mode=mode, dir_mode=dir_mode))
+    if in_place and existing is not None:
+        call = lambda session: write_in_place(path, content)  # noqa: E731
+    else:
+        call = lambda session: write_atomic(path, content, mode=mode, dir_mode=dir_mode)  # noqa: E731
+    plan.add(P.FILES, None, '%s %s (%s)' % ('write' if existing is None else 'update', path, what), call=call)
     return True
 
 

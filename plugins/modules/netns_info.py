@@ -62,9 +62,9 @@ options:
     description:
       - The plans saved on this host by M(linuxnet.netns.network)'s O(linuxnet.netns.network#module:save)
         (RV(saved_plans)), which the boot units apply again at every boot.
-      - V(drift) also plans each valid one against the host as the boot would apply it (nothing is
-        applied) and reports what that would change - after a reboot, whether the network came back
-        whole; later, what was changed by hand. V(list) only reads and validates the files; V(none) skips them.
+      - V(drift) also plans each valid one against the host (nothing is applied) and reports what applying
+        it would change - after a reboot, whether the network came back whole; later, what was changed by
+        hand. The services it places count too (a drop-in removed by hand is drift). V(list) only reads and validates the files; V(none) skips them.
     type: str
     choices: [none, list, drift]
     default: drift

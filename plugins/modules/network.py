@@ -609,25 +609,32 @@ options:
         bridges and veth pairs do not survive a reboot by themselves (they live in the kernel and C(/run)).
       - The validated lists are written to C(/etc/linuxnet-netns/plans/NAME.json) (root only, written atomically, so that a
         run killed mid-save leaves the previous plan) with a format version, a digest and the Python
-        interpreter this task ran with (the one that has pyroute2). One file a name, so several tasks and
-        roles that save under their own names never overwrite each other. O(purge) is not saved.
+        interpreter this task ran with (the one that has pyroute2; the units run the boot code with the
+        interpreter of the last task that saved). One file a name, so several tasks and roles that save
+        under names of their own never overwrite each other; the same name from two tasks is one plan, the
+        last task's. O(purge) is not saved.
       - The first saved plan installs the boot code (this collection's engine and a boot script, in
         C(/usr/local/lib/linuxnet-netns/engine-HASH), named by the hash of its content and replaced when it
         changes) and two systemd units, enabled. C(linuxnet-netns.service) applies, before
         C(network-pre.target), what needs only the host - namespaces, bridges, veth pairs, their addresses,
         routes and forwarding inside namespaces. C(linuxnet-netns-uplink.service) applies the rest once
-        C(network-online.target) is reached - routes on the host (host-gw routes via other hosts),
+        C(network-online.target) is reached (which waits for the uplink only where a wait-online service is
+        enabled, as C(systemd-networkd-wait-online.service); the unit tries again every 10 s when a gateway
+        is not reachable yet) - routes on the host (host-gw routes via other hosts),
         MASQUERADE, published ports and the host's forwarding, which goes on only after its scope
         (O(forwarding[].restrict_to)), as in a run of this module; it is restarted with
         C(systemd-networkd), which deletes routes it did not make when it restarts. Both run the same
         engine as this module, without Ansible and without C(ip) or C(nft).
       - At boot every plan file is validated before anything is applied; a corrupt, truncated, foreign or
         newer-format file fails the unit with one line in the journal naming the file and the problem, and
-        nothing is applied.
+        nothing is applied. A plan whose host part fails (a bridge it uses that another service makes) is
+        applied whole by the second unit; a resolver (O(dns)) that cannot be written at boot does not keep
+        the rest of its plan from being applied.
       - Forwarding saved this way is turned on at boot by the plan, after its scope; O(forwarding[].persist)
-        (a C(/etc/sysctl.d) file, read before any unit runs) is refused with O(save).
-      - O(save.state=absent) removes the plan; the units, their links and the boot code go with the last
-        plan. Where systemd is not running (a container), the files are written and C(daemon-reload) is
+        (a C(/etc/sysctl.d) file, read before any unit runs) is refused with O(save), and the file this
+        collection wrote there earlier is removed (someone else's that turns forwarding on is named in a warning).
+      - O(save.state=absent) removes the plan (O(save) may then be the task's only option); the units,
+        their links and the boot code go with the last plan. Where systemd is not running (a container), the files are written and C(daemon-reload) is
         skipped with a warning. M(linuxnet.netns.netns_info) reports the saved plans and whether the host
         still matches them.
     type: dict

@@ -29,8 +29,8 @@ NAME, ANSWER = 'www.example.test', '192.0.2.80'
 
 FILES = {
     # the uplink's address, from the machine's own network configuration (networkd), at each boot
-    '/etc/systemd/network/50-host0.network': '[Match]\nName=host0\n\n[Network]\nAddress=%s/30\nGateway=%s\n'
-                                            % (MACHINE, WORLD),
+    '/etc/systemd/network/50-host0.network':
+        '[Match]\nName=host0\n\n[Network]\nAddress=%s/30\nGateway=%s\n' % (MACHINE, WORLD),
     # the host's resolver is systemd-resolved's stub, its real upstream in /run/systemd/resolve,
     # made at each boot (resolved itself is not in the minimal tree)
     '/etc/resolv.conf': 'nameserver 127.0.0.53\noptions edns0 trust-ad\n',

@@ -1,6 +1,6 @@
 """Saved plans survive a reboot (simulated): a "machine" is a fresh network + mount + pid namespace
-whose /etc and /usr/local/lib are overlays with upper layers in a directory of the test (its disk),
-and a tmpfs on /run/netns. The network module saves a plan there; the machine ends (everything in
+whose directories the collection writes in /etc and /usr/local/lib are those of a directory of the
+test (its disk), and a tmpfs on /run/netns. The network module saves a plan there; the machine ends (everything in
 the kernel and /run goes); a new machine on the same disk runs the ExecStart lines read from the
 installed units, and real traffic shows the network back - NAT to the "world", a published port,
 and a stranger that cannot route through the host, before the uplink part and after it.
@@ -24,10 +24,16 @@ pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='integration tests run on
 MACHINE = r'''
 set -e
 disk=$1; shift
-mkdir -p "$disk/etc" "$disk/etc.work" "$disk/lib" "$disk/lib.work"
-mount -t overlay -o "lowerdir=/etc,upperdir=$disk/etc,workdir=$disk/etc.work" machine-etc /etc
-mount -t overlay -o "lowerdir=/usr/local/lib,upperdir=$disk/lib,workdir=$disk/lib.work" machine-lib /usr/local/lib
+# the directories a host keeps across reboots that the collection writes, from the disk (bind mounts,
+# not an overlay of /etc: the sandbox's /etc is one already, two under a test worker, and the kernel
+# stacks no deeper); the mount points are made in the sandbox's own /etc
+for dir in /etc/linuxnet-netns /etc/netns /etc/systemd/system /etc/sysctl.d /usr/local/lib/linuxnet-netns; do
+  mkdir -p "$dir" "$disk$dir"
+  mount --bind "$disk$dir" "$dir"
+done
 mount -t tmpfs -o mode=0755 machine-netns /run/netns
+mkdir -p /run/linuxnet-netns
+mount -t tmpfs -o mode=0755 machine-run /run/linuxnet-netns
 ip link set lo up
 ip netns add world
 ip netns add stranger
@@ -125,10 +131,13 @@ class Disk(object):
             self.collections, self.collections / 'ansible_only', sys.executable,
             os.path.join(REPO, 'plugins', 'modules', name + '.py'), path)
 
+    def path(self, path):
+        """Where a file the machines write lies on the disk."""
+        return self.root / path.lstrip('/')
+
     def file(self, path):
         """A file the machines wrote (None if none did)."""
-        layer, rest = ('etc', path[len('/etc/'):]) if path.startswith('/etc/') else ('lib', path[len('/usr/local/lib/'):])
-        full = self.root / layer / rest
+        full = self.path(path)
         return full.read_text() if full.exists() else None
 
 
@@ -155,7 +164,7 @@ def disk(tmp_path, collections_dir):
 
 
 def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
-    lines, _ = disk.boot('uplink\n' + disk.module_line('network', PLAN, check=True) + disk.module_line('network', PLAN)
+    lines, _stderr = disk.boot('uplink\n' + disk.module_line('network', PLAN, check=True) + disk.module_line('network', PLAN)
                          + disk.module_line('network', PLAN) + SERVER + 'probes\n')
     check, first, again = results(lines)
     assert first['changed'] and not first.get('failed'), first
@@ -167,12 +176,12 @@ def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
     saved = json.loads(disk.file('/etc/linuxnet-netns/plans/tutorial.json'))
     assert saved['format'] == 1 and saved['name'] == 'tutorial' and saved['python'] == sys.executable
     assert sorted(saved['network']) == ['forwarding', 'masquerade', 'namespaces', 'pairs', 'publish', 'routes']
-    plan_file = disk.root / 'etc' / 'linuxnet-netns' / 'plans' / 'tutorial.json'
+    plan_file = disk.path('/etc/linuxnet-netns/plans/tutorial.json')
     assert oct(plan_file.stat().st_mode & 0o777) == '0o600' and oct(plan_file.parent.stat().st_mode & 0o777) == '0o700'
     host_unit = disk.file('/etc/systemd/system/linuxnet-netns.service')
     uplink_unit = disk.file('/etc/systemd/system/linuxnet-netns-uplink.service')
     for target in ('multi-user.target.wants', 'systemd-networkd.service.wants'):
-        link = disk.root / 'etc' / 'systemd' / 'system' / target / 'linuxnet-netns-uplink.service'
+        link = disk.path('/etc/systemd/system/%s/linuxnet-netns-uplink.service' % target)
         assert os.readlink(str(link)) == '/etc/systemd/system/linuxnet-netns-uplink.service'
     assert 'Before=network-pre.target' in host_unit and 'After=linuxnet-netns.service network-online.target' in uplink_unit
 
@@ -207,7 +216,7 @@ def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
 
 def test_netns_info_reports_saved_plans_and_drift(disk):
     info = {'netns_details': False}
-    lines, _ = disk.boot('uplink\n' + disk.module_line('network', PLAN) + disk.module_line('netns_info', info) +
+    lines, _stderr = disk.boot('uplink\n' + disk.module_line('network', PLAN) + disk.module_line('netns_info', info) +
                          'ip -n ns1 route del default\n' + disk.module_line('netns_info', info))
     _applied, matching, drifted = results(lines)
     plan, = matching['saved_plans']
@@ -227,9 +236,9 @@ BAD_FILES = [
 
 @pytest.mark.parametrize('name, spoil, problem', BAD_FILES, ids=[case[0] for case in BAD_FILES])
 def test_a_bad_plan_file_fails_the_boot_with_one_line_and_changes_nothing(disk, name, spoil, problem):
-    lines, _ = disk.boot('uplink\n' + disk.module_line('network', PLAN))
+    lines, _stderr = disk.boot('uplink\n' + disk.module_line('network', PLAN))
     assert results(lines)[0]['changed']
-    plan_file = disk.root / 'etc' / 'linuxnet-netns' / 'plans' / 'tutorial.json'
+    plan_file = disk.path('/etc/linuxnet-netns/plans/tutorial.json')
     plan_file.write_text(spoil(plan_file.read_text()))
     unit = disk.file('/etc/systemd/system/linuxnet-netns.service')
     lines, stderr = disk.boot('%s || echo "exit $?" >&3\nip netns list >&3\nip link show veth-ns1 >&3 2>&1 || true\n'
@@ -237,13 +246,13 @@ def test_a_bad_plan_file_fails_the_boot_with_one_line_and_changes_nothing(disk, 
     errors = [line for line in stderr.splitlines() if line.startswith('linuxnet-netns:')]
     assert len(errors) == 1 and problem in errors[0] and '/etc/linuxnet-netns/plans/tutorial.json' in errors[0], stderr
     assert 'no saved plan was applied' in errors[0]
-    assert 'exit 1' in lines and 'Device "veth-ns1" does not exist.' in lines, lines
+    assert 'exit 3' in lines and 'Device "veth-ns1" does not exist.' in lines, lines
     assert not any(line.startswith('ns1') for line in lines), lines
 
 
 def test_a_save_killed_before_its_rename_leaves_the_previous_plan(disk):
-    lines, _ = disk.boot('uplink\n' + disk.module_line('network', PLAN))
-    plan_file = disk.root / 'etc' / 'linuxnet-netns' / 'plans' / 'tutorial.json'
+    lines, _stderr = disk.boot('uplink\n' + disk.module_line('network', PLAN))
+    plan_file = disk.path('/etc/linuxnet-netns/plans/tutorial.json')
     before = plan_file.read_text()
     # the save of a changed plan, killed (SIGKILL) the moment its temporary file is complete
     kill = ('import os, signal, sys; sys.path[:0] = %r\n'
@@ -264,13 +273,13 @@ def test_a_save_killed_before_its_rename_leaves_the_previous_plan(disk):
 
 def test_removing_the_last_plan_removes_units_links_and_code_but_not_before(disk):
     other = dict(namespaces=[{'name': 'ns9'}], save={'name': 'other'})
-    lines, _ = disk.boot(disk.module_line('network', other) + disk.module_line('network', PLAN) +
+    lines, _stderr = disk.boot(disk.module_line('network', other) + disk.module_line('network', PLAN) +
                          disk.module_line('network', dict(namespaces=[], save={'name': 'other', 'state': 'absent'})))
     _a, _b, removed_one = results(lines)
     assert removed_one['changed'] and removed_one['saved']['other_plans'] == 1
     assert removed_one['actions'] == ['remove saved plan other (/etc/linuxnet-netns/plans/other.json)']
     assert disk.file('/etc/systemd/system/linuxnet-netns.service') is not None
-    lines, _ = disk.boot(disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'}),
+    lines, _stderr = disk.boot(disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'}),
                                           check=True) +
                          disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'})) +
                          disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'})))
@@ -280,15 +289,15 @@ def test_removing_the_last_plan_removes_units_links_and_code_but_not_before(disk
                  '/etc/systemd/system/linuxnet-netns-uplink.service',
                  '/etc/systemd/system/multi-user.target.wants/linuxnet-netns.service'):
         assert disk.file(path) is None, path
-    # what overlayfs shows as deleted is a whiteout in the upper layer: look through a machine
-    lines, _ = disk.boot('ls -A /usr/local/lib/linuxnet-netns /etc/linuxnet-netns /etc/systemd/system/'
-                         'systemd-networkd.service.wants >&3 2>&1 || true\n')
-    assert all('No such file' in line for line in lines), lines
+    # (the machine's directories are mount points here, so they stay, empty)
+    lines, _stderr = disk.boot('find /usr/local/lib/linuxnet-netns /etc/linuxnet-netns -mindepth 1 >&3\n'
+                               'ls /etc/systemd/system/systemd-networkd.service.wants >&3 2>&1 || true\n')
+    assert len(lines) == 1 and 'No such file' in lines[0], lines
 
 
 def test_save_refuses_forwarding_persisted_to_sysctl_d_and_bad_names(disk):
     persisted = dict(PLAN, forwarding=[{'ipv4': True, 'restrict_to': ['10.0.0.0/24'], 'persist': True}])
-    lines, _ = disk.boot(disk.module_line('network', persisted) +
+    lines, _stderr = disk.boot(disk.module_line('network', persisted) +
                          disk.module_line('network', dict(PLAN, save={'name': '../escape'})) + 'ip netns list >&3\n')
     persist, escape = results(lines)
     assert persist['failed'] and 'forwarding[0].persist' in persist['msg'] and 'before the saved plan' in persist['msg']
@@ -297,17 +306,57 @@ def test_save_refuses_forwarding_persisted_to_sysctl_d_and_bad_names(disk):
 
 
 def test_the_units_pass_systemd_analyze_verify(disk):
-    lines, _ = disk.boot(disk.module_line('network', PLAN) +
+    lines, _stderr = disk.boot(disk.module_line('network', PLAN) +
                          'systemd-analyze verify /etc/systemd/system/linuxnet-netns.service '
                          '/etc/systemd/system/linuxnet-netns-uplink.service >&3 2>&1; echo "verify $?" >&3\n')
     assert 'verify 0' in lines, lines
 
 
 def test_the_boot_code_imports_no_ansible(disk):
-    lines, _ = disk.boot(disk.module_line('network', dict(namespaces=[{'name': 'ns9'}], save={'name': 'x'})))
+    lines, _stderr = disk.boot(disk.module_line('network', dict(namespaces=[{'name': 'ns9'}], save={'name': 'x'})))
     unit = disk.file('/etc/systemd/system/linuxnet-netns.service')
     script = shlex.split(exec_start(unit))[2]
     lines, stderr = disk.boot('%s -I -c "import runpy, sys; sys.modules[\'ansible\'] = None; sys.argv = [%r, \'--part\', '
                               '\'host\']; runpy.run_path(%r, run_name=\'__main__\')" >&3 2>&1; echo "exit $?" >&3\n'
                               'ip netns list >&3\n' % (sys.executable, script, script))
     assert 'exit 0' in lines and any(line.startswith('ns9') for line in lines), (lines, stderr)
+
+
+def test_a_plan_whose_host_part_fails_is_applied_whole_by_the_uplink_unit(disk):
+    """A bridge the host's own network configuration makes (networkd) is not there before
+    network-pre.target: the host part fails for that plan, and the uplink part, once it is there,
+    applies the whole plan."""
+    on_foreign = dict(PLAN, pairs=[{'name': 'veth-ns1', 'master': 'br-lan',
+                                    'peer': {'name': 'eth0', 'netns': 'ns1', 'addresses': ['10.0.0.2/24']}}],
+                      publish=[], masquerade=[])
+    made = 'ip link add br-lan type bridge && ip addr add 10.0.0.1/24 dev br-lan && ip link set br-lan up\n'
+    lines, _stderr = disk.boot(made + disk.module_line('network', on_foreign))
+    first, = results(lines)
+    assert first['changed'] and not first.get('failed'), first
+    host_part = exec_start(disk.file('/etc/systemd/system/linuxnet-netns.service'))
+    uplink_part = exec_start(disk.file('/etc/systemd/system/linuxnet-netns-uplink.service'))
+    lines, stderr = disk.boot('%s || echo "host part $?" >&3\n' % host_part + made + 'uplink\n'
+                              '%s >&3 2>&1 && echo "uplink part $?" >&3\n' % uplink_part +
+                              'ip -n ns1 -br addr show eth0 >&3\nip -br link show master br-lan >&3\n')
+    assert 'host part 1' in lines and 'br-lan' in stderr, (lines, stderr)
+    assert 'uplink part 0' in lines and 'linuxnet-netns: plan tutorial (part all): ' in '\n'.join(lines), lines
+    assert any('10.0.0.2/24' in line for line in lines) and any(line.startswith('veth-ns1') for line in lines), lines
+
+
+def test_a_resolver_the_boot_cannot_write_does_not_keep_nat_from_coming_back(disk):
+    """The host's only resolver is resolved's stub and resolved has written no upstream yet: the
+    resolver of ns1 cannot be made, the rest of the uplink part is applied, and the unit fails (to
+    be tried again)."""
+    with_dns = dict(PLAN, dns=[{'netns': 'ns1'}])
+    stub = ('mount --bind "$(mktemp)" /etc/resolv.conf && echo "nameserver 127.0.0.53" > /etc/resolv.conf\n'
+            'mkdir -p /run/systemd/resolve\n')
+    upstream = 'echo "nameserver 198.51.100.2" > /run/systemd/resolve/resolv.conf\n'
+    lines, _stderr = disk.boot(stub + upstream + 'uplink\n' + disk.module_line('network', with_dns))
+    assert results(lines)[0]['changed'], results(lines)[0]
+    host_part = exec_start(disk.file('/etc/systemd/system/linuxnet-netns.service'))
+    uplink_part = exec_start(disk.file('/etc/systemd/system/linuxnet-netns-uplink.service'))
+    lines, stderr = disk.boot(stub + 'rm -f /run/systemd/resolve/resolv.conf\n%s >&3\nuplink\n' % host_part +
+                              '%s || echo "uplink part $?" >&3\n' % uplink_part + 'probes\n')
+    assert 'uplink part 1' in lines, (lines, stderr)
+    assert 'plan tutorial (part uplink: dns): ' in stderr and 'no usable server' in stderr, stderr
+    assert probes(lines)['world-via-nat'] == 'ok' and probes(lines)['forwarding'] == '1', (lines, stderr)

@@ -163,16 +163,17 @@ def private_run_systemd():
 
 
 @pytest.fixture
-def host_resolv_conf():
-    """The sandbox's /etc/resolv.conf (on its /etc overlay), put back after the test."""
+def host_resolv_conf(tmp_path):
+    """/etc/resolv.conf as this test writes it: a file of the test's bound over it in this worker's
+    own mount namespace (the sandbox's /etc is shared by the workers), unbound after the test."""
     path = '/etc/resolv.conf'
-    saved = open(path).read() if os.path.exists(path) else None
-    if os.path.islink(path):
-        os.unlink(path)
-    yield path
-    if saved is not None:
-        with open(path, 'w') as handle:
-            handle.write(saved)
+    own = tmp_path / 'resolv.conf'
+    own.write_text(open(path).read() if os.path.exists(path) else '')
+    subprocess.check_call(['mount', '--bind', str(own), path])
+    try:
+        yield path
+    finally:
+        subprocess.check_call(['umount', path])
 
 
 @pytest.mark.parametrize('server', ['dnsmasq', 'stdlib'])

@@ -18,8 +18,8 @@ Topology (addresses are fixed; one lab per sandbox)::
 
 Every node (host, router, internet, bystander) is one process started with
 ``unshare --net --mount --uts --propagation private``.  Its init mounts private tmpfs on /run
-(so /run/sshd and /run/netns are its own), on /run/netns and on /etc/sysctl.d, puts /etc and
-/usr/local/lib under overlays whose upper layers are in that /run, sets its hostname
+(so /run/sshd and /run/netns are its own), on /run/netns, on /etc/sysctl.d and on the directories the
+collection writes in /etc and /usr/local/lib, sets its hostname
 (and names it in its own /etc/hosts, 127.0.1.1), waits for the parent to plug in its veth,
 applies its addresses and routes with one ``ip -batch``, sets net.ipv4.ip_forward (0 on hosts,
 the collection turns it on; 1 on the router), then execs its payload: ``sshd -D -e`` on hosts,
@@ -108,12 +108,13 @@ name=$1 forwarding=$2 shadow=$3
 shift 3
 mount -t tmpfs -o mode=0755,size=64m linuxnet-lab-run /run
 mkdir -p /run/netns /run/sshd /run/lock
-# /etc and /usr/local/lib of the node's own (saved plans, units, drop-ins, resolvers, boot code):
-# an overlay whose upper layer is in the node's /run, so lab hosts never see each other's files
-for dir in /etc /usr/local/lib; do
-  layer=/run/linuxnet-lab-layers$dir
-  mkdir -p "$layer/upper" "$layer/work"
-  mount -t overlay -o "lowerdir=$dir,upperdir=$layer/upper,workdir=$layer/work" linuxnet-lab-overlay "$dir"
+# the directories the collection writes (saved plans, units and drop-ins, resolvers, boot code), each
+# a tmpfs of the node's own, so lab hosts never see each other's files. Not an overlay of /etc: the
+# sandbox's /etc is one already (two, under a test worker's sandbox), and the kernel stacks no deeper.
+# The mount points are made in the sandbox's /etc, itself private to the sandbox.
+for dir in /etc/linuxnet-netns /etc/netns /etc/systemd/system /usr/local/lib/linuxnet-netns; do
+  mkdir -p "$dir"
+  mount -t tmpfs -o mode=0755 linuxnet-lab-files "$dir"
 done
 mount -t tmpfs -o mode=0755 linuxnet-lab-netns /run/netns
 mount -t tmpfs -o mode=0755 linuxnet-lab-sysctl /etc/sysctl.d

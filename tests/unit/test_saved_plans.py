@@ -70,7 +70,8 @@ def test_a_first_save_writes_the_plan_the_code_and_the_units_then_nothing_more()
     assert not any('daemon-reload' in action for action in plan.actions)
     assert any('systemd is not running here' in warning for warning in plan.warnings)
     saved = plan.after['saved plan tutorial']
-    assert saved['namespaces'] == [{'name': 'ns1'}] and plan.before['saved plan tutorial'] is None
+    assert saved['network']['namespaces'] == [{'name': 'ns1'}] and plan.before['saved plan tutorial'] is None
+    assert saved['python'] == PYTHON and saved['format'] == 1
 
     installed(kernel)
     plan, _reader = kernel.plan_network(save={'name': 'tutorial'}, **NETWORK)
@@ -119,7 +120,7 @@ def test_removing_the_last_plan_removes_units_links_and_code():
             assert any(a.startswith('remove /etc/systemd/system/%s.wants/%s' % (target, unit)) for a in plan.actions)
     assert 'remove %s (boot unit)' % UNIT in plan.actions and 'remove %s (boot unit)' % UPLINK in plan.actions
     assert 'remove the boot code %s (no saved plan is left)' % directory in plan.actions
-    assert plan.after.get('saved plan tutorial') is None and plan.before['saved plan tutorial']['namespaces']
+    assert plan.after.get('saved plan tutorial') is None and plan.before['saved plan tutorial']['network']['namespaces']
 
 
 def test_the_boot_splits_a_plan_between_its_units():
@@ -197,3 +198,23 @@ def test_the_boot_leaves_drop_ins_to_systemd_and_writes_resolvers_once_the_uplin
     assert 'services' not in _saved.part_of(objects, 'host') and 'services' not in _saved.part_of(objects, 'uplink')
     assert [obj.ns for obj in _saved.part_of(objects, 'uplink')['dns']] == ['ns1']
     assert 'dns' not in _saved.part_of(objects, 'host')
+
+
+def test_a_saved_plan_that_turns_forwarding_on_removes_our_old_sysctl_d_file_and_names_anyone_elses():
+    kernel = host()
+    kernel.files['/etc/sysctl.d/90-linuxnet-netns.conf'] = (
+        '# Managed by linuxnet.netns.sysctl_forward; edits here are overwritten.\nnet.ipv4.ip_forward = 1\n')
+    plan, _reader = kernel.plan_network(save={'name': 'tutorial'}, **NETWORK)
+    assert any(a.startswith('remove /etc/sysctl.d/90-linuxnet-netns.conf') for a in plan.actions), plan.actions
+    kernel.files['/etc/sysctl.d/90-linuxnet-netns.conf'] = 'net.ipv4.ip_forward=1\n'
+    plan, _reader = kernel.plan_network(save={'name': 'tutorial'}, **NETWORK)
+    assert not any('sysctl.d' in a for a in plan.actions)
+    assert any('90-linuxnet-netns.conf turns forwarding on at boot' in w for w in plan.warnings)
+    plan, _reader = kernel.plan_network(**NETWORK)
+    assert not any('sysctl.d' in a for a in plan.actions), 'without save, the file stays as it is'
+
+
+@pytest.mark.parametrize('given, name', [('openvpn-client@my.vpn', 'openvpn-client@my.vpn.service'),
+                                         ('nginx', 'nginx.service'), ('a.b.service', 'a.b.service')])
+def test_service_names_with_dots_in_the_instance_are_services(given, name):
+    assert _systemd.service_name(given, 'service') == name
