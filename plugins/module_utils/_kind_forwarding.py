@@ -84,7 +84,7 @@ def ours(text):
     return text is None or text.startswith(HEADER)
 
 
-def _setting(line):
+def setting(line):
     """(key, value) of a sysctl.d line, the key as sysctl reads it ('/' or '.' separated, a leading
     '-' saying "ignore failure"); None for a comment, a blank line or anything without '='."""
     stripped = line.strip()
@@ -104,15 +104,15 @@ def edit(text, values):
     seen = set()
     lines = []
     for line in text.splitlines(True):
-        setting = _setting(line)
-        if setting is not None and setting[0] in wanted:
-            seen.add(setting[0])
+        found = setting(line)
+        if found is not None and found[0] in wanted:
+            seen.add(found[0])
             head, _sep, tail = line.partition('=')
             body = tail.rstrip('\r\n')
             end = tail[len(body):]
             lead = body[:len(body) - len(body.lstrip())]
             rest = body[len(lead):]
-            line = '%s=%s%s%s%s' % (head, lead, wanted[setting[0]], rest[len(rest.rstrip()):], end)
+            line = '%s=%s%s%s%s' % (head, lead, wanted[found[0]], rest[len(rest.rstrip()):], end)
         lines.append(line)
     missing = sorted(key for key in wanted if key not in seen)
     if missing and lines and not lines[-1].endswith('\n'):

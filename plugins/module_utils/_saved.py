@@ -408,12 +408,11 @@ def _drop_persisted_forwarding(plan, reader, parsed):
     text = reader.text_file(path)
     if text is None:
         return
+    keys = ('net.ipv4.ip_forward', 'net.ipv6.conf.all.forwarding')
+    settings = [F.setting(line) for line in text.splitlines()]
     if F.ours(text):
         _systemd.delete(plan, reader, path, 'forwarding at boot is the saved plan\'s, once its scope is in place')
-    elif any(line.split('=')[0].strip().lstrip('-').replace('/', '.') in ('net.ipv4.ip_forward',
-                                                                         'net.ipv6.conf.all.forwarding')
-             and line.split('=', 1)[1].strip() == '1' for line in text.splitlines() if '=' in line
-             and not line.lstrip().startswith(('#', ';'))):
+    elif any(found is not None and found[0] in keys and found[1] == '1' for found in settings):
         plan.warnings.append('%s turns forwarding on at boot, before the saved plan puts its scope in place: '
                              'remove the setting there' % path)
 

@@ -89,10 +89,13 @@ def write(plan, reader, path, content, what, mode=0o644, dir_mode=0o755, in_plac
     plan.record('file %s' % path, existing, content)
     if existing == content:
         return False
-    if in_place and existing is not None:
-        call = lambda session: write_in_place(path, content)  # noqa: E731
-    else:
-        call = lambda session: write_atomic(path, content, mode=mode, dir_mode=dir_mode)  # noqa: E731
+    rewrite = in_place and existing is not None
+
+    def call(session):
+        if rewrite:
+            write_in_place(path, content)
+        else:
+            write_atomic(path, content, mode=mode, dir_mode=dir_mode)
     plan.add(P.FILES, None, '%s %s (%s)' % ('write' if existing is None else 'update', path, what), call=call)
     return True
 

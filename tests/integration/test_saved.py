@@ -165,7 +165,7 @@ def disk(tmp_path, collections_dir):
 
 def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
     lines, _stderr = disk.boot('uplink\n' + disk.module_line('network', PLAN, check=True) + disk.module_line('network', PLAN)
-                         + disk.module_line('network', PLAN) + SERVER + 'probes\n')
+                               + disk.module_line('network', PLAN) + SERVER + 'probes\n')
     check, first, again = results(lines)
     assert first['changed'] and not first.get('failed'), first
     assert check['actions'] == first['actions'], 'check mode predicts the real run exactly'
@@ -217,7 +217,7 @@ def test_a_saved_network_comes_back_at_boot_scoped_before_it_routes(disk):
 def test_netns_info_reports_saved_plans_and_drift(disk):
     info = {'netns_details': False}
     lines, _stderr = disk.boot('uplink\n' + disk.module_line('network', PLAN) + disk.module_line('netns_info', info) +
-                         'ip -n ns1 route del default\n' + disk.module_line('netns_info', info))
+                               'ip -n ns1 route del default\n' + disk.module_line('netns_info', info))
     _applied, matching, drifted = results(lines)
     plan, = matching['saved_plans']
     assert plan['name'] == 'tutorial' and plan['matches'] and plan['drift'] == []
@@ -274,15 +274,15 @@ def test_a_save_killed_before_its_rename_leaves_the_previous_plan(disk):
 def test_removing_the_last_plan_removes_units_links_and_code_but_not_before(disk):
     other = dict(namespaces=[{'name': 'ns9'}], save={'name': 'other'})
     lines, _stderr = disk.boot(disk.module_line('network', other) + disk.module_line('network', PLAN) +
-                         disk.module_line('network', dict(namespaces=[], save={'name': 'other', 'state': 'absent'})))
+                               disk.module_line('network', dict(namespaces=[], save={'name': 'other', 'state': 'absent'})))
     _a, _b, removed_one = results(lines)
     assert removed_one['changed'] and removed_one['saved']['other_plans'] == 1
     assert removed_one['actions'] == ['remove saved plan other (/etc/linuxnet-netns/plans/other.json)']
     assert disk.file('/etc/systemd/system/linuxnet-netns.service') is not None
     lines, _stderr = disk.boot(disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'}),
-                                          check=True) +
-                         disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'})) +
-                         disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'})))
+                                                check=True) +
+                               disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'})) +
+                               disk.module_line('network', dict(namespaces=[], save={'name': 'tutorial', 'state': 'absent'})))
     check, last, again = results(lines)
     assert check['actions'] == last['actions'] and not again['changed']
     for path in ('/etc/linuxnet-netns/plans/tutorial.json', '/etc/systemd/system/linuxnet-netns.service',
@@ -298,7 +298,7 @@ def test_removing_the_last_plan_removes_units_links_and_code_but_not_before(disk
 def test_save_refuses_forwarding_persisted_to_sysctl_d_and_bad_names(disk):
     persisted = dict(PLAN, forwarding=[{'ipv4': True, 'restrict_to': ['10.0.0.0/24'], 'persist': True}])
     lines, _stderr = disk.boot(disk.module_line('network', persisted) +
-                         disk.module_line('network', dict(PLAN, save={'name': '../escape'})) + 'ip netns list >&3\n')
+                               disk.module_line('network', dict(PLAN, save={'name': '../escape'})) + 'ip netns list >&3\n')
     persist, escape = results(lines)
     assert persist['failed'] and 'forwarding[0].persist' in persist['msg'] and 'before the saved plan' in persist['msg']
     assert escape['failed'] and 'save.name' in escape['msg'] and '../escape' in escape['msg'], escape
@@ -307,8 +307,8 @@ def test_save_refuses_forwarding_persisted_to_sysctl_d_and_bad_names(disk):
 
 def test_the_units_pass_systemd_analyze_verify(disk):
     lines, _stderr = disk.boot(disk.module_line('network', PLAN) +
-                         'systemd-analyze verify /etc/systemd/system/linuxnet-netns.service '
-                         '/etc/systemd/system/linuxnet-netns-uplink.service >&3 2>&1; echo "verify $?" >&3\n')
+                               'systemd-analyze verify /etc/systemd/system/linuxnet-netns.service '
+                               '/etc/systemd/system/linuxnet-netns-uplink.service >&3 2>&1; echo "verify $?" >&3\n')
     assert 'verify 0' in lines, lines
 
 
