@@ -46,14 +46,19 @@ class Kind(object):
                   None (never: what the kind writes is a file that survives the reboot by itself).
                   Given as a function (boot_early, boot_late, boot_in_namespace, boot_never); a kind
                   that gives none is applied early (boot_early)
+    compact       compact(states) -> {result key: value}: what the single module returns instead of
+                  the objects' states (under `list_option`) when a call has more than
+                  _module.STATES_LISTED of them - they would be most of the result, and Ansible's
+                  handling of a result grows with its size; None: the states, however many
     """
 
     __slots__ = ('module', 'option', 'list_option', 'identity', 'options', 'factory', 'planner', 'order',
-                 'phrase', 'purge', 'select', 'purge_doc', 'report', 'nft_comments', 'saved', 'boot')
+                 'phrase', 'purge', 'select', 'purge_doc', 'report', 'nft_comments', 'saved', 'boot',
+                 'compact')
 
     def __init__(self, module, option, list_option, identity, options, factory, planner, order, phrase,
                  purge=None, select=None, purge_doc=None, report=None, nft_comments=None, saved=None,
-                 boot=None):
+                 boot=None, compact=None):
         if not (purge is None) == (select is None) == (purge_doc is None):
             raise TypeError('kind %s: purge, select and purge_doc go together' % module)
         if select not in (None, 'name', 'prefix'):
@@ -64,6 +69,7 @@ class Kind(object):
         self.nft_comments = dict(nft_comments or {})
         self.saved = saved or default_saved
         self.boot = boot or boot_early
+        self.compact = compact
 
     def list_spec(self):
         """The argument spec of the kind's list in linuxnet.netns.network."""

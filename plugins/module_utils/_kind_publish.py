@@ -487,6 +487,35 @@ def _plan_ns(plan, reader, ns, group):
     return results
 
 
+def state_line(state):
+    """One published port's state (an entry of port_publish's `ports`) as one line, every field
+    of it there: `tcp *:8080 -> 10.0.0.2:80 (target_netns web1)`, `absent: udp 192.0.2.1:53 -> port 53
+    of netns dns1 in netns edge`."""
+    host = state['host_address'] or '*'
+    line = '%s%s %s:%s -> ' % ('absent: ' if state['state'] == 'absent' else '', state['protocol'],
+                               '[%s]' % host if ':' in host else host, state['host_port'])
+    target = state['target']
+    if target is not None:
+        line += '%s:%s' % ('[%s]' % target if ':' in target else target, state['target_port'])
+        if state['target_netns'] is not None:
+            line += ' (target_netns %s)' % state['target_netns']
+    elif state['target_netns'] is not None:
+        # check mode, the namespace's address made by an earlier task; or a port to remove
+        line += 'port %s of netns %s' % (state['target_port'], state['target_netns'])
+    else:
+        line += 'port %s' % state['target_port']
+    if state['localhost']:
+        line += ', also on 127.0.0.1'
+    if state['netns'] is not None:
+        line += ' in netns %s' % state['netns']
+    return line
+
+
+def compact_states(states):
+    """What port_publish returns past _module.STATES_LISTED ports: a line each (state_line)."""
+    return {'port_lines': [state_line(state) for state in states]}
+
+
 def _shared_rules(reader, ns, nft, after, facing_of):
     """The rules the ports published once the plan is applied (`after`) share - pub-fwd, a pub-nat
     per target on a network of `ns`, a pub-lo per target a localhost port goes to - and the keys
@@ -665,4 +694,5 @@ KIND = Kind('port_publish', 'publish', 'ports', 'host_port', OPTIONS, Publish, p
             phrase='a published port (host port to a target address and port)', purge=purge_publish,
             select='prefix', report=report_published,
             purge_doc='Prefixes; a published port is purged when its target address lies inside one of them.',
-            nft_comments=dict((word, parse_comment(word)) for word in PORT_WORDS + SHARED_WORDS), boot=boot_late)
+            nft_comments=dict((word, parse_comment(word)) for word in PORT_WORDS + SHARED_WORDS), boot=boot_late,
+            compact=compact_states)

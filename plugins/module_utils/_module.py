@@ -14,7 +14,7 @@ import copy
 import errno
 import os
 
-from ansible.module_utils.basic import AnsibleModule, _load_params, missing_required_lib
+from ansible.module_utils.basic import AnsibleModule, missing_required_lib
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec
@@ -91,6 +91,14 @@ class _Module(AnsibleModule):
     """AnsibleModule whose failures echo the arguments as its results do (echo(): long lists
     abbreviated) - a refused call of ten thousand items would otherwise send them all back."""
 
+    def _load_params(self):
+        super(_Module, self)._load_params()
+        # the arguments as given, for V.unconverted: validation converts a copy of them, and puts
+        # each top-level value of it into params in place of the given one, which stays as it was.
+        # (Asking _load_params() again would decode and copy all the arguments once more: a
+        # thousand items cost some 20 ms.)
+        self.given_params = dict(self.params)
+
     def fail_json(self, msg, **kwargs):
         kwargs.setdefault('invocation', {'module_args': echo(self.params)})
         super(_Module, self).fail_json(msg=msg, **kwargs)
@@ -100,13 +108,17 @@ def new_module(argument_spec, **kwargs):
     module = _Module(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     try:
         # the arguments as given: module.params holds them converted already
-        V.unconverted(argument_spec, _load_params())
+        V.unconverted(argument_spec, module.given_params)
     except ValidationError as exc:
         module.fail_json(msg=str(exc), changed=False)
     return module
 
 
 PURGE_OPTION = dict(type='bool', default=False)
+
+# past this many objects in a call, a single module whose kind has `compact` returns its objects'
+# states that way (port_publish: a line each)
+STATES_LISTED = 100
 
 
 def main(kind):
@@ -124,7 +136,11 @@ def main(kind):
 
     def plan_all(plan, reader):
         extra = kind.purge(reader, objects) if kind.purge is not None and module.params.get('purge') else []
-        result = {kind.list_option: kind.planner(plan, reader, objects + extra)}
+        states = kind.planner(plan, reader, objects + extra)
+        if kind.compact is not None and len(states) > STATES_LISTED:
+            result = kind.compact(states)
+        else:
+            result = {kind.list_option: states}
         if kind.purge is not None:
             result['purged'] = [obj.describe() for obj in extra]
         return result

@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import ipaddress
+import re
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _nft_apply
 from ansible_collections.linuxnet.netns.plugins.module_utils import _plan as P
@@ -43,6 +44,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._nft_rules import (
     CHAINS,
     COMMENT_PREFIX,
     FORWARD_PREFIX,
+    PROTOCOLS,
     TABLE,
     RuleSpec,
     allow_spec,
@@ -56,6 +58,10 @@ class Change(object):
 
     action = None
     family = NFPROTO_INET  # of the table the change is in
+
+    def summarised(self):
+        """(its group's line, its port) for a published port's rule (NftPlan.lines), else None."""
+        return None
 
     def messages(self):
         raise NotImplementedError
@@ -128,6 +134,9 @@ class AddRule(Change):
         self.replaces = replaces
         self.text = '%s rule inet %s %s %s' % ('insert' if spec.head else 'add', TABLE, spec.chain, spec.text)
 
+    def summarised(self):
+        return _port_group('insert' if self.spec.head else 'add', self.spec.chain, '', self.spec.key)
+
     def messages(self):
         spec = self.spec
         return [(None, NFT_MSG_NEWRULE, NLM_F_CREATE | (0 if spec.head else NLM_F_APPEND), [
@@ -155,10 +164,43 @@ class DeleteRule(Change):
         self.text = 'delete rule inet %s %s handle %d # %s (%s)' % (
             TABLE, rule.chain, rule.handle, rule.comment or 'no comment', self.REASONS[reason])
 
+    def summarised(self):
+        return _port_group('delete', self.rule.chain, ' (%s)' % self.REASONS[self.reason], self.rule.key)
+
     def messages(self):
         return [(None, NFT_MSG_DELRULE, 0, [('NFTA_RULE_TABLE', TABLE),
                                             ('NFTA_RULE_CHAIN', self.rule.chain),
                                             ('NFTA_RULE_HANDLE', self.rule.handle)])]
+
+
+# A published port's rules are named by `linuxnet:WORD PROTO HOST:PORT` (_kind_publish): a thousand
+# ports are two thousand rules in one transaction, and as many lines of `actions` would be most of
+# the module's result (Ansible's handling of a result grows with its size). Past SUMMARY_OVER such
+# rules in one transaction, each chain's are told in one line per kind of rule, reason, protocol
+# and host address, with their number and their ports; the diff still shows every rule.
+SUMMARY_OVER = 100
+_PORT_KEY = re.compile(r'^(%s[a-z-]+ (?:%s) (?:[0-9.]+|\[[0-9a-f:.]+\])):([0-9]+)$' % (
+    re.escape(COMMENT_PREFIX), '|'.join(sorted(PROTOCOLS))))
+
+
+def _port_group(verb, chain, reason, key):
+    """((verb, chain, reason, the rule's name without its port), the port), or None for a rule
+    that is not a port's."""
+    match = _PORT_KEY.match(key or '')
+    if match is None:
+        return None
+    return (verb, chain, reason, match.group(1)), int(match.group(2))
+
+
+def port_ranges(ports):
+    """'20000-20999' or '80,8000-8010' of a collection of ports."""
+    ranges = []
+    for port in sorted(set(ports)):
+        if ranges and ranges[-1][1] == port - 1:
+            ranges[-1][1] = port
+        else:
+            ranges.append([port, port])
+    return ','.join(str(first) if first == last else '%d-%d' % (first, last) for first, last in ranges)
 
 
 class NftPlan(list):
@@ -179,7 +221,26 @@ class NftPlan(list):
         return bool(self)
 
     def lines(self):
-        return [change.text for change in self]
+        """One line a change; past SUMMARY_OVER rules of published ports, those in one line a
+        group (where its first rule is), with their number and ports."""
+        groups = {}
+        for change in self:
+            group = change.summarised()
+            if group is not None:
+                groups.setdefault(group[0], []).append(group[1])
+        if sum(len(ports) for ports in groups.values()) <= SUMMARY_OVER:
+            return [change.text for change in self]
+        lines, told = [], set()
+        for change in self:
+            group = change.summarised()
+            if group is None:
+                lines.append(change.text)
+            elif group[0] not in told:
+                told.add(group[0])
+                (verb, chain, reason, name), ports = group[0], groups[group[0]]
+                lines.append('%s %d rule%s inet %s %s%s: %s:%s' % (
+                    verb, len(ports), '' if len(ports) == 1 else 's', TABLE, chain, reason, name, port_ranges(ports)))
+        return lines
 
     def diff(self):
         return {'before': self.before, 'after': self.after}

@@ -787,7 +787,13 @@ saved:
            engine: /usr/local/lib/linuxnet-netns/engine-3f2a9c0d1e4b5a6c,
            units: [linuxnet-netns.service, linuxnet-netns-uplink.service], other_plans: 0}
 actions:
-  description: The changes made (in check mode, that would be made), in the order they are applied.
+  description:
+    - The changes made (in check mode, that would be made), in the order they are applied.
+    - When one namespace's nf_tables transaction adds or deletes more than 100 rules of published ports
+      (O(publish)), those rules are told in one line for each chain, kind of rule (the comment's first
+      word), reason, protocol and host address, with their number and their host ports - for example
+      C(add 1000 rules inet linuxnet_netns prerouting: linuxnet:pub tcp 0.0.0.0:20000-20999 in the host).
+      The diff (C(--diff)) still shows every rule, and check mode predicts the same lines.
   returned: always
   type: list
   elements: str

@@ -160,8 +160,11 @@ EXAMPLES = r'''
 
 RETURN = r'''
 ports:
-  description: Each declared port or range, with the target it resolved to.
-  returned: always
+  description:
+    - Each declared port or range, with the target it resolved to.
+    - Past 100 items (O(ports) and what O(purge) adds), RV(port_lines) instead - at a thousand they
+      would be most of the result, and Ansible's handling of a result grows with its size.
+  returned: when the call has at most 100 items
   type: list
   elements: dict
   sample:
@@ -174,6 +177,19 @@ ports:
       target_port: "80"
       localhost: false
       state: present
+port_lines:
+  description:
+    - Past 100 items, each of RV(ports) as one line, every field of it there - C(absent:) first for
+      O(ports[].state=absent), C(*) for every address of the host, the target address and port, the
+      O(ports[].target_netns) it was resolved from, C(also on 127.0.0.1) for O(ports[].localhost=true)
+      and the namespace O(ports[].netns).
+  returned: when the call has more than 100 items
+  type: list
+  elements: str
+  sample:
+    - tcp *:20000 -> 10.203.0.11:80 (target_netns web1)
+    - tcp *:8443 -> 10.203.0.12:443, also on 127.0.0.1
+    - "absent: udp *:5353 -> port 53 of netns dns1 in netns edge"
 purged:
   description: The objects O(purge=true) removed (in check mode, would remove).
   returned: always
@@ -181,7 +197,13 @@ purged:
   elements: str
   sample: [published port tcp 0.0.0.0:9090 -> 10.0.0.9:90 in the host]
 actions:
-  description: The changes made (in check mode, that would be made), in order.
+  description:
+    - The changes made (in check mode, that would be made), in order.
+    - When one namespace's nf_tables transaction adds or deletes more than 100 rules of published ports,
+      those rules are told in one line for each chain, kind of rule (the comment's first word), reason,
+      protocol and host address, with their number and their host ports - for example
+      C(add 1000 rules inet linuxnet_netns prerouting: linuxnet:pub tcp 0.0.0.0:20000-20999 in the host).
+      The diff (C(--diff)) still shows every rule, and check mode predicts the same lines.
   returned: always
   type: list
   elements: str

@@ -157,6 +157,45 @@ def test_published_tcp_and_udp_reach_their_services_from_everywhere(host, net, s
     assert ask(client, 'tcp', HOST_IP, 8080).startswith('ERROR')
 
 
+def test_many_ports_are_told_a_line_a_group_and_a_line_each_check_mode_the_same(host, net):
+    """Past 100 rules of ports in a transaction `actions` tells them a line for each chain's kind of
+    rule; past 100 items port_publish returns each port as a line (port_lines) - the same in check
+    mode and in the real run, and through network as well."""
+    _client, apps = net
+    ports = [{'host_port': 20000 + i, 'target_netns': apps[i % 3], 'target_port': 80 + i // 3} for i in range(150)]
+    check = host.ok('port_publish', {'ports': ports}, check=True)
+    real = host.ok('port_publish', {'ports': ports})
+    assert real['actions'] == check['actions'] and real['diff'] == check['diff'] and real['changed']
+    assert 'ports' not in real and real['port_lines'] == check['port_lines']
+    assert real['port_lines'][:2] == ['tcp *:20000 -> 172.30.0.11:80 (target_netns %s)' % apps[0],
+                                      'tcp *:20001 -> 172.30.0.12:80 (target_netns %s)' % apps[1]]
+    assert len(real['port_lines']) == 150 and real['port_lines'][-1] == 'tcp *:20149 -> 172.30.0.13:129 (target_netns %s)' % apps[2]
+    for chain, word in (('prerouting', 'pub'), ('output', 'pub-out')):
+        assert 'add 150 rules inet linuxnet_netns %s: linuxnet:%s tcp 0.0.0.0:20000-20149 in the host' % (chain, word) \
+            in real['actions']
+        # what the line counts is in the kernel, and each rule in the diff
+        assert host.sh('nft list chain inet linuxnet_netns %s' % chain).count('comment "linuxnet:%s tcp ' % word) == 150
+        assert len([rule for rule in real['diff']['after']['published ports (host)']['chains'][chain]['rules']
+                    if 'linuxnet:%s tcp' % word in rule]) == 150
+    # the rules the ports share, a line each
+    assert len([line for line in real['actions'] if 'comment "linuxnet:pub-fwd-' in line]) == 3 * 2
+    again = host.ok('port_publish', {'ports': ports})
+    assert not again['changed'] and again['actions'] == []
+    # a hundred of them go, through network
+    gone = {'publish': [dict(port, state='absent') for port in ports[:100]]}
+    check = host.ok('network', gone, check=True)
+    real = host.ok('network', gone)
+    assert real['actions'] == check['actions'] and real['changed']
+    for chain, word in (('prerouting', 'pub'), ('output', 'pub-out')):
+        assert 'delete 100 rules inet linuxnet_netns %s (state absent): linuxnet:%s tcp 0.0.0.0:20000-20099 in the host' % (
+            chain, word) in real['actions']
+        assert host.sh('nft list chain inet linuxnet_netns %s' % chain).count('comment "linuxnet:%s tcp ' % word) == 50
+    # a hundred items or fewer: the states as before
+    rest = host.ok('port_publish', {'ports': [dict(port, state='absent') for port in ports[100:]]})
+    assert 'port_lines' not in rest and [p['state'] for p in rest['ports']] == ['absent'] * 50
+    assert 'linuxnet:pub' not in host.sh('nft list ruleset')
+
+
 def test_localhost_is_opt_in_and_ipv4_only(host, net, services):
     _client, (app1, _app2, _app3) = net
     services.start(app1, 'tcp', 80)

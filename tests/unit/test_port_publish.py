@@ -4,6 +4,7 @@ purge, localhost, hairpin, stale UDP conntrack, listeners, other tables' forward
 rules' encoding against pyroute2 is in codec_cases.py; what only traffic shows, in
 tests/integration/test_publish.py."""
 import ipaddress
+import re
 import socket
 
 import pytest
@@ -362,6 +363,142 @@ def test_the_last_port_going_takes_the_shared_rules_and_the_table_unless_other_r
     kernel.masquerade(None, '10.0.0.0/24', 'eth0')
     plan, _result = kernel.plan_kind('publish', [{'host_port': 8080, 'state': 'absent'}])
     assert not any(line.startswith('delete table') for line in plan.actions)
+
+
+# ---- many ports: actions a line a group, states a line each ------------------------------------------
+
+def summary_of(plan, ns=None):
+    """The summary lines NftPlan.lines() should give for `ns`'s transaction, derived here from its
+    changes on their own: the published ports' rules grouped by verb, chain, reason, word, protocol
+    and host address, with their number and their ports."""
+    entry = plan.nft_transactions[ns]
+    groups = {}
+    for change in entry.merged:
+        if isinstance(change, _nft_plan.AddRule):
+            verb, chain, reason, comment = 'insert' if change.spec.head else 'add', change.spec.chain, '', change.spec.comment
+        elif isinstance(change, _nft_plan.DeleteRule):
+            verb, chain, comment = 'delete', change.rule.chain, change.rule.comment
+            reason = ' (%s)' % _nft_plan.DeleteRule.REASONS[change.reason]
+        else:
+            continue
+        if comment.split(' ')[0][len(COMMENT_PREFIX):] not in PUB.PORT_WORDS:
+            continue
+        word, protocol, endpoint = comment.split(' ')[:3]
+        listen, port = endpoint.rsplit(':', 1)
+        groups.setdefault((verb, chain, reason, word, protocol, listen), []).append(int(port))
+    return groups
+
+
+SUMMARY = re.compile(r'^(add|insert|delete) ([0-9]+) rules? inet linuxnet_netns ([a-z]+)( \([^)]*\))?: '
+                     r'(linuxnet:[a-z-]+) (tcp|udp) (\S+):([0-9,-]+) in (the host|netns \S+)$')
+
+
+def summaries(plan):
+    return [line for line in plan.actions if SUMMARY.match(line)]
+
+
+def told(plan, ns=None):
+    """{(verb, chain, reason, word, protocol, listen): (count, ports)} of the summary lines of
+    plan.actions for `ns`."""
+    found = {}
+    for line in summaries(plan):
+        verb, count, chain, reason, word, protocol, listen, ports, where = SUMMARY.match(line).groups()
+        if where == ('the host' if ns is None else 'netns ' + ns):
+            found[(verb, chain, reason or '', word, protocol, listen)] = (int(count), ports)
+    return found
+
+
+def exact(plan, ns=None):
+    """Every group of the transaction told once, with its exact number of rules and its ports."""
+    groups = summary_of(plan, ns)
+    assert told(plan, ns) == dict((key, (len(ports), _nft_plan.port_ranges(ports))) for key, ports in groups.items())
+    return groups
+
+
+MANY = [{'host_port': '20000-20099', 'target': '10.0.0.2'},  # one item, a hundred ports
+        {'host_port': 20101, 'target_netns': 'ns2', 'target_port': 80},  # a gap, and another
+        {'host_port': 20103, 'target_netns': 'ns2', 'target_port': 81},
+        {'host_port': '5000-5009', 'protocol': 'udp', 'target': '10.0.0.3'},
+        {'host_port': 9000, 'host_address': 'fd00::1', 'target': 'fd00::2'}]
+
+
+def test_past_100_rules_of_ports_a_transaction_tells_them_a_line_a_group_exactly():
+    kernel = lab()
+    # 50 ports, 100 rules: a line each
+    fifty = [{'host_port': 20000 + i, 'target_netns': 'ns%d' % (1 + i % 2), 'target_port': 80} for i in range(50)]
+    plan, _result = kernel.plan_kind('publish', fifty)
+    assert told(plan) == {} and len([line for line in plan.actions if line.startswith('add rule')]) == 100 + 2
+    # 51: a line for each chain's
+    plan, _result = kernel.plan_kind('publish', fifty + [{'host_port': 20050, 'target': '10.0.0.2'}])
+    assert exact(plan) == {('add', 'prerouting', '', 'linuxnet:pub', 'tcp', '0.0.0.0'): list(range(20000, 20051)),
+                           ('add', 'output', '', 'linuxnet:pub-out', 'tcp', '0.0.0.0'): list(range(20000, 20051))}
+    plan, result = kernel.plan_kind('publish', MANY)
+    assert exact(plan) and summaries(plan) == [
+        'add 102 rules inet linuxnet_netns prerouting: linuxnet:pub tcp 0.0.0.0:20000-20099,20101,20103 in the host',
+        'add 102 rules inet linuxnet_netns output: linuxnet:pub-out tcp 0.0.0.0:20000-20099,20101,20103 in the host',
+        'add 10 rules inet linuxnet_netns prerouting: linuxnet:pub udp 0.0.0.0:5000-5009 in the host',
+        'add 10 rules inet linuxnet_netns output: linuxnet:pub-out udp 0.0.0.0:5000-5009 in the host',
+        'add 1 rule inet linuxnet_netns prerouting: linuxnet:pub tcp [fd00::1]:9000 in the host',
+        'add 1 rule inet linuxnet_netns output: linuxnet:pub-out tcp [fd00::1]:9000 in the host']
+    # the rules the ports share, and the table's and chains' changes, a line each as before
+    shared = [line for line in plan.actions if not SUMMARY.match(line)]
+    assert len(shared) == len(plan.actions) - 6 and all(
+        'comment "linuxnet:pub-' in line for line in shared if line.startswith(('add rule', 'insert rule')))
+    # three targets (ns2 is 10.0.0.3): their forward accepts and hairpin masquerades
+    assert len([line for line in shared if line.startswith(('add rule', 'insert rule'))]) == 3 * 2 + 3
+    # the diff shows every rule
+    after = plan.diff()['after']['published ports (host)']['chains']
+    assert len(after['prerouting']['rules']) == len(after['output']['rules']) == 113
+    # check mode plans the same lines
+    assert kernel.plan_kind('publish', MANY, check_mode=True)[0].actions == plan.actions
+    converge(kernel, plan)
+    # deleted, with their reason: a port going, and ports taken over by another target
+    plan, _result = kernel.plan_kind('publish', [{'host_port': '20000-20059', 'state': 'absent'},
+                                                 {'host_port': '20060-20099', 'target': '10.0.0.3', 'replace': True}])
+    groups = exact(plan)
+    assert groups[('delete', 'prerouting', ' (state absent)', 'linuxnet:pub', 'tcp', '0.0.0.0')] == list(range(20000, 20060))
+    assert groups[('delete', 'output', ' (the declared rule differs; replaced)', 'linuxnet:pub-out', 'tcp', '0.0.0.0')] \
+        == list(range(20060, 20100))
+    assert groups[('add', 'prerouting', '', 'linuxnet:pub', 'tcp', '0.0.0.0')] == list(range(20060, 20100))
+    assert kernel.plan_kind('publish', [{'host_port': '20000-20059', 'state': 'absent'},
+                                        {'host_port': '20060-20099', 'target': '10.0.0.3', 'replace': True}],
+                            check_mode=True)[0].actions == plan.actions
+
+
+def test_through_network_too_and_in_a_namespace():
+    kernel = lab()
+    items = [{'host_port': '30000-30199', 'target': '10.0.0.2'}, {'host_port': 8080, 'netns': 'ns3', 'target': '10.1.0.1'}]
+    plan, _result = kernel.plan_network(publish=items)
+    assert list(exact(plan).values()) == [list(range(30000, 30200))] * 2
+    # ns3's two rules are another transaction: a line each
+    assert told(plan, 'ns3') == {} and len([line for line in plan.actions if line.endswith('in netns ns3')
+                                            and 'tcp dport 8080' in line]) == 2
+
+
+def test_port_range_text():
+    assert _nft_plan.port_ranges([5, 1, 2, 3, 3, 9, 10, 65535]) == '1-3,5,9-10,65535'
+    assert _nft_plan.port_ranges([80]) == '80'
+
+
+def test_each_port_state_as_one_line():
+    kernel = lab()
+    _plan, states = kernel.plan_kind('publish', [
+        dict(WEB, target_netns='ns1'), {'host_port': '9000-9001', 'target': 'fd00::2', 'host_address': 'fd00::1'},
+        {'host_port': 8081, 'target': '10.0.0.2', 'localhost': True, 'protocol': 'udp'},
+        {'host_port': 8082, 'target_netns': 'ns1', 'state': 'absent'}, {'host_port': 8083, 'state': 'absent'},
+        {'host_port': 53, 'netns': 'ns3', 'target': '10.1.0.1', 'target_port': 5353}])
+    assert PUB.compact_states(states) == {'port_lines': [
+        'tcp *:8080 -> 10.0.0.2:80 (target_netns ns1)',
+        'tcp [fd00::1]:9000-9001 -> [fd00::2]:9000-9001',
+        'udp *:8081 -> 10.0.0.2:8081, also on 127.0.0.1',
+        'absent: tcp *:8082 -> port 8082 of netns ns1',
+        'absent: tcp *:8083 -> port 8083',
+        'tcp *:53 -> 10.1.0.1:5353 in netns ns3']}
+    # check mode, the address to be made by an earlier task
+    kernel = lab()
+    kernel.netns('ns4')
+    _plan, states = kernel.plan_kind('publish', [dict(WEB, target_netns='ns4')], check_mode=True)
+    assert PUB.compact_states(states) == {'port_lines': ['tcp *:8080 -> port 80 of netns ns4']}
 
 
 def test_purge_removes_our_undeclared_ports_only():
