@@ -223,16 +223,15 @@ class NftPlan(list):
     def lines(self):
         """One line a change; past SUMMARY_OVER rules of published ports, those in one line a
         group (where its first rule is), with their number and ports."""
+        summarised = [change.summarised() for change in self]
         groups = {}
-        for change in self:
-            group = change.summarised()
+        for group in summarised:
             if group is not None:
                 groups.setdefault(group[0], []).append(group[1])
         if sum(len(ports) for ports in groups.values()) <= SUMMARY_OVER:
             return [change.text for change in self]
         lines, told = [], set()
-        for change in self:
-            group = change.summarised()
+        for change, group in zip(self, summarised):
             if group is None:
                 lines.append(change.text)
             elif group[0] not in told:
