@@ -789,7 +789,8 @@ saved:
 actions:
   description:
     - The changes made (in check mode, that would be made), in the order they are applied.
-    - When one namespace's nf_tables transaction adds or deletes more than 100 rules of published ports
+    - >-
+      When one namespace's nf_tables transaction adds or deletes more than 100 rules of published ports
       (O(publish)), those rules are told in one line for each chain, kind of rule (the comment's first
       word), reason, protocol and host address, with their number and their host ports - for example
       C(add 1000 rules inet linuxnet_netns prerouting: linuxnet:pub tcp 0.0.0.0:20000-20999 in the host).
