@@ -1,8 +1,8 @@
 """The boot's re-apply of a saved network against the network module's own converge of it (issue 13).
 
-Each side runs in a fresh "machine" of its own - new network, mount and pid namespaces, the
-directories the collection writes in /etc and /usr/local/lib bound from one directory (the machine's
-disk), an empty /run/netns - so both start from a kernel with nothing of the network in it:
+Each side runs in a fresh "machine" of its own (tests/lab/machine.sh: new network, mount and pid
+namespaces, the directories the collection writes bound from one directory - the machine's disk -
+an empty /run/netns), so both start from a kernel with nothing of the network in it:
   converge  the `network` module run directly (python MODULE ARGS, no Ansible) with `save`: the bridge
             network the role makes (N namespaces on a bridge, veth pairs, default routes, MASQUERADE,
             scoped forwarding), timed from the interpreter's start to its exit;
@@ -21,21 +21,7 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PREFIX, VETH, BRIDGE, NET, UPLINK = 'btns', 'btv', 'btbr0', '10.210.0.0/20', 'btup0'
 
-MACHINE = r'''
-set -e
-disk=$1; shift
-# the directories the collection writes, from the machine's disk (bind mounts: an overlay of /etc
-# would stack on the sandbox's own, deeper than the kernel allows under a test worker)
-for dir in /etc/linuxnet-netns /etc/netns /etc/systemd/system /etc/sysctl.d /usr/local/lib/linuxnet-netns; do
-  mkdir -p "$dir" "$disk$dir"
-  mount --bind "$disk$dir" "$dir"
-done
-mount -t tmpfs -o mode=0755 bench-netns /run/netns
-mkdir -p /run/linuxnet-netns
-mount -t tmpfs -o mode=0755 bench-run /run/linuxnet-netns
-ip link set lo up
-exec "$@"
-'''
+MACHINE_SH = os.path.join(REPO, 'tests', 'lab', 'machine.sh')  # fresh namespaces, the collection's directories from a disk
 
 
 def network(n):
@@ -59,8 +45,7 @@ def network(n):
 def _machine(disk, argv):
     """Run argv in a fresh machine on `disk`; (wall seconds, stdout)."""
     start = time.perf_counter()
-    out = subprocess.run(['unshare', '--net', '--mount', '--pid', '--fork', '--kill-child', '--propagation', 'private',
-                          'bash', '-c', MACHINE, 'machine', disk] + argv,
+    out = subprocess.run([MACHINE_SH, disk] + argv,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
     wall = time.perf_counter() - start
     if out.returncode:

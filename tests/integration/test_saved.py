@@ -18,23 +18,12 @@ from conftest import IN_SANDBOX, REPO
 
 pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='integration tests run only inside tests/sandbox.sh')
 
-# One machine: fresh namespaces, the disk's layers over /etc and /usr/local/lib, /run/netns empty,
-# and the links a host has from its own network configuration (eth0 to the world, eth1 to a
-# stranger): addressed only with UPLINK=1, as networkd would do once it runs.
+# One machine (tests/lab/machine.sh: fresh namespaces, the collection's directories from the disk,
+# /run/netns empty), with the links a host has from its own network configuration (eth0 to the
+# world, eth1 to a stranger), addressed only once the script calls `uplink`, as networkd would.
+MACHINE_SH = os.path.join(REPO, 'tests', 'lab', 'machine.sh')
 MACHINE = r'''
 set -e
-disk=$1; shift
-# the directories a host keeps across reboots that the collection writes, from the disk (bind mounts,
-# not an overlay of /etc: the sandbox's /etc is one already, two under a test worker, and the kernel
-# stacks no deeper); the mount points are made in the sandbox's own /etc
-for dir in /etc/linuxnet-netns /etc/netns /etc/systemd/system /etc/sysctl.d /usr/local/lib/linuxnet-netns; do
-  mkdir -p "$dir" "$disk$dir"
-  mount --bind "$disk$dir" "$dir"
-done
-mount -t tmpfs -o mode=0755 machine-netns /run/netns
-mkdir -p /run/linuxnet-netns
-mount -t tmpfs -o mode=0755 machine-run /run/linuxnet-netns
-ip link set lo up
 ip netns add world
 ip netns add stranger
 ip link add eth0 type veth peer name eth0 netns world
@@ -115,8 +104,7 @@ class Disk(object):
         self.calls += 1
         path = self.tmp / ('script%d.sh' % self.calls)
         path.write_text(PROBES + script)
-        out = subprocess.run(['unshare', '--net', '--mount', '--pid', '--fork', '--kill-child', '--propagation',
-                              'private', 'bash', '-c', MACHINE, 'machine', str(self.root), str(path)],
+        out = subprocess.run([MACHINE_SH, str(self.root), 'bash', '-c', MACHINE, 'machine', str(path)],
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True, check=False)
         if out.returncode:
             raise AssertionError('machine failed (%d): %s\n%s' % (out.returncode, out.stdout, out.stderr))
