@@ -292,14 +292,21 @@ def wait_gone(prefix, deadline):
         time.sleep(0.002)
 
 
-def floor_build(host_batch, ns_files, nft):
+def floor_build(host_batch, ns_files, nft, ipv6_off=(), host_then=None):
     """The floor's build, timed: one `ip -batch` on the host, one per namespace started from a
     parent setns()ed into it ([(namespace, batch file)]), forwarding on (a /proc write) and one
-    `nft -f`. (wall seconds, CPU seconds)"""
+    `nft -f`. With `ipv6_off` (host interfaces, made down by the first batch), IPv6 off on each, as
+    the module does to the host ends of an IPv4-only network (a /proc write each, no process), then
+    the second host batch `host_then` (addresses, up). (wall seconds, CPU seconds)"""
     own = os.open('/proc/self/ns/net', os.O_RDONLY)
     cpu = children_cpu() + self_cpu()
     start = time.perf_counter()
     subprocess.run(['ip', '-batch', host_batch], check=True)
+    for name in ipv6_off:
+        with open('/proc/sys/net/ipv6/conf/%s/disable_ipv6' % name, 'w') as handle:
+            handle.write('1\n')
+    if host_then is not None:
+        subprocess.run(['ip', '-batch', host_then], check=True)
     try:
         for ns, path in ns_files:
             fd = os.open('/run/netns/' + ns, os.O_RDONLY)
@@ -333,26 +340,29 @@ def floor_cycle(tmp, n):
     /proc write) and the MASQUERADE rule (one `nft -f`)."""
     gateway = '10.202.0.1'
     host_lines = ['link add flbr0 type bridge', 'addr add %s/21 dev flbr0' % gateway, 'link set flbr0 up']
-    ns_files = []
+    ns_files, up_lines = [], []
     for i in range(1, n + 1):
         ns = 'flns%d' % i
-        host_lines += ['netns add %s' % ns, 'link add flv%d type veth peer name eth0 netns %s' % (i, ns),
-                       'link set flv%d master flbr0 up' % i]
+        host_lines += ['netns add %s' % ns, 'link add flv%d type veth peer name eth0 netns %s' % (i, ns)]
+        up_lines.append('link set flv%d master flbr0 up' % i)
         address = 1 + i
         path = os.path.join(tmp, 'floor-%s.batch' % ns)
         with open(path, 'w') as handle:
             handle.write('link set lo up\naddr add 10.202.%d.%d/21 dev eth0\nlink set eth0 up\n'
                          'route add default via %s\n' % (address // 256, address % 256, gateway))
         ns_files.append((ns, path))
-    host_batch = os.path.join(tmp, 'floor-host.batch')
+    host_batch, host_then = os.path.join(tmp, 'floor-host.batch'), os.path.join(tmp, 'floor-host-up.batch')
     with open(host_batch, 'w') as handle:
         handle.write('\n'.join(host_lines) + '\n')
+    with open(host_then, 'w') as handle:
+        handle.write('\n'.join(up_lines) + '\n')
     nft = os.path.join(tmp, 'floor.nft')
     with open(nft, 'w') as handle:
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr 10.202.0.0/21 oifname "%s" masquerade\n }\n}\n' % UPLINK)
     log('floor N=%d: ip -batch' % n)
-    build, build_cpu = floor_build(host_batch, ns_files, nft)
+    # the host ends are bridge ports without addresses: IPv6 off on them, as the module does
+    build, build_cpu = floor_build(host_batch, ns_files, nft, ['flv%d' % i for i in range(1, n + 1)], host_then)
     made = [name for name in netns_names() if name.startswith('flns')]
     if len(made) != n:
         raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
@@ -738,26 +748,29 @@ def scale_floor(tmp, n):
     the teardown one `ip -batch` of `netns del`, then the wait for the host ends, as floor_cycle."""
     import ipaddress
     net = ipaddress.ip_network(SCALE_NET)
-    host_lines, ns_files = [], []
+    host_lines, ns_files, up_lines = [], [], []
     for i in range(n):
         ns, host_end = 'scfl%d' % i, net.network_address + 2 * i
-        host_lines += ['netns add %s' % ns, 'link add scf%d type veth peer name eth0 netns %s' % (i, ns),
-                       'addr add %s/31 dev scf%d' % (host_end, i), 'link set scf%d up' % i]
+        host_lines += ['netns add %s' % ns, 'link add scf%d type veth peer name eth0 netns %s' % (i, ns)]
+        up_lines += ['addr add %s/31 dev scf%d' % (host_end, i), 'link set scf%d up' % i]
         path = os.path.join(tmp, 'scale-%s.batch' % ns)
         with open(path, 'w') as handle:
             handle.write('link set lo up\naddr add %s/31 dev eth0\nlink set eth0 up\nroute add default via %s\n'
                          % (host_end + 1, host_end))
         ns_files.append((ns, path))
-    host_batch = os.path.join(tmp, 'scale-host.batch')
+    host_batch, host_then = os.path.join(tmp, 'scale-host.batch'), os.path.join(tmp, 'scale-host-up.batch')
     with open(host_batch, 'w') as handle:
         handle.write('\n'.join(host_lines) + '\n')
+    with open(host_then, 'w') as handle:
+        handle.write('\n'.join(up_lines) + '\n')
     nft = os.path.join(tmp, 'scale.nft')
     with open(nft, 'w') as handle:
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr %s oifname "%s" masquerade\n }\n}\n' % (SCALE_NET, UPLINK))
     quiet_first('scale N=%d: ip -batch floor' % n)
     log('scale N=%d: ip -batch floor' % n)
-    build, build_cpu = floor_build(host_batch, ns_files, nft)
+    # the host ends are IPv4-only: IPv6 off on them before they come up, as the module does
+    build, build_cpu = floor_build(host_batch, ns_files, nft, ['scf%d' % i for i in range(n)], host_then)
     made = [name for name in netns_names() if name.startswith('scfl')]
     if len(made) != n:
         raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))

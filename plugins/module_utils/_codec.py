@@ -190,6 +190,8 @@ IFNAMSIZ = 16
 
 IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 4, 5, 10, 18, 20
 IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 28, 29, 37
+IFLA_AF_SPEC, IFLA_INET6_CONF = 26, 2
+DEVCONF_DISABLE_IPV6 = 26  # its place in IFLA_INET6_CONF, an array of s32 (linux/ipv6.h)
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
 IFLA_BRPORT_MODE = 4  # a bridge port's hairpin mode
 IFLA_BRPORT_ISOLATED = 33  # an isolated port forwards only to and from the ports that are not
@@ -340,7 +342,8 @@ def nsid_request(fd):
 
 
 # --- rtnetlink decoders (of a payload: the bytes after the netlink header) -------------------------
-_LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID))
+_LINK_ATTRS = frozenset((IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_LINK_NETNSID,
+                         IFLA_AF_SPEC))
 _PORT_ATTRS = frozenset((IFLA_BRPORT_MODE, IFLA_BRPORT_ISOLATED))
 _ADDR_ATTRS = frozenset((IFA_ADDRESS, IFA_LOCAL))
 _ROUTE_ATTRS = frozenset((RTA_DST, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY, RTA_TABLE))
@@ -359,11 +362,14 @@ def ifinfo_index(payload):
     return IFINFO.unpack_from(payload)[2]
 
 
+_UNREAD = object()  # a lazily decoded field not decoded yet
+
+
 class Link(object):
     """A link as the kernel reports it (RTM_NEWLINK)."""
 
     __slots__ = ('name', 'index', 'kind', 'up', 'mtu', 'master', 'peer_index', 'peer_nsid', 'alias', 'addresses',
-                 'hairpin', 'isolated')
+                 'hairpin', 'isolated', '_af_spec', '_ipv6')
 
     def __init__(self, payload):
         _family, _type, self.index, flags, _change = IFINFO.unpack_from(payload)
@@ -393,6 +399,21 @@ class Link(object):
                 value = S32.unpack_from(nsid)[0]
                 self.peer_nsid = value if value >= 0 else None
         self.addresses = []  # ipaddress.ip_interface, link-local IPv6 left out
+        # decoded when asked for (ipv6): only the declared links' is
+        self._af_spec, self._ipv6 = attrs.get(IFLA_AF_SPEC), _UNREAD
+
+    @property
+    def ipv6(self):
+        """Whether IPv6 is on for this link (its disable_ipv6 is 0); None when the kernel reports
+        no IPv6 for it (built without, ipv6.disable=1 at boot, an MTU below 1280)."""
+        if self._ipv6 is _UNREAD:
+            inet6 = attributes(self._af_spec, 0, (socket.AF_INET6,)).get(socket.AF_INET6) \
+                if self._af_spec is not None else None
+            conf = attributes(inet6, 0, (IFLA_INET6_CONF,)).get(IFLA_INET6_CONF) if inet6 is not None else None
+            offset = DEVCONF_DISABLE_IPV6 * 4
+            self._ipv6 = None if conf is None or len(conf) < offset + 4 else not S32.unpack_from(conf, offset)[0]
+            self._af_spec = None
+        return self._ipv6
 
     @classmethod
     def expected(cls, index, name, kind, after):
@@ -406,13 +427,15 @@ class Link(object):
         link.peer_index = link.peer_nsid = None
         link.addresses = []
         link.hairpin = link.isolated = None
+        link._af_spec, link._ipv6 = None, after.get('ipv6')
         return link
 
     @classmethod
     def of(cls, index, name, kind=None, up=False, mtu=1500, master=None, alias=None, peer_index=None,
-           peer_nsid=None, hairpin=None, isolated=None):
+           peer_nsid=None, hairpin=None, isolated=None, ipv6=True):
         """A link from its fields, as a decoded payload would give them (a saved or made-up state)."""
         link = cls.__new__(cls)
+        link._af_spec, link._ipv6 = None, ipv6
         link.index, link.name, link.kind, link.up, link.mtu = index, name, kind, up, mtu
         link.master, link.alias = master, alias
         link.peer_index, link.peer_nsid = peer_index, peer_nsid

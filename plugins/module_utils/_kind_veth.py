@@ -17,7 +17,8 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._kind import Kind
 from ansible_collections.linuxnet.netns.plugins.module_utils._links import (
     IFACE_OPTIONS, Iface, claim, configure, delete_link, describe_link, link_request, link_state, owned)
 
-END_OPTIONS = dict(IFACE_OPTIONS, master=dict(type='str'), isolated=dict(type='bool', default=False))
+END_OPTIONS = dict(IFACE_OPTIONS, master=dict(type='str'), isolated=dict(type='bool', default=False),
+                   ipv6=dict(type='bool'))
 PEER_OPTIONS = dict(END_OPTIONS, name=dict(type='str', required=True))
 OPTIONS = dict(
     END_OPTIONS,

@@ -34,7 +34,7 @@ IFACE_OPTIONS = dict(
 class Iface(object):
     """The desired settings of one interface. `None` means: leave that setting as it is."""
 
-    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'isolated', 'param')
+    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'isolated', 'ipv6', 'param')
 
     def __init__(self, spec, param, mtu_default=None):
         self.param = param
@@ -59,6 +59,26 @@ class Iface(object):
             fail(param + '.isolated', isolated, 'is a setting of a bridge port, and master is not set',
                  'set master to the bridge this interface is a port of, or drop isolated')
         self.isolated = bool(isolated) if self.master is not None else None
+        # IPv6 on or off (None: decided at creation, see ipv6_at_creation; veth ends only)
+        self.ipv6 = spec.get('ipv6')
+        if self.ipv6 is False and any(a.version == 6 for a in self.addresses or ()):
+            fail(param + '.ipv6', False, 'turns IPv6 off, and addresses has the IPv6 address %s' % next(
+                a for a in self.addresses if a.version == 6), 'drop ipv6 (or set it true), or the IPv6 addresses')
+
+    def ipv6_at_creation(self):
+        """IPv6 on a link made now (True/False), or None for the kernel's default: as declared;
+        else, on the host, off on an IPv4-only end or a bridge port without addresses. The host is
+        where a network's ends accumulate, and each link-local address costs the kernel work that
+        grows with the links of the namespace (a fe80::/64 route each, duplicate address detection,
+        router solicitations, a walk of all IPv6 routes when one goes); there, the write that turns
+        it off is cheap. In a namespace, it is not: the first /proc/sys/net lookup of each
+        namespace walks the kernel's cached /proc/sys/net entries of all the others."""
+        if self.ipv6 is not None:
+            return self.ipv6
+        if self.ns is None and not any(a.version == 6 for a in self.addresses or ()) and (
+                self.addresses or self.master is not None):
+            return False
+        return None
 
     @property
     def key(self):
@@ -74,6 +94,8 @@ def link_state(link, view):
         state['master'] = view.link_name(link.master)
     if link.isolated:
         state['isolated'] = True
+    if link.kind == 'veth' and link.ipv6 is not None:
+        state['ipv6'] = link.ipv6
     return state
 
 
@@ -96,6 +118,46 @@ def link_after(iface, before, kind):
     elif iface.isolated is not None:
         after.pop('isolated', None)
     return after
+
+
+def _plan_ipv6(plan, iface, link, after, removed):
+    """IPv6 on or off on a veth end (net.ipv6.conf.NAME.disable_ipv6, which has no netlink
+    attribute): on a link made now, before it comes up, so that no link-local address is ever made
+    on an end that is to have none; on one that exists, only as declared. Returns the addresses
+    still to remove, and those the kernel drops itself when IPv6 goes off."""
+    ns, name = iface.ns, iface.name
+    if link is None:
+        wanted = iface.ipv6_at_creation()
+    else:
+        wanted = iface.ipv6
+        if wanted is None or link.ipv6 == wanted:
+            return removed, []
+        if link.ipv6 is None:
+            if wanted:
+                raise PlanError('%s.ipv6=true: the kernel reports no IPv6 on %s in %s (a kernel booted with '
+                                'ipv6.disable=1, or an MTU below 1280); drop ipv6' % (iface.param, name, where(ns)))
+            return removed, []
+    if wanted is None:
+        return removed, []
+    after['ipv6'] = wanted
+    summary = '%s IPv6 on %s in %s' % ('enable' if wanted else 'disable', name, where(ns))
+    plan.add(P.LINK_IPV6, ns, summary, call=lambda session: set_ipv6(session, ns, name, wanted))
+    if wanted or link is None:
+        return removed, []
+    after['addresses'] = [text for text in after.get('addresses', ()) if ':' not in text]
+    return [a for a in removed if a.version != 6], [a for a in link.addresses if a.version == 6]
+
+
+def set_ipv6(session, ns, name, on):
+    """Write the link's disable_ipv6 in its namespace; a kernel without IPv6 has no such file,
+    which is IPv6 off already."""
+    path = '/proc/sys/net/ipv6/conf/%s/disable_ipv6' % name
+    try:
+        session.write_proc(ns, path, '0\n' if on else '1\n')
+    except (IOError, OSError) as exc:
+        if exc.errno != errno.ENOENT or on:
+            raise _transport.NetlinkError(exc.errno, '%s IPv6 on %s in %s (write %s)' % (
+                'enable' if on else 'disable', name, where(ns), path))
 
 
 # ---- requests --------------------------------------------------------------------------------------
@@ -191,6 +253,10 @@ def configure(plan, iface, link, view, kind, label):
     if iface.addresses is not None:
         current = set(link.addresses) if link is not None else set()
         removed = sorted(current - set(iface.addresses), key=str)
+    dropped = []
+    if kind == 'veth':
+        removed, dropped = _plan_ipv6(plan, iface, link, after, removed)
+    if iface.addresses is not None:
         for addr in removed:
             summary = 'remove address %s from %s in %s' % (addr, name, where(ns))
             plan.add(P.ADDR_DELETE, ns, summary, requests=lambda r, a=addr, s=summary: _addr_request(
@@ -204,8 +270,8 @@ def configure(plan, iface, link, view, kind, label):
     if link is None:
         link = view.expect_link(name, kind, dict(after, alias=OWNER_ALIAS))
         link.addresses = list(iface.addresses or ())
-    if added or removed:
-        view.expect_addresses(link.index, added, removed)
+    if added or removed or dropped:
+        view.expect_addresses(link.index, added, removed + dropped)
     plan.record('%s %s %s' % (label, ns_key(ns), name), before, after)
     return after
 

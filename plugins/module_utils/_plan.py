@@ -19,6 +19,7 @@ NETNS_CREATE = 10
 NETNS_SETUP = 11  # settings of a namespace just made, before any link is in it
 LINK_DELETE = 20
 LINK_CREATE = 30
+LINK_IPV6 = 35  # IPv6 off (or on) on a link made now, before it comes up: no link-local address made
 LINK_SET = 40
 LINK_UP = 50
 ADDR_DELETE = 60

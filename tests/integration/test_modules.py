@@ -136,6 +136,54 @@ def test_veth_lifecycle(host):
     assert not host.ok('veth', dict(pair, state='absent'))['changed']
 
 
+def _ipv6_of(host, ns, name):
+    """disable_ipv6 of an interface and its IPv6 addresses (link-local included), read in its namespace."""
+    where = ['ip', 'netns', 'exec', ns] if ns else ['ip', 'netns', 'exec', host.name]
+    disabled = subprocess.check_output(where + ['cat', '/proc/sys/net/ipv6/conf/%s/disable_ipv6' % name],
+                                       universal_newlines=True).strip()
+    addresses = subprocess.check_output(where + ['ip', '-6', '-o', 'addr', 'show', 'dev', name],
+                                        universal_newlines=True)
+    return disabled, [line.split()[3] for line in addresses.splitlines()]
+
+
+def test_veth_ipv6_off_on_ipv4_only_ends_and_as_declared(host):
+    ns = host.ns('v6')
+    host.ok('netns', {'name': ns})
+    h, n = host.prefix + 'h', host.prefix + 'n'
+    pair = {'name': h, 'addresses': ['10.0.6.1/24'], 'peer': {'name': n, 'netns': ns, 'addresses': ['10.0.6.2/24']}}
+    created = host.ok('veth', pair)
+    assert 'disable IPv6 on %s in the host' % h in created['actions']
+    assert created['pairs'][0]['ipv6'] is False and 'ipv6' not in created['pairs'][0]['peer']
+    assert host.ok('veth', pair, check=True)['pairs'][0]['peer']['ipv6'] is True  # as read
+    # off before the host end came up: no link-local address was ever made, no IPv6 route points at it;
+    # the namespace's end has what the kernel gives
+    assert _ipv6_of(host, None, h) == ('1', [])
+    disabled, addresses = _ipv6_of(host, ns, n)
+    assert disabled == '0' and [a for a in addresses if a.startswith('fe80:')], addresses
+    assert host.sh('ip -6 route show table all dev %s' % h).strip() == ''
+    assert subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', '10.0.6.1'], stdout=subprocess.DEVNULL) == 0
+    assert not host.ok('veth', pair)['changed']
+
+    # on, as declared, on an end that exists: its link-local address comes
+    pair['ipv6'] = True
+    assert host.ok('veth', pair, check=True)['actions'] == ['enable IPv6 on %s in the host' % h]
+    assert host.ok('veth', pair)['actions'] == ['enable IPv6 on %s in the host' % h]
+    disabled, addresses = _ipv6_of(host, None, h)
+    assert disabled == '0' and [a for a in addresses if a.startswith('fe80:')], addresses
+    assert not host.ok('veth', pair)['changed']
+    # an IPv6 address given: IPv6 off is refused, and nothing changes
+    refused = host.module('veth', dict(pair, ipv6=False, addresses=['10.0.6.1/24', 'fd06::1/64']))
+    assert refused['failed'] and 'ipv6' in refused['msg'] and 'fd06::1/64' in refused['msg']
+    host.ok('veth', dict(pair, addresses=['10.0.6.1/24', 'fd06::1/64']))
+    assert 'fd06::1/64' in _ipv6_of(host, None, h)[1]
+    # off again: the kernel drops its IPv6 addresses with it, the diff says so
+    off = host.ok('veth', dict(pair, ipv6=False, peer=dict(pair['peer'], ipv6=False)))
+    assert off['actions'] == ['disable IPv6 on %s in the host' % h, 'disable IPv6 on %s in netns %s' % (n, ns)]
+    assert off['diff']['after']['veth (host) %s' % h]['addresses'] == ['10.0.6.1/24']
+    assert _ipv6_of(host, None, h) == ('1', []) and _ipv6_of(host, ns, n) == ('1', [])
+    assert subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', '10.0.6.1'], stdout=subprocess.DEVNULL) == 0
+
+
 def test_veth_conflicts(host):
     ns = host.ns('c')
     host.ok('netns', {'name': ns})
@@ -170,6 +218,23 @@ def test_veth_both_ends_in_namespaces_and_bridge(host):
     assert {'name': 'p1', 'netns': a, 'peer': {'name': 'eth0', 'netns': b}} in info['veth_pairs'] or \
         {'name': 'eth0', 'netns': b, 'peer': {'name': 'p1', 'netns': a}} in info['veth_pairs']
     assert {'name': 'br0', 'netns': a, 'ports': ['p1']} in info['bridges']
+
+
+def test_bridge_ports_without_ipv6_still_bridge_ipv6_between_namespaces(host):
+    """A port's own IPv6 is off by default (a port without addresses serves nothing at L3); the
+    frames it bridges are no business of its own IPv6, nor of br_netfilter's (loaded here)."""
+    a, b = host.ns('a'), host.ns('b')
+    host.ok('netns', {'namespaces': [{'name': a}, {'name': b}]})
+    host.ok('bridge', {'name': 'br6', 'addresses': ['172.31.0.1/24']})
+    pairs = {'pairs': [{'name': host.prefix + str(i), 'master': 'br6', 'peer': {
+        'name': 'eth0', 'netns': ns, 'addresses': ['172.31.0.%d/24' % (i + 1), 'fd31::%d/64' % (i + 1)]}}
+        for i, ns in ((1, a), (2, b))]}
+    made = host.ok('veth', pairs)
+    assert ['disable IPv6 on %s%d in the host' % (host.prefix, i) in made['actions'] for i in (1, 2)] == [True, True]
+    assert _ipv6_of(host, None, host.prefix + '1') == ('1', [])
+    assert subprocess.call(['ip', 'netns', 'exec', a, 'ping', '-6', '-c1', '-W3', 'fd31::3'], stdout=subprocess.DEVNULL) == 0
+    assert subprocess.call(['ip', 'netns', 'exec', a, 'ping', '-c1', '-W2', '172.31.0.3'], stdout=subprocess.DEVNULL) == 0
+    assert not host.ok('veth', pairs)['changed']
 
 
 @pytest.mark.parametrize('python, args, fragment', pythons_for([

@@ -67,6 +67,7 @@ def nla_ids(cls):
 #   ('position', 'module:obj', NAME)  NAME's position in a tuple of names (an enum pyroute2 declares
 #                                  as flags, so that its numbers are only the positions)
 #   ('nfnl', 'module:SUBSYS', 'module:MSG')  an nfnetlink message type: SUBSYS << 8 | MSG
+#   ('index', 'module:obj', NAME)  NAME's place in a sequence of names (the fields of an array)
 CONSTANTS = [
     (C, 'NETLINK_ROUTE', 'pyroute2.netlink:NETLINK_ROUTE'),
     (C, 'NETLINK_NETFILTER', 'pyroute2.netlink:NETLINK_NETFILTER'),
@@ -109,6 +110,9 @@ CONSTANTS = [
     (C, 'IFLA_NET_NS_FD', ('nla', IFINFMSG, 'IFLA_NET_NS_FD')),
     (C, 'IFLA_EXT_MASK', ('nla', IFINFMSG, 'IFLA_EXT_MASK')),
     (C, 'IFLA_LINK_NETNSID', ('nla', IFINFMSG, 'IFLA_LINK_NETNSID')),
+    (C, 'IFLA_AF_SPEC', ('nla', IFINFMSG, 'IFLA_AF_SPEC')),
+    (C, 'IFLA_INET6_CONF', ('nla', IFINFMSG + '.af_spec_inet.inet6', 'IFLA_INET6_CONF')),
+    (C, 'DEVCONF_DISABLE_IPV6', ('index', IFINFMSG + '.af_spec_inet.inet6.ipv6_devconf.field_names', 'disable_ipv6')),
     (C, 'IFLA_INFO_KIND', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_KIND')),
     (C, 'IFLA_INFO_DATA', ('nla', IFINFMSG + '.ifinfo', 'IFLA_INFO_DATA')),
     (C, 'VETH_INFO_PEER', ('nla', IFINFMSG + '.ifinfo.veth_data', 'VETH_INFO_PEER')),
@@ -223,6 +227,8 @@ def reference(ref):
     obj = lookup(path)
     if kind == 'nla':
         return nla_ids(obj)[key]
+    if kind == 'index':
+        return list(obj).index(key)
     if kind == 'enum':
         return dict((name, num) for num, name in obj.ops.items())[key]
     if kind in ('flag', 'position'):
@@ -464,6 +470,27 @@ def check_port_flags_decoded(port_attrs, hairpin, isolated):
                                                      None if theirs.get_attr('IFLA_BRPORT_ISOLATED') is None
                                                      else bool(theirs.get_attr('IFLA_BRPORT_ISOLATED'))))
     agree((ours.hairpin, ours.isolated), (hairpin, isolated))
+
+
+def check_link_ipv6_decoded(af_spec, ipv6):
+    """Link.ipv6 (disable_ipv6 in IFLA_AF_SPEC's AF_INET6 IFLA_INET6_CONF), as pyroute2 reads it;
+    None where the kernel reports no IPv6 for the link."""
+    attrs = [('IFLA_IFNAME', 'vh7')] + ([('IFLA_AF_SPEC', {'attrs': af_spec})] if af_spec is not None else [])
+    data = msg('ifinfmsg', C.RTM_NEWLINK, 0, {'index': 7}, attrs)
+    spec = parsed('ifinfmsg', data).get_attr('IFLA_AF_SPEC')
+    inet6 = spec.get_attr('AF_INET6') if spec is not None else None
+    conf = inet6.get_attr('IFLA_INET6_CONF') if inet6 is not None else None
+    agree(C.Link(payload(data)).ipv6, None if conf is None else not conf['disable_ipv6'])
+    agree(C.Link(payload(data)).ipv6, ipv6)
+
+
+DECODED_IPV6 = [
+    ([('AF_INET', {'attrs': []}), ('AF_INET6', {'attrs': [('IFLA_INET6_FLAGS', 0), ('IFLA_INET6_CONF', {
+        'forwarding': 1, 'hop_limit': 64, 'disable_ipv6': 0, 'accept_dad': 1})]})], True),
+    ([('AF_INET6', {'attrs': [('IFLA_INET6_CONF', {'disable_ipv6': 1, 'mc_forwarding': 1, 'accept_dad': 1})]})], False),
+    ([('AF_INET', {'attrs': []})], None),  # a kernel booted with ipv6.disable=1
+    (None, None),
+]
 
 
 def check_link_decoded(fields, attrs):
@@ -854,6 +881,7 @@ def _checks():
     checks += [Check('encode-address-%s' % case[0], check_address, *case) for case in ADDRESSES]
     checks += [Check('encode-route-%s-%s' % case[:2], check_route, *case) for case in ROUTES]
     checks += [Check('decode-link-%d' % i, check_link_decoded, *case) for i, case in enumerate(DECODED_LINKS)]
+    checks += [Check('decode-link-ipv6-%d' % i, check_link_ipv6_decoded, *case) for i, case in enumerate(DECODED_IPV6)]
     checks += [Check('decode-port-flags-%d' % i, check_port_flags_decoded, *case)
                for i, case in enumerate(DECODED_PORT_FLAGS)]
     checks += [Check('decode-address-%d' % i, check_address_decoded, *case) for i, case in enumerate(DECODED_ADDRESSES)]

@@ -37,9 +37,9 @@ class Namespace(object):
         self.link('lo', kind=None, up=lo_up, mtu=65536, alias=OWNER_ALIAS if ours else None)
 
     def link(self, name, kind=None, up=True, mtu=1500, master=None, alias=None, peer_index=None, peer_nsid=None,
-             addresses=(), index=None, hairpin=None, isolated=None):
+             addresses=(), index=None, hairpin=None, isolated=None, ipv6=True):
         """`isolated`: a bridge port's isolation (not isolated unless given; 'unsupported': a
-        kernel that reports none)."""
+        kernel that reports none); `ipv6`: IPv6 on the link (None: the kernel reports none)."""
         if index is None:
             index = self.next_index
         self.next_index = max(self.next_index, index) + 1
@@ -51,7 +51,8 @@ class Namespace(object):
             isolated = None
         elif isolated is None:
             isolated = False
-        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid, hairpin, isolated)
+        link = C.Link.of(index, name, kind, up, mtu, master_index, alias, peer_index, peer_nsid, hairpin, isolated,
+                         ipv6)
         self.links.append(link)
         for text in addresses:
             iface = ipaddress.ip_interface(text)
@@ -65,7 +66,8 @@ class Namespace(object):
     def state(self):
         # fresh Link objects each time: the state reader adds the addresses to them
         links = [C.Link.of(link.index, link.name, link.kind, link.up, link.mtu, link.master, link.alias,
-                           link.peer_index, link.peer_nsid, link.hairpin, link.isolated) for link in self.links]
+                           link.peer_index, link.peer_nsid, link.hairpin, link.isolated, link.ipv6)
+                 for link in self.links]
         return _state.NsState.of(self.name, links, self.addresses, self.routes)
 
 

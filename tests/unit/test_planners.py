@@ -20,7 +20,7 @@ PATH6 = '/proc/sys/net/ipv6/conf/all/forwarding'
 
 def pair(a, b, b_ns='ns1', a_ns=None, **kw):
     spec = {'name': a, 'netns': a_ns, 'peer': {'name': b, 'netns': b_ns}}
-    for key in ('addresses', 'mtu', 'up', 'master', 'isolated'):
+    for key in ('addresses', 'mtu', 'up', 'master', 'isolated', 'ipv6'):
         if key in kw:
             spec[key] = kw.pop(key)
     for key in list(kw):
@@ -142,13 +142,81 @@ def test_veth_create_into_a_namespace_the_same_task_creates():
     assert plan.actions.index('create netns ns1') < plan.actions.index(
         'create veth vh in the host with peer vn in netns ns1')
     assert plan.diff()['after']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1500,
-                                                      'addresses': ['10.0.0.1/24']}
+                                                      'addresses': ['10.0.0.1/24'], 'ipv6': False}
     assert plan.diff()['after']['veth ns1 vn'] == {'kind': 'veth', 'up': True, 'mtu': 1500,
                                                    'addresses': ['10.0.0.2/24']}
 
 
 def test_veth_present_is_nothing_to_do():
     unchanged(lab().plan_network(namespaces=[{'name': 'ns1'}], pairs=[LAB_PAIR])[0])
+
+
+def _ipv6_ops(plan):
+    return [(op.stage, op.ns, op.summary) for op in plan.ops if op.stage == P.LINK_IPV6]
+
+
+def test_ipv6_off_at_creation_on_ipv4_only_ends_before_they_come_up():
+    plan, _reader = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}], pairs=[LAB_PAIR])
+    # the namespace's end gets what the kernel gives: a write there costs O(namespaces)
+    assert _ipv6_ops(plan) == [(P.LINK_IPV6, None, 'disable IPv6 on vh in the host')]
+    assert P.LINK_CREATE < P.LINK_IPV6 < P.LINK_SET  # made down, IPv6 off, then up: no link-local ever
+    assert plan.actions.index('disable IPv6 on vh in the host') < plan.actions.index(
+        'add address 10.0.0.1/24 to vh in the host')
+    assert plan.diff()['after']['veth (host) vh']['ipv6'] is False and 'ipv6' not in plan.diff()['after']['veth ns1 vn']
+
+
+def test_ipv6_at_creation_follows_each_end_and_an_explicit_choice():
+    pairs = [pair('v0', 'e0', b_ns=None, addresses=['fd00::1/64'], peer_addresses=['10.0.0.2/24']),
+             pair('v1', 'e1', addresses=['10.0.1.1/24'], peer_addresses=['10.0.1.2/24', 'fd00::2/64']),
+             pair('v2', 'e2', master='br0', peer_addresses=['10.0.2.2/24']),
+             pair('v3', 'e3'),
+             pair('v4', 'e4', addresses=['10.0.4.1/24'], ipv6=True, peer_addresses=['10.0.4.2/24'], peer_ipv6=True),
+             pair('v5', 'e5', ipv6=False, peer_ipv6=False)]
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    kernel.bridge(None, 'br0')
+    plan, _result = kernel.plan_network(pairs=pairs)
+    assert [summary for _stage, _ns, summary in _ipv6_ops(plan)] == [
+        'disable IPv6 on e0 in the host',  # both ends on the host: v0 has an IPv6 address
+        'disable IPv6 on v1 in the host',  # IPv4-only on the host; e1, in a namespace: the kernel's default
+        'disable IPv6 on v2 in the host',  # a bridge port without addresses
+        # v3: no addresses, no bridge - the kernel's default
+        'enable IPv6 on v4 in the host', 'enable IPv6 on e4 in netns ns1',
+        'disable IPv6 on v5 in the host', 'disable IPv6 on e5 in netns ns1']
+
+
+def test_ipv6_of_an_existing_end_changes_only_as_declared():
+    unchanged(lab().plan_network(pairs=[LAB_PAIR])[0])  # IPv6 on, omitted: left as it is
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    kernel.veth(None, 'vh', 'ns1', 'vn', addresses_a=['10.0.0.1/24'], addresses_b=['10.0.0.2/24'], ipv6=False)
+    unchanged(kernel.plan_network(pairs=[LAB_PAIR])[0])  # a re-run of what the first run made
+    unchanged(kernel.plan_network(pairs=[pair('vh', 'vn', ipv6=False, peer_ipv6=False)])[0])
+    plan, _result = kernel.plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.1/24', 'fd00::1/64'], ipv6=True)])
+    assert plan.actions == ['enable IPv6 on vh in the host', 'add address fd00::1/64 to vh in the host']
+
+
+def test_ipv6_off_on_an_existing_end_drops_its_ipv6_addresses_without_removing_them_one_by_one():
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    kernel.veth(None, 'vh', 'ns1', 'vn', addresses_a=['10.0.0.1/24', 'fd00::1/64'])
+    plan, _result = kernel.plan_network(pairs=[pair('vh', 'vn', addresses=['10.0.0.1/24'], ipv6=False)])
+    assert plan.actions == ['disable IPv6 on vh in the host']  # the kernel removes fd00::1 with it
+    assert plan.diff()['after']['veth (host) vh']['addresses'] == ['10.0.0.1/24']
+    plan, _result = kernel.plan_network(pairs=[pair('vh', 'vn', ipv6=False)])  # addresses not managed
+    assert plan.actions == ['disable IPv6 on vh in the host']
+    assert plan.diff()['after']['veth (host) vh']['addresses'] == ['10.0.0.1/24']
+
+
+def test_ipv6_refusals():
+    with pytest.raises(ValidationError, match=r'pairs\[0\].peer.ipv6.*IPv6 address fd00::2/64'):
+        FakeKernel().plan_network(pairs=[pair('vh', 'vn', peer_addresses=['fd00::2/64'], peer_ipv6=False)])
+    kernel = FakeKernel()
+    kernel.netns('ns1')
+    kernel.veth(None, 'vh', 'ns1', 'vn', ipv6=None)  # a kernel booted with ipv6.disable=1
+    with pytest.raises(PlanError, match='reports no IPv6 on vh'):
+        kernel.plan_network(pairs=[pair('vh', 'vn', ipv6=True)])
+    unchanged(kernel.plan_network(pairs=[pair('vh', 'vn', ipv6=False, peer_ipv6=False)])[0])
 
 
 def test_veth_changes_addresses_mtu_and_up():
@@ -158,9 +226,12 @@ def test_veth_changes_addresses_mtu_and_up():
                             'set vn down in netns ns1', 'remove address 10.0.0.1/24 from vh in the host',
                             'add address 10.0.0.5/24 to vh in the host']
     diff = plan.diff()
-    assert diff['before']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': ['10.0.0.1/24']}
-    assert diff['after']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1400, 'addresses': ['10.0.0.5/24']}
-    assert diff['after']['veth ns1 vn'] == {'kind': 'veth', 'up': False, 'mtu': 1400, 'addresses': ['10.0.0.2/24']}
+    assert diff['before']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': ['10.0.0.1/24'],
+                                                'ipv6': True}
+    assert diff['after']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1400, 'addresses': ['10.0.0.5/24'],
+                                               'ipv6': True}
+    assert diff['after']['veth ns1 vn'] == {'kind': 'veth', 'up': False, 'mtu': 1400, 'addresses': ['10.0.0.2/24'],
+                                            'ipv6': True}
 
 
 def test_veth_unset_settings_are_left_as_they_are():
@@ -412,7 +483,7 @@ def test_isolated_port_made_in_the_same_task_is_isolated_after_the_attach():
     assert _port_flags(isolate) == ({C.IFLA_BRPORT_ISOLATED: 1}, lab().ns(None).find('vh').index, None)
     assert plan.diff()['before']['veth (host) vh'].get('isolated') is None
     assert plan.diff()['after']['veth (host) vh'] == {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': ['10.0.0.1/24'],
-                                                      'master': 'br0', 'isolated': True}
+                                                      'master': 'br0', 'isolated': True, 'ipv6': True}
     # a pair the task makes: the flag goes to the new end by name
     plan, _reader = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}], bridges=[{'name': 'br0'}],
                                               pairs=[pair('vh', 'vn', master='br0', isolated=True)])
@@ -429,9 +500,9 @@ def test_isolation_of_a_port_already_there_rides_with_its_settings_and_a_rerun_i
     (request,) = _requests(plan, P.LINK_SET, 'p0')
     assert _port_flags(request) == ({C.IFLA_BRPORT_ISOLATED: 1}, kernel.ns(None).find('p0').index, None)
     assert plan.diff() == {'before': {'veth (host) p0': {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': [],
-                                                         'master': 'br0'}},
+                                                         'master': 'br0', 'ipv6': True}},
                            'after': {'veth (host) p0': {'kind': 'veth', 'up': True, 'mtu': 1500, 'addresses': [],
-                                                        'master': 'br0', 'isolated': True}}}
+                                                        'master': 'br0', 'isolated': True, 'ipv6': True}}}
     # not isolated and declared so, or isolation not declared at all: nothing to do
     unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0', isolated=False)])[0])
     unchanged(kernel.plan_network(pairs=[pair('p0', 'p1', master='br0')])[0])
