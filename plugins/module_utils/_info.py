@@ -19,7 +19,8 @@ HOST = None
 
 def _interface(link, view):
     item = {'index': link.index, 'kind': link.kind, 'up': link.up, 'mtu': link.mtu,
-            'addresses': sorted(str(a) for a in link.addresses), 'ours': link.alias == OWNER_ALIAS}
+            'addresses': sorted(str(a) for a in link.addresses), 'ours': link.alias == OWNER_ALIAS,
+            'ipv6': link.ipv6}
     if link.master:
         item['master'] = view.link_name(link.master)
     return item

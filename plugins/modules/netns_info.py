@@ -119,9 +119,11 @@ host:
       type: dict
       sample: {ipv4: true, ipv6: false, bridge_nf_call_iptables: null}
     interfaces:
-      description: Interfaces by name, with kind, index, up, mtu, addresses, master and whether we made it (ours).
+      description:
+        - Interfaces by name, with kind, index, up, mtu, addresses, master, whether we made it (ours), and
+          whether IPv6 is on (C(ipv6), its C(disable_ipv6); null when the kernel has no IPv6 for it).
       type: dict
-      sample: {veth-host: {index: 3, kind: veth, up: true, mtu: 1500, addresses: [10.0.0.1/24], ours: true}}
+      sample: {veth-host: {index: 3, kind: veth, up: true, mtu: 1500, addresses: [10.0.0.1/24], ours: true, ipv6: false}}
     routes:
       description:
         - Routes of every table but C(local). The IPv6 link-local routes the kernel adds for every
