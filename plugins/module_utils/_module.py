@@ -203,14 +203,18 @@ def run(module, planner, read_only=False):
 # a thousand namespaces would come back whole, through every stage of Ansible's result handling -
 # about 0.4 s at that size for nothing anyone reads - so long lists come back abbreviated.
 ECHO_ITEMS = 10
+ECHO_TEXT = 200  # characters of a long text argument echoed back
 
 
 def echo(params):
-    """The arguments as the result's `invocation` shows them: lists cut to ECHO_ITEMS items."""
+    """The arguments as the result's `invocation` shows them: lists cut to ECHO_ITEMS items, long
+    texts (a network's definition) to a line saying how long they are."""
     shown = {}
     for name, value in params.items():
         if isinstance(value, list) and len(value) > ECHO_ITEMS:
             value = value[:ECHO_ITEMS] + ['(%d more items, not echoed back)' % (len(value) - ECHO_ITEMS)]
+        elif isinstance(value, str) and len(value) > ECHO_TEXT:
+            value = value[:ECHO_TEXT] + '... (%d characters in all, not echoed back)' % len(value)
         shown[name] = value
     return shown
 

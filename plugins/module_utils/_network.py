@@ -16,6 +16,7 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import json
 import re
 import sys
 
@@ -34,7 +35,50 @@ def argument_spec():
     spec['purge_match'] = dict(type='dict', options=dict(
         (kind.option, dict(type='list', elements='str')) for kind in KINDS if kind.select))
     spec['save'] = dict(_saved.SAVE_OPTION)
+    spec['definition'] = dict(type='raw')
     return spec
+
+
+def _list_specs():
+    return dict((kind.option, kind.list_spec()) for kind in KINDS)
+
+
+def with_definition(params):
+    """params with the lists of `definition` (a mapping of list options, or a JSON text of one) in
+    place: validated by the same argument spec as the options given directly - each converted,
+    defaulted and checked as Ansible does - and refused where the task also gives the list itself.
+
+    Why a text: ansible-core (2.19) templates a task's arguments object by object, each element of
+    each list copied and checked for templates; ten thousand namespaces' items cost the controller
+    some six seconds a task, one JSON text of them a fraction of it."""
+    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # only a definition needs it
+    given = params['definition']
+    if isinstance(given, (str, bytes)):
+        try:
+            given = json.loads(given)
+        except ValueError as exc:
+            fail('definition', '%d characters' % len(given), 'is not a JSON text (%s)' % exc,
+                 'give a mapping of list options, or a JSON text of one: "{{ my_network | to_json }}"')
+    specs = _list_specs()
+    if not isinstance(given, dict):
+        fail('definition', type(given).__name__, 'is not a mapping', 'give a mapping of the list options (%s)'
+             % ', '.join(sorted(specs)))
+    unknown = sorted(str(key) for key in given if key not in specs)
+    if unknown:
+        fail('definition.' + unknown[0], '...', 'is not a list option of this module',
+             'a definition holds only the list options: %s' % ', '.join(sorted(specs)))
+    both = sorted(key for key in given if params.get(key) is not None)
+    if both:
+        fail('definition.' + both[0], '...', 'is also given as the option %s' % both[0],
+             'give each list once: in the definition or as an option')
+    V.unconverted(specs, given, 'definition.')
+    result = ArgumentSpecValidator(dict((key, specs[key]) for key in given)).validate(given)
+    if result.error_messages:
+        fail('definition', '...', 'is invalid: %s' % '; '.join(result.error_messages),
+             'each list takes what the option of the same name takes')
+    merged = dict(params)
+    merged.update(result.validated_parameters)
+    return merged
 
 
 def _name_matcher(patterns, param):
@@ -99,11 +143,12 @@ def parse(params):
 
 def main():
     # save alone: a saved plan removed (state absent) by a task that declares nothing else
-    module = _module.new_module(argument_spec(), required_one_of=[[kind.option for kind in KINDS] + ['save']])
+    module = _module.new_module(argument_spec(),
+                                required_one_of=[[kind.option for kind in KINDS] + ['save', 'definition']])
     try:
-        parsed = parse(module.params)
-        purge = purge_selection(module.params) if module.params.get('purge') or module.params.get('purge_match') \
-            else None
+        params = with_definition(module.params) if module.params.get('definition') is not None else module.params
+        parsed = parse(params)
+        purge = purge_selection(params) if params.get('purge') or params.get('purge_match') else None
         save = _saved.Save(module.params['save']) if module.params.get('save') else None
         if save is not None and save.state == 'present':
             _saved.refuse_persisted_forwarding(parsed)

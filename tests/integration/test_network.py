@@ -11,6 +11,7 @@ The host has an uplink (the `uplink` fixture): up0 10.255.0.2/24, the far end of
 namespace made with `ip netns add` (the user's own, never the module's), which holds 10.255.0.1
 and has no route back to the namespaces' subnets - so a reply from it proves MASQUERADE.
 """
+import json
 import queue
 import subprocess
 import threading
@@ -212,6 +213,39 @@ def test_tutorial_network_in_one_task(host, uplink):
     assert not again['changed'] and again['actions'] == [], again['actions']
     assert again['diff']['before'] == again['diff']['after']
     assert not host.ok('network', spec, check=True)['changed']
+
+
+def test_the_lists_as_one_definition_are_the_same_network(host, uplink):
+    """`definition`: the lists as one JSON text (or mapping) plan exactly what the options do."""
+    ns, spec = tutorial(host)
+    lists = dict((key, spec.pop(key)) for key in ('namespaces', 'pairs', 'routes', 'masquerade'))
+    predicted = host.ok('network', dict(spec, **lists), check=True)
+    as_text = host.ok('network', dict(spec, definition=json.dumps(lists)), check=True)
+    as_mapping = host.ok('network', dict(spec, definition=lists), check=True)
+    assert as_text['actions'] == as_mapping['actions'] == predicted['actions']
+    assert as_text['diff'] == predicted['diff'] and as_text['declared'] == predicted['declared']
+    assert 'characters in all, not echoed back' in as_text['invocation']['module_args']['definition']
+    created = host.ok('network', dict(spec, definition=json.dumps(lists)))
+    assert created['actions'] == predicted['actions'] and ping(ns, '10.0.0.1')
+    assert not host.ok('network', dict(spec, **lists))['changed']
+    assert not host.ok('network', dict(spec, definition=json.dumps(lists)))['changed']
+
+    def refused(definition, *fragments, **options):
+        result = host.module('network', dict(options, definition=definition))
+        assert result['failed'] and not result['changed'], result
+        for fragment in fragments:
+            assert fragment in result['msg'], result['msg']
+
+    # converted and checked as the options are, errors naming the definition; nothing changes
+    refused('{"pairs": [', 'definition', 'not a JSON text')
+    refused('[1, 2]', 'definition', 'not a mapping')
+    refused(json.dumps({'netns': []}), 'definition.netns', 'not a list option')
+    refused(json.dumps({'routes': lists['routes']}), 'definition.routes', 'also given', routes=lists['routes'])
+    refused(json.dumps({'pairs': [dict(lists['pairs'][0], mtu='big')]}), 'definition', 'mtu')
+    refused(json.dumps({'pairs': [dict(lists['pairs'][0], addresses='10.0.0.1/24 10.0.0.3/24')]}), 'pairs[0].addresses[0]')
+    refused(json.dumps({'namespaces': [{'name': ns, 'state': 'gone'}]}), 'definition', 'state')
+    refused(json.dumps({'pairs': [dict(lists['pairs'][0], name='x' * 16)]}), 'pairs[0].name')
+    assert not host.ok('network', dict(spec, **lists))['changed']
 
 
 # ---- a bridge, its ports and the routes over them --------------------------------------------------------
