@@ -452,6 +452,47 @@ class Reader(object):
     def _read_state(self, ns):
         return NsState(self.session, ns, self.exists(ns))
 
+    def prefetch(self, links=(), routes=None, nsids=()):
+        """Read ahead, a namespace at a time, what the planners are going to ask: the links and
+        addresses of the namespaces in `links`, the routes of those in `routes` ({ns: families}),
+        and the ids of `nsids` ((from_ns, to_ns) pairs) that have the host at one end.
+
+        The planners ask kind by kind - every namespace's links, then every one's routes - and the
+        sockets a run keeps are bounded (_transport.MAX_SOCKETS): past that many namespaces, each
+        planner opened each namespace again (a descriptor, two setns, a socket), and the ids the
+        host knows the namespaces by took a descriptor of each once more. At ten thousand
+        namespaces that was 30000 opens and 40000 setns in a re-run. Here each namespace is
+        opened once, its descriptor serving for its socket and for the host's id of it."""
+        routes = routes or {}
+        by_host = set(to for source, to in nsids if source is None and to is not None)
+        to_host = set(source for source, to in nsids if to is None and source is not None)
+        names = [ns for ns in sorted(set(links) | set(routes) | by_host | to_host, key=_ns_order) if self.exists(ns)]
+        for start in range(0, len(names), MAX_LOOKUP_FDS):
+            chunk = names[start:start + MAX_LOOKUP_FDS]
+            fds = {}  # ns -> its descriptor, until the chunk's ids are asked for
+            try:
+                for ns in chunk:
+                    if ns is not None:
+                        fds[ns] = self.session.open_with_rtnl(ns)
+                    state = self.state(ns)
+                    if ns in links:
+                        state.load()
+                    families = routes.get(ns)
+                    if families:
+                        # both families: one dump of all, which answers for each
+                        state.routes_of(0 if len(families) > 1 else next(iter(families)))
+                    if ns in to_host:
+                        self.nsid(ns, None)
+                asked = [ns for ns in chunk if ns in by_host and (None, ns) not in self._nsids]
+                if asked:
+                    replies = self.session.rtnl(None).get_many(
+                        [(C.RTM_GETNSID, C.nsid_request(fds[ns])) for ns in asked], batch_size=MAX_LOOKUP_FDS)
+                    for ns, reply in zip(asked, replies):
+                        self._nsids[(None, ns)] = C.nsid_of(reply)
+            finally:
+                for fd in fds.values():
+                    self.session.close_fd(fd)
+
     def prefetch_nsids(self, from_ns, targets):
         """Ask for the ids of many namespaces at once (one sendmsg per batch, not a round trip
         each); nsid() then answers from what came back."""
@@ -487,6 +528,11 @@ class Reader(object):
                     self.session.close_fd(fd)
             self._nsids[key] = C.nsid_of(reply[0] if reply else None)
         return self._nsids[key]
+
+
+def _ns_order(ns):
+    # the host first, then the namespaces by name
+    return (ns is not None, ns or '')
 
 
 _SOCKET_TABLES = (('tcp', 4, 'tcp', '0A'), ('tcp', 6, 'tcp6', '0A'), ('udp', 4, 'udp', '07'), ('udp', 6, 'udp6', '07'))
