@@ -24,6 +24,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import EngineError, ValidationError, fail
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import quiet_collector
 
 INSTALL_HINT = ('On Debian/Ubuntu: apt-get install python3-pyroute2; elsewhere: pip install pyroute2 '
                 '(0.7.2 or later) for the Python that runs the module')
@@ -105,6 +106,7 @@ class _Module(AnsibleModule):
 
 
 def new_module(argument_spec, **kwargs):
+    quiet_collector()  # before Ansible validates the arguments: at ten thousand items, 40000 dicts
     module = _Module(argument_spec=argument_spec, supports_check_mode=True, **kwargs)
     try:
         # the arguments as given: module.params holds them converted already

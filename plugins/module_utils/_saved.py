@@ -44,6 +44,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _systemd
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import EngineError, ValidationError, fail
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import quiet_collector
 from ansible_collections.linuxnet.netns.plugins.module_utils._files import remove, write_atomic
 
 FORMAT = 1
@@ -495,6 +496,7 @@ def boot(argv):
     """The boot units' command: `--part host` (early), `--part uplink` (the rest) or `--part all`
     (both), optionally `--plans DIR`.
     Exit 0 when every plan is in place, 1 when a plan cannot be read or applied."""
+    quiet_collector()
     part, directory = 'all', PLANS_DIR
     args = list(argv)
     while args:
