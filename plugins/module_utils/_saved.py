@@ -214,18 +214,18 @@ def _read_ahead(reader, parsed):
     the namespace planner finds lo there instead of asking for it on its own), the routes of those
     that hold declared routes (and their links, for a route that names its device), and the ids
     the veth planner checks a pair across the host and a namespace with."""
-    links, routes, nsids = set(), {}, set()
+    links, routes, pairs = set(), {}, []
     for obj in parsed.get('pairs', []) + parsed.get('bridges', []):
         for iface in obj.ifaces():
             links.add(iface.ns)
     for pair in parsed.get('pairs', []):
         if pair.peer is not None and pair.end.ns != pair.peer.ns:
-            nsids.add((pair.end.ns, pair.peer.ns))
+            pairs.append((pair.end.ns, pair.end.name, pair.peer.ns, pair.peer.name))
     for route in parsed.get('routes', []):
         routes.setdefault(route.ns, set()).add(socket.AF_INET if route.dest.version == 4 else socket.AF_INET6)
         if route.dev is not None:
             links.add(route.ns)
-    reader.prefetch(links, routes, nsids)
+    reader.prefetch(links, routes, pairs)
 
 
 # --- the boot code installed on the host -----------------------------------------------------------
