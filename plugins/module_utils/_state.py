@@ -272,6 +272,10 @@ def read_links(session, ns, addresses=True):
 def read_routes(session, ns, family=0):
     routes = []
     for payload in session.rtnl(ns).dump_raw(C.RTM_GETROUTE, C.routes_request(family)):
+        # struct rtmsg tells the family, the table (if below 256) and the type: what is left out
+        # below - the local table's routes, most of what a namespace has - is not decoded at all
+        if payload[7] != C.RTN_UNICAST or payload[4] == C.RT_TABLE_LOCAL:
+            continue
         route = Route(payload)
         if route.family not in (socket.AF_INET, socket.AF_INET6) or route.rtype != C.RTN_UNICAST:
             continue
