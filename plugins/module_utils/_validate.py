@@ -84,12 +84,18 @@ def _ip_interface(value):
     return ipaddress.IPv4Interface((int(ipaddress.IPv4Address(address)), length))
 
 
+# built once (ipaddress objects do not change): ip_network() parses its text each time, and most
+# of ten thousand routes are default routes
+_DEFAULT4 = ipaddress.ip_network('0.0.0.0/0')
+_DEFAULT6 = ipaddress.ip_network('::/0')
+
+
 def prefix(value, param, allow_default=True):
     """A destination or source prefix: 'default', '10.0.0.0/24', 'fd00::/64'. Host bits must be 0."""
     if allow_default and value in ('default', '0.0.0.0/0'):
-        return ipaddress.ip_network('0.0.0.0/0')
+        return _DEFAULT4
     if allow_default and value == '::/0':
-        return ipaddress.ip_network('::/0')
+        return _DEFAULT6
     if not isinstance(value, str):
         fail(param, value, 'is not a prefix', 'write it like 10.0.0.0/24')
     try:
