@@ -126,14 +126,23 @@ def attributes(data, offset, wanted=None):
     """{type: payload} of the netlink attributes in data[offset:] (nested flag masked off); with
     `wanted` (a set of types), only those: a link message carries some fifty attributes."""
     found = {}
-    end = len(data)
+    last = len(data) - 4  # where the last attribute's header can start
     unpack = _NLA.unpack_from
-    while offset + 4 <= end:
+    # two loops, not one test per attribute: a state read decodes some fifty thousand messages
+    if wanted is None:
+        while offset <= last:
+            length, kind = unpack(data, offset)
+            if length < 4:
+                break
+            found[kind & 0x3fff] = data[offset + 4:offset + length]
+            offset += (length + 3) & ~3
+        return found
+    while offset <= last:
         length, kind = unpack(data, offset)
         if length < 4:
             break
         kind &= 0x3fff
-        if wanted is None or kind in wanted:
+        if kind in wanted:
             found[kind] = data[offset + 4:offset + length]
         offset += (length + 3) & ~3
     return found
@@ -512,7 +521,10 @@ class Address(object):
             key = (self.packed, self.prefixlen)
             iface = _IFACES.get(key)
             if iface is None:
-                iface = _IFACES[key] = ipaddress.ip_interface((ipaddress.ip_address(self.packed), self.prefixlen))
+                # from the address as a number: given an address object, ipaddress would print it
+                # and parse the text back (9 us for an IPv4 address, 45 us for IPv6, against 3 and 5)
+                cls = ipaddress.IPv4Interface if len(self.packed) == 4 else ipaddress.IPv6Interface
+                iface = _IFACES[key] = cls((int.from_bytes(self.packed, 'big'), self.prefixlen))
             self._iface = iface
         return self._iface
 

@@ -12,9 +12,25 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import atexit
+import gc
+
 # Every interface we create carries this alias (`ip link` shows it as "alias linuxnet.netns"), so
 # that what we made can be told from what the user made.
 OWNER_ALIAS = 'linuxnet.netns'
+
+
+def quiet_collector():
+    """No cyclic garbage collection for the rest of the process: a module run, the boot script.
+    A run builds objects and keeps nearly all of them until it exits (the arguments and their
+    validated copies, the state it read, the plan), and the collector walks all of them again each
+    time their number has grown by a quarter: a re-run at ten thousand namespaces spent 0.5-0.9 s
+    in it, for next to no garbage (its peak memory stayed within 2%). Nor at exit: the
+    interpreter's last collections would walk whatever is left once more (0.15-0.2 s of a re-run
+    at ten thousand namespaces on a quiet machine, more on a busy one, after its result was
+    written), unless it is all frozen by then; what the process holds goes with it."""
+    gc.disable()
+    atexit.register(gc.freeze)
 
 
 # A ValueError, so that code which already tells good values from bad ones with `except

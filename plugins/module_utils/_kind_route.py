@@ -41,15 +41,12 @@ class RouteSpec(object):
         self.ns = V.netns_name(spec.get('netns'), param + '.netns')
         self.dest = V.prefix(spec.get('dest') or 'default', param + '.dest')
         family = self.dest.version
-        if spec.get('dest') in ('default', None) and spec.get('gateway'):
+        self.gateway = V.address(spec['gateway'], param + '.gateway') if spec.get('gateway') else None
+        if spec.get('dest') in ('default', None) and self.gateway is not None and self.gateway.version == 6:
             # "default" takes the family of its gateway
-            gw = V.address(spec['gateway'], param + '.gateway')
-            if gw.version == 6:
-                self.dest = V.prefix('::/0', param + '.dest')
-                family = 6
-        self.gateway = None
-        if spec.get('gateway'):
-            self.gateway = V.address(spec['gateway'], param + '.gateway')
+            self.dest = V.prefix('::/0', param + '.dest')
+            family = 6
+        if self.gateway is not None:
             V.same_family(param + '.gateway', self.gateway, family, param + '.dest', self.dest)
         self.dev = V.ifname(spec['dev'], param + '.dev') if spec.get('dev') else None
         metric = spec.get('metric')

@@ -33,6 +33,7 @@ import os
 import pkgutil
 import posixpath
 import re
+import socket
 import sys
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _apply
@@ -43,6 +44,7 @@ from ansible_collections.linuxnet.netns.plugins.module_utils import _systemd
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import EngineError, ValidationError, fail
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import quiet_collector
 from ansible_collections.linuxnet.netns.plugins.module_utils._files import remove, write_atomic
 
 FORMAT = 1
@@ -191,12 +193,7 @@ def plan_declared(plan, reader, parsed, purge=None):
     # result, and Ansible's handling of a result grows with its size. `actions` and the diff tell
     # what changed; netns_info reads the state.
     counts, purged = {}, []
-    # namespaces that hold declared links get their links read whole anyway: read them first, so
-    # that the namespace planner finds lo there instead of asking for it on its own
-    for obj in parsed.get('pairs', []) + parsed.get('bridges', []):
-        for iface in obj.ifaces():
-            if iface.ns is not None and reader.exists(iface.ns):
-                reader.view(iface.ns).load()
+    _read_ahead(reader, parsed)
     for kind in _kinds.KINDS:
         if kind.option not in parsed:
             continue
@@ -209,6 +206,26 @@ def plan_declared(plan, reader, parsed, purge=None):
     if purge is not None:
         result['purged'] = purged
     return result
+
+
+def _read_ahead(reader, parsed):
+    """Read what the planners of `parsed` read in each namespace, a namespace at a time
+    (Reader.prefetch): the links of those that hold declared links (read whole anyway; read first,
+    the namespace planner finds lo there instead of asking for it on its own), the routes of those
+    that hold declared routes (and their links, for a route that names its device), and the ids
+    the veth planner checks a pair across the host and a namespace with."""
+    links, routes, pairs = set(), {}, []
+    for obj in parsed.get('pairs', []) + parsed.get('bridges', []):
+        for iface in obj.ifaces():
+            links.add(iface.ns)
+    for pair in parsed.get('pairs', []):
+        if pair.peer is not None and pair.end.ns != pair.peer.ns:
+            pairs.append((pair.end.ns, pair.end.name, pair.peer.ns, pair.peer.name))
+    for route in parsed.get('routes', []):
+        routes.setdefault(route.ns, set()).add(socket.AF_INET if route.dest.version == 4 else socket.AF_INET6)
+        if route.dev is not None:
+            links.add(route.ns)
+    reader.prefetch(links, routes, pairs)
 
 
 # --- the boot code installed on the host -----------------------------------------------------------
@@ -479,6 +496,7 @@ def boot(argv):
     """The boot units' command: `--part host` (early), `--part uplink` (the rest) or `--part all`
     (both), optionally `--plans DIR`.
     Exit 0 when every plan is in place, 1 when a plan cannot be read or applied."""
+    quiet_collector()
     part, directory = 'all', PLANS_DIR
     args = list(argv)
     while args:

@@ -272,6 +272,10 @@ def read_links(session, ns, addresses=True):
 def read_routes(session, ns, family=0):
     routes = []
     for payload in session.rtnl(ns).dump_raw(C.RTM_GETROUTE, C.routes_request(family)):
+        # struct rtmsg tells the family, the table (if below 256) and the type: what is left out
+        # below - the local table's routes, most of what a namespace has - is not decoded at all
+        if payload[7] != C.RTN_UNICAST or payload[4] == C.RT_TABLE_LOCAL:
+            continue
         route = Route(payload)
         if route.family not in (socket.AF_INET, socket.AF_INET6) or route.rtype != C.RTN_UNICAST:
             continue
@@ -452,6 +456,87 @@ class Reader(object):
     def _read_state(self, ns):
         return NsState(self.session, ns, self.exists(ns))
 
+    def prefetch(self, links=(), routes=None, pairs=()):
+        """Read ahead, a namespace at a time, what the planners are going to ask: the links and
+        addresses of the namespaces in `links`, the routes of those in `routes` ({ns: families}),
+        and, for the veth pairs `pairs` ((a_ns, a_name, b_ns, b_name)) with one end on the host,
+        the id under which the host end's namespace knows the other's.
+
+        The planners ask kind by kind - every namespace's links, then every one's routes - and the
+        sockets a run keeps are bounded (_transport.MAX_SOCKETS): past that many namespaces, each
+        planner opened each namespace again (a descriptor, two setns, a socket), and the ids the
+        host knows the namespaces by took a descriptor of each once more. At ten thousand
+        namespaces that was 30000 opens and 40000 setns in a re-run. Here each namespace is
+        opened once, its descriptor serving for its socket and, where need be, for the host's id
+        of it.
+
+        That id is mostly not asked for at all: the kernel finds the id one namespace has for
+        another by walking all the ids it has (peernet2id), so the host's ids of ten thousand
+        namespaces cost ten thousand walks of ten thousand - some 0.8 s of kernel time in a
+        re-run, half as much as all the rest of its reading. A pair whose ends name each other
+        (index both ways), whose namespace end names the host by the id that namespace has for it
+        (a walk of the few ids that namespace has), is that pair: the host end's
+        IFLA_LINK_NETNSID is then the host's id of the namespace. Only a pair that fails this is
+        asked about."""
+        routes = routes or {}
+        across = {}  # ns -> [(host end's name, its own end's name)] of the pairs between it and the host
+        to_host = set()  # namespaces asked for their id of the host (the veth planner's a_ns)
+        for a_ns, a_name, b_ns, b_name in pairs:
+            if a_ns is None and b_ns is not None:
+                across.setdefault(b_ns, []).append((a_name, b_name))
+            elif b_ns is None and a_ns is not None:
+                to_host.add(a_ns)
+        names = [ns for ns in sorted(set(links) | set(routes) | set(across) | to_host, key=_ns_order)
+                 if self.exists(ns)]
+        for start in range(0, len(names), MAX_LOOKUP_FDS):
+            chunk = names[start:start + MAX_LOOKUP_FDS]
+            fds = {}  # ns -> its descriptor, until the chunk's ids are asked for
+            asked = []  # namespaces whose id the host is asked for
+            try:
+                for ns in chunk:
+                    if ns is not None:
+                        fds[ns] = self.session.open_with_rtnl(ns)
+                    state = self.state(ns)
+                    if ns in links:
+                        state.load()
+                    families = routes.get(ns)
+                    if families:
+                        # both families: one dump of all, which answers for each
+                        state.routes_of(0 if len(families) > 1 else next(iter(families)))
+                    if ns in to_host:
+                        self.nsid(ns, None)
+                    if ns in across and (None, ns) not in self._nsids:
+                        nsid = self._host_id_of(ns, across[ns])
+                        if nsid is not None:
+                            self._nsids[(None, ns)] = nsid
+                        elif any(self._both_ends(ns, ends) for ends in across[ns]):
+                            asked.append(ns)
+                if asked:
+                    replies = self.session.rtnl(None).get_many(
+                        [(C.RTM_GETNSID, C.nsid_request(fds[ns])) for ns in asked], batch_size=MAX_LOOKUP_FDS)
+                    for ns, reply in zip(asked, replies):
+                        self._nsids[(None, ns)] = C.nsid_of(reply)
+            finally:
+                for fd in fds.values():
+                    self.session.close_fd(fd)
+
+    def _both_ends(self, ns, ends):
+        host_name, name = ends
+        return host_name in self.state(None).links and name in self.state(ns).links
+
+    def _host_id_of(self, ns, ends):
+        """The host's id of `ns`, as a veth pair between them shows it (see prefetch), or None."""
+        host_links, links = self.state(None).links, self.state(ns).links
+        for host_name, name in ends:
+            outside, inside = host_links.get(host_name), links.get(name)
+            if outside is None or inside is None or outside.kind != 'veth' or inside.kind != 'veth':
+                continue
+            if outside.peer_index == inside.index and inside.peer_index == outside.index and \
+                    outside.peer_nsid is not None and inside.peer_nsid is not None and \
+                    inside.peer_nsid == self.nsid(ns, None):
+                return outside.peer_nsid
+        return None
+
     def prefetch_nsids(self, from_ns, targets):
         """Ask for the ids of many namespaces at once (one sendmsg per batch, not a round trip
         each); nsid() then answers from what came back."""
@@ -487,6 +572,11 @@ class Reader(object):
                     self.session.close_fd(fd)
             self._nsids[key] = C.nsid_of(reply[0] if reply else None)
         return self._nsids[key]
+
+
+def _ns_order(ns):
+    # the host first, then the namespaces by name
+    return (ns is not None, ns or '')
 
 
 _SOCKET_TABLES = (('tcp', 4, 'tcp', '0A'), ('tcp', 6, 'tcp6', '0A'), ('udp', 4, 'udp', '07'), ('udp', 6, 'udp6', '07'))

@@ -507,6 +507,24 @@ class Namespaces(object):
         self._sockets.move_to_end(name)
         return sock
 
+    def open_with_rtnl(self, name):
+        """A descriptor of namespace `name` (the caller closes it with close_fd), with its
+        rtnetlink socket opened through that descriptor if there is none yet: a reader that wants
+        both (the namespace's state, and the id another namespace knows it by) opens it once."""
+        fd = self.open_fd(name)
+        try:
+            if name not in self._sockets:
+                setns(fd)
+                try:
+                    sock = Netlink()
+                finally:
+                    setns(self.home)
+                self._sockets.put(name, sock)
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
     def nfnl(self, name):
         """The nfnetlink socket of namespace `name`, as rtnl()."""
         sock = self._nft.get(name)

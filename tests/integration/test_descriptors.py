@@ -1,16 +1,18 @@
 """The transport's descriptor bounds against the real kernel: sockets closed and opened again as a
-run moves through more namespaces than it keeps sockets for, and a whole network of 300 namespaces
-converged, re-run and torn down by a module limited to 256 open files (the engine used to hold a
-socket and a descriptor per namespace: 600 and more), and a limit below what any run needs refused
-before anything changes."""
+run moves through more namespaces than it keeps sockets for, a read ahead that opens each
+namespace once all the same, and a whole network of 300 namespaces converged, re-run and torn
+down by a module limited to 256 open files (the engine used to hold a socket and a descriptor per
+namespace: 600 and more), and a limit below what any run needs refused before anything changes."""
 import json
 import os
 import resource
+import socket
 import subprocess
 
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport as T
 from conftest import IN_SANDBOX, REPO
 
@@ -99,3 +101,44 @@ def test_a_large_network_under_a_low_descriptor_limit(host):
                 'bridges': [{'name': 'br0', 'state': 'absent'}]}
     assert limited(host, 'network', teardown, 256)['changed']
     assert host.netns_list() == [] and 'fp' not in host.sh('ip -br link')
+
+
+def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_gives(tmp_path):
+    """Reader.prefetch, as the network module reads a declared network: each namespace opened once
+    (its links, addresses and routes, and the id the host knows it by) however few sockets are
+    kept, and that id taken from a pair whose ends agree - as the kernel gives it - or else asked."""
+    tag = tmp_path.name[-6:]
+    names = ['pf-%s-%d' % (tag, i) for i in range(6)]
+    session = T.Namespaces(budget=(2, 8))
+    try:
+        for i, name in enumerate(names):
+            session.create(name)
+            subprocess.check_call(['ip', 'link', 'add', 'pf%s%d' % (tag, i), 'type', 'veth', 'peer', 'name', 'eth0',
+                                   'netns', name])
+            subprocess.check_call(['ip', '-n', name, 'addr', 'add', '10.61.%d.1/24' % i, 'dev', 'eth0'])
+            subprocess.check_call(['ip', '-n', name, 'link', 'set', 'eth0', 'up'])
+            subprocess.check_call(['ip', '-n', name, 'route', 'add', 'default', 'via', '10.61.%d.2' % i])
+        # the last pair as declared crosses two real ones: its host end's peer is the eth0 of another
+        # namespace (same index: both made alike), so the id is asked of the kernel, not taken from it
+        pairs = [(None, 'pf%s%d' % (tag, i), name, 'eth0') for i, name in enumerate(names[:-1])]
+        pairs.append((None, 'pf%s0' % tag, names[-1], 'eth0'))
+        opened = []
+        open_fd = session.open_fd
+        session.open_fd = lambda name: opened.append(name) or open_fd(name)
+        reader = S.Reader(session, {})
+        reader.prefetch(set([None] + names), dict((name, {socket.AF_INET}) for name in names), pairs)
+        for name in names:
+            view = reader.view(name)
+            assert set(view.links) == {'lo', 'eth0'} and [str(a) for a in view.links['eth0'].addresses] == [
+                '10.61.%d.1/24' % names.index(name)]
+            assert sorted(str(route.dest) for route in view.routes_of(socket.AF_INET)) == [
+                '0.0.0.0/0', '10.61.%d.0/24' % names.index(name)]
+        assert sorted(opened) == sorted(names)  # once each, though only two sockets are kept
+        asked = S.Reader(session, {})
+        assert [reader.nsid(None, name) for name in names] == [asked.nsid(None, name) for name in names]
+        assert None not in [reader.nsid(None, name) for name in names]
+    finally:
+        for name in names:
+            if os.path.exists(T.netns_path(name)):
+                session.delete(name)
+        session.close()

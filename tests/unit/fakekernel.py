@@ -284,6 +284,9 @@ class FakeReader(_state.Reader):
         text = self.kernel.files.get(path)
         return text.target if isinstance(text, Symlink) else None
 
+    def prefetch(self, links=(), routes=None, pairs=()):
+        pass
+
     def prefetch_nsids(self, from_ns, targets):
         pass
 

@@ -45,6 +45,30 @@ def test_prefix_and_addresses():
         v.interface_address('10.0.0.1', 'a')
 
 
+@pytest.mark.parametrize('text', [
+    '10.0.0.1/24', '10.0.0.1/255.255.255.0', '10.0.0.1/0.0.0.255', '10.64.3.5/31', '10.0.0.1/32', '10.0.0.1/0',
+    '10.0.0.1/', '10.0.0.1/33', '10.0.0.1/24/5', '010.0.0.1/24', '10.0.0.256/24', '1.2.3/24', ' 10.0.0.1/24',
+    '10.0.0.1/ 24', '10.0.0.1/+24', '10.0.0.1/-1', '10.0.0.1/\u0662\u0664', '10.0.0.1/24\n', '/24', 'abc/24',
+    'fd00::1/64', 'fe80::1%eth0/64', '::ffff:1.2.3.4/96', 'fd00::1/129',
+])
+def test_interface_address_parsed_as_ipaddress_does(text):
+    # the IPv4 shortcut (from the address's number) takes and refuses what ip_interface() does
+    try:
+        expected = ipaddress.ip_interface(text)
+    except ValueError:
+        with pytest.raises(ValueError):
+            _validate._ip_interface(text)
+        return
+    found = _validate._ip_interface(text)
+    assert (type(found), found, str(found), found.network, hash(found)) == (
+        type(expected), expected, str(expected), expected.network, hash(expected))
+
+
+def test_printable_ascii():
+    for text in ['abc', 'a!~', '', 'a b', 'a\tb', 'caf\u00e9', 'a\x7f', 'a\x00']:
+        assert _validate._printable_ascii(text) == all(33 <= ord(c) <= 126 for c in text)
+
+
 def test_unique():
     v = _validate
     v.unique([1, 2, 3], lambda x: x, 'items')
