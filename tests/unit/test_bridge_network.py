@@ -97,12 +97,18 @@ def net(text):
 # ---- the settings dict -------------------------------------------------------------------------------
 def test_the_roles_settings_are_its_variables():
     """vars/main.yml builds _bridge_network_settings from exactly the variables SETTINGS names, each
-    under its own name, and the role has a default for each."""
+    under its own name, and the role has a default for each. It is one template, a dict expression of
+    `'key': bridge_network_key` entries and nothing else."""
     built = _yaml('vars', 'main.yml')['_bridge_network_settings']
-    assert sorted(built) == sorted(bridge_network.SETTINGS)
-    for key, value in built.items():
-        assert value == '{{ %s%s }}' % (PREFIX, key)
-        assert PREFIX + key in DEFAULTS
+    body = re.match(r'^\{\{ \{(.*)\} \}\}$', built, re.S)
+    assert body, built
+    entries = [entry.strip() for entry in body.group(1).split(',')]
+    pairs = [re.match(r"^'(\w+)': (\w+)$", entry) for entry in entries]
+    assert all(pairs), entries
+    assert sorted(m.group(1) for m in pairs) == sorted(bridge_network.SETTINGS)
+    for m in pairs:
+        assert m.group(2) == PREFIX + m.group(1)
+        assert PREFIX + m.group(1) in DEFAULTS
 
 
 @pytest.mark.parametrize('name, call', [
