@@ -752,7 +752,8 @@ def role_hosts(prefix, python):
     return hosts
 
 
-FATAL = re.compile(r'^fatal: \[([^\]]+)\]: FAILED! => (.*)$', re.M)
+# the failure's text: one line, or (a debug task's refusal) a JSON object over the lines up to its closing brace
+FATAL = re.compile(r'^fatal: \[([^\]]+)\]: FAILED! => (\{\n.*?\n\}|[^\n]*)$', re.M | re.S)
 RECAP = re.compile(r'^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
 
