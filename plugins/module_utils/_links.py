@@ -34,7 +34,7 @@ IFACE_OPTIONS = dict(
 class Iface(object):
     """The desired settings of one interface. `None` means: leave that setting as it is."""
 
-    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'isolated', 'ipv6', 'param')
+    __slots__ = ('name', 'ns', 'addresses', 'mtu', 'up', 'master', 'isolated', 'ipv6', '_ipv4_only', 'param')
 
     def __init__(self, spec, param, mtu_default=None):
         self.param = param
@@ -61,9 +61,12 @@ class Iface(object):
         self.isolated = bool(isolated) if self.master is not None else None
         # IPv6 on or off (None: decided at creation, see ipv6_at_creation; veth ends only)
         self.ipv6 = spec.get('ipv6')
-        if self.ipv6 is False and any(a.version == 6 for a in self.addresses or ()):
-            fail(param + '.ipv6', False, 'turns IPv6 off, and addresses has the IPv6 address %s' % next(
-                a for a in self.addresses if a.version == 6), 'drop ipv6 (or set it true), or the IPv6 addresses')
+        first_ipv6 = next((a for a in self.addresses or () if a.version == 6), None)
+        if self.ipv6 is False and first_ipv6 is not None:
+            fail(param + '.ipv6', False, 'turns IPv6 off, and addresses has the IPv6 address %s' % first_ipv6,
+                 'drop ipv6 (or set it true), or the IPv6 addresses')
+        # what ipv6_at_creation decides by when ipv6 is omitted
+        self._ipv4_only = first_ipv6 is None and bool(self.addresses or self.master is not None)
 
     def ipv6_at_creation(self):
         """IPv6 on a link made now (True/False), or None for the kernel's default: as declared;
@@ -75,10 +78,7 @@ class Iface(object):
         namespace walks the kernel's cached /proc/sys/net entries of all the others."""
         if self.ipv6 is not None:
             return self.ipv6
-        if self.ns is None and not any(a.version == 6 for a in self.addresses or ()) and (
-                self.addresses or self.master is not None):
-            return False
-        return None
+        return False if self.ns is None and self._ipv4_only else None
 
     @property
     def key(self):
