@@ -726,8 +726,11 @@ def scale_step(host, python, n, rows, nofile=SCALE_NOFILE):
         log('scale N=%d %s: %s' % (n, label, step))
         if os.path.exists(rss_log):
             os.unlink(rss_log)
-        run = host.playbook(playbook, {'bench_network': scale_network(n, state),
-                                       'ansible_python_interpreter': interpreter}, prefix=prefix)
+        definition = os.path.join(host.tmp, 'scale-%s.json' % state)
+        with open(definition, 'w') as handle:
+            json.dump(scale_network(n, state), handle)
+        run = host.playbook(playbook, {'bench_definition': definition, 'ansible_python_interpreter': interpreter},
+                            prefix=prefix)
         with open(rss_log) as handle:
             rss = max(int(line) for line in handle if line.strip()) / 1024.0
         rows.append(dict(method='network: ' + label, step=step, n=n, wall=run.wall, module=run.module_time(),

@@ -176,7 +176,7 @@ def run(module, planner, read_only=False):
                              'least %d, whatever the number of namespaces: raise it (LimitNOFILE=, ulimit -Hn)'
                              % (nofile, _transport.MIN_NOFILE), changed=False)
     # check mode assumes what earlier tasks of the play make (they made nothing): see Plan.assume
-    plan = P.Plan(assume_missing=module.check_mode)
+    plan = P.Plan(assume_missing=module.check_mode, diff=bool(module._diff) and not read_only)
     session = None
     try:
         with Lock(exclusive=not (read_only or module.check_mode)):

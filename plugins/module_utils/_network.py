@@ -71,13 +71,22 @@ def with_definition(params):
     if both:
         fail('definition.' + both[0], '...', 'is also given as the option %s' % both[0],
              'give each list once: in the definition or as an option')
-    V.unconverted(specs, given, 'definition.')
-    result = ArgumentSpecValidator(dict((key, specs[key]) for key in given)).validate(given)
-    if result.error_messages:
-        fail('definition', '...', 'is invalid: %s' % '; '.join(result.error_messages),
-             'each list takes what the option of the same name takes')
     merged = dict(params)
-    merged.update(result.validated_parameters)
+    rest = {}  # the lists Ansible's validator checks: those with an item exact_items() declines
+    for key, items in given.items():
+        check = V.exact_items(specs[key]['options']) if type(items) is list else None  # pylint: disable=unidiomatic-typecheck
+        checked = [check(item) for item in items] if check is not None else [None]
+        if None in checked:
+            rest[key] = items
+        else:
+            merged[key] = checked
+    if rest:
+        V.unconverted(specs, rest, 'definition.')
+        result = ArgumentSpecValidator(dict((key, specs[key]) for key in rest)).validate(rest)
+        if result.error_messages:
+            fail('definition', '...', 'is invalid: %s' % '; '.join(result.error_messages),
+                 'each list takes what the option of the same name takes')
+        merged.update(result.validated_parameters)
     return merged
 
 

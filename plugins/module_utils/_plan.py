@@ -91,8 +91,10 @@ class Diff(object):
 
 
 class Plan(object):
-    def __init__(self, assume_missing=False):
+    def __init__(self, assume_missing=False, diff=True):
         self.ops = []
+        # whether the run reports a diff: what only a diff shows need not be read (diff=False)
+        self.diff_wanted = diff
         self.differences = Diff()
         self.warnings = []
         # check mode: a namespace, interface or address that an earlier task of the play makes is

@@ -205,3 +205,110 @@ def unique(items, key, param):
             fail('%s[%d]' % (param, index), k, 'is declared twice (first as %s[%d])' % (param, seen[k]),
                  'declare each object once')
         seen[k] = index
+
+
+# --- a definition's items checked without Ansible's validator, where that changes nothing -----
+
+# the argument-spec keys exact_items() knows the whole meaning of
+_EXACT_SPEC_KEYS = frozenset(('type', 'required', 'elements', 'default', 'choices', 'options'))
+_EXACT_TYPES = {'str': str, 'bool': bool, 'int': int}
+
+
+def exact_items(spec):
+    """A function item -> the item as Ansible's ArgumentSpecValidator returns it, or None where
+    that validator would convert, refuse or warn about something in it - for the items of a list
+    option whose suboptions are `spec`; or None when `spec` uses what the function does not know.
+
+    Most items of a large definition are plain: every value already of its option's type, every
+    option named as it is spelled. For those the validator does nothing but fill in the options
+    left out (their default, or None); doing only that costs a fifth of its time (ten thousand
+    namespaces: about 0.2 s instead of 1). Anything else - a None, a string where a boolean goes,
+    an unknown or missing required key, a value outside the choices, a path with ~ or $ - makes
+    the caller hand the list to the validator itself, for its conversions and its messages.
+    """
+    fields = []
+    for name, option in spec.items():
+        if not _EXACT_SPEC_KEYS.issuperset(option):
+            return None
+        kind, elements, choices = option.get('type', 'str'), option.get('elements'), option.get('choices')
+        sub = None
+        if option.get('options') is not None:
+            if not (kind == 'dict' or (kind == 'list' and elements == 'dict')):
+                return None
+            sub = exact_items(option['options'])
+            if sub is None:
+                return None
+        elif kind == 'list':
+            if elements not in (None, 'str'):
+                return None
+        elif kind not in ('str', 'bool', 'int', 'raw', 'path', 'dict'):
+            return None
+        default = option.get('default')
+        # the validator checks and converts a default like any value: take only those it keeps
+        if default is not None and (_exact_value(kind, elements, choices, sub, default) is _DECLINE or
+                                    isinstance(default, (list, dict))):
+            return None
+        fields.append((name, kind, elements, choices, sub, bool(option.get('required')), default))
+    names = frozenset(spec)
+
+    def check(item):
+        if type(item) is not dict or not names.issuperset(item):  # pylint: disable=unidiomatic-typecheck
+            return None
+        out = {}
+        for name, kind, elements, choices, sub, required, default in fields:
+            if name not in item:
+                if required:
+                    return None
+                out[name] = default
+                continue
+            value = _exact_value(kind, elements, choices, sub, item[name])
+            if value is _DECLINE:
+                return None
+            out[name] = value
+        return out
+    return check
+
+
+_DECLINE = object()
+
+
+def _exact_value(kind, elements, choices, sub, value):
+    """The value as the validator leaves it, or _DECLINE."""
+    # exact types only: a bool is an int to isinstance, a str subclass may be a tagged value
+    cls = type(value)
+    if value is None:
+        return _DECLINE
+    if kind in _EXACT_TYPES:
+        if cls is not _EXACT_TYPES[kind]:
+            return _DECLINE
+    elif kind == 'path':
+        # the validator expands ~ and $VARS: a path with neither stays as it is
+        if cls is not str or '~' in value or '$' in value:
+            return _DECLINE
+    elif kind == 'dict':
+        if cls is not dict:
+            return _DECLINE
+        if sub is not None:
+            value = sub(value)
+            if value is None:
+                return _DECLINE
+    elif kind == 'list':
+        if cls is not list:
+            return _DECLINE
+        if sub is not None:
+            value = [sub(element) for element in value]
+            if None in value:
+                return _DECLINE
+        elif elements == 'str':
+            if any(type(element) is not str for element in value):  # pylint: disable=unidiomatic-typecheck
+                return _DECLINE
+            value = list(value)
+        else:
+            value = list(value)
+    if choices is not None:
+        if kind == 'list':
+            if any(element not in choices for element in value):
+                return _DECLINE
+        elif value not in choices:
+            return _DECLINE
+    return value

@@ -211,14 +211,14 @@ class FakeKernel(object):
     def reader(self):
         return FakeReader(self)
 
-    def plan_network(self, purge=False, purge_match=None, check_mode=False, save=None, **lists):
+    def plan_network(self, purge=False, purge_match=None, check_mode=False, save=None, diff=True, **lists):
         """Plan a linuxnet.netns.network call as its main() does (`check_mode`: as under --check,
-        assuming what earlier tasks make); returns (plan, reader)."""
+        assuming what earlier tasks make; `diff`: as with --diff); returns (plan, reader)."""
         params = dict((kind.option, None) for kind in _kinds.KINDS)
         params.update(lists, purge=purge, purge_match=purge_match)
         parsed = _network.parse(params)
         selection = _network.purge_selection(params) if purge or purge_match else None
-        plan, reader = P.Plan(assume_missing=check_mode), self.reader()
+        plan, reader = P.Plan(assume_missing=check_mode, diff=diff), self.reader()
         _saved.plan_declared(plan, reader, parsed, selection)
         if save is not None:
             _saved.plan_save(plan, reader, _saved.Save(save), parsed, '/usr/bin/python3')

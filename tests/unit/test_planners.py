@@ -82,6 +82,20 @@ def test_netns_absent_deletes_and_later_planners_see_it_gone():
     assert [op.stage for op in plan.ops] == [P.NETNS_DELETE, P.NETNS_DELETE, P.NETNS_DELETE + 1]
 
 
+def test_netns_absent_without_a_diff_reads_nothing_of_the_namespace(monkeypatch):
+    kernel = lab()
+    with_diff = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])[0]
+
+    def no_read(*_args):
+        raise AssertionError('lo read although no diff is asked for')
+    monkeypatch.setattr(_state.NsState, 'lo', no_read)
+    plan, reader = kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}], diff=False)
+    # the same deletion and the same wait for the host-side end; only the diff's before-state is not read
+    assert plan.actions == with_diff.actions == ['delete netns ns1'] and reader.removing == {'ns1': 'declared'}
+    assert [op.stage for op in plan.ops] == [op.stage for op in with_diff.ops]
+    assert plan.diff() == {'before': {}, 'after': {}}
+
+
 def test_netns_absent_when_gone_is_nothing_to_do_but_a_bare_file_is_removed():
     kernel = FakeKernel()
     unchanged(kernel.plan_network(namespaces=[{'name': 'ns1', 'state': 'absent'}])[0])
