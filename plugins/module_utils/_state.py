@@ -72,8 +72,11 @@ class NsState(object):
             self._load_links()
         return self._links
 
-    def load(self):
-        """Read the links (and addresses) now rather than on first use."""
+    def load(self, payloads=None):
+        """Read the links (and addresses) now rather than on first use; `payloads`: the links'
+        dump, where the caller has made it already."""
+        if payloads is not None and self._links is None and self.exists:
+            self._set_links([Link(payload) for payload in payloads])
         self._load_links()
         return self
 
@@ -497,7 +500,16 @@ class Reader(object):
                     if ns is not None:
                         fds[ns] = self.session.open_with_rtnl(ns)
                     state = self.state(ns)
-                    if ns in links:
+                    if ns in links and ns is not None and (ns in to_host or ns in across) and \
+                            (ns, None) not in self._nsids and state.exists:
+                        # the namespace's id of the host (the pair's check, or the veth planner's
+                        # question) asked beside its links' dump: one round trip for both
+                        payloads, reply = self.session.rtnl(ns).dump_with_get(
+                            C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request()),
+                            C.message(C.RTM_GETNSID, 0, C.nsid_request(self.session.home)))
+                        state.load(payloads)
+                        self._nsids[(ns, None)] = C.nsid_of(reply)
+                    elif ns in links:
                         state.load()
                     families = routes.get(ns)
                     if families:

@@ -318,6 +318,42 @@ class Netlink(object):
                                         'in a row (what it lists kept changing while it was read)'
                            % (C.HEADER.unpack_from(data)[1], DUMP_ATTEMPTS))
 
+    def dump_with_get(self, dump, get):
+        """A dump and a get (encoded messages) in one sendmsg: the dump's answer as query() gives
+        it, and the get's payload (a refusal of either raises NetlinkError). The kernel answers a get at
+        once, even beside a dump it is still running (a second dump on the socket it refuses,
+        EBUSY), so the pair costs one round trip. The get is answered after the dump's first part
+        is made (as if asked after a dump that fits one part). A dump the kernel marks interrupted is asked
+        again through query(), with its retries."""
+        # the dump first: its first part is made before the get is answered, and a veth's peer
+        # namespace gets its id (what a get of that id asks) when the dump reports it
+        dump_seq, get_seq = self._number(dump), self._number(get)
+        self.sock.send(bytes(dump) + bytes(get))
+        parts, answer, failure, state = [], [], [], {'get': False, 'dump': False, 'interrupted': False}
+
+        def take(msg_type, flags, mseq, chunk, offset, length):
+            if mseq not in (get_seq, dump_seq):
+                return False
+            state['get' if mseq == get_seq else 'dump'] = True
+            if msg_type == _ERROR:
+                code = -_ERRNO.unpack_from(chunk, offset + 16)[0]
+                if code:
+                    failure.append(NetlinkError(code, 'netlink query', C.ext_ack_text(chunk, offset, length, flags)))
+            elif mseq == get_seq:
+                answer.append(chunk[offset + 16:offset + length])
+            else:
+                if msg_type != _DONE:
+                    parts.append(chunk[offset:offset + length])
+                elif flags & C.NLM_F_DUMP_INTR:
+                    state['interrupted'] = True
+            return state['get'] and state['dump']
+        self._receive(take, None, dump_seq, parts)
+        if failure:
+            raise failure[0]
+        if state['interrupted'] or any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR for message in parts):
+            parts = self.query(dump)
+        return [message[16:] for message in parts], (answer[0] if answer else None)
+
     def _query(self, data):
         """One request's answer, and whether its NLMSG_DONE carried NLM_F_DUMP_INTR (the kernel
         may mark only the end of a dump)."""

@@ -142,3 +142,37 @@ def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_giv
             if os.path.exists(T.netns_path(name)):
                 session.delete(name)
         session.close()
+
+
+def test_a_dump_and_a_get_in_one_round_trip_answer_as_each_alone(tmp_path):
+    """dump_with_get: the links' dump and the namespace's id of the host, sent together, answer
+    exactly what the two asked one after the other do - the id included, which the namespace
+    gives the host only when something in it first names the host (its end of the pair, in the
+    dump); a refused get raises as it would alone."""
+    name, host_end = 'dwg-%s' % tmp_path.name[-6:], 'dwg%s' % tmp_path.name[-6:]
+    session = T.Namespaces()
+    try:
+        session.create(name)
+        subprocess.run(['ip', 'link', 'add', host_end, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', name], check=True)
+        sock = session.rtnl(name)
+        dump = C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request())
+        payloads, reply = sock.dump_with_get(dump, C.message(C.RTM_GETNSID, 0, C.nsid_request(session.home)))
+        alone = sock.dump_raw(C.RTM_GETLINK, C.links_request())
+        assert sorted(C.Link(p).name for p in payloads) == sorted(C.Link(p).name for p in alone) == ['eth0', 'lo']
+        host_id = C.nsid_of(sock.dump_raw(C.RTM_GETNSID, C.nsid_request(session.home), flags=0)[0])
+        assert host_id is not None and C.nsid_of(reply) == host_id
+        eth0 = next(C.Link(p) for p in payloads if C.Link(p).name == 'eth0')
+        assert eth0.peer_nsid == host_id  # the namespace end names the host by that id
+        bad = os.open('/dev/null', os.O_RDONLY)  # not a namespace: the kernel refuses the get
+        try:
+            with pytest.raises(T.NetlinkError):
+                sock.dump_with_get(dump, C.message(C.RTM_GETNSID, 0, C.nsid_request(bad)))
+        finally:
+            os.close(bad)
+        # the socket is still in step: the next query gets its own answer
+        assert len(sock.dump_raw(C.RTM_GETLINK, C.links_request())) == 2
+    finally:
+        subprocess.run(['ip', 'link', 'del', host_end], check=False, stderr=subprocess.DEVNULL)
+        if os.path.exists(T.netns_path(name)):
+            session.delete(name)
+        session.close()
