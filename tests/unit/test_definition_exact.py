@@ -23,7 +23,7 @@ def ansible(option, items):
 
 
 def _text(rng):
-    return ''.join(rng.choice(string.ascii_lowercase + string.digits + './-') for _ in range(rng.randint(1, 12)))
+    return ''.join(rng.choice(string.ascii_lowercase + string.digits + './-') for _unused in range(rng.randint(1, 12)))
 
 
 def _value(rng, option):
@@ -34,7 +34,7 @@ def _value(rng, option):
         return [item, _item(rng, option['options'])][:rng.randint(1, 2)] if kind == 'list' else item
     if kind == 'list':
         pick = (lambda: rng.choice(choices)) if choices else (lambda: _text(rng))
-        return [pick() for _ in range(rng.randint(0, 3))]
+        return [pick() for _unused in range(rng.randint(0, 3))]
     if choices:
         return rng.choice(choices)
     return {'str': lambda: _text(rng), 'path': lambda: '/' + _text(rng), 'bool': lambda: rng.random() < 0.5,
@@ -52,8 +52,8 @@ def test_plain_items_come_out_as_ansible_makes_them(option):
     check = V.exact_items(SPECS[option]['options'])
     assert check is not None, 'the %s spec uses something exact_items does not know' % option
     rng = random.Random(option)
-    for _ in range(300):
-        items = [_item(rng, SPECS[option]['options']) for _ in range(rng.randint(1, 4))]
+    for _unused in range(300):
+        items = [_item(rng, SPECS[option]['options']) for _count in range(rng.randint(1, 4))]
         expected, errors = ansible(option, items)
         if errors:
             # a combination the kind's own spec refuses (none so far): exact_items must not pass it
