@@ -311,8 +311,8 @@ class Netlink(object):
                 # the change the kernel saw is mostly one burst (a thousand new links getting
                 # their link-local addresses): asking again at once would likely meet it again
                 time.sleep(DUMP_RETRY_DELAY * attempt)
-            result, interrupted = self._query(data)
-            if not interrupted and not any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR for message in result):
+            result, interrupted, _answer = self._query(data)
+            if not interrupted:
                 return result
         raise NetlinkError(errno.EINTR, 'netlink dump of message type %d, marked interrupted by the kernel %d times '
                                         'in a row (what it lists kept changing while it was read)'
@@ -320,66 +320,49 @@ class Netlink(object):
 
     def dump_with_get(self, dump, get):
         """A dump and a get (encoded messages) in one sendmsg: the dump's answer as query() gives
-        it, and the get's payload (a refusal of either raises NetlinkError). The kernel answers a get at
-        once, even beside a dump it is still running (a second dump on the socket it refuses,
-        EBUSY), so the pair costs one round trip. The get is answered after the dump's first part
-        is made (as if asked after a dump that fits one part). A dump the kernel marks interrupted is asked
-        again through query(), with its retries."""
-        # the dump first: its first part is made before the get is answered, and a veth's peer
-        # namespace gets its id (what a get of that id asks) when the dump reports it
-        dump_seq, get_seq = self._number(dump), self._number(get)
-        self.sock.send(bytes(dump) + bytes(get))
-        parts, answer, failure, state = [], [], [], {'get': False, 'dump': False, 'interrupted': False}
+        it, and the get's payload (a refusal of either raises NetlinkError). The kernel answers a
+        get at once, even beside a dump it is still running (a second dump on the socket it
+        refuses, EBUSY), so the pair costs one round trip. The get is answered after the dump's
+        first part is made (as if asked after a dump that fits one part). A dump the kernel marks
+        interrupted is asked again through query(), with its retries."""
+        result, interrupted, answer = self._query(dump, get)
+        if interrupted:
+            result = self.query(dump)
+        return [message[16:] for message in result], answer
 
-        def take(msg_type, flags, mseq, chunk, offset, length):
-            if mseq not in (get_seq, dump_seq):
+    def _query(self, data, get=None):
+        """One request's answer, and whether the kernel marked it interrupted (any part, or only
+        its NLMSG_DONE); with `get`, a get sent after it in the same sendmsg, whose payload comes
+        third (a veth's peer namespace gets its id when a dump reports it: the dump goes first).
+        """
+        seq = self._number(data)
+        get_seq = self._number(get) if get is not None else None
+        self.sock.send(bytes(data) + (bytes(get) if get is not None else b''))
+        result, answer, failure, interrupted = [], [], [], []
+        waiting = set([seq] if get is None else [seq, get_seq])
+
+        def end(msg_type, flags, mseq, chunk, offset, length):
+            # the parts of a dump go straight into `result`: here come its end, or a single answer
+            if mseq not in waiting:
                 return False
-            state['get' if mseq == get_seq else 'dump'] = True
+            waiting.discard(mseq)
             if msg_type == _ERROR:
                 code = -_ERRNO.unpack_from(chunk, offset + 16)[0]
                 if code:
                     failure.append(NetlinkError(code, 'netlink query', C.ext_ack_text(chunk, offset, length, flags)))
             elif mseq == get_seq:
                 answer.append(chunk[offset + 16:offset + length])
-            else:
-                if msg_type != _DONE:
-                    parts.append(chunk[offset:offset + length])
-                elif flags & C.NLM_F_DUMP_INTR:
-                    state['interrupted'] = True
-            return state['get'] and state['dump']
-        self._receive(take, None, dump_seq, parts)
-        if failure:
-            raise failure[0]
-        if state['interrupted'] or any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR for message in parts):
-            parts = self.query(dump)
-        return [message[16:] for message in parts], (answer[0] if answer else None)
-
-    def _query(self, data):
-        """One request's answer, and whether its NLMSG_DONE carried NLM_F_DUMP_INTR (the kernel
-        may mark only the end of a dump)."""
-        seq = self._number(data)
-        self.sock.send(bytes(data))
-        result = []
-        failure = []
-        interrupted = []
-
-        def end(msg_type, flags, mseq, chunk, offset, length):
-            # the parts of a dump go straight into `result`: here come its end, or a single answer
-            if mseq != seq:
-                return False
-            if msg_type == _ERROR:
-                code = -_ERRNO.unpack_from(chunk, offset + 16)[0]
-                if code:
-                    failure.append(NetlinkError(code, 'netlink query', C.ext_ack_text(chunk, offset, length, flags)))
             elif msg_type != _DONE:
                 result.append(chunk[offset:offset + length])
             elif flags & C.NLM_F_DUMP_INTR:
                 interrupted.append(True)
-            return True
+            return not waiting
         self._receive(end, None, seq, result)
         if failure:
             raise failure[0]
-        return result, bool(interrupted)
+        interrupted = bool(interrupted) or any(_FLAGS.unpack_from(message, 6)[0] & C.NLM_F_DUMP_INTR
+                                               for message in result)
+        return result, interrupted, (answer[0] if answer else None)
 
     def send_batch(self, messages):
         """Send encoded messages in one sendmsg, as an nfnetlink batch must go (the kernel takes
