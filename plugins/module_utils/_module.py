@@ -207,7 +207,7 @@ def run(module, planner, read_only=False):
     result = dict(result or {})
     result['changed'] = plan.changed
     result['actions'] = plan.actions
-    if module._diff and not read_only:
+    if plan.diff_wanted:
         result['diff'] = plan.diff()
     result['invocation'] = {'module_args': echo(module.params)}
     module.exit_json(**result)
