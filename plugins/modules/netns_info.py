@@ -207,6 +207,8 @@ nat:
   sample: [{netns: null, source: 10.0.0.0/24, out_interface: eth0}]
 '''
 
+# first, before the engine: its compiled code comes from the host's cache (see _bytecode)
+from ansible_collections.linuxnet.netns.plugins.module_utils import _bytecode  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.linuxnet.netns.plugins.module_utils import _info
 from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module

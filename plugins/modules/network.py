@@ -860,6 +860,8 @@ actions:
     - add route ns1 default via 10.0.0.1
 '''
 
+# first, before the engine: its compiled code comes from the host's cache (see _bytecode)
+from ansible_collections.linuxnet.netns.plugins.module_utils import _bytecode  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.linuxnet.netns.plugins.module_utils import _network
 
 

@@ -229,6 +229,8 @@ actions:
   elements: str
 '''
 
+# first, before the engine: its compiled code comes from the host's cache (see _bytecode)
+from ansible_collections.linuxnet.netns.plugins.module_utils import _bytecode  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
 from ansible_collections.linuxnet.netns.plugins.module_utils import _kind_veth
 

@@ -153,6 +153,12 @@ def test_bridge_network_lifecycle(make_host, python):
     assert host.sh('sysctl -n net.ipv4.ip_forward').strip() == '1'
     subnet = gateway_cidr[0].rsplit('.', 1)[0] + '.0/24'
     assert 'ip saddr %s oifname "up0" masquerade' % subnet in host.sh('nft list table inet linuxnet_netns')
+    # the module runs took the engine from Ansible's payload zip and kept its compiled code (_bytecode),
+    # in a directory root alone may write
+    listing = host.sh('stat -c "%a %U %n" /run/linuxnet-netns/pycache /run/linuxnet-netns/pycache/*').splitlines()
+    assert listing[0] == '700 root /run/linuxnet-netns/pycache', listing
+    kept = set(line.rsplit('/', 1)[1].split('.')[0] for line in listing[1:] if line.startswith('600 root '))
+    assert {'_network', '_module', '_info', '_transport', '_kind_veth'} <= kept, listing
 
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3')
     assert recap['changed'] == 0, out.stdout

@@ -14,6 +14,8 @@ CODEC, TRANSPORT, STATE, PLANNERS, APPLY, GLUE = range(6)
 LAYERS = {
     # the shared words (errors, how a namespace is named) import nothing of ours: any layer may use them
     '_common': CODEC,
+    # how a module run imports the engine (imported first by each module stub): nothing of ours
+    '_bytecode': CODEC,
     '_codec': CODEC, '_nft_codec': CODEC,
     '_transport': TRANSPORT,
     # files written at apply time (closures of operations call them)
@@ -64,6 +66,11 @@ def test_imports_only_downward(name):
 def test_the_codec_imports_nothing_of_ours_but_itself():
     for name in ('_codec', '_nft_codec'):
         assert imports(name) <= {'_codec'}, name
+
+
+def test_the_bytecode_cache_imports_nothing_of_ours():
+    # it must be in place before the first engine file is imported
+    assert imports('_bytecode') == set()
 
 
 @pytest.mark.parametrize('name', [name[:-3] for name in KINDS])

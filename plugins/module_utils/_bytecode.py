@@ -1,0 +1,170 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# Note that this module util is **PRIVATE** to the collection. It can have breaking changes at any time.
+# Do not use this from other collections or standalone plugins/modules!
+"""The engine's compiled code, kept on the managed host from one module run to the next.
+
+Ansible sends a module with the module_utils it imports as one zip (AnsiballZ), and Python imports
+them from it with zipimport, which compiles every source file on every run and keeps nothing: for
+this engine about 80 ms of each module run, where the same imports from compiled code take 10-15 ms.
+On a fleet - a read and an apply on every host per converge - that was most of what a module run
+cost beyond Ansible's own least (a ping).
+
+Importing this module (each module stub does, before the engine) puts a finder in front of Python's
+own that serves this package's modules from the payload zip with code compiled once per source
+text and kept in CACHE_DIR: a file per module, named by the SHA-256 of its source and the
+interpreter's cache tag, so a changed source or another Python never runs stale code. Only for root,
+only in a directory root owns and no one else may write, only for modules that zipimport would load
+(never on the controller or in tests, whose files Python caches itself); anything unexpected - no
+such directory, another owner, a file that does not read back as code - and the module is compiled
+as zipimport would. /run is emptied at boot, and a module's older file goes when a new one is
+written: nothing piles up. LINUXNET_NETNS_PYCACHE in the module's environment: 0, nothing is read or
+written; an absolute path, the directory to use instead (held to the same rules)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import hashlib
+import marshal
+import os
+import stat
+import sys
+import tempfile
+import types
+
+try:
+    import zipimport
+    from importlib.machinery import PathFinder
+    from importlib.util import MAGIC_NUMBER
+except ImportError:  # Python 2: no finder of this kind; everything is compiled as before
+    PathFinder = None
+
+PACKAGE = __name__.rpartition('.')[0]
+CACHE_DIR = '/run/linuxnet-netns/pycache'
+ENV = 'LINUXNET_NETNS_PYCACHE'
+
+
+def cache_dir(path=CACHE_DIR):
+    """The directory (`path`, or the one LINUXNET_NETNS_PYCACHE names), made if missing, where it may
+    hold code this process runs; else None. Whoever can write a file there can run code as root in
+    the next module run: the directory must be root's (the only user for whom there is a cache) and
+    writable by no one else."""
+    setting = os.environ.get(ENV, '')
+    if setting == '0' or os.geteuid() != 0:
+        return None
+    if setting.startswith('/'):
+        path = setting
+    try:
+        if not os.path.isdir(path):
+            os.makedirs(path, 0o700)
+        info = os.lstat(path)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != 0 or info.st_mode & 0o022:
+        return None
+    return path
+
+
+class Finder(object):
+    """The module spec zipimport would give, with a Loader that takes the code from the cache."""
+
+    def __init__(self, directory):
+        self.directory = directory
+
+    def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith(PACKAGE + '.') or path is None:
+            return None
+        spec = PathFinder.find_spec(fullname, path)
+        if spec is None or spec.submodule_search_locations is not None \
+                or not isinstance(spec.loader, zipimport.zipimporter):
+            return None  # the rest of sys.meta_path finds it as before
+        spec.loader = Loader(spec.loader, self.directory)
+        return spec
+
+
+class Loader(object):
+    """One module of the payload zip: its source from zipimport, its code from the cache."""
+
+    def __init__(self, zip_loader, directory):
+        self.zip_loader, self.directory = zip_loader, directory
+
+    def create_module(self, spec):
+        return None  # the default module object
+
+    def exec_module(self, module):
+        exec(self.get_code(module.__name__), module.__dict__)  # pylint: disable=exec-used
+
+    def is_package(self, fullname):
+        return False
+
+    def get_source(self, fullname):
+        # tracebacks (linecache) and the boot code (_saved.engine_files) read the source through here
+        return self.zip_loader.get_source(fullname)
+
+    def get_code(self, fullname):
+        source = self.get_source(fullname)
+        name = fullname.rpartition('.')[2]
+        key = '%s.%s.%s' % (name, hashlib.sha256(source.encode('utf-8')).hexdigest()[:32],
+                            sys.implementation.cache_tag)
+        path = os.path.join(self.directory, key)
+        code = load(path)
+        if code is None:
+            # the file name Python would show for the module's own file, the same in every run (the
+            # payload's path changes each time); the lines come from get_source
+            code = compile(source, '%s/%s.py' % (PACKAGE.replace('.', '/'), name), 'exec', dont_inherit=True)
+            store(path, code, stale=name + '.')
+        return code
+
+
+def load(path):
+    """The code kept in `path`, or None (missing, or not code of this interpreter)."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read()
+        if data[:len(MAGIC_NUMBER)] != MAGIC_NUMBER:
+            return None
+        code = marshal.loads(data[len(MAGIC_NUMBER):])
+    except (OSError, EOFError, ValueError, TypeError):
+        return None
+    return code if isinstance(code, types.CodeType) else None
+
+
+def store(path, code, stale):
+    """Keep `code` in `path` (written whole, then renamed: another run reads the old file or the new
+    one, never half), and drop the module's files for other sources (names starting with `stale`).
+    A cache that cannot be written costs the next run a compile, nothing else."""
+    directory = os.path.dirname(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix='.new-', dir=directory)
+    except OSError:
+        return
+    try:
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(MAGIC_NUMBER + marshal.dumps(code))
+        os.rename(tmp, path)
+        for entry in os.listdir(directory):
+            if entry.startswith(stale) and entry != os.path.basename(path):
+                os.unlink(os.path.join(directory, entry))
+    except OSError:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def install(loader):
+    """Put the Finder first in sys.meta_path, once, where this module came from a payload zip."""
+    if PathFinder is None or not isinstance(loader, zipimport.zipimporter):
+        return False
+    if any(isinstance(finder, Finder) for finder in sys.meta_path):
+        return True
+    directory = cache_dir()
+    if directory is None:
+        return False
+    sys.meta_path.insert(0, Finder(directory))
+    return True
+
+
+install(globals().get('__loader__'))
