@@ -25,6 +25,7 @@ import ipaddress
 import socket
 import struct
 import sys
+import types
 
 # --- pyroute2, imported when first used ---------------------------------------------------------
 # Not at module start: its package import costs 0.3-0.4 s (it loads IPRoute, IPDB, NDB...), paid
@@ -44,11 +45,20 @@ _MESSAGES = {
 }
 
 
-def pyroute2_module(name):
+# pyroute2's socket module, which its nf_tables messages' module imports only to subclass the socket
+# classes: it pulls in asyncio (0.9) and pyroute2.config, whose import runs `uname -p` and `file`
+# (platform.uname(), platform.architecture()) - 20-50 ms of each run that reads nf_tables, for
+# classes the engine never uses. pyroute2_module(..., without_sockets=True) imports with stand-ins.
+SOCKET_MODULE = 'pyroute2.netlink.nlsocket'
+SOCKET_CLASSES = ('NetlinkSocket', 'AsyncNetlinkSocket')
+
+
+def pyroute2_module(name, without_sockets=False):
     """Import one pyroute2 submodule (pyroute2.netlink...) without pyroute2's package __init__,
     which imports IPRoute, NDB, IPDB and conntrack: half the cost of a module run's imports, for
-    classes the engine never uses. The stand-in package is taken out again afterwards, so that an
-    `import pyroute2` later in the same process gets the real one."""
+    classes the engine never uses; `without_sockets`, with stand-ins for pyroute2's socket classes
+    (SOCKET_MODULE). The stand-in package (and module) are taken out again afterwards, so that an
+    `import pyroute2` later in the same process gets the real ones."""
     if 'pyroute2' in sys.modules:
         return importlib.import_module(name)
     spec = importlib.util.find_spec('pyroute2')
@@ -57,6 +67,11 @@ def pyroute2_module(name):
     package = importlib.util.module_from_spec(spec)  # not executed: only its __path__ is needed
     before = set(sys.modules)
     sys.modules['pyroute2'] = package
+    if without_sockets:
+        sockets = types.ModuleType(SOCKET_MODULE)
+        for cls in SOCKET_CLASSES:
+            setattr(sockets, cls, type(cls, (object,), {'__module__': SOCKET_MODULE}))
+        sys.modules[SOCKET_MODULE] = sockets
     try:
         return importlib.import_module(name)
     finally:

@@ -73,8 +73,9 @@ NF_NAT_RANGE_MAP_IPS, NF_NAT_RANGE_PROTO_SPECIFIED = 0x1, 0x2
 NFT_BITWISE_BOOL = 0
 NFTNL_UDATA_RULE_COMMENT = 0
 
-# pyroute2's nf_tables message classes cost about 0.3 s to import (its socket module pulls in
-# asyncio): they are loaded on first use, so that a run that never touches nf_tables does not pay
+# pyroute2's nf_tables message classes cost 15-20 ms to import (with stand-ins for its socket module,
+# which would pull in asyncio and pyroute2.config: see _codec.SOCKET_MODULE): they are loaded on first
+# use, so that a run that never touches nf_tables does not pay
 LAZY = ('nfgen_msg', 'nft_chain_msg', 'nft_gen_msg', 'nft_rule_msg', 'nft_table_msg', 'nft_rule_raw_msg',
         'nfnl_batch_msg')
 _loaded = {}
@@ -84,9 +85,10 @@ def _load():
     """The pyroute2 classes and the enum tables read from them, once."""
     if _loaded:
         return _loaded
-    # the nf_tables messages only, without pyroute2's package __init__
-    nfgen_msg = pyroute2_module('pyroute2.netlink.nfnetlink').nfgen_msg
-    _nftsocket = pyroute2_module('pyroute2.netlink.nfnetlink.nftsocket')
+    # the nf_tables messages only, without pyroute2's package __init__; nfgen_msg as that module has
+    # it (one import of pyroute2.netlink, not two)
+    _nftsocket = pyroute2_module('pyroute2.netlink.nfnetlink.nftsocket', without_sockets=True)
+    nfgen_msg = _nftsocket.nfgen_msg
     nft_chain_msg = _nftsocket.nft_chain_msg
     nft_gen_msg = _nftsocket.nft_gen_msg
     nft_rule_msg = _nftsocket.nft_rule_msg

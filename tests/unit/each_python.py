@@ -26,9 +26,13 @@ COLLECTION = 'ansible_collections.linuxnet.netns'
 def engine():
     from ansible_collections.linuxnet.netns.plugins.module_utils import (  # noqa: F401
         _codec, _nft_apply, _nft_codec, _nft_plan, _nft_state, _transport)
+    nft = _nft_codec.nft_rule_msg.__name__
+    # the nf_tables messages came without pyroute2's sockets (asyncio) and config (`uname -p`, `file`)
+    # (pyroute2's own modules are gone again by now; what they imported of the standard library stays)
+    light = sorted(m for m in ('multiprocessing', 'asyncio', 'platform') if m in sys.modules)
     _codec.ifinfmsg  # noqa: B018 - the import this is about
     return [sorted(m for m in ('pyroute2.iproute', 'pyroute2.ndb', 'pyroute2.ipdb') if m in sys.modules),
-            _codec.HAS_PYROUTE2, _nft_codec.nft_rule_msg.__name__]
+            _codec.HAS_PYROUTE2, nft, light]
 
 
 def whole():
@@ -36,7 +40,9 @@ def whole():
     _codec.ifinfmsg  # noqa: B018 - imported first without the package __init__
     import pyroute2.netlink.rtnl
     from pyroute2 import IPRoute
-    return [pyroute2.netlink.rtnl.ifinfmsg.ifinfmsg.__name__, IPRoute.__name__]
+    # the real socket classes, not the stand-ins the nf_tables messages were imported with
+    from pyroute2.netlink.nfnetlink.nftsocket import NFTSocket
+    return [pyroute2.netlink.rtnl.ifinfmsg.ifinfmsg.__name__, IPRoute.__name__, hasattr(NFTSocket, 'bind')]
 
 
 def codec():

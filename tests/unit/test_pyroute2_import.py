@@ -7,8 +7,8 @@ from ansible_collections.linuxnet.netns.tests.unit import each_python
 
 
 def test_the_package_init_does_not_run(python, collections_dir):
-    assert each_python.value(python, collections_dir, 'engine') == [[], True, 'nft_rule_msg']
+    assert each_python.value(python, collections_dir, 'engine') == [[], True, 'nft_rule_msg', []]
 
 
 def test_pyroute2_imports_whole_afterwards(python, collections_dir):
-    assert each_python.value(python, collections_dir, 'whole') == ['ifinfmsg', 'IPRoute']
+    assert each_python.value(python, collections_dir, 'whole') == ['ifinfmsg', 'IPRoute', True]
