@@ -213,6 +213,25 @@ STALE = """
 """
 
 
+def test_teardown_looks_the_fleet_up_once_and_a_host_of_another_fleet_itself(make_host, tmp_path):
+    """teardown.yml takes the fleet's pinned and remembered subnets from one step for the play; a host
+    whose bridge_network_fleet differs from the play's looks them up itself. Both plan the same
+    removal here (check mode: nothing changes); a second host, `other`, shares this one's kernel."""
+    host = make_host()
+    host.playbook('site.yml', '-e', 'bridge_network_namespaces=2')
+    inventory = tmp_path / 'other.yml'
+    inventory.write_text('all:\n  hosts:\n    other:\n      ansible_connection: local\n'
+                         '      bridge_network_fleet: [other]\n')
+    out, recap = host.playbook('teardown.yml', '-i', str(inventory), '--check')
+    recaps = dict((m.group(1), (int(m.group(3)), int(m.group(5)))) for m in RECAP.finditer(out.stdout))
+    assert recaps == {'localhost': (1, 0), 'other': (1, 0)}, out.stdout
+    assert 'TASK [linuxnet.netns.bridge_network : The fleet\'s pinned and remembered subnets, once for the play]' \
+        in out.stdout
+    assert host.netns() == ['lnns1', 'lnns2']
+    host.playbook('teardown.yml')
+    assert_nothing_left(host)
+
+
 def test_converge_removes_the_roles_stale_objects_as_a_teardown_finds_them(make_host, tmp_path):
     """A converge finds the role's objects no longer wanted as a teardown does (purge_match). After a
     switch to p2p mode, another subnet and fewer namespaces: the bridge, a namespace, a route into the
