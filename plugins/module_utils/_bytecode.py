@@ -105,6 +105,8 @@ class Loader(object):
 
     def get_code(self, fullname):
         source = self.get_source(fullname)
+        if source is None:  # compiled code alone in the zip: nothing to compile, nothing to keep
+            return self.zip_loader.get_code(fullname)
         name = fullname.rpartition('.')[2]
         key = '%s.%s.%s' % (name, hashlib.sha256(source.encode('utf-8')).hexdigest()[:32],
                             sys.implementation.cache_tag)
