@@ -43,14 +43,15 @@ except RuntimeError:
 '''
 
 
-def payload(tmp_path, value='one', name='payload.zip'):
+def payload(tmp_path, value='one', name='payload.zip', demo=None):
+    """The zip; `demo`: (file name, content) of the demo module, its source with `value` by default."""
     path = str(tmp_path / name)
     with zipfile.ZipFile(path, 'w') as archive:
         parts = BASE.split('/')
         for depth in range(1, len(parts) + 1):
             archive.writestr('/'.join(parts[:depth]) + '/__init__.py', '')
         archive.writestr(BASE + '/_bytecode.py', BYTECODE)
-        archive.writestr(BASE + '/_demo.py', DEMO % value)
+        archive.writestr(*(demo or (BASE + '/_demo.py', DEMO % value)))
     return path
 
 
@@ -158,16 +159,9 @@ def test_outside_a_payload_zip_python_imports_as_always(tmp_path, cache):
 def test_a_module_shipped_compiled_is_imported_as_zipimport_would(tmp_path, cache):
     """A zip holding a module's compiled code and no source (not what Ansible ships): nothing to key
     the cache by, so the code is taken as it is and nothing is kept."""
-    path = str(tmp_path / 'compiled.zip')
     code = compile(DEMO % 'compiled', BASE + '/_demo.py', 'exec')
     # a .pyc as Python 3.7+ writes it: magic, flags (0: checked by timestamp), mtime, source size
     pyc = MAGIC_NUMBER + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00' + b'\x00\x00\x00\x00' + marshal.dumps(code)
-    with zipfile.ZipFile(path, 'w') as archive:
-        parts = BASE.split('/')
-        for depth in range(1, len(parts) + 1):
-            archive.writestr('/'.join(parts[:depth]) + '/__init__.py', '')
-        archive.writestr(BASE + '/_bytecode.py', BYTECODE)
-        archive.writestr(BASE + '/_demo.pyc', pyc)
-    result = run(path, cache)
+    result = run(payload(tmp_path, name='compiled.zip', demo=(BASE + '/_demo.pyc', pyc)), cache)
     assert result['installed'] == 'True' and result['value'] == 'compiled'
     assert entries(cache) == []
