@@ -29,10 +29,18 @@ def boom():
 
 # what a module stub does: _bytecode first, then the engine
 RUN = '''
-import sys, traceback
+import builtins, sys, traceback
 sys.path.insert(0, sys.argv[1])
 from ansible_collections.linuxnet.netns.plugins.module_utils import _bytecode
+compiled = []
+real_compile = builtins.compile
+def counting_compile(source, filename, *args, **kwargs):
+    compiled.append(filename)
+    return real_compile(source, filename, *args, **kwargs)
+builtins.compile = counting_compile  # zipimport's compiles too
 from ansible_collections.linuxnet.netns.plugins.module_utils import _demo
+builtins.compile = real_compile
+print('compiled', len([name for name in compiled if name.endswith('_demo.py')]))
 print('installed', any(isinstance(f, _bytecode.Finder) for f in sys.meta_path))
 print('loader', type(_demo.__loader__).__name__)
 print('value', _demo.VALUE)
@@ -76,6 +84,9 @@ def test_the_first_run_compiles_and_keeps_each_module_the_next_runs_the_kept_cod
     zip_path = payload(tmp_path)
     first = run(zip_path, cache)
     assert first['installed'] == 'True' and first['loader'] == 'Loader' and first['value'] == 'one'
+    # once: zipimport alone compiles a module twice (to learn its file name, then to run it)
+    assert first['compiled'] == '1'
+    assert run(zip_path, cache)['compiled'] == '0'
     kept = entries(cache)
     assert [name.split('.')[0] for name in kept] == ['_demo']  # _bytecode itself came before the finder
     assert oct(os.stat(str(cache)).st_mode & 0o777) == '0o700'
