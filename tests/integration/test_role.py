@@ -388,16 +388,18 @@ def test_past_a_thousand_namespaces_further_bridges_join_the_first_and_nothing_m
 
 def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it_is_not(make_host, tmp_path):
     """bridge_network_install_deps (the default): a host whose Python has pyroute2 runs no setup or
-    package task; one whose Python lacks it gets the install path (OS family, package), then the read
-    again - which, the package serving another Python than this one, fails naming pyroute2."""
+    package module and no extra task; one whose Python lacks it gets the install path inside the
+    role's read (OS family, package), then the read again - which, the package serving another Python
+    than this one, fails naming pyroute2 and what the install did."""
     host = make_host()
-    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true')
+    out, recap = host.playbook('site.yml', '-v', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true')
     assert recap['failed'] == 0 and host.netns() == ['lnns1', 'lnns2']
-    never = ('TASK [linuxnet.netns.bridge_network : Gather the OS family, to install pyroute2]',
-             'TASK [linuxnet.netns.bridge_network : Install pyroute2 (Debian family)]')
-    assert not [task for task in never if task in out.stdout], out.stdout
-    out, recap = host.playbook('teardown.yml', '-e', 'bridge_network_install_deps=true')
-    assert not [task for task in never if task in out.stdout], out.stdout
+    # the read's and the apply's results (-v) say nothing of an install; the tasks are the role's own:
+    # the argument check, the read, the allocation, the teardown's step (skipped) and the apply
+    assert '"deps"' not in out.stdout and '"missing_library"' not in out.stdout, out.stdout
+    assert out.stdout.count('TASK [') == 5, out.stdout
+    out, recap = host.playbook('teardown.yml', '-v', '-e', 'bridge_network_install_deps=true')
+    assert '"deps"' not in out.stdout and '"missing_library"' not in out.stdout, out.stdout
     assert_nothing_left(host)
 
     # a Python without pyroute2 (a bare virtual environment of one that has neither it nor Ansible's deps)
@@ -405,15 +407,19 @@ def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it
     subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(bare)], check=True)
     python = str(bare / 'bin' / 'python3')
     assert subprocess.run([python, '-c', 'import pyroute2'], check=False, stderr=subprocess.DEVNULL).returncode
-    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true',
+    for playbook in ('site.yml', 'teardown.yml'):
+        out, recap = host.playbook(playbook, '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true',
+                                   '-e', 'ansible_python_interpreter=%s' % python, '--check', check=False)
+        assert recap['failed'] == 1 and host.netns() == [], out.stdout
+        # the install path ran (Debian family: the package, there for /usr/bin/python3), and the module
+        # run again refuses, naming what is missing and what the install did, instead of going on
+        assert '"os_family": "Debian", "package": "python3-pyroute2"' in out.stdout, out.stdout
+        assert 'Failed to import the required Python library (pyroute2)' in out.stdout
+        assert '(bridge_network_install_deps: python3-pyroute2 ' in out.stdout
+    # without bridge_network_install_deps: no install path
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2',
                                '-e', 'ansible_python_interpreter=%s' % python, '--check', check=False)
-    assert 'TASK [linuxnet.netns.bridge_network : Gather the OS family, to install pyroute2]' in out.stdout, out.stdout
-    assert 'TASK [linuxnet.netns.bridge_network : Install pyroute2 (Debian family)]' in out.stdout
-    assert recap['failed'] == 1 and host.netns() == []
-    if 'The same module run again, with pyroute2' in out.stdout:
-        # the package step passed (the package is there, for /usr/bin/python3): the read again
-        # refuses, naming what is missing, instead of planning from a failed read
-        assert 'pyroute2' in out.stdout.split('The same module run again')[-1]
+    assert recap['failed'] == 1 and '"deps"' not in out.stdout and 'pyroute2' in out.stdout, out.stdout
 
 
 def test_services_and_dns_in_the_roles_namespaces(make_host, tmp_path):

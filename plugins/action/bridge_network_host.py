@@ -1,0 +1,142 @@
+# -*- coding: utf-8 -*-
+# Copyright: linuxnet.netns contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The bridge_network role's work on one host, in one task per module run: `step: read` runs
+netns_info and works out the host's uplink, underlay address and current subnet; `step: apply`
+plans the host's network (or its teardown), refuses a plan with errors before anything changes and
+runs linuxnet.netns.network with it. Where a module run finds pyroute2 missing (install_deps), the
+task installs it and runs the module again.
+
+Each task of a role costs every host a round of the play - a process forked for it on the
+controller, its templates compiled again there, the play waiting for the slowest host - whether it
+does anything or is skipped. The role's read, its note of the uplink and the pyroute2 fallback were
+four tasks; the plan, the refusal, the apply and the fallback four more. Here they are two: what the
+role needs between them is the fleet-wide allocation, once for the play (a run_once task)."""
+
+from __future__ import absolute_import, division, print_function
+
+__metaclass__ = type
+
+import json
+
+from ansible.errors import AnsibleActionFail
+from ansible.module_utils.parsing.convert_bool import boolean
+from ansible.plugins.action import ActionBase
+
+from ansible_collections.linuxnet.netns.plugins.filter.bridge_network import (
+    bridge_network_local, bridge_network_plan, bridge_network_teardown)
+
+STEPS = ('read', 'apply')
+PACKAGES = {'Debian': 'python3-pyroute2'}  # by OS family: the distributions' own packages
+# the network module's lists, by the plan's names for them
+LISTS = (('namespaces', 'namespaces'), ('bridges', 'bridges'), ('pairs', 'pairs'), ('routes', 'routes'),
+         ('masquerade', 'nat'), ('publish', 'publish'), ('services', 'services'), ('dns', 'dns'),
+         ('forwarding', 'forwarding'))
+
+
+def read_args(settings):
+    """netns_info's options for the role's read: the host alone, whatever the number of namespaces (the
+    plan needs nothing from inside them); no pairing, port lists or (in bridge mode) ports - a thousand
+    of them would come back for nothing; no nf_tables rules (the network module finds the role's stale
+    MASQUERADE rules itself, purge_match) and no saved plans (the network task writes the role's)."""
+    return {'netns_details': False, 'veth_pairs': False, 'bridges': False,
+            'bridge_ports': settings['mode'] != 'bridge', 'nat': False, 'saved_plans': 'none'}
+
+
+def network_args(plan, save):
+    """linuxnet.netns.network's options for a plan. The lists go as one JSON text (`definition`):
+    Ansible walks a module's arguments element by element on their way to the host, and one text is
+    one string to it."""
+    return {'definition': json.dumps(dict((option, plan[key]) for option, key in LISTS), separators=(',', ':')),
+            'purge': plan['purge'], 'purge_match': plan['purge_match'], 'save': save}
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save'))
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # not used
+        args = self._task.args
+        step = args.get('step')
+        if step not in STEPS:
+            raise AnsibleActionFail('step must be one of %s, not %r' % (', '.join(STEPS), step))
+        settings = args.get('settings')
+        if not isinstance(settings, dict):
+            raise AnsibleActionFail('settings must be the role\'s _bridge_network_settings (a dict), not %r' % (settings,))
+        try:
+            # as the role's variable comes: a bool, or a string from the command line (-e ...=false)
+            self._install_deps = boolean(args.get('install_deps', False), strict=True)
+        except TypeError as exc:
+            raise AnsibleActionFail('install_deps: %s' % exc)
+        self._deps = None
+        if step == 'read':
+            result.update(self._read(settings, task_vars))
+        else:
+            result.update(self._apply(settings, args.get('inputs') or {}, args.get('save'), task_vars))
+        if self._deps is not None:
+            result['deps'] = self._deps
+            result['changed'] = result.get('changed', False) or self._deps['changed']
+        return result
+
+    def _read(self, settings, task_vars):
+        info = self._module('linuxnet.netns.netns_info', read_args(settings), task_vars)
+        if info.get('failed'):
+            return info
+        local = bridge_network_local(info, settings)
+        # a fact, kept by a fact cache: hosts outside a later play keep their subnet and next hop known
+        return dict(info, local=local, ansible_facts={'_bridge_network_local': local}, _ansible_facts_cacheable=True)
+
+    def _apply(self, settings, inputs, save, task_vars):
+        if settings['state'] == 'present':
+            info = task_vars.get('_bridge_network_info')
+            if not isinstance(info, dict) or info.get('failed') or 'local' not in info:
+                raise AnsibleActionFail('the apply needs the role\'s read of this host (_bridge_network_info): '
+                                        'run the role from its start, not from this task')
+            plan = bridge_network_plan(info, dict(settings, local=info['local'], **inputs))
+        else:
+            plan = bridge_network_teardown(dict(settings, **inputs))
+        if plan['errors']:
+            # before anything changed
+            return {'failed': True, 'changed': False, 'msg': '; '.join(plan['errors']), 'warnings': plan['warnings']}
+        applied = self._module('linuxnet.netns.network', network_args(plan, save), task_vars)
+        applied['warnings'] = list(plan['warnings']) + list(applied.get('warnings') or [])
+        return applied
+
+    def _module(self, name, module_args, task_vars):
+        """The module's result; where pyroute2 is missing (and install_deps), the package installed and
+        the module run again - whose failure then says what was tried."""
+        result = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        if not (result.get('failed') and result.get('missing_library') == 'pyroute2' and self._install_deps):
+            return result
+        installed = self._install_pyroute2(task_vars)
+        if installed.get('failed'):
+            return installed
+        again = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        if again.get('failed') and again.get('missing_library') == 'pyroute2':
+            again['msg'] = '%s (bridge_network_install_deps: %s)' % (again.get('msg'), self._deps['msg'])
+        return again
+
+    def _install_pyroute2(self, task_vars):
+        family = (task_vars.get('ansible_facts') or {}).get('os_family')
+        if not family:
+            gathered = self._execute_module(module_name='ansible.builtin.setup', module_args={'gather_subset': ['min']},
+                                            task_vars=task_vars)
+            if gathered.get('failed'):
+                return dict(gathered, msg='gathering the OS family to install pyroute2: %s' % gathered.get('msg'))
+            family = (gathered.get('ansible_facts') or {}).get('ansible_os_family')
+        package = PACKAGES.get(family)
+        self._deps = {'os_family': family, 'package': package, 'changed': False}
+        if package is None:
+            self._deps['msg'] = 'no package known for the OS family %s: install pyroute2 for the host\'s Python' % family
+            return {}
+        installed = self._execute_module(module_name='ansible.builtin.apt', module_args={'name': package, 'state': 'present'},
+                                         task_vars=task_vars)
+        if installed.get('failed'):
+            return dict(installed, msg='installing %s for pyroute2: %s' % (package, installed.get('msg')))
+        self._deps['changed'] = bool(installed.get('changed'))
+        self._deps['msg'] = '%s %s' % (package, 'installed' if installed.get('changed') else 'was there already')
+        return {}
