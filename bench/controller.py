@@ -1,20 +1,21 @@
 #!/usr/bin/env python
-"""The controller's side of the bridge_network role at fleet scale (issue 16, part 4): the filters of
-roles/bridge_network/tasks/facts.yml, called as the role calls them, fed a recorded netns_info result
-(bench/fixtures/netns_info_host.json: a bridge-mode host of the lab fleet, as facts.yml reads it) for
+"""The controller's side of the bridge_network role at fleet scale (issue 16, part 4): the filters the
+role calls (its action linuxnet.netns.bridge_network_host on each host, tasks/fleet.yml once for the
+play), called as the role calls them, fed a recorded netns_info result
+(bench/fixtures/netns_info_host.json: a bridge-mode host of the lab fleet, as the role reads it) for
 each of H hosts, each host with its own uplink name, underlay address and subnet (a converged fleet:
 every host's bridge carries the subnet the allocation gives it, so every host is remembered).
 
 Two ways, side by side, both timed over the whole fleet:
 
-  once       what facts.yml does now: each host's bridge_network_local; once for the play the
+  once       what the role does now: each host's bridge_network_local; once for the play the
              allocation (subnet_allocate), the underlay addresses and bridge_network_fleet; then each
              host's bridge_network_plan with that `fleet`
-  per-host   what facts.yml did before: each host's bridge_network_local, then every host builds the
+  per-host   what the role did before: each host's bridge_network_local, then every host builds the
              fleet's pinned, remembered and underlay maps, allocates the whole fleet and plans alone
              (`fleet` None)
 
-The maps that facts.yml builds in Jinja from hostvars are built here as plain dicts, where the role
+The maps that the role builds in Jinja from hostvars are built here as plain dicts, where the role
 builds them: once, or once per host. Ansible's own cost (templating, task handling) is not in the
 numbers. Both ways must give every host the same plan; the run fails if they do not.
 

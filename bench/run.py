@@ -1376,7 +1376,8 @@ def report(rows, env, notes, args_repeat):
            'it is full and some pings go unanswered (see the notes) - a limit of one kernel carrying '
            'about 500 or more talking namespaces, which a single host with N=1000 meets too, not of '
            'SSH or of the fleet.' % FLEET_NAMESPACES,
-           '- **controller** (issue 16): `bench/controller.py`, the filters of `roles/bridge_network/tasks/facts.yml` '
+           '- **controller** (issue 16): `bench/controller.py`, the filters the role calls (its action '
+           '`linuxnet.netns.bridge_network_host` on each host, `tasks/fleet.yml` once for the play), '
            'called as the role calls them, in one Python process, for H hosts read from one recorded '
            '`netns_info` result (`bench/fixtures/netns_info_host.json`, a bridge-mode host of the lab fleet), each '
            'with its own uplink, underlay address and the subnet the allocation gives it (a converged fleet: every '
