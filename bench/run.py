@@ -1228,7 +1228,8 @@ def environment(python):
 
 
 def breakdown_table(rows):
-    """Module time per task of the role at the largest N, for each step."""
+    """Module time per task of the role at the largest N, for each step: a row per task (the role's
+    read and apply are both its action, told apart by their names)."""
     sizes = [r['n'] for r in rows if r['method'] == 'role' and r.get('detail')]
     if not sizes:
         return None, None, None
@@ -1238,16 +1239,17 @@ def breakdown_table(rows):
     order = []
     for step in steps:
         for task in step['detail']:
-            if task[1] not in order and (task[1].startswith('linuxnet.netns.') or task[4] >= 0.2):
-                order.append(task[1])
+            key = (task[1], task[0].split(' : ')[-1])
+            if key not in order and (task[1].startswith('linuxnet.netns.') or task[4] >= 0.2):
+                order.append(key)
     lines = []
-    for action in order:
+    for action, name in order:
         cells = []
         for step in steps:
-            ran = [t for t in step['detail'] if t[1] == action and t[2] != 'skipped']
+            ran = [t for t in step['detail'] if (t[1], t[0].split(' : ')[-1]) == (action, name) and t[2] != 'skipped']
             cells.append('%.2f%s' % (sum(t[4] for t in ran), ' (changed)' if any(t[3] for t in ran) else '')
                          if ran else '-')
-        lines.append([action] + cells)
+        lines.append(['%s (%s)' % (name, action)] + cells)
     return n, ['task (action)'] + [step['step'] + ' s' for step in steps], lines
 
 
