@@ -54,7 +54,7 @@ def network_args(plan, save):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save'))
+    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save', 'state'))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -73,6 +73,10 @@ class ActionModule(ActionBase):
         except TypeError as exc:
             raise AnsibleActionFail('install_deps: %s' % exc)
         self._deps = None
+        if args.get('state') not in (None, settings.get('state')):
+            # the entry point `teardown` (state: absent) with bridge_network_state present, say
+            raise AnsibleActionFail('this entry point of the role is for bridge_network_state=%s, not %r'
+                                    % (args['state'], settings.get('state')))
         if step == 'read':
             result.update(self._read(settings, task_vars))
         else:
@@ -87,8 +91,10 @@ class ActionModule(ActionBase):
         if info.get('failed'):
             return info
         local = bridge_network_local(info, settings)
-        # a fact, kept by a fact cache: hosts outside a later play keep their subnet and next hop known
-        return dict(info, local=local, ansible_facts={'_bridge_network_local': local}, _ansible_facts_cacheable=True)
+        # a fact, kept by a fact cache: hosts outside a later play keep their subnet and next hop known;
+        # beside the module run's own (the interpreter Ansible discovered for the host, if it did)
+        facts = dict(info.get('ansible_facts') or {}, _bridge_network_local=local)
+        return dict(info, local=local, ansible_facts=facts, _ansible_facts_cacheable=True)
 
     def _apply(self, settings, inputs, save, task_vars):
         if settings['state'] == 'present':
@@ -138,5 +144,6 @@ class ActionModule(ActionBase):
         if installed.get('failed'):
             return dict(installed, msg='installing %s for pyroute2: %s' % (package, installed.get('msg')))
         self._deps['changed'] = bool(installed.get('changed'))
-        self._deps['msg'] = '%s %s' % (package, 'installed' if installed.get('changed') else 'was there already')
+        self._deps['msg'] = '%s %s' % (package, 'was there already' if not installed.get('changed') else
+                                       'would be installed (check mode)' if self._task.check_mode else 'installed')
         return {}

@@ -50,6 +50,12 @@ options:
   save:
     description: O(step=apply) only. M(linuxnet.netns.network)'s O(linuxnet.netns.network#module:save).
     type: dict
+  state:
+    description:
+      - The state the role's entry point is for (V(absent) for C(teardown)); the task fails, changing nothing,
+        when the role's C(bridge_network_state) differs. Omit for either.
+    type: str
+    choices: [present, absent]
 extends_documentation_fragment:
   - linuxnet.netns._common
 author:
@@ -88,6 +94,7 @@ def main():
         install_deps=dict(type='bool', default=False),
         inputs=dict(type='dict'),
         save=dict(type='dict'),
+        state=dict(type='str', choices=['present', 'absent']),
     ), supports_check_mode=True)
     module.fail_json(msg='linuxnet.netns.bridge_network_host runs as an action plugin, on the controller: '
                          'it was run as a module, without its action plugin')

@@ -225,8 +225,8 @@ def test_teardown_looks_the_fleet_up_once_and_a_host_of_another_fleet_itself(mak
     out, recap = host.playbook('teardown.yml', '-i', str(inventory), '--check')
     recaps = dict((m.group(1), (int(m.group(3)), int(m.group(5)))) for m in RECAP.finditer(out.stdout))
     assert recaps == {'localhost': (1, 0), 'other': (1, 0)}, out.stdout
-    assert 'TASK [linuxnet.netns.bridge_network : The fleet\'s pinned and remembered subnets, once for the play]' \
-        in out.stdout
+    assert 'TASK [linuxnet.netns.bridge_network : The fleet\'s subnets, once for the play - allocated for a converge, ' \
+        'pinned and remembered for a teardown]' in out.stdout
     assert host.netns() == ['lnns1', 'lnns2']
     host.playbook('teardown.yml')
     assert_nothing_left(host)
@@ -395,9 +395,13 @@ def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it
     out, recap = host.playbook('site.yml', '-v', '-e', 'bridge_network_namespaces=2', '-e', 'bridge_network_install_deps=true')
     assert recap['failed'] == 0 and host.netns() == ['lnns1', 'lnns2']
     # the read's and the apply's results (-v) say nothing of an install; the tasks are the role's own:
-    # the argument check, the read, the allocation, the teardown's step (skipped) and the apply
+    # the argument check, the read, the fleet's step and the apply
     assert '"deps"' not in out.stdout and '"missing_library"' not in out.stdout, out.stdout
-    assert out.stdout.count('TASK [') == 5, out.stdout
+    assert out.stdout.count('TASK [') == 4, out.stdout
+    # the entry point `teardown` refuses bridge_network_state=present, changing nothing
+    out, recap = host.playbook('teardown.yml', '-e', 'bridge_network_state=present', check=False)
+    assert recap['failed'] == 1 and 'is for bridge_network_state=absent' in out.stdout, out.stdout
+    assert host.netns() == ['lnns1', 'lnns2']
     out, recap = host.playbook('teardown.yml', '-v', '-e', 'bridge_network_install_deps=true')
     assert '"deps"' not in out.stdout and '"missing_library"' not in out.stdout, out.stdout
     assert_nothing_left(host)
