@@ -214,6 +214,7 @@ IFNAMSIZ = 16
 
 IFLA_IFNAME, IFLA_MTU, IFLA_LINK, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS = 3, 4, 5, 10, 18, 20
 IFLA_NET_NS_FD, IFLA_EXT_MASK, IFLA_LINK_NETNSID = 28, 29, 37
+IFLA_NUM_TX_QUEUES, IFLA_NUM_RX_QUEUES = 31, 32
 IFLA_AF_SPEC, IFLA_INET6_CONF = 26, 2
 DEVCONF_DISABLE_IPV6 = 26  # its place in IFLA_INET6_CONF, an array of s32 (linux/ipv6.h)
 IFLA_INFO_KIND, IFLA_INFO_DATA, IFLA_INFO_SLAVE_KIND, IFLA_INFO_SLAVE_DATA = 1, 2, 4, 5
@@ -275,15 +276,22 @@ def link_attrs(name=None, mtu=None, master=None, alias=None):
     return attrs
 
 
+# A veth's queues, asked for at creation: one each way, the count the kernel gives a veth it makes
+# with the default (one per CPU) - but it then lowers the count on the registered device, and waits
+# a whole RCU grace period for it, holding the RTNL lock, for each end (2.5x the cost of a pair).
+ONE_QUEUE = nla_u32(IFLA_NUM_TX_QUEUES, 1) + nla_u32(IFLA_NUM_RX_QUEUES, 1)
+
+
 def veth_info(peer_name, peer_mtu=None, peer_netns_fd=None):
-    """IFLA_LINKINFO of a veth whose peer is `peer_name` (in the namespace of peer_netns_fd)."""
-    peer = ifinfo() + nla_str(IFLA_IFNAME, peer_name)
+    """The attributes that make a veth whose peer is `peer_name` (in the namespace of peer_netns_fd):
+    its queues and IFLA_LINKINFO."""
+    peer = ifinfo() + nla_str(IFLA_IFNAME, peer_name) + ONE_QUEUE
     if peer_mtu is not None:
         peer += nla_u32(IFLA_MTU, peer_mtu)
     if peer_netns_fd is not None:
         peer += nla_u32(IFLA_NET_NS_FD, peer_netns_fd)
     data = nla(IFLA_INFO_DATA, nla(VETH_INFO_PEER, peer))
-    return nla(IFLA_LINKINFO, nla_str(IFLA_INFO_KIND, 'veth') + data)
+    return ONE_QUEUE + nla(IFLA_LINKINFO, nla_str(IFLA_INFO_KIND, 'veth') + data)
 
 
 def bridge_port_info(attr, on):

@@ -115,6 +115,9 @@ def test_veth_lifecycle(host):
     assert host.addrs(hl) == ['10.0.0.1/24'] and host.addrs(nl) == ['10.0.0.2/24', 'fd00::2/64']
     assert 'UP' in hl['flags'] and 'UP' in nl['flags'] and nl['mtu'] == 1400 and hl['mtu'] == 1500
     assert hl.get('ifalias') == 'linuxnet.netns' and nl.get('ifalias') == 'linuxnet.netns'
+    # one queue each way at both ends, asked for at creation (the kernel's default is one per CPU,
+    # lowered to one on the registered device at the cost of an RCU grace period per end)
+    assert [(link['num_tx_queues'], link['num_rx_queues']) for link in (hl, nl)] == [(1, 1), (1, 1)]
     assert subprocess.call(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W2', '10.0.0.1'],
                            stdout=subprocess.DEVNULL) == 0
 

@@ -109,6 +109,8 @@ CONSTANTS = [
     (C, 'IFLA_IFALIAS', ('nla', IFINFMSG, 'IFLA_IFALIAS')),
     (C, 'IFLA_NET_NS_FD', ('nla', IFINFMSG, 'IFLA_NET_NS_FD')),
     (C, 'IFLA_EXT_MASK', ('nla', IFINFMSG, 'IFLA_EXT_MASK')),
+    (C, 'IFLA_NUM_TX_QUEUES', ('nla', IFINFMSG, 'IFLA_NUM_TX_QUEUES')),
+    (C, 'IFLA_NUM_RX_QUEUES', ('nla', IFINFMSG, 'IFLA_NUM_RX_QUEUES')),
     (C, 'IFLA_LINK_NETNSID', ('nla', IFINFMSG, 'IFLA_LINK_NETNSID')),
     (C, 'IFLA_AF_SPEC', ('nla', IFINFMSG, 'IFLA_AF_SPEC')),
     (C, 'IFLA_INET6_CONF', ('nla', IFINFMSG + '.af_spec_inet.inet6', 'IFLA_INET6_CONF')),
@@ -328,13 +330,15 @@ VETHS = [(None, None), (9000, 5), (None, 12)]
 
 
 def check_veth_create(mtu, fd):
-    peer = [('IFLA_IFNAME', 'eth0')]
+    # one queue each way at both ends (ip link add ... numtxqueues 1 numrxqueues 1)
+    queues = [('IFLA_NUM_TX_QUEUES', 1), ('IFLA_NUM_RX_QUEUES', 1)]
+    peer = [('IFLA_IFNAME', 'eth0')] + queues
     if mtu:
         peer.append(('IFLA_MTU', mtu))
     if fd is not None:
         peer.append(('IFLA_NET_NS_FD', fd))
     info = {'attrs': [('IFLA_INFO_KIND', 'veth'), ('IFLA_INFO_DATA', {'attrs': [('VETH_INFO_PEER', {'attrs': peer})]})]}
-    theirs = msg('ifinfmsg', 16, 0x600, {}, [('IFLA_IFNAME', 'vh1'), ('IFLA_MTU', 1500), ('IFLA_LINKINFO', info)])
+    theirs = msg('ifinfmsg', 16, 0x600, {}, [('IFLA_IFNAME', 'vh1'), ('IFLA_MTU', 1500)] + queues + [('IFLA_LINKINFO', info)])
     ours = C.link_message(16, 0x600, C.link_attrs(name='vh1', mtu=1500) + [C.veth_info('eth0', mtu, fd)])
     same(ours, theirs)
 
