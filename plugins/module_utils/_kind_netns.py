@@ -112,12 +112,28 @@ class Teardown(object):
                                             'for %.0f s' % (sorted(alive), TEARDOWN_TIMEOUT))
 
 
+def _drop_addresses(plan, host, ends):
+    """The addresses of the host-side ends, removed before their namespaces go. The kernel's
+    teardown of a namespace takes its veth's host end down, and an interface going down with an
+    address flushes the whole routing table of the host - once per end, each table as long as there
+    are ends: 2.4 s of the kernel's 8 s for ten thousand p2p namespaces. Removed one by one first,
+    an address takes only its own routes (60 ms for ten thousand). No action of its own: the
+    namespace's deletion takes its pair with it anyway."""
+    for address in host.addresses:
+        if address.index in ends:
+            what = 'remove address %s from the host end of a veth of a namespace being deleted' % address.iface
+            plan.add(P.NETNS_DELETE - 1, None, None, requests=lambda r, a=address, w=what: _transport.Request(
+                _codec.address_message(_codec.RTM_DELADDR, 0, a.index, a.iface), w,
+                (errno.EADDRNOTAVAIL, errno.ENODEV)))
+
+
 def plan_netns(plan, reader, items):
     """Plan all namespaces of one call together: one /proc scan for holders, one teardown wait."""
     removing = [ns for ns in items if ns.state == 'absent' and reader.exists(ns.name)]
     held = reader.holders([ns.name for ns in removing]) if removing else {}
     teardown = Teardown()
     results = []
+    deleting = False
     for ns in items:
         exists = reader.exists(ns.name)
         key = 'netns %s' % ns.name
@@ -128,6 +144,7 @@ def plan_netns(plan, reader, items):
                     plan.add(P.NETNS_DELETE, None,
                              'remove %s (no namespace mounted there)' % _transport.netns_path(ns.name),
                              call=lambda session, name=ns.name: session.delete(name))
+                    deleting = True
                 results.append({'name': ns.name, 'state': 'absent'})
                 continue
             view = reader.view(ns.name)
@@ -148,6 +165,7 @@ def plan_netns(plan, reader, items):
                     'until they let go of it.' % (ns.name, ', '.join(_describe_holder(h) for h in pids)))
             plan.add(P.NETNS_DELETE, None, 'delete netns %s' % ns.name,
                      call=lambda session, name=ns.name: session.delete(name))
+            deleting = True
             reader.removing[ns.name] = 'purge' if ns.param == 'purge' else 'declared'
             if plan.diff_wanted:
                 # lo's state is the namespace's before-state in a diff, and nowhere else: a read of
@@ -187,15 +205,18 @@ def plan_netns(plan, reader, items):
         after = {'lo_up': lo_up, 'ours': ours}
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))
-    if reader.removing:
-        # after every namespace of the stage is unmounted (ops keep their order within a stage)
+    if deleting:
+        # the names go together, from threads, once the stage took them all; then our sockets in
+        # those namespaces close (ops keep their order within a stage)
         plan.add(P.NETNS_DELETE, None, None, call=lambda session: session.release())
+    if reader.removing:
         # the host-side ends of their veths: host veths whose peer is under the id the host knows
         # a removed namespace by (none assigned: no veth ever crossed between them)
         doomed = reader.removed_ids(None)
         if doomed:
             teardown.host_peers.update(link.index for link in reader.view(None).links.values()
                                        if link.kind == 'veth' and link.peer_nsid in doomed)
+            _drop_addresses(plan, reader.view(None), teardown.host_peers)
     if teardown.host_peers:
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
     return results

@@ -3,6 +3,7 @@ run moves through more namespaces than it keeps sockets for, a read ahead that o
 namespace once all the same, and a whole network of 300 namespaces converged, re-run and torn
 down by a module limited to 256 open files (the engine used to hold a socket and a descriptor per
 namespace: 600 and more), and a limit below what any run needs refused before anything changes."""
+import errno
 import json
 import os
 import resource
@@ -43,6 +44,45 @@ def test_sockets_are_bounded_and_opened_again(tmp_path):
                 session.delete(name)
         session.close()
     assert not [name for name in names if os.path.exists(T.netns_path(name))]
+
+
+def test_names_go_together_from_threads_and_every_failure_is_told(tmp_path):
+    """delete() only takes a name; release() unmounts them all at once (threads sharing the kernel's
+    RCU grace periods), tries every name, then raises one error that names each failure."""
+    tag = tmp_path.name[-6:]
+    names = ['rel-%s-%d' % (tag, i) for i in range(40)]
+    bad = ['rel-%s-dir%d' % (tag, i) for i in range(2)]
+    session = T.Namespaces(budget=(4, 4))
+    try:
+        for name in names:
+            session.create(name)
+        for name in names:
+            session.delete(name)
+        assert set(names) <= set(session.mounted())  # nothing goes before release()
+        session.release()
+        assert not set(names) & set(session.mounted())
+        assert not [name for name in names if os.path.exists(T.netns_path(name))]
+
+        # a directory where a name would be: not a mount point (skipped), and no file to unlink
+        for name in bad:
+            os.mkdir(T.netns_path(name))
+        session.create(names[0])
+        for name in bad + [names[0]]:
+            session.delete(name)
+        with pytest.raises(OSError) as failed:
+            session.release()
+        text = str(failed.value)
+        assert text == '[Errno %d] %s: %s (and 1 more: %s)' % (
+            errno.EISDIR, os.strerror(errno.EISDIR), T.netns_path(bad[0]), T.netns_path(bad[1])), text
+        assert names[0] not in session.mounted() and not os.path.exists(T.netns_path(names[0]))
+    finally:
+        for name in bad:
+            if os.path.isdir(T.netns_path(name)):
+                os.rmdir(T.netns_path(name))
+        for name in names:
+            if name in session.mounted():
+                session.delete(name)
+        session.close()
 
 
 def limited(host, name, args, nofile, fails=False):

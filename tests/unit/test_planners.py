@@ -2,6 +2,7 @@
 tests (test_network, test_modules, test_deletion) - create, nothing to do, change, replace, absent,
 purge, declared twice, same-task visibility, stale names, ownership - and the diff each records.
 What only a kernel can show (that the operations do what they say) stays in tests/integration."""
+import ipaddress
 import re
 
 import pytest
@@ -78,8 +79,13 @@ def test_netns_absent_deletes_and_later_planners_see_it_gone():
     assert plan.actions == ['delete netns ns1']
     assert reader.removing == {'ns1': 'declared'} and not reader.will_exist('ns1')
     assert plan.diff() == {'before': {'netns ns1': {'lo_up': True, 'ours': True}}, 'after': {}}
-    # the host-side end of its veth goes with it: the run waits for the kernel's teardown
-    assert [op.stage for op in plan.ops] == [P.NETNS_DELETE, P.NETNS_DELETE, P.NETNS_DELETE + 1]
+    # the host-side end of its veth goes with it: its address is removed first (no action of its
+    # own), and the run waits for the kernel's teardown
+    assert [op.stage for op in plan.ops] == [P.NETNS_DELETE, P.NETNS_DELETE, P.NETNS_DELETE - 1, P.NETNS_DELETE + 1]
+    request = plan.ops[2].requests(None)
+    assert request.data == C.address_message(C.RTM_DELADDR, 0, reader.state(None).links['vh'].index,
+                                             ipaddress.ip_interface(u'10.0.0.1/24'))
+    assert request.what == 'remove address 10.0.0.1/24 from the host end of a veth of a namespace being deleted'
 
 
 def test_netns_absent_without_a_diff_reads_nothing_of_the_namespace(monkeypatch):
