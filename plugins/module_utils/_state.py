@@ -80,6 +80,10 @@ class NsState(object):
         self._load_links()
         return self
 
+    @property
+    def links_read(self):
+        return self._links is not None
+
     def _load_links(self):
         if self._links is None:
             self._set_links(read_links(self.session, self.name, addresses=False) if self.exists else [])
@@ -309,9 +313,14 @@ def link_at(session, ns, index):
 
 
 def link_index(session, ns, name):
-    """The index of one interface, looked up by name in the kernel (no dump)."""
-    reply = session.rtnl(ns).dump_raw(C.RTM_GETLINK, C.link_by_name(name), flags=0)
-    return C.ifinfo_index(reply[0])
+    """The index of one interface, looked up by name in the kernel (no dump, no netlink message),
+    whose pending link-state work the kernel then does (Netlink.settle): the interfaces a run asks
+    the index of - for their addresses, routes, bridge - are ready to carry traffic when it ends,
+    as they were when a netlink get by name (which does that work too) looked them up."""
+    sock = session.rtnl(ns)
+    index = sock.index_of(name)
+    sock.settle(name)
+    return index
 
 
 class Reader(object):
@@ -491,15 +500,26 @@ class Reader(object):
                 to_host.add(a_ns)
         names = [ns for ns in sorted(set(links) | set(routes) | set(across) | to_host, key=_ns_order)
                  if self.exists(ns)]
+        host = None
+        if None in links and len(names) > MAX_LOOKUP_FDS and self.state(None).exists and not self.state(None).links_read:
+            # The host's links come from a thread of their own while the namespaces are read: the
+            # kernel spends a second on the dump of ten thousand host veth ends (it walks its ids
+            # of the other namespaces for each, peernet2id), time the namespaces' reading can have.
+            host = _transport.Behind(self.session.dump_apart(C.RTM_GETLINK, C.links_request()))
+        checks = []  # namespaces with a pair to the host, checked once the host's links are in
         for start in range(0, len(names), MAX_LOOKUP_FDS):
             chunk = names[start:start + MAX_LOOKUP_FDS]
-            fds = {}  # ns -> its descriptor, until the chunk's ids are asked for
-            asked = []  # namespaces whose id the host is asked for
+            fds = {}  # ns -> the descriptor its socket was opened through, closed with the chunk
             try:
                 for ns in chunk:
                     if ns is not None:
                         fds[ns] = self.session.open_with_rtnl(ns)
                     state = self.state(ns)
+                    if ns is None and host is not None:
+                        families = routes.get(ns)
+                        if families:
+                            state.routes_of(0 if len(families) > 1 else next(iter(families)))
+                        continue
                     if ns in links and ns is not None and (ns in to_host or ns in across) and \
                             (ns, None) not in self._nsids and state.exists:
                         # the namespace's id of the host (the pair's check, or the veth planner's
@@ -518,19 +538,35 @@ class Reader(object):
                     if ns in to_host:
                         self.nsid(ns, None)
                     if ns in across and (None, ns) not in self._nsids:
-                        nsid = self._host_id_of(ns, across[ns])
-                        if nsid is not None:
-                            self._nsids[(None, ns)] = nsid
-                        elif any(self._both_ends(ns, ends) for ends in across[ns]):
-                            asked.append(ns)
-                if asked:
-                    replies = self.session.rtnl(None).get_many(
-                        [(C.RTM_GETNSID, C.nsid_request(fds[ns])) for ns in asked], batch_size=MAX_LOOKUP_FDS)
-                    for ns, reply in zip(asked, replies):
-                        self._nsids[(None, ns)] = C.nsid_of(reply)
+                        checks.append(ns)
+                if host is None:
+                    # the host's links are in (read first): the chunk's pairs are checked now, and
+                    # the ids they do not tell asked through the descriptors still open
+                    asked = self._check_pairs(checks, across)
+                    checks = []
+                    if asked:
+                        replies = self.session.rtnl(None).get_many(
+                            [(C.RTM_GETNSID, C.nsid_request(fds[ns])) for ns in asked], batch_size=MAX_LOOKUP_FDS)
+                        for ns, reply in zip(asked, replies):
+                            self._nsids[(None, ns)] = C.nsid_of(reply)
             finally:
                 for fd in fds.values():
                     self.session.close_fd(fd)
+        if host is not None:
+            self.state(None).load(host.result())
+            self.prefetch_nsids(None, self._check_pairs(checks, across))
+
+    def _check_pairs(self, names, across):
+        """Take the host's id of each namespace of `names` from its pair to the host (see prefetch);
+        returns those whose pair did not tell it, and that have one of its ends: to be asked."""
+        asked = []
+        for ns in names:
+            nsid = self._host_id_of(ns, across[ns])
+            if nsid is not None:
+                self._nsids[(None, ns)] = nsid
+            elif any(self._both_ends(ns, ends) for ends in across[ns]):
+                asked.append(ns)
+        return asked
 
     def _both_ends(self, ns, ends):
         host_name, name = ends

@@ -41,6 +41,12 @@ MS_BIND = 0x1000
 MS_REC = 0x4000
 MS_SHARED = 1 << 20
 MNT_DETACH = 2
+SIOCGIFINDEX = 0x8933
+_IFREQ = struct.Struct('16si20x')  # struct ifreq: the name, then (a union of 24 bytes) the index
+SIOCETHTOOL = 0x8946
+_IFREQ_DATA = struct.Struct('16sP16x')  # struct ifreq with ifr_data: a pointer to the ethtool command
+_ETHTOOL_VALUE = struct.Struct('II')  # struct ethtool_value: cmd, data
+_ETHTOOL_GLINK = _ETHTOOL_VALUE.pack(0x0000000a, 0)
 CAP_NET_ADMIN = 12
 CAP_SYS_ADMIN = 21
 
@@ -123,6 +129,30 @@ def _check(ret, what):
         raise OSError(code, '%s: %s' % (what, os.strerror(code)))
 
 
+class Behind(threading.Thread):
+    """Runs `work` on a thread of its own from now on; result() waits for it, and returns what it
+    returned or raises what it raised. The work must share nothing with the caller meanwhile (a
+    socket of its own: see Namespaces.dump_apart)."""
+
+    def __init__(self, work):
+        super(Behind, self).__init__()
+        self.daemon = True  # a run that fails meanwhile does not wait for it
+        self.work, self.value, self.error = work, None, None
+        self.start()
+
+    def run(self):
+        try:
+            self.value = self.work()
+        except BaseException as exc:  # pylint: disable=broad-except  # handed to result()
+            self.error = exc
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
 def setns(fd):
     _check(libc().setns(fd, CLONE_NEWNET), 'setns')
 
@@ -175,6 +205,29 @@ class Netlink(object):
     def close(self):
         self.sock.close()
 
+    def index_of(self, name):
+        """The index of interface `name` in the socket's namespace: SIOCGIFINDEX, which any socket
+        answers from the kernel's table of names. A get by name would have the kernel fill in the
+        whole link - for a veth end on the host, a walk through the host's ids of every other
+        namespace (peernet2id), the biggest cost of a thousand ends' addresses."""
+        try:
+            reply = fcntl.ioctl(self.sock.fileno(), SIOCGIFINDEX, _IFREQ.pack(name.encode(), 0))
+        except (IOError, OSError) as exc:
+            raise NetlinkError(exc.errno, 'look up the index of interface %s' % name)
+        return _IFREQ.unpack(reply)[1]
+
+    def settle(self, name):
+        """Have the kernel do now the link-state work it has pending for interface `name`
+        (linkwatch_sync_dev, which ETHTOOL_GLINK does first, as a netlink get does): until its
+        worker gets to it, an end brought up after its peer reports no state, and sends nothing
+        (its queues wait to be started). An interface without the ethtool call is left alone."""
+        value = ctypes.create_string_buffer(_ETHTOOL_GLINK, _ETHTOOL_VALUE.size)
+        try:
+            fcntl.ioctl(self.sock.fileno(), SIOCETHTOOL, _IFREQ_DATA.pack(name.encode(), ctypes.addressof(value)))
+        except (IOError, OSError) as exc:
+            if exc.errno not in (errno.EOPNOTSUPP, errno.ENODEV, errno.EINVAL):
+                raise NetlinkError(exc.errno, 'ask for the link state of interface %s' % name)
+
     def _number(self, data):
         self.seq += 1
         _SEQ.pack_into(data, 8, self.seq)  # nlmsghdr.nlmsg_seq
@@ -193,9 +246,9 @@ class Netlink(object):
         waits at most `timeout` seconds in all (OSError ETIMEDOUT), and once take() returned True
         it reads on, without waiting, whatever else is queued (the other answers of a batch).
         """
-        if Netlink._buffer is None:
-            Netlink._buffer = bytearray(1024 * 1024)
-        buffer = Netlink._buffer
+        buffer = self._buffer  # a socket's own (one a thread reads), or the one all others share
+        if buffer is None:
+            buffer = Netlink._buffer = bytearray(1024 * 1024)
         deadline = None if timeout is None else time.monotonic() + timeout
         finished = False
         unpack = _unpack_header
@@ -527,6 +580,20 @@ class Namespaces(object):
             return self._sockets.put(name, self.run_in(name, Netlink))
         self._sockets.move_to_end(name)
         return sock
+
+    def dump_apart(self, msg_type, body):
+        """A dump of the namespace the module runs in, for a thread (Behind) to make: a socket and a
+        receive buffer of its own, opened here (the thread that calls this is in that namespace),
+        closed once the dump is read. Returns what the thread runs; it returns dump_raw()'s list."""
+        sock = Netlink()
+        sock._buffer = bytearray(1024 * 1024)
+
+        def run():
+            try:
+                return sock.dump_raw(msg_type, body)
+            finally:
+                sock.close()
+        return run
 
     def open_with_rtnl(self, name):
         """A descriptor of namespace `name` (the caller closes it with close_fd), with its

@@ -85,6 +85,26 @@ def test_names_go_together_from_threads_and_every_failure_is_told(tmp_path):
         session.close()
 
 
+def test_an_index_by_name_without_a_netlink_message(tmp_path):
+    """Netlink.index_of (SIOCGIFINDEX on the namespace's socket) gives what the kernel's get by name
+    gives, in the host and in a namespace; a missing name is ENODEV, told with the name."""
+    name = 'idx-%s' % tmp_path.name[-6:]
+    session = T.Namespaces()
+    try:
+        session.create(name)
+        subprocess.check_call(['ip', 'link', 'add', name + 'h', 'type', 'veth', 'peer', 'name', 'e1', 'netns', name])
+        for ns, link in ((None, name + 'h'), (name, 'e1'), (name, 'lo')):
+            assert session.rtnl(ns).index_of(link) == S.link_named(session, ns, link).index
+        with pytest.raises(T.NetlinkError) as missing:
+            session.rtnl(name).index_of(name + 'h')  # the host's end: not in the namespace
+        assert missing.value.code == errno.ENODEV
+        assert str(missing.value) == 'look up the index of interface %sh: %s' % (name, os.strerror(errno.ENODEV))
+    finally:
+        subprocess.call(['ip', 'link', 'del', name + 'h'], stderr=subprocess.DEVNULL)
+        session.delete(name)
+        session.close()
+
+
 def limited(host, name, args, nofile, fails=False):
     """host.module(), with the module's limit on open files (soft and hard) at `nofile`; the
     result, which must not have failed (or must have, with fails=True)."""
@@ -143,12 +163,15 @@ def test_a_large_network_under_a_low_descriptor_limit(host):
     assert host.netns_list() == [] and 'fp' not in host.sh('ip -br link')
 
 
-def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_gives(tmp_path):
+@pytest.mark.parametrize('count', [6, T.MAX_LOOKUP_FDS + 8])
+def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_gives(tmp_path, count):
     """Reader.prefetch, as the network module reads a declared network: each namespace opened once
     (its links, addresses and routes, and the id the host knows it by) however few sockets are
-    kept, and that id taken from a pair whose ends agree - as the kernel gives it - or else asked."""
+    kept, and that id taken from a pair whose ends agree - as the kernel gives it - or else asked.
+    Past MAX_LOOKUP_FDS namespaces the host's links come from a thread while the namespaces are
+    read; the one id to ask is then asked once all are read (its namespace opened again)."""
     tag = tmp_path.name[-6:]
-    names = ['pf-%s-%d' % (tag, i) for i in range(6)]
+    names = ['pf-%s-%d' % (tag, i) for i in range(count)]
     session = T.Namespaces(budget=(2, 8))
     try:
         for i, name in enumerate(names):
@@ -173,7 +196,8 @@ def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_giv
                 '10.61.%d.1/24' % names.index(name)]
             assert sorted(str(route.dest) for route in view.routes_of(socket.AF_INET)) == [
                 '0.0.0.0/0', '10.61.%d.0/24' % names.index(name)]
-        assert sorted(opened) == sorted(names)  # once each, though only two sockets are kept
+        # once each, though only two sockets are kept
+        assert sorted(opened) == sorted(names + ([names[-1]] if count > T.MAX_LOOKUP_FDS else []))
         asked = S.Reader(session, {})
         assert [reader.nsid(None, name) for name in names] == [asked.nsid(None, name) for name in names]
         assert None not in [reader.nsid(None, name) for name in names]
