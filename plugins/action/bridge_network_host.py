@@ -18,8 +18,12 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
+
+import yaml
 
 from ansible.errors import AnsibleActionFail
+from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 
@@ -32,6 +36,21 @@ PACKAGES = {'Debian': 'python3-pyroute2'}  # by OS family: the distributions' ow
 LISTS = (('namespaces', 'namespaces'), ('bridges', 'bridges'), ('pairs', 'pairs'), ('routes', 'routes'),
          ('masquerade', 'nat'), ('publish', 'publish'), ('services', 'services'), ('dns', 'dns'),
          ('forwarding', 'forwarding'))
+
+
+# the role's variables, as its meta/argument_specs.yml declares them (every entry point the same)
+SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, 'roles', 'bridge_network',
+                     'meta', 'argument_specs.yml')
+_OPTIONS = {}
+
+
+def role_options(path=SPECS):
+    """The options of the role's entry point `main`, read once per process."""
+    if path not in _OPTIONS:
+        with open(path) as handle:
+            specs = yaml.load(handle, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader))
+        _OPTIONS[path] = specs['argument_specs']['main']['options']
+    return _OPTIONS[path]
 
 
 def read_args(settings):
@@ -54,7 +73,7 @@ def network_args(plan, save):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save', 'state'))
+    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save', 'state', 'validate'))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -64,6 +83,11 @@ class ActionModule(ActionBase):
         step = args.get('step')
         if step not in STEPS:
             raise AnsibleActionFail('step must be one of %s, not %r' % (', '.join(STEPS), step))
+        if boolean(args.get('validate', False), strict=False):
+            errors = self._validate(task_vars)
+            if errors:
+                return dict(result, failed=True, changed=False, argument_errors=errors,
+                            msg='Validation of arguments failed:\n%s' % '\n'.join(errors))
         settings = args.get('settings')
         if not isinstance(settings, dict):
             raise AnsibleActionFail('settings must be the role\'s _bridge_network_settings (a dict), not %r' % (settings,))
@@ -85,6 +109,15 @@ class ActionModule(ActionBase):
             result['deps'] = self._deps
             result['changed'] = result.get('changed', False) or self._deps['changed']
         return result
+
+    def _validate(self, task_vars):
+        """The role's variables checked against its argument spec, as Ansible's own validation task
+        does (ansible.builtin.validate_argument_spec, which the role's playbooks turn off with
+        rolespec_validate: false): a task per host less, the same errors, before anything is read.
+        Returns the errors."""
+        options = role_options()
+        given = self._templar.template(dict((name, task_vars[name]) for name in options if name in task_vars))
+        return ArgumentSpecValidator(options).validate(given).error_messages
 
     def _read(self, settings, task_vars):
         info = self._module('linuxnet.netns.netns_info', read_args(settings), task_vars)

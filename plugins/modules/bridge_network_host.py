@@ -50,6 +50,15 @@ options:
   save:
     description: O(step=apply) only. M(linuxnet.netns.network)'s O(linuxnet.netns.network#module:save).
     type: dict
+  validate:
+    description:
+      - Check the role's variables (C(bridge_network_*) as the play has them) against the role's argument
+        spec (C(roles/bridge_network/meta/argument_specs.yml)) first, as Ansible's own validation task does;
+        the task fails with its errors, having read or changed nothing. The role's first task on a host asks
+        for it, so that its playbooks can turn that separate task off (C(rolespec_validate=false)), a task
+        per host less.
+    type: bool
+    default: false
   state:
     description:
       - The state the role's entry point is for (V(absent) for C(teardown)); the task fails, changing nothing,
@@ -67,6 +76,7 @@ EXAMPLES = r'''
 - name: Read the host's namespaces, links and routes; note its uplink, underlay address and subnet
   linuxnet.netns.bridge_network_host:
     step: read
+    validate: true
     settings: "{{ _bridge_network_settings }}"
     install_deps: "{{ bridge_network_install_deps }}"
   register: _bridge_network_info
@@ -95,6 +105,7 @@ def main():
         inputs=dict(type='dict'),
         save=dict(type='dict'),
         state=dict(type='str', choices=['present', 'absent']),
+        validate=dict(type='bool', default=False),
     ), supports_check_mode=True)
     module.fail_json(msg='linuxnet.netns.bridge_network_host runs as an action plugin, on the controller: '
                          'it was run as a module, without its action plugin')

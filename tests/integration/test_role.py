@@ -291,6 +291,24 @@ def test_refuses_a_subnet_overlapping_a_route(make_host):
     assert host.netns() == [] and 'lnbr0' not in host.links()
 
 
+def test_the_roles_variables_are_checked_by_its_first_task_in_every_playbook(make_host):
+    """The role's playbooks turn Ansible's own validation task off (rolespec_validate: false); the
+    role's first task on a host checks the variables itself - the same errors, before anything is
+    read or changed - in a converge, a teardown (which has no read) and verify's read."""
+    host = make_host()
+    for playbook in ('site.yml', 'teardown.yml', 'verify.yml'):
+        out, recap = host.playbook(playbook, '-e', 'bridge_network_namespaces=many', '-e', 'bridge_network_mode=mesh',
+                                   check=False)
+        assert out.returncode != 0 and recap['failed'] == 1, out.stdout
+        assert 'Validating arguments' not in out.stdout, out.stdout  # no task of Ansible's own
+        assert 'Validation of arguments failed' in out.stdout and 'bridge_network_namespaces' in out.stdout, out.stdout
+        assert "bridge_network_mode must be one of: bridge, p2p, got: mesh" in out.stdout, out.stdout
+        assert recap['ok'] == 0 or playbook != 'site.yml', out.stdout
+    assert host.netns() == [] and 'lnbr0' not in host.links()
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2')
+    assert recap['failed'] == 0 and host.netns() == ['lnns1', 'lnns2']
+
+
 @pytest.mark.parametrize('mode, addresses, gateways', [
     ('bridge', ('10.200.77.2', '10.200.77.3'), ('10.200.77.1', '10.200.77.1')),
     ('p2p', ('10.200.77.2', '10.200.77.6'), ('10.200.77.1', '10.200.77.5')),

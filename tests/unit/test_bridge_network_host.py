@@ -1,12 +1,15 @@
 """The role's action (plugins/action/bridge_network_host.py) with Ansible's module runs replaced by a
 script of results: what it runs, in what order, and what it returns. No host, no kernel."""
 import json
+import os
 
 import pytest
+import yaml
 from ansible.errors import AnsibleActionFail
 
 from ansible_collections.linuxnet.netns.plugins.action import bridge_network_host as action_module
 from ansible_collections.linuxnet.netns.tests.unit.test_bridge_network import info, settings
+from conftest import REPO
 
 MISSING = {'failed': True, 'missing_library': 'pyroute2', 'msg': 'Failed to import the required Python library (pyroute2)'}
 
@@ -131,3 +134,48 @@ def test_the_apply_without_the_read_and_an_entry_point_of_the_other_state_refuse
         run(Action({'step': 'apply', 'settings': settings(state='present'), 'state': 'absent'}, {}))
     with pytest.raises(AnsibleActionFail, match='step must be one of read, apply'):
         run(Action({'step': 'plan', 'settings': settings()}, {}))
+
+
+class Templar(object):
+    """Values as the play gives them, nothing to render."""
+
+    @staticmethod
+    def template(value):
+        return value
+
+
+def role_defaults():
+    with open(os.path.join(REPO, 'roles', 'bridge_network', 'defaults', 'main.yml')) as handle:
+        return yaml.safe_load(handle)
+
+
+@pytest.mark.parametrize('step', ['read', 'apply'])
+def test_validate_checks_the_roles_variables_first_and_runs_nothing_when_they_are_wrong(step):
+    """validate: the role's variables against its meta/argument_specs.yml, as Ansible's validation
+    task does (which the role's playbooks turn off); the errors before any module run."""
+    variables = dict(role_defaults(), bridge_network_namespaces='many', bridge_network_mode='mesh',
+                     bridge_network_state='absent' if step == 'apply' else 'present')
+    action = Action({'step': step, 'validate': True, 'settings': settings()}, {})
+    action._templar = Templar()
+    result = run(action, variables)
+    assert result['failed'] and not result['changed'] and action.runs == []
+    assert result['msg'].startswith('Validation of arguments failed:\n')
+    assert len(result['argument_errors']) == 2, result['argument_errors']
+    assert any('bridge_network_namespaces' in error and 'int' in error for error in result['argument_errors'])
+    assert any('bridge_network_mode' in error and 'mesh' in error for error in result['argument_errors'])
+
+
+def test_validate_passes_the_roles_defaults_and_the_read_goes_on():
+    action = Action({'step': 'read', 'validate': True, 'settings': settings()},
+                    {'linuxnet.netns.netns_info': [read_result()]})
+    action._templar = Templar()
+    result = run(action, role_defaults())
+    assert not result.get('failed') and [name for name, _args in action.runs] == ['linuxnet.netns.netns_info']
+
+
+def test_the_role_options_are_those_of_every_entry_point():
+    """One set of options serves each entry point (the spec file shares them with an anchor)."""
+    with open(action_module.SPECS) as handle:
+        specs = yaml.safe_load(handle)['argument_specs']
+    assert set(specs) == {'main', 'teardown', 'facts'}
+    assert all(entry['options'] == action_module.role_options() for entry in specs.values())
