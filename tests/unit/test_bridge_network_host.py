@@ -9,7 +9,6 @@ from ansible.errors import AnsibleActionFail
 
 from ansible_collections.linuxnet.netns.plugins.action import bridge_network_host as action_module
 from ansible_collections.linuxnet.netns.tests.unit.test_bridge_network import info, settings
-from conftest import REPO
 
 MISSING = {'failed': True, 'missing_library': 'pyroute2', 'msg': 'Failed to import the required Python library (pyroute2)'}
 
@@ -134,6 +133,9 @@ def test_the_apply_without_the_read_and_an_entry_point_of_the_other_state_refuse
         run(Action({'step': 'apply', 'settings': settings(state='present'), 'state': 'absent'}, {}))
     with pytest.raises(AnsibleActionFail, match='step must be one of read, apply'):
         run(Action({'step': 'plan', 'settings': settings()}, {}))
+
+
+REPO = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir)
 
 
 class Templar(object):
