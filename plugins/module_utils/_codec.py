@@ -276,9 +276,10 @@ def link_attrs(name=None, mtu=None, master=None, alias=None):
     return attrs
 
 
-# A veth's queues, asked for at creation: one each way, the count the kernel gives a veth it makes
-# with the default (one per CPU) - but it then lowers the count on the registered device, and waits
-# a whole RCU grace period for it, holding the RTNL lock, for each end (2.5x the cost of a pair).
+# A veth's queues, asked for at creation: one each way, the number the kernel puts in use on a veth
+# anyway. Left to its default it allocates one per CPU, then lowers the number in use to one on the
+# registered device, and waits a whole RCU grace period for that, holding the RTNL lock, for each
+# end (2.5x the cost of a pair). The ends cannot be given more later (ethtool -L).
 ONE_QUEUE = nla_u32(IFLA_NUM_TX_QUEUES, 1) + nla_u32(IFLA_NUM_RX_QUEUES, 1)
 
 

@@ -33,7 +33,7 @@ SYSCTL = 90  # forwarding goes on after the filters that scope it are in
 FILES = 92  # saved plans, systemd units and drop-ins, resolvers: once the network they describe is there
 SYSTEMD_RELOAD = 93  # one daemon-reload a run, after the last unit file changed
 SYSTEMD_RESTART = 94  # services restarted into their new namespace, once systemd has read their drop-ins
-NETNS_DELETE = 95  # 96: the wait for the kernel's teardown of the removed namespaces
+NETNS_DELETE = 95  # 94 (with the restarts): what goes before; 96: the wait for the kernel's teardown
 BRIDGE_DELETE = 97  # a bridge goes after the namespaces: by then its ports are gone with them
 FILES_CLEANUP = 98  # old boot code, once the units point at the new and systemd has read them
 

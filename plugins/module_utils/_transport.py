@@ -220,13 +220,15 @@ class Netlink(object):
         """Have the kernel do now the link-state work it has pending for interface `name`
         (linkwatch_sync_dev, which ETHTOOL_GLINK does first, as a netlink get does): until its
         worker gets to it, an end brought up after its peer reports no state, and sends nothing
-        (its queues wait to be started). An interface without the ethtool call is left alone."""
+        (its queues wait to be started). Returns the link state the driver reports (True, False),
+        or None where the call failed: an interface without it is left alone, and nothing of the
+        run depends on the answer."""
         value = ctypes.create_string_buffer(_ETHTOOL_GLINK, _ETHTOOL_VALUE.size)
         try:
             fcntl.ioctl(self.sock.fileno(), SIOCETHTOOL, _IFREQ_DATA.pack(name.encode(), ctypes.addressof(value)))
-        except (IOError, OSError) as exc:
-            if exc.errno not in (errno.EOPNOTSUPP, errno.ENODEV, errno.EINVAL):
-                raise NetlinkError(exc.errno, 'ask for the link state of interface %s' % name)
+        except (IOError, OSError):
+            return None
+        return bool(_ETHTOOL_VALUE.unpack(value.raw)[1])
 
     def _number(self, data):
         self.seq += 1
@@ -720,32 +722,32 @@ class Namespaces(object):
         Every name is tried; a failure is raised once all were."""
         paths, self._unmounting = self._unmounting, []
         failed = []
-        if len(paths) > 1:
-            chunks = [paths[i::self.UNMOUNT_THREADS] for i in range(min(self.UNMOUNT_THREADS, len(paths)))]
-            threads = [threading.Thread(target=self._unmount_all, args=(chunk, failed)) for chunk in chunks]
-            for thread in threads:
+        threads = []
+        for chunk in [paths[i::self.UNMOUNT_THREADS] for i in range(min(self.UNMOUNT_THREADS, len(paths)))]:
+            thread = threading.Thread(target=self._unmount_all, args=(chunk, failed))
+            try:
                 thread.start()
-            for thread in threads:
-                thread.join()
-        else:
-            self._unmount_all(paths, failed)
+            except RuntimeError:  # no thread to be had (a limit on tasks): this one does it
+                self._unmount_all(chunk, failed)
+            else:
+                threads.append(thread)
+        for thread in threads:
+            thread.join()
         while self._released:
             self._released.pop().close()
         if failed:
             failed.sort(key=lambda item: item[0])
-            exc = failed[0][1]
-            if len(failed) == 1:
-                raise exc
-            first = '%s: %s' % (exc.strerror, exc.filename) if exc.filename else exc.strerror
-            raise OSError(exc.errno, '%s (and %d more: %s)' % (
-                first, len(failed) - 1, ', '.join(path for path, _exc in failed[1:])))
+            denied = any(getattr(exc, 'errno', None) == errno.EPERM for _path, exc in failed)
+            raise NamespaceError('%d namespace name(s) could not be removed (the others were): %s%s' % (
+                len(failed), '; '.join('%s: %s' % (path, exc) for path, exc in failed),
+                '. Run as root or with CAP_SYS_ADMIN (become: true).' if denied else ''))
 
     @classmethod
     def _unmount_all(cls, paths, failed):
         for path in paths:
             try:
                 cls._unmount(path)
-            except OSError as exc:
+            except Exception as exc:  # pylint: disable=broad-except  # each told in release()'s error
                 failed.append((path, exc))  # list.append is atomic
 
     def inode(self, name):

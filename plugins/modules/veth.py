@@ -22,8 +22,10 @@ description:
     something else, or in another namespace) is an error, unless O(replace=true).
   - Every interface the module creates carries the alias C(linuxnet.netns).
   - Both ends are made with one transmit and one receive queue (C(ip link add ... numtxqueues 1
-    numrxqueues 1)), the count the kernel uses for a veth anyway; asked for at creation, it spares
-    the kernel an RCU grace period per end (a pair is made 2.5 times faster). Existing pairs keep theirs.
+    numrxqueues 1)), the number the kernel puts in use on a veth anyway (it allocates one per CPU and
+    uses one); asked for at creation, it spares the kernel an RCU grace period per end (a pair is made
+    2.5 times faster). The ends cannot be given more queues later (C(ethtool -L), for multi-queue XDP);
+    pairs made before keep theirs.
   - Takes one pair or many (O(pairs)) in one call.
 options:
   name: &name

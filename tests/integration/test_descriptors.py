@@ -69,11 +69,12 @@ def test_names_go_together_from_threads_and_every_failure_is_told(tmp_path):
         session.create(names[0])
         for name in bad + [names[0]]:
             session.delete(name)
-        with pytest.raises(OSError) as failed:
+        with pytest.raises(T.NamespaceError) as failed:
             session.release()
         text = str(failed.value)
-        assert text == '[Errno %d] %s: %s (and 1 more: %s)' % (
-            errno.EISDIR, os.strerror(errno.EISDIR), T.netns_path(bad[0]), T.netns_path(bad[1])), text
+        assert text == '2 namespace name(s) could not be removed (the others were): %s' % '; '.join(
+            "%s: [Errno %d] %s: '%s'" % (T.netns_path(name), errno.EISDIR, os.strerror(errno.EISDIR), T.netns_path(name))
+            for name in bad), text
         assert names[0] not in session.mounted() and not os.path.exists(T.netns_path(names[0]))
     finally:
         for name in bad:
@@ -95,6 +96,15 @@ def test_an_index_by_name_without_a_netlink_message(tmp_path):
         subprocess.check_call(['ip', 'link', 'add', name + 'h', 'type', 'veth', 'peer', 'name', 'e1', 'netns', name])
         for ns, link in ((None, name + 'h'), (name, 'e1'), (name, 'lo')):
             assert session.rtnl(ns).index_of(link) == S.link_named(session, ns, link).index
+        # settle: the link state the driver reports once the kernel's pending work for the link is
+        # done - the host end down (no carrier), then both ends up; none for a name that is not there
+        assert session.rtnl(None).settle(name + 'h') is False
+        subprocess.check_call(['ip', 'link', 'set', name + 'h', 'up'])
+        subprocess.check_call(['ip', '-n', name, 'link', 'set', 'e1', 'up'])
+        assert session.rtnl(None).settle(name + 'h') is True and session.rtnl(name).settle('e1') is True
+        assert session.rtnl(name).settle('lo') is True and session.rtnl(name).settle('missing0') is None
+        operstate = subprocess.check_output(['cat', '/sys/class/net/%sh/operstate' % name], universal_newlines=True)
+        assert operstate.strip() == 'up'  # linkwatch's work for it done: no 'unknown' in between
         with pytest.raises(T.NetlinkError) as missing:
             session.rtnl(name).index_of(name + 'h')  # the host's end: not in the namespace
         assert missing.value.code == errno.ENODEV
