@@ -104,8 +104,8 @@ def test_an_index_by_name_without_a_netlink_message(tmp_path):
         assert session.rtnl(None).settle(name + 'h') is True and session.rtnl(name).settle('e1') is True
         # lo: down in a namespace just made; a name that is not there: no answer
         assert session.rtnl(name).settle('lo') is False and session.rtnl(name).settle('missing0') is None
-        operstate = subprocess.check_output(['cat', '/sys/class/net/%sh/operstate' % name], universal_newlines=True)
-        assert operstate.strip() == 'up'  # linkwatch's work for it done: no 'unknown' in between
+        shown = json.loads(subprocess.check_output(['ip', '-j', 'link', 'show', 'dev', name + 'h'], universal_newlines=True))
+        assert shown[0]['operstate'] == 'UP'  # linkwatch's work for it done: no 'UNKNOWN' or 'DOWN' in between
         with pytest.raises(T.NetlinkError) as missing:
             session.rtnl(name).index_of(name + 'h')  # the host's end: not in the namespace
         assert missing.value.code == errno.ENODEV
