@@ -41,16 +41,16 @@ LISTS = (('namespaces', 'namespaces'), ('bridges', 'bridges'), ('pairs', 'pairs'
 # the role's variables, as its meta/argument_specs.yml declares them (every entry point the same)
 SPECS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, 'roles', 'bridge_network',
                      'meta', 'argument_specs.yml')
-_OPTIONS = {}
+_OPTIONS = []
 
 
-def role_options(path=SPECS):
+def role_options():
     """The options of the role's entry point `main`, read once per process."""
-    if path not in _OPTIONS:
-        with open(path) as handle:
+    if not _OPTIONS:
+        with open(SPECS) as handle:
             specs = yaml.load(handle, Loader=getattr(yaml, 'CSafeLoader', yaml.SafeLoader))
-        _OPTIONS[path] = specs['argument_specs']['main']['options']
-    return _OPTIONS[path]
+        _OPTIONS.append(specs['argument_specs']['main']['options'])
+    return _OPTIONS[0]
 
 
 def read_args(settings):

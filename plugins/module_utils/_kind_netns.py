@@ -214,9 +214,10 @@ def plan_netns(plan, reader, items):
         # a removed namespace by (none assigned: no veth ever crossed between them)
         doomed = reader.removed_ids(None)
         if doomed:
-            teardown.host_peers.update(link.index for link in reader.view(None).links.values()
+            host = reader.view(None)
+            teardown.host_peers.update(link.index for link in host.links.values()
                                        if link.kind == 'veth' and link.peer_nsid in doomed)
-            _drop_addresses(plan, reader.view(None), teardown.host_peers)
+            _drop_addresses(plan, host, teardown.host_peers)
     if teardown.host_peers:
         plan.add(P.NETNS_DELETE + 1, None, None, call=teardown.wait)
     return results
