@@ -17,18 +17,24 @@ from __future__ import absolute_import, division, print_function
 
 __metaclass__ = type
 
+import base64
 import json
 import os
 
 import yaml
 
+from ansible import constants as C
 from ansible.errors import AnsibleActionFail
+from ansible.executor.interpreter_discovery import discover_interpreter
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
 
 from ansible_collections.linuxnet.netns.plugins.filter.bridge_network import (
     bridge_network_local, bridge_network_plan, bridge_network_teardown)
+
+display = Display()
 
 STEPS = ('read', 'apply')
 PACKAGES = {'Debian': 'python3-pyroute2'}  # by OS family: the distributions' own packages
@@ -53,6 +59,86 @@ def role_options():
     return _OPTIONS[0]
 
 
+# --- the engine run without Ansible's module wrapper (module_utils/_direct.py) ----------------------
+MODULE_UTILS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, 'module_utils')
+PACKAGE = 'ansible_collections.linuxnet.netns.plugins.module_utils'
+# the engine files a direct run imports: all but the module glue, which imports Ansible
+NOT_SENT = ('_module',)
+_SOURCES = {}
+
+# What the host's Python reads on stdin, as it reads a pipelined module: the package made of the
+# sources sent (their code from the host's cache, _bytecode), then _direct.main with the request.
+BOOTSTRAP = '''import base64, json, sys, types
+
+
+def _linuxnet_netns_direct(data):
+    request = json.loads(base64.b64decode(data).decode('utf-8'))
+    if sys.version_info < (3, 6):
+        print(json.dumps({'linuxnet_netns_declined': 'Python %%d.%%d' %% sys.version_info[:2]}))
+        return
+    package = request['package']
+    parts = package.split('.')
+    for end in range(1, len(parts) + 1):
+        module = types.ModuleType('.'.join(parts[:end]))
+        module.__path__ = []
+        sys.modules[module.__name__] = module
+        if end > 1:
+            setattr(sys.modules['.'.join(parts[:end - 1])], parts[end - 1], module)
+    sources = request.pop('sources')
+    bytecode = types.ModuleType(package + '._bytecode')
+    sys.modules[bytecode.__name__] = bytecode
+    exec(compile(sources['_bytecode'], package.replace('.', '/') + '/_bytecode.py', 'exec'), bytecode.__dict__)
+    bytecode.SourceFinder(sources, bytecode.cache_dir()).install(sys.modules[package])
+    __import__(package + '._direct', fromlist=['main']).main(request)
+
+
+_linuxnet_netns_direct(%r)
+'''
+
+
+# the modules a direct run can be (module_utils/_direct.py: RUNS), by the names the action runs them
+DIRECT = {'linuxnet.netns.netns_info': 'netns_info', 'linuxnet.netns.network': 'network'}
+# the key of a direct run's result that means "run the module instead" (_direct.DECLINED)
+DECLINED = 'linuxnet_netns_declined'
+
+
+def engine_sources():
+    """{name: source} of the engine files a direct run imports, read once per process."""
+    if not _SOURCES:
+        for entry in sorted(os.listdir(MODULE_UTILS)):
+            name, ext = os.path.splitext(entry)
+            if ext == '.py' and name.startswith('_') and name not in NOT_SENT:
+                with open(os.path.join(MODULE_UTILS, entry), 'rb') as handle:
+                    _SOURCES[name] = handle.read().decode('utf-8')
+    return _SOURCES
+
+
+def direct_script(module, args, check_mode, diff):
+    """The script a direct run of `module` (netns_info, network) feeds the host's Python."""
+    request = {'package': PACKAGE, 'module': module, 'args': args, 'check_mode': bool(check_mode),
+               'diff': bool(diff), 'sources': engine_sources()}
+    data = base64.b64encode(json.dumps(request, separators=(',', ':')).encode('utf-8')).decode('ascii')
+    return BOOTSTRAP % data
+
+
+def direct_result(res):
+    """A direct run's result from its low-level one (rc, stdout, stderr): the JSON line it printed,
+    or a failure as Ansible words a module that returned none."""
+    out = res.get('stdout') or ''
+    for line in out.splitlines():
+        if line.startswith('{'):
+            try:
+                result = json.loads(line)
+            except ValueError:
+                break
+            if isinstance(result, dict):
+                return result
+            break
+    return {'failed': True, 'rc': res.get('rc'), 'module_stdout': out, 'module_stderr': res.get('stderr') or '',
+            'msg': 'MODULE FAILURE: the engine run on the host (without the module wrapper) returned no result; '
+                   'see stdout/stderr for the exact error (bridge_network_direct: false runs the module instead)'}
+
+
 def read_args(settings):
     """netns_info's options for the role's read: the host alone, whatever the number of namespaces (the
     plan needs nothing from inside them); no pairing, port lists or (in bridge mode) ports - a thousand
@@ -73,7 +159,7 @@ def network_args(plan, save):
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
-    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save', 'state', 'validate'))
+    _VALID_ARGS = frozenset(('step', 'settings', 'install_deps', 'inputs', 'save', 'state', 'validate', 'direct'))
 
     def run(self, tmp=None, task_vars=None):
         task_vars = task_vars or {}
@@ -97,6 +183,10 @@ class ActionModule(ActionBase):
         except TypeError as exc:
             raise AnsibleActionFail('install_deps: %s' % exc)
         self._deps = None
+        try:
+            self._direct = boolean(args.get('direct', False), strict=True)
+        except TypeError as exc:
+            raise AnsibleActionFail('direct: %s' % exc)
         if args.get('state') not in (None, settings.get('state')):
             # the entry point `teardown` (state: absent) with bridge_network_state present, say
             raise AnsibleActionFail('this entry point of the role is for bridge_network_state=%s, not %r'
@@ -148,16 +238,104 @@ class ActionModule(ActionBase):
     def _module(self, name, module_args, task_vars):
         """The module's result; where pyroute2 is missing (and install_deps), the package installed and
         the module run again - whose failure then says what was tried."""
-        result = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        result = self._engine(name, module_args, task_vars)
         if not (result.get('failed') and result.get('missing_library') == 'pyroute2' and self._install_deps):
             return result
         installed = self._install_pyroute2(task_vars)
         if installed.get('failed'):
             return installed
-        again = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        again = self._engine(name, module_args, task_vars)
         if again.get('failed') and again.get('missing_library') == 'pyroute2':
             again['msg'] = '%s (bridge_network_install_deps: %s)' % (again.get('msg'), self._deps['msg'])
         return again
+
+    def _engine(self, name, module_args, task_vars):
+        """One run of the module `name`: without Ansible's module wrapper where the task allows it
+        (option direct, _direct_run), else as the module. `engine_run` in the result says which."""
+        if self._direct and name in DIRECT:
+            result = self._direct_run(DIRECT[name], module_args, task_vars)
+            if result is not None:
+                result['engine_run'] = 'direct'
+                return result
+        result = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+        result['engine_run'] = 'module'
+        return result
+
+    def _direct_run(self, module, args, task_vars):
+        """The engine run as `module` on the host without the module wrapper (module_utils/_direct.py):
+        its script fed to the host's Python as Ansible feeds a pipelined module, through the task's
+        connection, become and environment. None where it cannot run so - where Ansible would not
+        pipeline a module (pipelining off, keep_remote_files, a become method that cannot), a
+        delegated or async task, no Python known for the host, or arguments the run declines -
+        and the module runs instead."""
+        why = self._direct_unfit()
+        interpreter = None
+        if why is None:
+            interpreter, why = self._direct_interpreter(task_vars)
+        if why is not None:
+            display.vvv('linuxnet.netns: %s runs as a module (%s)' % (module, why), host=self._play_context.remote_addr)
+            return None
+        display.vvv('linuxnet.netns: %s runs without the module wrapper (%s)' % (module, interpreter),
+                    host=self._play_context.remote_addr)
+        cmd = self._connection._shell.build_module_command(self._compute_environment_string(), '#!' + interpreter, '')
+        res = self._low_level_execute_command(cmd.strip(), sudoable=True,
+                                              in_data=direct_script(module, args, self._task.check_mode, self._task.diff))
+        if res.get('rc') in (126, 127) and not (res.get('stdout') or '').strip():
+            # the interpreter did not start: the module run says so in Ansible's words
+            display.vvv('linuxnet.netns: %s did not start (%s): runs as a module' % (interpreter, res.get('stderr')))
+            return None
+        result = direct_result(res)
+        if DECLINED in result:
+            display.vvv('linuxnet.netns: %s runs as a module (declined: %s)' % (module, result[DECLINED]))
+            return None
+        warnings = list(getattr(self, '_discovery_warnings', None) or [])  # ansible-core < 2.19 keeps them here
+        if warnings:
+            result['warnings'] = warnings + list(result.get('warnings') or [])
+        if self._direct_discovered is not None:
+            # as a module run returns it: the host's later tasks use it
+            result.setdefault('ansible_facts', {})['discovered_interpreter_python'] = self._direct_discovered
+        return result
+
+    def _direct_unfit(self):
+        """Why this task's engine run cannot go without the module wrapper, or None."""
+        if self._task.delegate_to:
+            return 'a delegated task'
+        if self._task.async_val:
+            return 'an async task'
+        if getattr(self._connection, '_remote_is_local', False):
+            return 'the connection runs modules on the controller'
+        if getattr(self._connection._shell, 'SHELL_FAMILY', None) != 'sh':
+            return 'not a POSIX shell'
+        pipelining = getattr(self._connection, 'is_pipelining_enabled', None)
+        if pipelining is None or not pipelining():
+            return 'Ansible would not pipeline a module here: pipelining off, keep_remote_files, or the become method'
+        return None
+
+    def _direct_interpreter(self, task_vars):
+        """(the host's Python, None), or (None, why not): the interpreter setting
+        (ansible_python_interpreter, interpreter_python), or with auto the one discovered - by an
+        earlier task, or now, as a module run discovers it."""
+        self._direct_discovered = None
+        try:
+            configured = C.config.get_config_value('INTERPRETER_PYTHON', variables=task_vars)
+            configured = (self._templar.template(configured) if configured else '') or ''
+        except Exception as exc:  # pylint: disable=broad-except
+            return None, 'the interpreter setting: %s' % exc
+        configured = str(configured).strip()
+        if configured and not configured.startswith('auto'):
+            return configured, None
+        facts = task_vars.get('ansible_facts') or {}
+        if facts.get('discovered_interpreter_python'):
+            return str(facts['discovered_interpreter_python']), None
+        try:
+            found = discover_interpreter(action=self, interpreter_name='python', discovery_mode=configured or 'auto',
+                                         task_vars=task_vars)
+        except Exception as exc:  # pylint: disable=broad-except
+            return None, 'interpreter discovery: %s' % exc
+        if not found:
+            return None, 'no Python found on the host'
+        self._direct_discovered = found
+        return str(found), None
 
     def _install_pyroute2(self, task_vars):
         family = (task_vars.get('ansible_facts') or {}).get('os_family')

@@ -37,7 +37,7 @@ import types
 
 try:
     import zipimport
-    from importlib.util import MAGIC_NUMBER, spec_from_file_location
+    from importlib.util import MAGIC_NUMBER, spec_from_file_location, spec_from_loader
 except ImportError:  # Python 2: no finder of this kind; everything is compiled as before
     zipimport = None
 
@@ -115,17 +115,82 @@ class Loader(object):
         source = self.get_source(fullname)
         if source is None:  # compiled code alone in the zip: nothing to compile, nothing to keep
             return self.zip_loader.get_code(fullname)
+        return cached_code(fullname, source, self.directory)
+
+
+def cached_code(fullname, source, directory):
+    """The code of the module `fullname` with this source: from the cache in `directory` (None: no
+    cache), compiled and kept there if missing."""
+    name = fullname.rpartition('.')[2]
+    # the file name Python would show for the module's own file, the same in every run (the
+    # payload's path changes each time); the lines come from the loader's get_source
+    filename = '%s/%s.py' % (PACKAGE.replace('.', '/'), name)
+    if directory is None:
+        return compile(source, filename, 'exec', dont_inherit=True)
+    key = '%s.%s.%s' % (name, hashlib.sha256(source.encode('utf-8')).hexdigest()[:32], sys.implementation.cache_tag)
+    path = os.path.join(directory, key)
+    code = load(path)
+    if code is None:
+        code = compile(source, filename, 'exec', dont_inherit=True)
+        store(path, code, stale=name + '.')
+    return code
+
+
+# the package's __path__ entry, and its finder's key in sys.path_importer_cache, in a run that has
+# the engine's sources in memory
+SOURCES_ENTRY = '<linuxnet.netns engine sources>'
+
+
+class SourceFinder(object):
+    """The package's modules from sources in memory ({name: source text}), with code from the cache
+    in `directory` (None: compiled each time): how the engine is imported where it runs without
+    Ansible's module wrapper, sent whole by the controller (_direct). The finder of the package's one
+    path entry (install()): imports find the modules through it, and pkgutil.iter_modules lists them
+    (_saved.engine_files installs them as the boot code)."""
+
+    def __init__(self, sources, directory):
+        self.sources, self.directory = sources, directory
+
+    def find_spec(self, fullname, target=None):
         name = fullname.rpartition('.')[2]
-        key = '%s.%s.%s' % (name, hashlib.sha256(source.encode('utf-8')).hexdigest()[:32],
-                            sys.implementation.cache_tag)
-        path = os.path.join(self.directory, key)
-        code = load(path)
-        if code is None:
-            # the file name Python would show for the module's own file, the same in every run (the
-            # payload's path changes each time); the lines come from get_source
-            code = compile(source, '%s/%s.py' % (PACKAGE.replace('.', '/'), name), 'exec', dont_inherit=True)
-            store(path, code, stale=name + '.')
-        return code
+        if fullname != PACKAGE + '.' + name or name not in self.sources:
+            return None
+        return spec_from_loader(fullname, SourceLoader(self, name),
+                                origin='%s/%s.py' % (PACKAGE.replace('.', '/'), name))
+
+    def iter_modules(self, prefix=''):
+        for name in sorted(self.sources):
+            yield prefix + name, False
+
+    def invalidate_caches(self):
+        pass
+
+    def install(self, package):
+        """Make this the finder of `package` (the module object of PACKAGE)."""
+        package.__path__ = [SOURCES_ENTRY]
+        sys.path_importer_cache[SOURCES_ENTRY] = self
+
+
+class SourceLoader(object):
+    """One module of a SourceFinder."""
+
+    def __init__(self, finder, name):
+        self.finder, self.name = finder, name
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        exec(self.get_code(module.__name__), module.__dict__)  # pylint: disable=exec-used
+
+    def is_package(self, fullname):
+        return False
+
+    def get_source(self, fullname):
+        return self.finder.sources[self.name]
+
+    def get_code(self, fullname):
+        return cached_code(fullname, self.get_source(fullname), self.finder.directory)
 
 
 def load(path):

@@ -16,6 +16,35 @@ from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNE
 
 HOST = None
 
+# netns_info's options (the module, and a run without Ansible's module wrapper: _direct)
+ARGUMENT_SPEC = dict(
+    netns=dict(type='list', elements='str'),
+    routes=dict(type='bool', default=True),
+    nat=dict(type='bool', default=True),
+    netns_details=dict(type='bool', default=True),
+    veth_pairs=dict(type='bool', default=True),
+    bridges=dict(type='bool', default=True),
+    bridge_ports=dict(type='bool', default=True),
+    saved_plans=dict(type='str', choices=['none', 'list', 'drift'], default='drift'),
+)
+
+
+def prepare(params):
+    """netns_info's read for these (validated) arguments: read(plan, reader) -> result, for
+    _run.run(read_only=True). Raises ValidationError naming the argument."""
+    # imported here: _saved and the kinds stand beside this file, and only a run needs them
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _saved
+    query = InfoQuery(params)
+    saved = params['saved_plans']
+
+    def read(plan, reader):
+        result = gather(reader, query, _kinds.KINDS)
+        if saved != 'none':
+            result['saved_plans'] = _saved.report(reader.session, saved == 'drift')
+        return result
+    return read
+
 
 def _interface(link, view):
     item = {'index': link.index, 'kind': link.kind, 'up': link.up, 'mtu': link.mtu,

@@ -21,7 +21,7 @@ import re
 import sys
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
-from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+from ansible_collections.linuxnet.netns.plugins.module_utils import _run
 from ansible_collections.linuxnet.netns.plugins.module_utils import _saved
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError, fail
@@ -31,7 +31,7 @@ KINDS = _kinds.KINDS
 
 def argument_spec():
     spec = dict((kind.option, kind.list_spec()) for kind in KINDS)
-    spec['purge'] = dict(_module.PURGE_OPTION)
+    spec['purge'] = dict(_run.PURGE_OPTION)
     spec['purge_match'] = dict(type='dict', options=dict(
         (kind.option, dict(type='list', elements='str')) for kind in KINDS if kind.select))
     spec['save'] = dict(_saved.SAVE_OPTION)
@@ -43,15 +43,21 @@ def _list_specs():
     return dict((kind.option, kind.list_spec()) for kind in KINDS)
 
 
-def with_definition(params):
+class NotExact(Exception):
+    """A definition whose items need Ansible's validator (with_definition(exact_only=True))."""
+
+
+def with_definition(params, exact_only=False):
     """params with the lists of `definition` (a mapping of list options, or a JSON text of one) in
     place: validated by the same argument spec as the options given directly - each converted,
     defaulted and checked as Ansible does - and refused where the task also gives the list itself.
 
     Why a text: ansible-core (2.19) templates a task's arguments object by object, each element of
     each list copied and checked for templates; ten thousand namespaces' items cost the controller
-    some six seconds a task, one JSON text of them a fraction of it."""
-    from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # only a definition needs it
+    some six seconds a task, one JSON text of them a fraction of it.
+
+    exact_only: where Ansible's validator is not at hand (a run without Ansible, _direct), a list it
+    would have to convert or refuse raises NotExact instead."""
     given = params['definition']
     if isinstance(given, (str, bytes)):
         try:
@@ -81,6 +87,9 @@ def with_definition(params):
         else:
             merged[key] = checked
     if rest:
+        if exact_only:
+            raise NotExact(sorted(rest))
+        from ansible.module_utils.common.arg_spec import ArgumentSpecValidator  # only such a list needs it
         V.unconverted(specs, rest, 'definition.')
         result = ArgumentSpecValidator(dict((key, specs[key]) for key in rest)).validate(rest)
         if result.error_messages:
@@ -150,19 +159,21 @@ def parse(params):
     return parsed
 
 
-def main():
-    # save alone: a saved plan removed (state absent) by a task that declares nothing else
-    module = _module.new_module(argument_spec(),
-                                required_one_of=[[kind.option for kind in KINDS] + ['save', 'definition']])
-    try:
-        params = with_definition(module.params) if module.params.get('definition') is not None else module.params
-        parsed = parse(params)
-        purge = purge_selection(params) if params.get('purge') or params.get('purge_match') else None
-        save = _saved.Save(module.params['save']) if module.params.get('save') else None
-        if save is not None and save.state == 'present':
-            _saved.refuse_persisted_forwarding(parsed)
-    except ValidationError as exc:
-        module.fail_json(msg=str(exc), changed=False)
+def required_one_of():
+    """The options of which a call gives at least one (save alone: a saved plan removed, state
+    absent, by a task that declares nothing else)."""
+    return [[kind.option for kind in KINDS] + ['save', 'definition']]
+
+
+def prepare(params, exact_only=False):
+    """The planner of a call with these (validated) arguments: planner(plan, reader) -> result.
+    Raises ValidationError naming the argument; NotExact (exact_only, see with_definition)."""
+    params = with_definition(params, exact_only) if params.get('definition') is not None else params
+    parsed = parse(params)
+    purge = purge_selection(params) if params.get('purge') or params.get('purge_match') else None
+    save = _saved.Save(params['save']) if params.get('save') else None
+    if save is not None and save.state == 'present':
+        _saved.refuse_persisted_forwarding(parsed)
 
     def plan_all(plan, reader):
         result = _saved.plan_declared(plan, reader, parsed, purge)
@@ -170,5 +181,15 @@ def main():
             # after the network it describes: written once that is in place (stage FILES)
             result['saved'] = _saved.plan_save(plan, reader, save, parsed, sys.executable)
         return result
+    return plan_all
 
+
+def main():
+    # the module glue (AnsibleModule) only here: a run without Ansible (_direct) uses prepare()
+    from ansible_collections.linuxnet.netns.plugins.module_utils import _module
+    module = _module.new_module(argument_spec(), required_one_of=required_one_of())
+    try:
+        plan_all = prepare(module.params)
+    except ValidationError as exc:
+        module.fail_json(msg=str(exc), changed=False)
     _module.run(module, plan_all)

@@ -54,8 +54,9 @@ CODE_ROOT = '/usr/local/lib/linuxnet-netns'
 BOOT_SCRIPT = 'linuxnet-netns-boot'
 MANIFEST = 'MANIFEST'  # written last: an engine directory without it is incomplete
 PACKAGE = 'ansible_collections.linuxnet.netns.plugins.module_utils'
-# what the boot script does not need: they import Ansible, or (_bytecode) serve a module run's imports
-NOT_INSTALLED = ('_bytecode', '_module', '_network')
+# what the boot script does not need: they import Ansible, serve a module run's imports (_bytecode) or
+# run the engine for one (_run, _direct)
+NOT_INSTALLED = ('_bytecode', '_direct', '_module', '_network', '_run')
 # host: what needs only the host (early); uplink: the rest (once the uplink is up, and again when
 # systemd-networkd restarts); all: both, in order (by hand, and what netns_info's drift plans)
 PARTS = ('host', 'uplink', 'all')

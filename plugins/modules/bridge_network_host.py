@@ -59,6 +59,16 @@ options:
         per host less.
     type: bool
     default: false
+  direct:
+    description:
+      - Run the engine on the host without Ansible's module wrapper - its code, arguments and flags fed to the
+        host's Python on stdin, as Ansible feeds a pipelined module, through the task's connection, become and
+        environment - where Ansible would pipeline a module and the task is neither delegated nor async. The
+        result is the module's. Elsewhere, and for arguments the run cannot check exactly as the module would,
+        the module runs. C(engine_run) in the result says which (V(direct) or V(module)).
+      - The role passes its C(bridge_network_direct).
+    type: bool
+    default: false
   state:
     description:
       - The state the role's entry point is for (V(absent) for C(teardown)); the task fails, changing nothing,
@@ -87,6 +97,11 @@ local:
   description: O(step=read). The host's uplink, underlay address and current subnet.
   returned: success
   type: dict
+engine_run:
+  description: How the module ran on the host - V(direct), without Ansible's module wrapper (O(direct)), or as V(module).
+  returned: when a module ran
+  type: str
+  sample: direct
 deps:
   description: What was done to install pyroute2, where a module run found it missing.
   returned: when pyroute2 was missing and O(install_deps) is on
@@ -106,6 +121,7 @@ def main():
         save=dict(type='dict'),
         state=dict(type='str', choices=['present', 'absent']),
         validate=dict(type='bool', default=False),
+        direct=dict(type='bool', default=False),
     ), supports_check_mode=True)
     module.fail_json(msg='linuxnet.netns.bridge_network_host runs as an action plugin, on the controller: '
                          'it was run as a module, without its action plugin')

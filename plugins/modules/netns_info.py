@@ -210,35 +210,16 @@ nat:
 # first, before the engine: its compiled code comes from the host's cache (see _bytecode)
 from ansible_collections.linuxnet.netns.plugins.module_utils import _bytecode  # noqa: F401 pylint: disable=unused-import
 from ansible_collections.linuxnet.netns.plugins.module_utils import _info
-from ansible_collections.linuxnet.netns.plugins.module_utils import _kinds
 from ansible_collections.linuxnet.netns.plugins.module_utils import _module
-from ansible_collections.linuxnet.netns.plugins.module_utils import _saved
 from ansible_collections.linuxnet.netns.plugins.module_utils._common import ValidationError
 
 
 def main():
-    module = _module.new_module(dict(
-        netns=dict(type='list', elements='str'),
-        routes=dict(type='bool', default=True),
-        nat=dict(type='bool', default=True),
-        netns_details=dict(type='bool', default=True),
-        veth_pairs=dict(type='bool', default=True),
-        bridges=dict(type='bool', default=True),
-        bridge_ports=dict(type='bool', default=True),
-        saved_plans=dict(type='str', choices=['none', 'list', 'drift'], default='drift'),
-    ))
+    module = _module.new_module(dict(_info.ARGUMENT_SPEC))
     try:
-        query = _info.InfoQuery(module.params)
+        read = _info.prepare(module.params)
     except ValidationError as exc:
         module.fail_json(msg=str(exc))
-    saved = module.params['saved_plans']
-
-    def read(plan, reader):
-        result = _info.gather(reader, query, _kinds.KINDS)
-        if saved != 'none':
-            result['saved_plans'] = _saved.report(reader.session, saved == 'drift')
-        return result
-
     _module.run(module, read, read_only=True)
 
 

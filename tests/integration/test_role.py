@@ -444,6 +444,44 @@ def test_install_deps_costs_nothing_where_pyroute2_is_there_and_retries_where_it
     assert recap['failed'] == 1 and '"deps"' not in out.stdout and 'pyroute2' in out.stdout, out.stdout
 
 
+def test_where_ansible_pipelines_the_role_runs_the_engine_without_the_module_wrapper(make_host, tmp_path):
+    """bridge_network_direct (the default): with pipelining on, the read and the apply run the engine
+    on the host without Ansible's module wrapper (engine_run: direct); the modules find in place what
+    it made, and with pipelining off (or bridge_network_direct false) the modules run. A Python
+    without pyroute2 gets the install path and the refusal a module run gets."""
+    host = make_host()
+    direct = ('-e', 'ansible_pipelining=true', '-v')
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', *direct)
+    assert recap['failed'] == 0 and recap['changed'] > 0 and host.netns() == ['lnns1', 'lnns2']
+    assert out.stdout.count('"engine_run": "direct"') == 2 and '"engine_run": "module"' not in out.stdout, out.stdout
+    assert host.ping('lnns2', INTERNET)
+    # the plan was saved, with the boot code taken from the sources the run was sent
+    assert '"saved": {' in out.stdout, out.stdout
+    # what the direct runs made, the modules find in place, and the other way round
+    for extra in (('-v',), ('-e', 'ansible_pipelining=true', '-e', 'bridge_network_direct=false', '-v'),
+                  direct + ('--check', '--diff')):
+        out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=2', *extra)
+        assert recap['changed'] == 0, out.stdout
+        assert out.stdout.count('"engine_run": "%s"' % ('direct' if extra[-1] == '--diff' else 'module')) == 2, out.stdout
+    # a change, planned (check mode: nothing made) and then applied directly
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3', '--check', '--diff', *direct)
+    assert recap['changed'] == 1 and host.netns() == ['lnns1', 'lnns2'] and 'add netns lnns3' in out.stdout, out.stdout
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3', *direct)
+    assert recap['changed'] == 1 and host.netns() == ['lnns1', 'lnns2', 'lnns3']
+
+    bare = tmp_path / 'bare'
+    subprocess.run([sys.executable, '-m', 'venv', '--without-pip', str(bare)], check=True)
+    out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3', '-e', 'bridge_network_install_deps=true',
+                               '-e', 'ansible_python_interpreter=%s' % (bare / 'bin' / 'python3'), '--check',
+                               *direct, check=False)
+    assert recap['failed'] == 1 and '"os_family": "Debian", "package": "python3-pyroute2"' in out.stdout, out.stdout
+    assert 'Failed to import the required Python library (pyroute2)' in out.stdout, out.stdout
+
+    out, recap = host.playbook('teardown.yml', *direct)
+    assert recap['changed'] > 0 and out.stdout.count('"engine_run": "direct"') == 1, out.stdout
+    assert_nothing_left(host)
+
+
 def test_services_and_dns_in_the_roles_namespaces(make_host, tmp_path):
     """bridge_network_services and bridge_network_dns: a drop-in for a service in the second
     namespace, a resolver in each, re-run unchanged; a namespace resolves a name through NAT from a

@@ -1,5 +1,6 @@
 """The role's action (plugins/action/bridge_network_host.py) with Ansible's module runs replaced by a
 script of results: what it runs, in what order, and what it returns. No host, no kernel."""
+import base64
 import json
 import os
 
@@ -181,3 +182,127 @@ def test_the_role_options_are_those_of_every_entry_point():
         specs = yaml.safe_load(handle)['argument_specs']
     assert set(specs) == {'main', 'teardown', 'facts'}
     assert all(entry['options'] == action_module.role_options() for entry in specs.values())
+
+
+# --- the engine run without the module wrapper (option direct) --------------------------------------
+
+class Shell(object):
+    SHELL_FAMILY = 'sh'
+
+    @staticmethod
+    def build_module_command(env_string, shebang, cmd, arg_path=None):
+        return ' '.join(part for part in (env_string, shebang.replace('#!', ''), cmd) if part)
+
+
+class Connection(object):
+    def __init__(self, pipelining=True):
+        self._shell = Shell()
+        self.pipelining = pipelining
+
+    def is_pipelining_enabled(self, wrap_async=False):
+        return self.pipelining
+
+
+class DirectAction(Action):
+    """The action with a connection: `sent` records (cmd, script) of each direct run, answered by
+    `direct` {module: [low-level result, ...]}."""
+
+    def __init__(self, args, results, direct, pipelining=True, **task):  # pylint: disable=super-init-not-called
+        super(DirectAction, self).__init__(dict(args, direct=True), results)
+        self._task.delegate_to, self._task.async_val, self._task.diff = task.get('delegate_to'), task.get('async_val', 0), False
+        self._connection = Connection(pipelining)
+        self._templar = type('Templar', (), {'template': staticmethod(lambda value: value)})()
+        self._play_context = type('PlayContext', (), {'remote_addr': 'h1'})()
+        self.direct = dict((name, list(answers)) for name, answers in direct.items())
+        self.sent = []
+
+    def _compute_environment_string(self, raw_environment_out=None):
+        return 'LANG=C'
+
+    def _low_level_execute_command(self, cmd, sudoable=True, in_data=None, **kw):
+        request = json.loads(base64.b64decode(in_data.rsplit('(', 1)[1].split("'")[1]))
+        self.sent.append((cmd, request))
+        return self.direct[request['module']].pop(0)
+
+
+def printed(result, rc=0):
+    return {'rc': rc, 'stdout': json.dumps(result) + '\n', 'stderr': ''}
+
+
+READ = {'step': 'read', 'settings': settings()}
+PYTHON = {'ansible_python_interpreter': '/usr/bin/python3'}
+
+
+def test_direct_reads_the_host_without_a_module_run():
+    action = DirectAction(READ, {}, {'netns_info': [printed(read_result())]})
+    result = run(action, PYTHON)
+    (cmd, request), = action.sent
+    assert cmd == 'LANG=C /usr/bin/python3' and action.runs == []
+    assert request['module'] == 'netns_info' and request['args'] == action_module.read_args(settings())
+    assert request['check_mode'] is False and '_direct' in request['sources'] and '_module' not in request['sources']
+    assert result['engine_run'] == 'direct' and result['local']['uplink'] == 'up0'
+
+
+@pytest.mark.parametrize('why, make', [
+    ('pipelining off', lambda: DirectAction(READ, {}, {}, pipelining=False)),
+    ('delegated', lambda: DirectAction(READ, {}, {}, delegate_to='other')),
+    ('async', lambda: DirectAction(READ, {}, {}, async_val=30)),
+])
+def test_where_ansible_would_not_pipeline_the_module_runs(why, make):
+    action = make()
+    action.results = {'linuxnet.netns.netns_info': [read_result()]}
+    result = run(action, PYTHON)
+    assert action.sent == [] and [name for name, _args in action.runs] == ['linuxnet.netns.netns_info'], why
+    assert result['engine_run'] == 'module'
+
+
+@pytest.mark.parametrize('answer', [
+    printed({'linuxnet_netns_declined': 'arguments Ansible would convert or refuse'}),
+    {'rc': 127, 'stdout': '', 'stderr': '/bin/sh: 1: /usr/bin/python3: not found'},
+])
+def test_a_declined_run_or_a_python_that_did_not_start_leaves_it_to_the_module(answer):
+    action = DirectAction(READ, {'linuxnet.netns.netns_info': [read_result()]}, {'netns_info': [answer]})
+    result = run(action, PYTHON)
+    assert len(action.sent) == 1 and len(action.runs) == 1 and result['engine_run'] == 'module'
+
+
+def test_a_run_that_printed_no_result_fails_saying_what_it_printed():
+    action = DirectAction(READ, {}, {'netns_info': [{'rc': 1, 'stdout': 'Traceback ...', 'stderr': 'boom'}]})
+    result = run(action, PYTHON)
+    assert result['failed'] and result['module_stderr'] == 'boom' and 'MODULE FAILURE' in result['msg']
+    assert action.runs == []  # a run that may have started is not run again
+
+
+def test_a_missing_pyroute2_is_installed_and_the_direct_run_made_again():
+    missing = printed(dict(MISSING, changed=False), rc=1)
+    action = DirectAction(dict(READ, install_deps=True), {'ansible.builtin.apt': [{'changed': True}]},
+                          {'netns_info': [missing, printed(read_result())]})
+    result = run(action, dict(PYTHON, ansible_facts={'os_family': 'Debian'}))
+    assert [request['module'] for _cmd, request in action.sent] == ['netns_info', 'netns_info']
+    assert result['engine_run'] == 'direct' and result['deps']['changed'] and not result.get('failed')
+
+
+def test_the_python_is_discovered_once_as_a_module_run_would_and_kept_as_its_fact(monkeypatch):
+    found = []
+    monkeypatch.setattr(action_module, 'discover_interpreter',
+                        lambda **kw: found.append(kw['discovery_mode']) or '/usr/bin/python3.11')
+    action = DirectAction(READ, {}, {'netns_info': [printed(read_result())]})
+    result = run(action, {'ansible_python_interpreter': 'auto_silent'})
+    assert found == ['auto_silent'] and action.sent[0][0].endswith('/usr/bin/python3.11')
+    assert result['ansible_facts']['discovered_interpreter_python'] == '/usr/bin/python3.11'
+    # a host whose Python an earlier task discovered is not asked again
+    action = DirectAction(READ, {}, {'netns_info': [printed(read_result())]})
+    run(action, {'ansible_facts': {'discovered_interpreter_python': '/usr/bin/python3.9'}})
+    assert found == ['auto_silent'] and action.sent[0][0].endswith('/usr/bin/python3.9')
+
+
+def test_the_apply_goes_direct_in_check_mode_too():
+    read = dict(read_result(), local={'uplink': 'up0', 'underlay': '192.0.2.11', 'current': None})
+    action = DirectAction({'step': 'apply', 'settings': settings(namespaces=2, subnet='10.200.5.0/24'),
+                           'inputs': {'host': 'h1', 'fleet': None, 'subnets': {'h1': '10.200.5.0/24'}, 'underlays': {}}},
+                          {}, {'network': [printed({'changed': True, 'actions': ['...']})]})
+    action._task.check_mode = True
+    result = run(action, dict(PYTHON, _bridge_network_info=read))
+    (_cmd, request), = action.sent
+    assert request['check_mode'] is True and json.loads(request['args']['definition'])['namespaces'][1]['name'] == 'lnns2'
+    assert result['changed'] and result['engine_run'] == 'direct'

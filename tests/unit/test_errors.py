@@ -6,7 +6,7 @@ import ipaddress
 import pytest
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import (
-    _codec, _common, _kind_forwarding, _kind_masquerade, _module, _network, _nft_plan, _nft_rules, _nft_state, _state,
+    _codec, _common, _kind_forwarding, _kind_masquerade, _module, _run, _network, _nft_plan, _nft_rules, _nft_state, _state,
     _transport,
     _validate)
 from ansible_collections.linuxnet.netns.plugins.module_utils._kinds import comment_parsers
@@ -118,8 +118,8 @@ def no_kernel(monkeypatch):
     monkeypatch.setattr(_codec, 'HAS_PYROUTE2', True)
     monkeypatch.setattr(_transport, 'Namespaces', FakeSession)
     monkeypatch.setattr(_state, 'Reader', reader)
-    monkeypatch.setattr(_module, 'check_privileges', lambda module: None)
-    monkeypatch.setattr(_module, 'Lock', FakeLock)
+    monkeypatch.setattr(_run, 'check_privileges', lambda module: None)
+    monkeypatch.setattr(_run, 'Lock', FakeLock)
 
 
 def masquerade(*rules):

@@ -30,6 +30,8 @@ LAYERS = {
     # the kinds stand side by side: none imports another (they share _links, _nft_plan, _common)
     '_kinds': GLUE,
     '_module': GLUE, '_network': GLUE, '_info': GLUE,
+    # a run of the engine around a planner (a module's, or one without Ansible's module wrapper)
+    '_run': GLUE, '_direct': GLUE,
     # saved plans: the boot script's entry point, below _network (it imports no Ansible)
     '_saved': GLUE,
 }
