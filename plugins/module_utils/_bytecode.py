@@ -145,8 +145,8 @@ class SourceFinder(object):
     """The package's modules from sources in memory ({name: source text}), with code from the cache
     in `directory` (None: compiled each time): how the engine is imported where it runs without
     Ansible's module wrapper, sent whole by the controller (_direct). The finder of the package's one
-    path entry (install()): imports find the modules through it, and pkgutil.iter_modules lists them
-    (_saved.engine_files installs them as the boot code)."""
+    path entry (install()): imports find the modules through it, and pkgutil.iter_modules lists them;
+    get_source gives their text (tracebacks, and _saved.engine_files for the boot code)."""
 
     def __init__(self, sources, directory):
         self.sources, self.directory = sources, directory

@@ -30,7 +30,6 @@ import hashlib
 import importlib
 import json
 import os
-import pkgutil
 import posixpath
 import re
 import socket
@@ -54,8 +53,8 @@ CODE_ROOT = '/usr/local/lib/linuxnet-netns'
 BOOT_SCRIPT = 'linuxnet-netns-boot'
 MANIFEST = 'MANIFEST'  # written last: an engine directory without it is incomplete
 PACKAGE = 'ansible_collections.linuxnet.netns.plugins.module_utils'
-# what the boot script does not need: they import Ansible, serve a module run's imports (_bytecode) or
-# run the engine for one (_run, _direct)
+# what the boot code never holds, whatever imports it: they import Ansible, serve a module run's
+# imports (_bytecode) or run the engine for one (_run, _direct)
 NOT_INSTALLED = ('_bytecode', '_direct', '_module', '_network', '_run')
 # host: what needs only the host (early); uplink: the rest (once the uplink is up, and again when
 # systemd-networkd restarts); all: both, in order (by hand, and what netns_info's drift plans)
@@ -244,16 +243,38 @@ sys.exit(_saved.boot(sys.argv[1:]))
 ''' % dict(plans=PLANS_DIR, boot=_systemd.BOOT_UNIT, uplink=_systemd.UPLINK_UNIT)
 
 
+# an import of an engine file, as the engine writes them: "from PACKAGE import _x [as y]", "from
+# PACKAGE._x import ...", "import PACKAGE._x"
+_IMPORTS = re.compile(r'(?:from|import) +ansible_collections\.linuxnet\.netns\.plugins\.module_utils'
+                      r'(?: +import +([\w ,]+)|\.(\w+))')
+
+
+def imported(source):
+    """The engine files (names) `source` imports, wherever in it."""
+    names = set()
+    for listed, dotted in _IMPORTS.findall(source):
+        if dotted:
+            names.add(dotted)
+        for part in listed.split(','):
+            name = part.split()[0] if part.split() else ''
+            if name.startswith('_'):
+                names.add(name)
+    return names
+
+
 def engine_files():
-    """{relative path: source} of the boot code: every engine file of this package but those that
-    need Ansible, read through their loaders (a module run by Ansible reads them from its zip), and
-    the boot script."""
-    package = importlib.import_module(PACKAGE)
-    names = sorted(set(info.name for info in pkgutil.iter_modules(package.__path__)
-                       if info.name.startswith('_') and info.name not in NOT_INSTALLED))
+    """{relative path: source} of the boot code: this file and every engine file it imports, and they
+    import, read through their loaders (a module run by Ansible reads them from its zip), and the boot
+    script. Followed from the imports, not listed from the package: the same files however the engine
+    came to the host (a module's zip holds what that module imports; a direct run gets them all)."""
     files = {}
     base = PACKAGE.replace('.', '/')
-    for name in names:
+    wanted, done = ['_saved'], set()
+    while wanted:
+        name = wanted.pop()
+        if name in done or name in NOT_INSTALLED:
+            continue
+        done.add(name)
         module = importlib.import_module(PACKAGE + '.' + name)
         source = module.__loader__.get_source(module.__name__)
         if isinstance(source, bytes):  # ansible-test's collection loader gives bytes
@@ -261,6 +282,7 @@ def engine_files():
         if source is None:
             raise EngineError('cannot read the source of %s to install the boot code' % module.__name__)
         files['%s/%s.py' % (base, name)] = source
+        wanted.extend(sorted(imported(source) - done))
     files[BOOT_SCRIPT] = BOOT_SOURCE
     return files
 

@@ -218,3 +218,37 @@ def test_a_saved_plan_that_turns_forwarding_on_removes_our_old_sysctl_d_file_and
                                          ('nginx', 'nginx.service'), ('a.b.service', 'a.b.service')])
 def test_service_names_with_dots_in_the_instance_are_services(given, name):
     assert _systemd.service_name(given, 'service') == name
+
+
+def test_the_boot_code_is_what_the_boot_script_imports_however_the_engine_came():
+    """engine_files follows the imports from _saved (the boot script's entry point): the same files
+    for a module run, whose zip holds what that module imports, and for a direct run, sent them all.
+    The pattern it reads imports with must find what Python's own parser finds."""
+    import ast
+    import os
+    here = os.path.dirname(_saved.__file__)
+
+    def parsed_imports(name):
+        with open(os.path.join(here, name + '.py')) as handle:
+            tree = ast.parse(handle.read())
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module == _saved.PACKAGE:
+                found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or '').startswith(_saved.PACKAGE + '.'):
+                found.add(node.module[len(_saved.PACKAGE) + 1:])
+        return found
+    for name in sorted(entry[:-3] for entry in os.listdir(here) if entry.endswith('.py')):
+        with open(os.path.join(here, name + '.py')) as handle:
+            # (the boot script's text in _saved names _saved itself)
+            assert _saved.imported(handle.read()) - {name} == parsed_imports(name) - {name}, name
+    closure, todo = set(), ['_saved']
+    while todo:
+        name = todo.pop()
+        if name not in closure:
+            closure.add(name)
+            todo.extend(parsed_imports(name))
+    files = _saved.engine_files()
+    base = _saved.PACKAGE.replace('.', '/') + '/'
+    assert sorted(path[len(base):-3] for path in files if path.startswith(base)) == sorted(closure)
+    assert not closure & set(_saved.NOT_INSTALLED) and '_kind_veth' in closure and '_info' not in closure
