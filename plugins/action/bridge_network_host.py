@@ -27,6 +27,7 @@ from ansible import constants as C
 from ansible.errors import AnsibleActionFail
 from ansible.executor.interpreter_discovery import discover_interpreter
 from ansible.module_utils.common.arg_spec import ArgumentSpecValidator
+from ansible.module_utils.common.text.converters import to_bytes
 from ansible.module_utils.parsing.convert_bool import boolean
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
@@ -68,12 +69,15 @@ _SOURCES = {}
 
 # What the host's Python reads on stdin, as it reads a pipelined module: the package made of the
 # sources sent (their code from the host's cache, _bytecode), then _direct.main with the request.
-BOOTSTRAP = '''import base64, json, sys, types
+BOOTSTRAP = '''import sys
+# as the module wrapper does, first: nothing is imported from the directory the run starts in
+sys.path[:] = [entry for entry in sys.path if entry not in ('', '.')]
+import base64, json, types
 
 
 def _linuxnet_netns_direct(data):
     request = json.loads(base64.b64decode(data).decode('utf-8'))
-    if sys.version_info < (3, 6):
+    if sys.version_info < (3, 7):
         print(json.dumps({'linuxnet_netns_declined': 'Python %%d.%%d' %% sys.version_info[:2]}))
         return
     package = request['package']
@@ -115,7 +119,7 @@ def engine_sources():
 
 def direct_script(module, args, check_mode, diff):
     """The script a direct run of `module` (netns_info, network) feeds the host's Python."""
-    request = {'package': PACKAGE, 'module': module, 'args': args, 'check_mode': bool(check_mode),
+    request = {'package': PACKAGE, 'module': module, 'name': 'linuxnet.netns.' + module, 'args': args, 'check_mode': bool(check_mode),
                'diff': bool(diff), 'sources': engine_sources()}
     data = base64.b64encode(json.dumps(request, separators=(',', ':')).encode('utf-8')).decode('ascii')
     return BOOTSTRAP % data
@@ -183,6 +187,7 @@ class ActionModule(ActionBase):
         except TypeError as exc:
             raise AnsibleActionFail('install_deps: %s' % exc)
         self._deps = None
+        self._direct_discovered = None
         try:
             self._direct = boolean(args.get('direct', False), strict=True)
         except TypeError as exc:
@@ -252,13 +257,17 @@ class ActionModule(ActionBase):
     def _engine(self, name, module_args, task_vars):
         """One run of the module `name`: without Ansible's module wrapper where the task allows it
         (option direct, _direct_run), else as the module. `engine_run` in the result says which."""
+        result = None
         if self._direct and name in DIRECT:
             result = self._direct_run(DIRECT[name], module_args, task_vars)
             if result is not None:
                 result['engine_run'] = 'direct'
-                return result
-        result = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
-        result['engine_run'] = 'module'
+        if result is None:
+            result = self._execute_module(module_name=name, module_args=module_args, task_vars=task_vars)
+            result['engine_run'] = 'module'
+        if self._direct_discovered is not None and not result.get('failed'):
+            # discovered here, as a module run returns it: the host's later tasks use it
+            result.setdefault('ansible_facts', {})['discovered_interpreter_python'] = self._direct_discovered
         return result
 
     def _direct_run(self, module, args, task_vars):
@@ -279,7 +288,8 @@ class ActionModule(ActionBase):
                     host=self._play_context.remote_addr)
         cmd = self._connection._shell.build_module_command(self._compute_environment_string(), '#!' + interpreter, '')
         res = self._low_level_execute_command(cmd.strip(), sudoable=True,
-                                              in_data=direct_script(module, args, self._task.check_mode, self._task.diff))
+                                              in_data=to_bytes(direct_script(module, args, self._task.check_mode,
+                                                                             self._task.diff)))
         if res.get('rc') in (126, 127) and not (res.get('stdout') or '').strip():
             # the interpreter did not start: the module run says so in Ansible's words
             display.vvv('linuxnet.netns: %s did not start (%s): runs as a module' % (interpreter, res.get('stderr')))
@@ -291,9 +301,6 @@ class ActionModule(ActionBase):
         warnings = list(getattr(self, '_discovery_warnings', None) or [])  # ansible-core < 2.19 keeps them here
         if warnings:
             result['warnings'] = warnings + list(result.get('warnings') or [])
-        if self._direct_discovered is not None:
-            # as a module run returns it: the host's later tasks use it
-            result.setdefault('ansible_facts', {})['discovered_interpreter_python'] = self._direct_discovered
         return result
 
     def _direct_unfit(self):
@@ -315,7 +322,6 @@ class ActionModule(ActionBase):
         """(the host's Python, None), or (None, why not): the interpreter setting
         (ansible_python_interpreter, interpreter_python), or with auto the one discovered - by an
         earlier task, or now, as a module run discovers it."""
-        self._direct_discovered = None
         try:
             configured = C.config.get_config_value('INTERPRETER_PYTHON', variables=task_vars)
             configured = (self._templar.template(configured) if configured else '') or ''
@@ -334,7 +340,12 @@ class ActionModule(ActionBase):
             return None, 'interpreter discovery: %s' % exc
         if not found:
             return None, 'no Python found on the host'
+        # kept as a module run keeps it: a module run after this one (declined, or the pyroute2
+        # install's) does not discover it again
         self._direct_discovered = found
+        facts = task_vars.get('ansible_facts')
+        if isinstance(facts, dict):
+            facts['discovered_interpreter_python'] = found
         return str(found), None
 
     def _install_pyroute2(self, task_vars):

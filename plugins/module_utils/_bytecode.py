@@ -138,7 +138,8 @@ def cached_code(fullname, source, directory):
 
 # the package's __path__ entry, and its finder's key in sys.path_importer_cache, in a run that has
 # the engine's sources in memory
-SOURCES_ENTRY = '<linuxnet.netns engine sources>'
+# (absolute, though no such path exists: importlib.invalidate_caches drops relative entries' finders)
+SOURCES_ENTRY = '/<linuxnet.netns engine sources>'
 
 
 class SourceFinder(object):

@@ -25,6 +25,7 @@ __metaclass__ = type
 
 import json
 import sys
+import traceback
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _run
 from ansible_collections.linuxnet.netns.plugins.module_utils import _validate as V
@@ -45,9 +46,13 @@ def checked(spec, args, required_one_of=()):
     for name, value in args.items():
         if name not in spec:
             raise Declined('unknown option %s' % name)
-        if value is None and spec[name].get('default') is None:
-            continue  # None where the default is None: what the validator leaves too
+        option = spec[name]
+        if value is None and option.get('default') is None and not option.get('required') and option.get('choices') is None:
+            continue  # an optional null: the validator leaves it null, like an option left out
         given[name] = value
+    missing = sorted(name for name, option in spec.items() if option.get('required') and name not in given)
+    if missing:
+        raise Declined('missing required arguments: %s' % ', '.join(missing))
     check = V.exact_items(dict((name, spec[name]) for name in given))
     params = check(given) if check is not None else None
     if params is None:
@@ -129,7 +134,8 @@ def main(request, out=None):
     """Run request['module'] with request['args'] (check_mode, diff): its result on `out`, then
     exit as the module would (1: failed). Declined: {DECLINED: why}, exit 0."""
     quiet_collector()
-    runner = Runner(request['module'], bool(request.get('check_mode')), bool(request.get('diff')), out)
+    # named as Ansible names a module run (its messages say "linuxnet.netns.network needs root ...")
+    runner = Runner(request.get('name', request['module']), bool(request.get('check_mode')), bool(request.get('diff')), out)
     params, prepare, read_only = RUNS[request['module']]
     try:
         runner.params = params(request['args'])
@@ -139,4 +145,8 @@ def main(request, out=None):
     except ValidationError as exc:
         # as each module words it: netns_info's failure has no `changed`
         runner.fail_json(msg=str(exc), **({} if read_only else {'changed': False}))
-    _run.run(runner, planner, read_only)
+    try:
+        _run.run(runner, planner, read_only)
+    except Exception as exc:  # pylint: disable=broad-except
+        # what Ansible's module loader returns for an exception no code of the module caught
+        runner.fail_json(msg='%s: %s' % (type(exc).__name__, exc), exception=traceback.format_exc())

@@ -58,8 +58,10 @@ STATES_LISTED = 100
 
 def missing_library(name):
     """What a run without `name` says (Ansible's missing_required_lib words it for a module run)."""
-    return 'Failed to import the required Python library (%s) on %s\'s Python %s.' % (
-        name, socket.gethostname(), sys.executable)
+    return ('Failed to import the required Python library (%s) on %s\'s Python %s. Please read the module '
+            'documentation and install it in the appropriate location. If the required library is installed, but '
+            'Ansible is using the wrong Python interpreter, please consult the documentation on '
+            'ansible_python_interpreter' % (name, socket.gethostname(), sys.executable))
 
 
 def run(module, planner, read_only=False, missing=missing_library):

@@ -88,11 +88,14 @@ def test_the_engine_code_is_kept_compiled_for_the_next_run(host, tmp_path):
     query = {'netns': [], 'saved_plans': 'none'}
     first, rc, _err = direct(host, 'netns_info', query, cache=cache)
     kept = sorted(os.listdir(cache))
+    written = dict((name, os.stat(cache / name).st_ino) for name in kept)
     assert rc == 0 and not first.get('failed')
     assert {'_direct', '_info', '_run', '_transport', '_codec'} <= set(name.split('.')[0] for name in kept), kept
     assert '_module' not in set(name.split('.')[0] for name in kept)  # the module glue is not even sent
     second, rc, _err = direct(host, 'netns_info', query, cache=cache)
     assert rc == 0 and second == first and sorted(os.listdir(cache)) == kept
+    # read back, not written again (a new file would be a new inode: they are renamed into place)
+    assert dict((name, os.stat(cache / name).st_ino) for name in kept) == written
 
 
 def test_the_script_carries_every_engine_file_but_the_module_glue():

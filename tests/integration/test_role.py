@@ -465,7 +465,7 @@ def test_where_ansible_pipelines_the_role_runs_the_engine_without_the_module_wra
         assert out.stdout.count('"engine_run": "%s"' % ('direct' if extra[-1] == '--diff' else 'module')) == 2, out.stdout
     # a change, planned (check mode: nothing made) and then applied directly
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3', '--check', '--diff', *direct)
-    assert recap['changed'] == 1 and host.netns() == ['lnns1', 'lnns2'] and 'add netns lnns3' in out.stdout, out.stdout
+    assert recap['changed'] == 1 and host.netns() == ['lnns1', 'lnns2'] and '"create netns lnns3"' in out.stdout, out.stdout
     out, recap = host.playbook('site.yml', '-e', 'bridge_network_namespaces=3', *direct)
     assert recap['changed'] == 1 and host.netns() == ['lnns1', 'lnns2', 'lnns3']
 

@@ -220,7 +220,8 @@ class DirectAction(Action):
         return 'LANG=C'
 
     def _low_level_execute_command(self, cmd, sudoable=True, in_data=None, **kw):
-        request = json.loads(base64.b64decode(in_data.rsplit('(', 1)[1].split("'")[1]))
+        assert isinstance(in_data, bytes)  # as the connections take it (local's communicate() needs bytes)
+        request = json.loads(base64.b64decode(in_data.decode().rsplit('(', 1)[1].split("'")[1]))
         self.sent.append((cmd, request))
         return self.direct[request['module']].pop(0)
 
@@ -286,9 +287,14 @@ def test_the_python_is_discovered_once_as_a_module_run_would_and_kept_as_its_fac
     found = []
     monkeypatch.setattr(action_module, 'discover_interpreter',
                         lambda **kw: found.append(kw['discovery_mode']) or '/usr/bin/python3.11')
-    action = DirectAction(READ, {}, {'netns_info': [printed(read_result())]})
-    result = run(action, {'ansible_python_interpreter': 'auto_silent'})
+    action = DirectAction(READ, {'linuxnet.netns.netns_info': [read_result()]},
+                          {'netns_info': [printed({'linuxnet_netns_declined': 'why not'})]})
+    task_vars = {'ansible_python_interpreter': 'auto_silent', 'ansible_facts': {}}
+    result = run(action, task_vars)
     assert found == ['auto_silent'] and action.sent[0][0].endswith('/usr/bin/python3.11')
+    # kept where a module run keeps it (the module run after the decline finds it there), and returned
+    assert task_vars['ansible_facts']['discovered_interpreter_python'] == '/usr/bin/python3.11'
+    assert result['engine_run'] == 'module'
     assert result['ansible_facts']['discovered_interpreter_python'] == '/usr/bin/python3.11'
     # a host whose Python an earlier task discovered is not asked again
     action = DirectAction(READ, {}, {'netns_info': [printed(read_result())]})
