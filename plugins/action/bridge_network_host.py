@@ -119,8 +119,8 @@ def engine_sources():
 
 def direct_script(module, args, check_mode, diff):
     """The script a direct run of `module` (netns_info, network) feeds the host's Python."""
-    request = {'package': PACKAGE, 'module': module, 'name': 'linuxnet.netns.' + module, 'args': args, 'check_mode': bool(check_mode),
-               'diff': bool(diff), 'sources': engine_sources()}
+    request = {'package': PACKAGE, 'module': module, 'name': 'linuxnet.netns.' + module, 'args': args,
+               'check_mode': bool(check_mode), 'diff': bool(diff), 'sources': engine_sources()}
     data = base64.b64encode(json.dumps(request, separators=(',', ':')).encode('utf-8')).decode('ascii')
     return BOOTSTRAP % data
 

@@ -42,14 +42,10 @@ class Declined(Exception):
 def checked(spec, args, required_one_of=()):
     """The arguments as AnsibleModule's validation leaves them - the options given, each exactly of
     its type (V.exact_items), and every other option at its default (or None) - or Declined."""
-    given = {}
-    for name, value in args.items():
-        if name not in spec:
-            raise Declined('unknown option %s' % name)
-        option = spec[name]
-        if value is None and option.get('default') is None and not option.get('required') and option.get('choices') is None:
-            continue  # an optional null: the validator leaves it null, like an option left out
-        given[name] = value
+    unknown = sorted(name for name in args if name not in spec)
+    if unknown:
+        raise Declined('unknown option %s' % ', '.join(unknown))
+    given = dict(args)
     missing = sorted(name for name, option in spec.items() if option.get('required') and name not in given)
     if missing:
         raise Declined('missing required arguments: %s' % ', '.join(missing))
@@ -135,7 +131,8 @@ def main(request, out=None):
     exit as the module would (1: failed). Declined: {DECLINED: why}, exit 0."""
     quiet_collector()
     # named as Ansible names a module run (its messages say "linuxnet.netns.network needs root ...")
-    runner = Runner(request.get('name', request['module']), bool(request.get('check_mode')), bool(request.get('diff')), out)
+    runner = Runner(request.get('name', request['module']), bool(request.get('check_mode')), bool(request.get('diff')),
+                    out)
     params, prepare, read_only = RUNS[request['module']]
     try:
         runner.params = params(request['args'])
