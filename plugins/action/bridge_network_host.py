@@ -100,8 +100,8 @@ _linuxnet_netns_direct(%r)
 '''
 
 
-# the modules a direct run can be (module_utils/_direct.py: RUNS), by the names the action runs them
-DIRECT = {'linuxnet.netns.netns_info': 'netns_info', 'linuxnet.netns.network': 'network'}
+# the modules a direct run can be (module_utils/_direct.py: RUNS, by their short names)
+DIRECT = frozenset(('linuxnet.netns.netns_info', 'linuxnet.netns.network'))
 # the key of a direct run's result that means "run the module instead" (_direct.DECLINED)
 DECLINED = 'linuxnet_netns_declined'
 
@@ -259,7 +259,7 @@ class ActionModule(ActionBase):
         (option direct, _direct_run), else as the module. `engine_run` in the result says which."""
         result = None
         if self._direct and name in DIRECT:
-            result = self._direct_run(DIRECT[name], module_args, task_vars)
+            result = self._direct_run(name.rpartition('.')[2], module_args, task_vars)
             if result is not None:
                 result['engine_run'] = 'direct'
         if result is None:

@@ -172,26 +172,15 @@ class SourceFinder(object):
         sys.path_importer_cache[SOURCES_ENTRY] = self
 
 
-class SourceLoader(object):
-    """One module of a SourceFinder."""
+class SourceLoader(Loader):
+    """One module of a SourceFinder: its source from memory, its code as Loader gives it."""
 
     def __init__(self, finder, name):
-        self.finder, self.name = finder, name
-
-    def create_module(self, spec):
-        return None
-
-    def exec_module(self, module):
-        exec(self.get_code(module.__name__), module.__dict__)  # pylint: disable=exec-used
-
-    def is_package(self, fullname):
-        return False
+        super(SourceLoader, self).__init__(None, finder.directory)
+        self.source = finder.sources[name]
 
     def get_source(self, fullname):
-        return self.finder.sources[self.name]
-
-    def get_code(self, fullname):
-        return cached_code(fullname, self.get_source(fullname), self.finder.directory)
+        return self.source
 
 
 def load(path):

@@ -515,12 +515,9 @@ class Reader(object):
                     if ns is not None:
                         fds[ns] = self.session.open_with_rtnl(ns)
                     state = self.state(ns)
-                    if ns is None and host is not None:
-                        families = routes.get(ns)
-                        if families:
-                            state.routes_of(0 if len(families) > 1 else next(iter(families)))
-                        continue
-                    if ns in links and ns is not None and (ns in to_host or ns in across) and \
+                    # the host's links, where they come from the thread, are not read here
+                    read_links = ns in links and (ns is not None or host is None)
+                    if read_links and ns is not None and (ns in to_host or ns in across) and \
                             (ns, None) not in self._nsids and state.exists:
                         # the namespace's id of the host (the pair's check, or the veth planner's
                         # question) asked beside its links' dump: one round trip for both
@@ -529,7 +526,7 @@ class Reader(object):
                             C.message(C.RTM_GETNSID, 0, C.nsid_request(self.session.home)))
                         state.load(payloads)
                         self._nsids[(ns, None)] = C.nsid_of(reply)
-                    elif ns in links:
+                    elif read_links:
                         state.load()
                     families = routes.get(ns)
                     if families:
