@@ -177,8 +177,6 @@ def plan_netns(plan, reader, items):
                             'held_by': [_describe_holder(h) for h in pids or ()]})
             continue
         if not exists:
-            plan.add(P.NETNS_CREATE, None, 'create netns %s' % ns.name,
-                     call=lambda session, name=ns.name: session.create(name))
             reader.creating.add(ns.name)
             before, lo = None, None
             lo_up, ours = False, True
@@ -197,11 +195,18 @@ def plan_netns(plan, reader, items):
         if ns.lo_up is not None and ns.lo_up != lo_up:
             summaries.append('set lo %s in netns %s' % ('up' if ns.lo_up else 'down', ns.name))
             up = lo_up = ns.lo_up
-        if summaries:
+        what = '; '.join(summaries)
+
+        def settings(u=up, a=alias, s=what):
             # lo is ifindex 1 in every network namespace
-            what = '; '.join(summaries)
-            plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, u=up, a=alias, s=what:
-                     link_request(_codec.RTM_NEWLINK, 0, s, index=1, up=u, alias=a))
+            return link_request(_codec.RTM_NEWLINK, 0, s, index=1, up=u, alias=a)
+        if not exists:
+            # a new namespace gets lo's settings through the socket it was made with: later, past
+            # the sockets a run keeps (_transport.MAX_SOCKETS), it would be entered once more
+            plan.add(P.NETNS_CREATE, None, ['create netns %s' % ns.name] + summaries,
+                     call=lambda session, name=ns.name, s=settings: session.create(name).request([s()]))
+        elif summaries:
+            plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, s=settings: s())
         after = {'lo_up': lo_up, 'ours': ours}
         plan.record(key, before, after)
         results.append(dict(after, name=ns.name, state='present'))

@@ -130,15 +130,22 @@ def plan_veth(plan, reader, pair):
                                 'delete %s in %s (replace: %s)' % (iface.name, where(iface.ns), describe_link(link)))
             a_link = b_link = None
 
+    made_up = False
     if a_link is None:
         summary = 'create veth %s in %s with peer %s in %s' % (a.name, where(a.ns), b.name, where(b.ns))
+        # The first end comes up with the pair, the peer later (configure): no carrier before the
+        # peer's IPv6 switch (LINK_IPV6) and its own. Up by a message of its own, each host end of
+        # a p2p network cost the kernel one more walk of all its ids of other namespaces
+        # (peernet2id, for the message that tells listeners about it): a second of ten thousand.
+        made_up = a.up is True
+        summaries = [summary] + (['set %s up in %s' % (a.name, where(a.ns))] if made_up else [])
 
-        def create(resolver, summary=summary):
+        def create(resolver, summary=summary, up=made_up or None):
             info = _codec.veth_info(b.name, b.mtu, resolver.ns_fd(b.ns) if b.ns != a.ns else None)
             return link_request(_codec.RTM_NEWLINK, _codec.NLM_F_CREATE | _codec.NLM_F_EXCL, summary,
-                                name=a.name, mtu=a.mtu, info=info)
-        plan.add(P.LINK_CREATE, a.ns, summary, requests=create)
-    after_a = configure(plan, a, a_link, a_view, 'veth', label)
+                                name=a.name, mtu=a.mtu, info=info, up=up)
+        plan.add(P.LINK_CREATE, a.ns, summaries, requests=create)
+    after_a = configure(plan, a, a_link, a_view, 'veth', label, made_up=made_up)
     after_b = configure(plan, b, b_link, b_view, 'veth', label)
     return {'name': a.name, 'netns': a.ns, 'peer': dict(after_b, name=b.name, netns=b.ns),
             **after_a}

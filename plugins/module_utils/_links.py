@@ -185,8 +185,9 @@ def _addr_request(msg_type, flags, index, addr, what):
     return _transport.Request(_codec.address_message(msg_type, flags, index, addr, ifa_flags), what)
 
 
-def configure(plan, iface, link, view, kind, label):
-    """Plan the shared settings of one interface, existing (`link`) or made in this run (None).
+def configure(plan, iface, link, view, kind, label, made_up=False):
+    """Plan the shared settings of one interface, existing (`link`) or made in this run (None;
+    `made_up`: by a request that brings it up too).
 
     Link-level settings (bridge, MTU, owner mark, up) go to the kernel as one message per
     interface, addressed by name when the link is new, so that no index lookup is needed; only
@@ -235,7 +236,7 @@ def configure(plan, iface, link, view, kind, label):
     if isolated is not None and not attach:
         summaries.append(isolated)
         info = _codec.isolated_info(iface.isolated)
-    current_up = link.up if link is not None else False
+    current_up = link.up if link is not None else made_up
     if iface.up is not None and iface.up != current_up:
         summaries.append('set %s %s in %s' % (name, 'up' if iface.up else 'down', where(ns)))
         up = iface.up

@@ -56,6 +56,41 @@ def test_netns_create_marks_and_raises_lo():
     assert plan.diff() == {'before': {}, 'after': {'netns ns1': {'lo_up': True, 'ours': True}}}
     assert reader.creating == {'ns1'} and reader.will_exist('ns1')
     assert reader.state('ns1').exists is False  # the forecast is apart from what was read
+    # lo's mark and state go with the creation, through the socket that made the namespace: one
+    # operation, no later one that would enter the namespace again
+    [op] = plan.ops
+    assert op.stage == P.NETNS_CREATE and op.call is not None and op.summary == plan.actions
+
+
+class _Socket(object):
+    def __init__(self):
+        self.sent = []
+
+    def request(self, requests):
+        self.sent.extend(requests)
+
+
+class _Session(object):
+    """What a creation call sees: create() hands back the new namespace's socket."""
+
+    def __init__(self):
+        self.made = {}
+
+    def create(self, name):
+        return self.made.setdefault(name, _Socket())
+
+
+def test_netns_create_sends_lo_settings_through_the_new_socket():
+    plan, _reader = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}, {'name': 'ns2', 'lo_up': False}])
+    session = _Session()
+    for op in plan.ops:
+        op.call(session)
+    for name, up in (('ns1', C.IFF_UP), ('ns2', 0)):
+        [request] = session.made[name].sent
+        _family, _type, index, flags, change = C.IFINFO.unpack_from(request.data, 16)
+        assert (index, flags & C.IFF_UP) == (1, up)
+        assert change & C.IFF_UP == (C.IFF_UP if up else 0)  # lo is down in a new namespace: left so
+        assert OWNER_ALIAS.encode() in request.data
 
 
 def test_netns_present_is_nothing_to_do():
@@ -165,6 +200,35 @@ def test_veth_create_into_a_namespace_the_same_task_creates():
                                                       'addresses': ['10.0.0.1/24'], 'ipv6': False}
     assert plan.diff()['after']['veth ns1 vn'] == {'kind': 'veth', 'up': True, 'mtu': 1500,
                                                    'addresses': ['10.0.0.2/24']}
+
+
+class _Descriptors(object):
+    """A resolver for a creation request: the peer's namespace descriptor."""
+
+    def ns_fd(self, ns):
+        return 7
+
+
+def _ifi(request):
+    """(flags, change) of a link request's ifinfomsg."""
+    return C.IFINFO.unpack_from(request.data, 16)[3:5]
+
+
+@pytest.mark.parametrize('up', [True, False])
+def test_veth_first_end_comes_up_with_the_pair_and_the_peer_after(up):
+    """Up by the creating request (one message the kernel tells listeners about, not two): the
+    first end; the peer comes up with its settings, so no carrier before both ends' IPv6 switch."""
+    plan, _result = FakeKernel().plan_network(namespaces=[{'name': 'ns1'}], pairs=[dict(LAB_PAIR, up=up)])
+    [create] = [op for op in plan.ops if op.stage == P.LINK_CREATE]
+    assert _ifi(create.requests(_Descriptors())) == ((C.IFF_UP, C.IFF_UP) if up else (0, 0))
+    settings = dict((op.ns, op) for op in plan.ops if op.stage == P.LINK_SET)
+    assert _ifi(settings[None].requests(None)) == (0, 0)  # the mark alone
+    assert _ifi(settings['ns1'].requests(None)) == (C.IFF_UP, C.IFF_UP)
+    assert ('set vh up in the host' in create.summary) is up
+    assert not [a for a in plan.actions if a.startswith('set vh ')] or up
+    assert plan.actions.index('create veth vh in the host with peer vn in netns ns1') < plan.actions.index(
+        'disable IPv6 on vh in the host') < plan.actions.index('set vn up in netns ns1')
+    assert plan.diff()['after']['veth (host) vh']['up'] is up
 
 
 def test_veth_present_is_nothing_to_do():
