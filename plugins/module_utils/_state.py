@@ -446,9 +446,25 @@ class Reader(object):
 
     def removed_ids(self, ns):
         """The ids under which `ns` knows the namespaces the run removes: a veth of `ns` whose
-        peer is under one of them goes with that namespace, in the kernel's batch."""
+        peer is under one of them goes with that namespace, in the kernel's batch.
+
+        The host's ids of thousands of namespaces, and then the host's links, which every caller
+        looks through next for the veths under those ids, are both the kernel's walks of all the
+        ids the host has (peernet2id: for each id asked, for each veth end it reports), and neither
+        takes the RTNL lock: the links come from a thread meanwhile (a second at ten thousand)."""
         removing = sorted(self.removing)
-        self.prefetch_nsids(ns, removing)
+        host = self.state(None) if ns is None else None
+        behind = None
+        if host is not None and len(removing) > MAX_LOOKUP_FDS and host.exists and not host.links_read:
+            behind = _transport.Behind(self.session.dump_apart(C.RTM_GETLINK, C.links_request()))
+        try:
+            self.prefetch_nsids(ns, removing)
+        except BaseException:
+            if behind is not None:
+                behind.join()
+            raise
+        if behind is not None:
+            host.load(behind.result())
         return set(self.nsid(ns, other) for other in removing) - {None}
 
     def view(self, ns):

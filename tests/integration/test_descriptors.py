@@ -219,6 +219,35 @@ def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_giv
         session.close()
 
 
+@pytest.mark.parametrize('count', [6, T.MAX_LOOKUP_FDS + 4])
+def test_the_ids_of_removed_namespaces_and_the_host_links_beside_them(tmp_path, count):
+    """Reader.removed_ids(None), as a teardown plans: the host's ids of the namespaces it removes,
+    as the kernel gives them one by one; past MAX_LOOKUP_FDS of them the host's links come from a
+    thread meanwhile - all of them, each veth end under the id of its peer's namespace."""
+    tag = tmp_path.name[-6:]
+    names = ['rm-%s-%d' % (tag, i) for i in range(count)]
+    session = T.Namespaces(budget=(2, 8))
+    try:
+        for i, name in enumerate(names):
+            session.create(name)
+            subprocess.check_call(['ip', 'link', 'add', 'rm%s%d' % (tag, i), 'type', 'veth', 'peer', 'name', 'eth0',
+                                   'netns', name])
+        reader = S.Reader(session, {})
+        reader.removing.update((name, 'declared') for name in names)
+        ids = reader.removed_ids(None)
+        assert reader.state(None).links_read is (count > T.MAX_LOOKUP_FDS)
+        asked = S.Reader(session, {})
+        assert ids == set(asked.nsid(None, name) for name in names) and len(ids) == count
+        links = reader.state(None).links
+        assert set(links) == set(link.name for link in S.read_links(session, None, addresses=False))
+        assert sorted(links['rm%s%d' % (tag, i)].peer_nsid for i in range(count)) == sorted(ids)
+    finally:
+        for name in names:
+            if os.path.exists(T.netns_path(name)):
+                session.delete(name)
+        session.close()
+
+
 def test_a_dump_and_a_get_in_one_round_trip_answer_as_each_alone(tmp_path):
     """dump_with_get: the links' dump and the namespace's id of the host, sent together, answer
     exactly what the two asked one after the other do - the id included, which the namespace
