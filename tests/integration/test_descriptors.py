@@ -174,6 +174,15 @@ def test_a_large_network_under_a_low_descriptor_limit(host):
     assert host.netns_list() == [] and 'fp' not in host.sh('ip -br link')
 
 
+def _paired(session, names, prefix):
+    """Make the namespaces `names`, each with a veth pair PREFIX<i> (host) - eth0 (in it); returns names."""
+    for i, name in enumerate(names):
+        session.create(name)
+        subprocess.check_call(['ip', 'link', 'add', '%s%d' % (prefix, i), 'type', 'veth', 'peer', 'name', 'eth0',
+                               'netns', name])
+    return names
+
+
 @pytest.mark.parametrize('count', [6, T.MAX_LOOKUP_FDS + 8])
 def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_gives(tmp_path, count):
     """Reader.prefetch, as the network module reads a declared network: each namespace opened once
@@ -185,10 +194,7 @@ def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_giv
     names = ['pf-%s-%d' % (tag, i) for i in range(count)]
     session = T.Namespaces(budget=(2, 8))
     try:
-        for i, name in enumerate(names):
-            session.create(name)
-            subprocess.check_call(['ip', 'link', 'add', 'pf%s%d' % (tag, i), 'type', 'veth', 'peer', 'name', 'eth0',
-                                   'netns', name])
+        for i, name in enumerate(_paired(session, names, 'pf' + tag)):
             subprocess.check_call(['ip', '-n', name, 'addr', 'add', '10.61.%d.1/24' % i, 'dev', 'eth0'])
             subprocess.check_call(['ip', '-n', name, 'link', 'set', 'eth0', 'up'])
             subprocess.check_call(['ip', '-n', name, 'route', 'add', 'default', 'via', '10.61.%d.2' % i])
@@ -228,10 +234,7 @@ def test_the_ids_of_removed_namespaces_and_the_host_links_beside_them(tmp_path, 
     names = ['rm-%s-%d' % (tag, i) for i in range(count)]
     session = T.Namespaces(budget=(2, 8))
     try:
-        for i, name in enumerate(names):
-            session.create(name)
-            subprocess.check_call(['ip', 'link', 'add', 'rm%s%d' % (tag, i), 'type', 'veth', 'peer', 'name', 'eth0',
-                                   'netns', name])
+        _paired(session, names, 'rm' + tag)
         reader = S.Reader(session, {})
         reader.removing.update((name, 'declared') for name in names)
         ids = reader.removed_ids(None)
