@@ -453,10 +453,7 @@ class Reader(object):
         ids the host has (peernet2id: for each id asked, for each veth end it reports), and neither
         takes the RTNL lock: the links come from a thread meanwhile (a second at ten thousand)."""
         removing = sorted(self.removing)
-        host = self.state(None) if ns is None else None
-        behind = None
-        if host is not None and len(removing) > MAX_LOOKUP_FDS and host.exists and not host.links_read:
-            behind = _transport.Behind(self.session.dump_apart(C.RTM_GETLINK, C.links_request()))
+        behind = self._host_links_apart(len(removing)) if ns is None else None
         try:
             self.prefetch_nsids(ns, removing)
         except BaseException:
@@ -464,8 +461,17 @@ class Reader(object):
                 behind.join()
             raise
         if behind is not None:
-            host.load(behind.result())
+            self.state(None).load(behind.result())
         return set(self.nsid(ns, other) for other in removing) - {None}
+
+    def _host_links_apart(self, count):
+        """The host's links dumped on a thread of their own (a Behind, whose result() the caller
+        loads into the host's state), while the caller reads or asks about `count` namespaces:
+        None where that is not worth a thread (MAX_LOOKUP_FDS or fewer) or they are read already."""
+        host = self.state(None)
+        if count <= MAX_LOOKUP_FDS or not host.exists or host.links_read:
+            return None
+        return _transport.Behind(self.session.dump_apart(C.RTM_GETLINK, C.links_request()))
 
     def view(self, ns):
         """The namespace's state, read on first use; an absent namespace reads as empty."""
@@ -516,12 +522,10 @@ class Reader(object):
                 to_host.add(a_ns)
         names = [ns for ns in sorted(set(links) | set(routes) | set(across) | to_host, key=_ns_order)
                  if self.exists(ns)]
-        host = None
-        if None in links and len(names) > MAX_LOOKUP_FDS and self.state(None).exists and not self.state(None).links_read:
-            # The host's links come from a thread of their own while the namespaces are read: the
-            # kernel spends a second on the dump of ten thousand host veth ends (it walks its ids
-            # of the other namespaces for each, peernet2id), time the namespaces' reading can have.
-            host = _transport.Behind(self.session.dump_apart(C.RTM_GETLINK, C.links_request()))
+        # The host's links come from a thread of their own while the namespaces are read: the
+        # kernel spends a second on the dump of ten thousand host veth ends (it walks its ids of
+        # the other namespaces for each, peernet2id), time the namespaces' reading can have.
+        host = self._host_links_apart(len(names)) if None in links else None
         checks = []  # namespaces with a pair to the host, checked once the host's links are in
         for start in range(0, len(names), MAX_LOOKUP_FDS):
             chunk = names[start:start + MAX_LOOKUP_FDS]
