@@ -62,6 +62,11 @@ def test_netns_create_marks_and_raises_lo():
     assert op.stage == P.NETNS_CREATE and op.call is not None and op.summary == plan.actions
 
 
+def _ifi(request):
+    """(flags, change) of a link request's ifinfomsg."""
+    return C.IFINFO.unpack_from(request.data, 16)[3:5]
+
+
 class _Socket(object):
     def __init__(self):
         self.sent = []
@@ -87,7 +92,7 @@ def test_netns_create_sends_lo_settings_through_the_new_socket():
         op.call(session)
     for name, up in (('ns1', C.IFF_UP), ('ns2', 0)):
         [request] = session.made[name].sent
-        _family, _type, index, flags, change = C.IFINFO.unpack_from(request.data, 16)
+        index, (flags, change) = C.ifinfo_index(request.data[16:]), _ifi(request)
         assert (index, flags & C.IFF_UP) == (1, up)
         assert change & C.IFF_UP == (C.IFF_UP if up else 0)  # lo is down in a new namespace: left so
         assert OWNER_ALIAS.encode() in request.data
@@ -207,11 +212,6 @@ class _Descriptors(object):
 
     def ns_fd(self, ns):
         return 7
-
-
-def _ifi(request):
-    """(flags, change) of a link request's ifinfomsg."""
-    return C.IFINFO.unpack_from(request.data, 16)[3:5]
 
 
 @pytest.mark.parametrize('up', [True, False])
