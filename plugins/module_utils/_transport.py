@@ -24,9 +24,13 @@ import collections
 import ctypes
 import errno
 import fcntl
+import gc
+import marshal
+import mmap
 import os
 import resource
 import select
+import signal
 import socket
 import struct
 import threading
@@ -153,8 +157,166 @@ class Behind(threading.Thread):
         return self.value
 
 
+class Apart(object):
+    """Runs work(send) in a child process (fork) from now on: work that is mostly the kernel's -
+    dumps of many namespaces - done beside the caller's, on the machine's other core. A thread
+    would not do: it runs Python under the interpreter's lock, handed over at each of its system
+    calls, and two threads reading namespaces took twice as long as one (two processes: half).
+
+    The child passes values to the caller with send(value), made of what marshal carries (bytes,
+    numbers, None, lists, tuples, dicts), through a pipe: received() gives those come so far,
+    without waiting - the caller takes them between its own steps, while the child goes on -
+    and rest() waits for the child's end and gives the others. A value is whole or not given;
+    a child that fails ends early, and what it did not send the caller does itself.
+
+    start() returns None where no child is to be had (other threads running, whose locks a
+    child would inherit held; no process to be had). The child shares nothing with the caller
+    but what it was forked with: it opens sockets of its own, exits without the caller's exit
+    handlers or buffered output, and is killed if the caller dies first (PR_SET_PDEATHSIG)."""
+
+    PIPE_SIZE = 1024 * 1024  # the pipe's buffer, where the kernel allows it (F_SETPIPE_SZ)
+
+    def __init__(self, pid, fd):
+        self.pid, self.fd = pid, fd
+        self._pending = bytearray()
+        self._ended = False
+
+    @classmethod
+    def start(cls, work):
+        if threading.active_count() > 1:
+            return None
+        read_end, write_end = os.pipe()
+        try:
+            fcntl.fcntl(write_end, F_SETPIPE_SZ, cls.PIPE_SIZE)
+        except (IOError, OSError):
+            pass  # the default buffer: the child waits for the caller more often
+        parent = os.getpid()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(read_end)
+            os.close(write_end)
+            return None
+        if pid == 0:
+            code = 1
+            try:
+                # the collector would walk every object the child was forked with, copying each
+                # page the parent shares with it: the child's own objects are few and short-lived
+                gc.disable()
+                os.close(read_end)
+                libc().prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+                if os.getppid() == parent:  # else the caller is gone already
+
+                    def send(value):
+                        data = marshal.dumps(value)
+                        data = memoryview(_FRAME.pack(len(data)) + data)
+                        while data:
+                            data = data[os.write(write_end, data):]
+                    work(send)
+                    code = 0
+            finally:
+                os._exit(code)  # pylint: disable=protected-access  # a forked child's only way out
+        os.close(write_end)
+        fl = fcntl.fcntl(read_end, fcntl.F_GETFL)
+        fcntl.fcntl(read_end, fcntl.F_SETFL, fl | os.O_NONBLOCK)
+        return cls(pid, read_end)
+
+    def received(self):
+        """The values the child has sent since the last call, without waiting."""
+        while not self._ended:
+            try:
+                data = os.read(self.fd, self.PIPE_SIZE)
+            except (IOError, OSError) as exc:
+                if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
+                    break
+                raise
+            if not data:
+                self._ended = True
+            self._pending += data
+        return self._values()
+
+    def _values(self):
+        values, pending, offset = [], self._pending, 0
+        while len(pending) - offset >= _FRAME.size:
+            size = _FRAME.unpack_from(pending, offset)[0]
+            if len(pending) - offset - _FRAME.size < size:
+                break
+            start = offset + _FRAME.size
+            values.append(marshal.loads(bytes(pending[start:start + size])))
+            offset = start + size
+        del pending[:offset]
+        return values
+
+    def rest(self):
+        """Wait for the child to end; the values it sent that received() did not give."""
+        values = []
+        try:
+            while not self._ended:
+                select.select([self.fd], [], [])
+                values.extend(self.received())
+        finally:
+            self._close()
+        return values
+
+    def _close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+            os.waitpid(self.pid, 0)
+
+    def abandon(self):
+        """Kill the child and wait for it (the caller failed meanwhile)."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self._close()
+
+
+F_SETPIPE_SZ = 1031
+_FRAME = struct.Struct('=I')
+PR_SET_PDEATHSIG = 1
+_SPLIT = struct.Struct('=q')
+
+
+class Split(object):
+    """Items 0..count-1 shared out between this process, which takes them from the first up, and a
+    child (Apart), which takes them from the last down: each claims an item before it does it,
+    and stops at the first the other has claimed. Two words in memory both processes share: the
+    first item this process has not claimed, the last the child has.
+
+    Claiming is a store then a load of the other's word, without a lock: where both claim the
+    same item at once, both may do it (the caller keeps one), or neither (the caller, seeing it
+    done by none, does it then) - never a wrong answer, at most one item of work twice."""
+
+    def __init__(self, count):
+        self.shared = mmap.mmap(-1, 2 * _SPLIT.size)  # anonymous and shared: the child writes here too
+        _SPLIT.pack_into(self.shared, 0, 0)
+        _SPLIT.pack_into(self.shared, _SPLIT.size, count)
+
+    def mine(self, index):
+        """This process claims item `index` (ascending); False once the child has it."""
+        _SPLIT.pack_into(self.shared, 0, index + 1)
+        return index < _SPLIT.unpack_from(self.shared, _SPLIT.size)[0]
+
+    def theirs(self, index):
+        """The child claims item `index` (descending); False once this process has it."""
+        _SPLIT.pack_into(self.shared, _SPLIT.size, index)
+        return index >= _SPLIT.unpack_from(self.shared, 0)[0]
+
+
 def setns(fd):
     _check(libc().setns(fd, CLONE_NEWNET), 'setns')
+
+
+def netlink_through(fd, home, protocol=C.NETLINK_ROUTE):
+    """A netlink socket opened in the namespace of descriptor `fd`; the thread then goes back to
+    the namespace of descriptor `home`."""
+    setns(fd)
+    try:
+        return Netlink(protocol)
+    finally:
+        setns(home)
 
 
 def netns_path(name):
@@ -604,12 +766,7 @@ class Namespaces(object):
         fd = self.open_fd(name)
         try:
             if name not in self._sockets:
-                setns(fd)
-                try:
-                    sock = Netlink()
-                finally:
-                    setns(self.home)
-                self._sockets.put(name, sock)
+                self._sockets.put(name, netlink_through(fd, self.home))
         except BaseException:
             os.close(fd)
             raise

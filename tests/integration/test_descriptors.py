@@ -187,9 +187,9 @@ def _paired(session, names, prefix):
 def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_gives(tmp_path, count):
     """Reader.prefetch, as the network module reads a declared network: each namespace opened once
     (its links, addresses and routes, and the id the host knows it by) however few sockets are
-    kept, and that id taken from a pair whose ends agree - as the kernel gives it - or else asked.
-    Past MAX_LOOKUP_FDS namespaces the host's links come from a thread while the namespaces are
-    read; the one id to ask is then asked once all are read (its namespace opened again)."""
+    kept, and that id taken from a pair whose ends agree - as the kernel gives it - or else asked:
+    the one id to ask is asked once all are read (its namespace opened again). Past
+    MAX_LOOKUP_FDS namespaces the host's links come from a thread while the namespaces are read."""
     tag = tmp_path.name[-6:]
     names = ['pf-%s-%d' % (tag, i) for i in range(count)]
     session = T.Namespaces(budget=(2, 8))
@@ -214,10 +214,81 @@ def test_a_read_ahead_opens_each_namespace_once_and_finds_the_ids_the_kernel_giv
             assert sorted(str(route.dest) for route in view.routes_of(socket.AF_INET)) == [
                 '0.0.0.0/0', '10.61.%d.0/24' % names.index(name)]
         # once each, though only two sockets are kept
-        assert sorted(opened) == sorted(names + ([names[-1]] if count > T.MAX_LOOKUP_FDS else []))
+        assert sorted(opened) == sorted(names + [names[-1]])
         asked = S.Reader(session, {})
         assert [reader.nsid(None, name) for name in names] == [asked.nsid(None, name) for name in names]
         assert None not in [reader.nsid(None, name) for name in names]
+    finally:
+        for name in names:
+            if os.path.exists(T.netns_path(name)):
+                session.delete(name)
+        session.close()
+
+
+def _read_whole(reader):
+    """What a reader holds of every namespace it read: links (their fields and addresses), routes
+    where read, and the ids it learnt."""
+    seen = {}
+    for ns, state in reader.states.items():
+        links = sorted((link.name, link.index, link.kind, link.up, link.mtu, link.master, link.peer_index,
+                        link.peer_nsid, tuple(str(a) for a in link.addresses), link.ipv6)
+                       for link in state.links.values())
+        routes = dict((key, sorted((str(r.dest), r.table, r.metric, str(r.gateway), r.oif) for r in found))
+                      for key, found in state._by_family.items() if key[0] == 'routes')
+        seen[ns] = (links, routes)
+    return seen, dict(reader._nsids)
+
+
+@pytest.mark.parametrize('how', ['met', 'child', 'failed'])
+def test_a_read_ahead_shared_with_a_child_process_reads_what_one_process_alone_reads(tmp_path, monkeypatch, how):
+    """Past READ_APART_MIN namespaces a child process reads them from the last down (and the
+    host's links) while the module reads from the first up: the state, routes and ids are those
+    one process reads alone - where they meet anywhere ('met'), where the child reads all but the
+    first ('child': the module claims none; the first, refused by both, it reads once the child
+    is done), and where the child fails ('failed': the module reads everything itself). The child
+    is waited for."""
+    tag = tmp_path.name[-6:]
+    count = 24
+    names = ['sp-%s-%d' % (tag, i) for i in range(count)]
+    session = T.Namespaces(budget=(4, 8))
+    parent = os.getpid()
+    try:
+        for i, name in enumerate(_paired(session, names, 'sp' + tag)):
+            subprocess.check_call(['ip', '-n', name, 'addr', 'add', '10.62.%d.1/24' % i, 'dev', 'eth0'])
+            subprocess.check_call(['ip', '-n', name, 'link', 'set', 'eth0', 'up'])
+            subprocess.check_call(['ip', '-n', name, 'route', 'add', 'default', 'via', '10.62.%d.2' % i])
+        subprocess.check_call(['ip', 'addr', 'add', '10.62.0.2/24', 'dev', 'sp%s0' % tag])
+        pairs = [(None, 'sp%s%d' % (tag, i), name, 'eth0') for i, name in enumerate(names)]
+        wanted = (set([None] + names), dict((name, {socket.AF_INET}) for name in names), pairs)
+        alone = S.Reader(session, {})
+        alone.prefetch(*wanted)
+        expected = _read_whole(alone)
+
+        children, through = [], []
+        start = T.Apart.start
+        monkeypatch.setattr(T.Apart, 'start', classmethod(
+            lambda cls, work: children.append(start(work)) or children[-1]))
+        netlink_through = T.netlink_through
+
+        def counted(fd, home, protocol=C.NETLINK_ROUTE):
+            if os.getpid() == parent:
+                through.append(fd)
+            elif how == 'failed':
+                raise OSError(errno.EPERM, 'the child fails here')
+            return netlink_through(fd, home, protocol)
+        monkeypatch.setattr(T, 'netlink_through', counted)
+        if how == 'child':
+            mine = T.Split.mine
+            monkeypatch.setattr(T.Split, 'mine', lambda split, index: mine(split, index) and False)
+        monkeypatch.setattr(S.Reader, 'READ_APART_MIN', 8)
+        shared = S.Reader(session, {})
+        shared.prefetch(*wanted)
+        assert _read_whole(shared) == expected
+        assert len(children) == 1 and children[0] is not None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(children[0].pid, os.WNOHANG)
+        # a socket for each namespace this process read: all of them, one, or its share
+        assert len(through) == count if how == 'failed' else len(through) <= (1 if how == 'child' else count)
     finally:
         for name in names:
             if os.path.exists(T.netns_path(name)):

@@ -1,6 +1,9 @@
 """The transport's bounds, without a kernel: the descriptor budget, the socket cache, and the apply
 sending what it built before it holds more namespace descriptors than the budget allows."""
 import errno
+import os
+import threading
+import time
 
 import pytest
 
@@ -184,3 +187,113 @@ def test_a_get_is_never_asked_again(pauses):
     sock = FakeDumpSocket(5)
     _netlink(sock).dump_raw(C.RTM_GETLINK, b'\0' * 16, flags=0)
     assert len(sock.sent) == 1 and not pauses
+
+
+# --- a child process beside the caller (Apart) and the items it shares with it (Split) -------------
+
+def _gone(pid):
+    """Whether the child `pid` has been waited for (no zombie left)."""
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True
+    return False
+
+
+def test_a_child_passes_its_values_whole_and_in_order_even_past_the_pipe_buffer():
+    big = bytes(bytearray(range(256))) * (3 * T.Apart.PIPE_SIZE // 256 + 7)  # three buffers and more
+
+    def work(send):
+        send((None, [b'host', 7]))
+        send(('ns', {'links': [big], 'nsid': None}))
+        send(('last', ()))
+    child = T.Apart.start(work)
+    assert child is not None
+    values = []
+    while len(values) < 3:
+        values.extend(child.received())  # without waiting: what has come so far
+        if child._ended:
+            break
+    values.extend(child.rest())
+    assert values == [(None, [b'host', 7]), ('ns', {'links': [big], 'nsid': None}), ('last', ())]
+    assert _gone(child.pid) and child.fd is None
+
+
+def test_a_child_that_fails_gives_what_it_sent_before_and_nothing_half_sent():
+    def work(send):
+        send(1)
+        send(b'two')
+        raise RuntimeError('the child fails here')
+    child = T.Apart.start(work)
+    assert child.rest() == [1, b'two']
+    assert _gone(child.pid)
+
+
+def test_no_child_is_forked_beside_another_thread():
+    """A child of a process with other threads would inherit their locks held: the caller then
+    does the work itself."""
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    thread.start()
+    try:
+        assert T.Apart.start(lambda send: send(1)) is None
+    finally:
+        release.set()
+        thread.join()
+    child = T.Apart.start(lambda send: send(1))
+    assert child.rest() == [1]
+
+
+def test_an_abandoned_child_is_killed_and_waited_for():
+    child = T.Apart.start(lambda send: time.sleep(60))
+    started = time.monotonic()
+    child.abandon()
+    assert time.monotonic() - started < 10 and _gone(child.pid)
+
+
+def test_a_split_gives_each_item_to_one_side_and_stops_both_where_they_meet():
+    split = T.Split(7)
+    mine, theirs = [], []
+    up, down = 0, 6
+    while True:  # the two sides in turn, each claiming the next item from its end
+        took = False
+        if up <= 6 and split.mine(up):
+            mine.append(up)
+            up, took = up + 1, True
+        if down >= 0 and split.theirs(down):
+            theirs.append(down)
+            down, took = down - 1, True
+        if not took:
+            break
+    assert mine == [0, 1, 2, 3] and theirs == [6, 5, 4]
+    # the child claims an item the caller holds already: refused, and the other way round
+    split = T.Split(4)
+    assert split.mine(0) and split.mine(1)
+    assert not split.theirs(1)
+    split = T.Split(4)
+    assert split.theirs(3) and split.theirs(2)
+    assert not split.mine(2) and split.mine(1)
+
+
+def test_a_split_shared_with_a_child_process():
+    """The words live in memory both processes share: the child's claims stop the caller and the
+    caller's stop the child, whoever comes first."""
+    split = T.Split(1000)
+
+    def claim_down(send):
+        taken = []
+        for i in range(999, -1, -1):
+            if not split.theirs(i):
+                break
+            taken.append(i)
+        send(taken)
+    child = T.Apart.start(claim_down)
+    mine = []
+    for i in range(1000):
+        if not split.mine(i):
+            break
+        mine.append(i)
+    (theirs,) = child.rest()
+    # each item done once (or, where both claimed it at once, twice or by neither: at most one)
+    assert len(set(mine) & set(theirs)) <= 1
+    assert len(set(range(1000)) - set(mine) - set(theirs)) <= 1
