@@ -81,12 +81,12 @@ class NsState(object):
         return self
 
     def take(self, links, addresses, routes=None, family=0):
-        """The state from dumps made elsewhere (read_raw, in Reader.prefetch's reader process):
-        the links', the addresses' (all families) and, unless None, the routes' of `family`."""
-        self._by_family[('addresses', 0)] = C.decode_addresses(addresses, 0, link_local=False)
+        """The state from what was read elsewhere (read_raw, Reader.prefetch): [Link], [Address]
+        (all families, IPv6 link-local ones left out) and, unless None, [Route] of `family`."""
+        self._by_family[('addresses', 0)] = addresses
         if routes is not None:
-            self._by_family[('routes', family)] = decode_routes(routes, family)
-        self._set_links([Link(payload) for payload in links])
+            self._by_family[('routes', family)] = routes
+        self._set_links(links)
         return self
 
     @property
@@ -311,12 +311,20 @@ def decode_routes(payloads, family=0):
     return routes
 
 
+def decoded(dumps, family=0):
+    """read_raw's dumps of one namespace, decoded as NsState.take wants them: ([Link], the reply
+    to the id's get, [Address], [Route] of `family` or None)."""
+    links, reply, addresses, routes = dumps
+    return ([Link(payload) for payload in links], reply, C.decode_addresses(addresses, 0, link_local=False),
+            None if routes is None else decode_routes(routes, family))
+
+
 def read_raw(session, host, jobs, sink=None, claim=None, last_first=False):
     """Read namespaces whole, undecoded, as Reader.prefetch reads them: for each (ns, ask, family)
     of `jobs`, (its links' dump, its id of the host - the session's home - if `ask`, its
     addresses' dump, its unicast routes of `family` (None: not read)), each opened once
-    (session.open_fd) for a socket of its own; first, if `host`, the links' dump of the namespace
-    the caller is in (None).
+    (session.open_fd) for a socket of its own; first, if `host`, the links' and the addresses'
+    dumps of the namespace the caller is in (None).
     Each goes to sink(ns, dumps) as it is read, else into {ns: dumps}, returned. `claim`, given,
     is asked for the index in `jobs` of each before it is read, from the first up (from the last
     down if `last_first`): the reading stops at the first it refuses (a Split between two processes).
@@ -327,7 +335,12 @@ def read_raw(session, host, jobs, sink=None, claim=None, last_first=False):
     found = {}
     sink = sink or found.__setitem__
     if host:
-        sink(None, _transport.Netlink().dump_raw(C.RTM_GETLINK, C.links_request()))
+        sock = _transport.Netlink()
+        try:
+            sink(None, (sock.dump_raw(C.RTM_GETLINK, C.links_request()), None,
+                        sock.dump_raw(C.RTM_GETADDR, C.addresses_request(0)), None))
+        finally:
+            sock.close()
     home = session.home
     dump_links, nsid = C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request()), C.nsid_request(home)
     for index in (range(len(jobs) - 1, -1, -1) if last_first else range(len(jobs))):
@@ -580,9 +593,10 @@ class Reader(object):
         Past READ_APART_MIN namespaces a child process shares the reading (_transport.Apart):
         two processes read namespaces in half the time one does, where two threads took twice as
         long (the interpreter's lock, handed over at each system call). The child reads from the
-        last namespace down, after the host's links; this process reads from the first up and
-        decodes what the child sends between its own; both stop where they meet (Split). At ten
-        thousand namespaces the reading took 1.8-2.3 s instead of 2.7-3.3 s.
+        last namespace down, this process from the first up, decoding its own; both stop where
+        they meet (Split), and the child then dumps the host's links while this process decodes
+        what it read (see _read_apart). At ten thousand namespaces the reading took 1.8-2.2 s
+        where one process took 2.6-3.3 s.
 
         That id is mostly not asked for at all: the kernel finds the id one namespace has for
         another by walking all the ids it has (peernet2id), so the host's ids of ten thousand
@@ -604,7 +618,7 @@ class Reader(object):
                  if self.exists(ns)]
         # The namespaces whose links are read are read whole, undecoded first (read_raw), by
         # this process and past READ_APART_MIN of them by a child too, which reads the host's
-        # links first. Else the host's links come from a thread while the namespaces are read:
+        # links last. Else the host's links come from a thread while the namespaces are read:
         # the kernel spends a second on the dump of ten thousand host veth ends (it walks its ids
         # of the other namespaces for each, peernet2id), time the reading can have.
         jobs = []  # (ns, ask its id of the host, route family or None)
@@ -622,8 +636,11 @@ class Reader(object):
 
         by_name = dict((job[0], job) for job in jobs)
 
-        def take(ns, dumps):
-            links_read, reply, addresses, routes_read = dumps
+        def take(ns, objects):
+            links_read, reply, addresses, routes_read = objects
+            if ns is None:
+                self.state(None).take(links_read, addresses)
+                return
             _ns, ask, family = by_name[ns]
             self.state(ns).take(links_read, addresses, routes_read, family or 0)
             if ask:
@@ -632,18 +649,18 @@ class Reader(object):
                 checks.append(ns)
 
         def taken(values):
-            # what the child has read: this process decodes it between its own readings
+            # what the child read: decoded here once the two have met, while the child dumps
+            # the host's links
             for ns, dumps in values:
-                if ns is None:
-                    self.state(None).load(dumps)
-                elif not self.state(ns).links_read:  # both read it (see Split): the first is kept
-                    take(ns, dumps)
+                if not self.state(ns).links_read:  # both read it (see Split): the first is kept
+                    take(ns, decoded(dumps, (by_name[ns][2] or 0) if ns is not None else 0))
 
         def claim(index):
-            taken(apart.process.received())
+            apart.process.drain()  # what the child sent meanwhile, decoded once the two have met
             return apart.split.mine(index)
         try:
-            read_raw(self.session, False, jobs, take, claim if apart is not None else None)
+            read_raw(self.session, False, jobs, lambda ns, dumps: take(ns, decoded(dumps, by_name[ns][2] or 0)),
+                     claim if apart is not None else None)
             checks.extend(self._read_each([ns for ns in names if ns not in done], links, routes, to_host, across,
                                           later))
         except BaseException:
@@ -669,13 +686,23 @@ class Reader(object):
     READ_APART_MIN = 256
 
     def _read_apart(self, jobs, host):
-        """A child process reading the namespaces of `jobs` from the last down (read_raw), after
-        the host's links if `host`, as far as this one has not claimed them yet (_ReadApart), or
-        None where no child is to be had."""
+        """A child process reading the namespaces of `jobs` from the last down (read_raw) as far as
+        this one has not claimed them yet, then the host's links if `host` (_ReadApart), or None
+        where no child is to be had.
+
+        The host's links come last: at ten thousand namespaces their dump holds the kernel's
+        RTNL lock for most of a second (the walk of the host's namespace ids for each veth end),
+        and each namespace's links' and addresses' dumps want that lock too - beside it, reading
+        a namespace took ten times as long. Last, it overlaps this process decoding what the
+        child read (the child sends it undecoded, so that it reads the more namespaces)."""
         split = _transport.Split(len(jobs))
 
         def work(send):
-            read_raw(self.session, host, jobs, lambda ns, dumps: send((ns, dumps)), split.theirs, last_first=True)
+            def sink(ns, dumps):
+                send((ns, dumps))
+            read_raw(self.session, False, jobs, sink, split.theirs, last_first=True)
+            if host:
+                read_raw(self.session, True, [], sink)
         process = _transport.Apart.start(work)
         return _ReadApart(process, split) if process is not None else None
 

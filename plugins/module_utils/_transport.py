@@ -166,8 +166,8 @@ class Apart(object):
     The child passes values to the caller with send(value), made of what marshal carries (bytes,
     numbers, None, lists, tuples, dicts), through a pipe: received() gives those come so far,
     without waiting - the caller takes them between its own steps, while the child goes on -
-    and rest() waits for the child's end and gives the others. A value is whole or not given;
-    a child that fails ends early, and what it did not send the caller does itself.
+    and rest() the others as they come, until the child ends. A value is whole or not given; a
+    child that fails ends early, and what it did not send the caller does itself.
 
     start() returns None where no child is to be had (other threads running, whose locks a
     child would inherit held; no process to be had). The child shares nothing with the caller
@@ -223,17 +223,22 @@ class Apart(object):
 
     def received(self):
         """The values the child has sent since the last call, without waiting."""
+        self.drain()
+        return self._values()
+
+    def drain(self):
+        """Take what the pipe holds, without waiting: the child, whose writes wait once the pipe
+        is full, goes on meanwhile; received() or rest() give the values later."""
         while not self._ended:
             try:
                 data = os.read(self.fd, self.PIPE_SIZE)
             except (IOError, OSError) as exc:
                 if exc.errno in (errno.EAGAIN, errno.EWOULDBLOCK):
-                    break
+                    return
                 raise
             if not data:
                 self._ended = True
             self._pending += data
-        return self._values()
 
     def _values(self):
         values, pending, offset = [], self._pending, 0
@@ -248,15 +253,21 @@ class Apart(object):
         return values
 
     def rest(self):
-        """Wait for the child to end; the values it sent that received() did not give."""
-        values = []
+        """The values the child sends from now on, as they come (a generator), until it ends:
+        between two, what the pipe holds is taken from it, so that the child never waits for
+        what the caller does with each. The child is waited for at the end."""
         try:
-            while not self._ended:
-                select.select([self.fd], [], [])
-                values.extend(self.received())
+            while True:
+                values = self.received()
+                for value in values:
+                    yield value
+                    self.drain()
+                if self._ended and not values:
+                    return
+                if not values:
+                    select.select([self.fd], [], [])
         finally:
             self._close()
-        return values
 
     def _close(self):
         if self.fd is not None:
