@@ -319,21 +319,19 @@ def decoded(dumps, family=0):
             None if routes is None else decode_routes(routes, family))
 
 
-def read_raw(session, host, jobs, sink=None, claim=None, last_first=False):
+def read_raw(session, host, jobs, sink, claim=None, last_first=False):
     """Read namespaces whole, undecoded, as Reader.prefetch reads them: for each (ns, ask, family)
     of `jobs`, (its links' dump, its id of the host - the session's home - if `ask`, its
     addresses' dump, its unicast routes of `family` (None: not read)), each opened once
     (session.open_fd) for a socket of its own; first, if `host`, the links' and the addresses'
-    dumps of the namespace the caller is in (None).
-    Each goes to sink(ns, dumps) as it is read, else into {ns: dumps}, returned. `claim`, given,
-    is asked for the index in `jobs` of each before it is read, from the first up (from the last
-    down if `last_first`): the reading stops at the first it refuses (a Split between two processes).
+    dumps of the namespace the caller is in (None). Each goes to sink(ns, dumps) as it is read.
+    `claim`, given, is asked for the index in `jobs` of each before it is read, from the first up
+    (from the last down if `last_first`): the reading stops at the first it refuses (a Split
+    between two processes).
 
     A namespace that cannot be read is left out: the caller reads it itself, where what went
-    wrong is told. Run by a child process too (_transport.Apart): nothing here touches a socket
-    or a descriptor the caller had before."""
-    found = {}
-    sink = sink or found.__setitem__
+    wrong is told. Run by a child process too (_transport.Apart): of what the caller had, only
+    the session's home descriptor is used; the sockets are its own."""
     if host:
         sock = _transport.Netlink()
         try:
@@ -368,7 +366,6 @@ def read_raw(session, host, jobs, sink=None, claim=None, last_first=False):
         finally:
             sock.close()
         sink(ns, (links, reply, addresses, routes))
-    return found
 
 
 def existing(session, ns, indexes):
@@ -595,8 +592,8 @@ class Reader(object):
         long (the interpreter's lock, handed over at each system call). The child reads from the
         last namespace down, this process from the first up, decoding its own; both stop where
         they meet (Split), and the child then dumps the host's links while this process decodes
-        what it read (see _read_apart). At ten thousand namespaces the reading took 1.8-2.2 s
-        where one process took 2.6-3.3 s.
+        what it read (see _read_apart). At ten thousand namespaces, side by side, the reading
+        took 1.8-2.2 s where one process took 3.1-3.3 s.
 
         That id is mostly not asked for at all: the kernel finds the id one namespace has for
         another by walking all the ids it has (peernet2id), so the host's ids of ten thousand
@@ -618,9 +615,9 @@ class Reader(object):
                  if self.exists(ns)]
         # The namespaces whose links are read are read whole, undecoded first (read_raw), by
         # this process and past READ_APART_MIN of them by a child too, which reads the host's
-        # links last. Else the host's links come from a thread while the namespaces are read:
-        # the kernel spends a second on the dump of ten thousand host veth ends (it walks its ids
-        # of the other namespaces for each, peernet2id), time the reading can have.
+        # links last. Else (fewer namespaces, or no child to be had) the host's links come from a
+        # thread while the namespaces are read: their dump walks the host's ids of the other
+        # namespaces for each veth end (peernet2id), kernel time the reading overlaps in part.
         jobs = []  # (ns, ask its id of the host, route family or None)
         for ns in names:
             if ns is not None and ns in links:
