@@ -100,7 +100,9 @@ class Host(object):
         return dict((link['ifname'], link) for link in json.loads(out))
 
     def ping(self, ns, address):
-        return self.run(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W1', address], check=False).returncode == 0
+        # a reply within two seconds, the request sent again after one: the first can meet a
+        # neighbour entry still failed from a refused ping just before (isolation turned off)
+        return self.run(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-w2', address], check=False).returncode == 0
 
     def close(self):
         for proc in (self.proc, self.internet):
