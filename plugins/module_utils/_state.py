@@ -319,6 +319,13 @@ def decoded(dumps, family=0):
             None if routes is None else decode_routes(routes, family))
 
 
+def links_and_host_id(sock, home):
+    """A namespace's links' dump and its id of the namespace of descriptor `home` (the get's
+    reply), asked together through its socket `sock`: one round trip for both."""
+    return sock.dump_with_get(C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request()),
+                              C.message(C.RTM_GETNSID, 0, C.nsid_request(home)))
+
+
 def read_raw(session, host, jobs, sink, claim=None, last_first=False):
     """Read namespaces whole, undecoded, as Reader.prefetch reads them: for each (ns, ask, family)
     of `jobs`, (its links' dump, its id of the host - the session's home - if `ask`, its
@@ -340,7 +347,6 @@ def read_raw(session, host, jobs, sink, claim=None, last_first=False):
         finally:
             sock.close()
     home = session.home
-    dump_links, nsid = C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request()), C.nsid_request(home)
     for index in (range(len(jobs) - 1, -1, -1) if last_first else range(len(jobs))):
         if claim is not None and not claim(index):
             break
@@ -355,7 +361,7 @@ def read_raw(session, host, jobs, sink, claim=None, last_first=False):
             session.close_fd(fd)
         try:
             if ask:
-                links, reply = sock.dump_with_get(dump_links, C.message(C.RTM_GETNSID, 0, nsid))
+                links, reply = links_and_host_id(sock, home)
             else:
                 links, reply = sock.dump_raw(C.RTM_GETLINK, C.links_request()), None
             addresses = sock.dump_raw(C.RTM_GETADDR, C.addresses_request(0))
@@ -722,10 +728,8 @@ class Reader(object):
                     if read_links and ns is not None and (ns in to_host or ns in across) and \
                             (ns, None) not in self._nsids and state.exists:
                         # the namespace's id of the host (the pair's check, or the veth planner's
-                        # question) asked beside its links' dump: one round trip for both
-                        payloads, reply = self.session.rtnl(ns).dump_with_get(
-                            C.message(C.RTM_GETLINK, C.NLM_F_DUMP, C.links_request()),
-                            C.message(C.RTM_GETNSID, 0, C.nsid_request(self.session.home)))
+                        # question) asked beside its links' dump
+                        payloads, reply = links_and_host_id(self.session.rtnl(ns), self.session.home)
                         state.load(payloads)
                         self._nsids[(ns, None)] = C.nsid_of(reply)
                     elif read_links:
