@@ -12,6 +12,13 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state
+from ansible_collections.linuxnet.netns.plugins.module_utils import _transport
+
+# From this many calls a stage may share with a child process (Op.apart: the namespaces a run
+# makes), a child does them from the last down while the module does them from the first up. Most
+# of making a namespace is the kernel's setting up of it, which does not wait for another's: at
+# 10000 namespaces, 3.5-4.5 s against 5.3-5.6 s for the module alone (2 cores).
+SHARE_MIN = 256
 
 
 class Resolver(object):
@@ -75,6 +82,9 @@ def apply_plan(plan, session):
 
 
 def _apply_stage(plan, session, resolver, ops):
+    if len(ops) >= SHARE_MIN and all(op.apart for op in ops):
+        apply_shared(plan, session, ops)
+        return
     pending = {}
     order = []
     for op in ops:
@@ -100,3 +110,54 @@ def _send(plan, session, pending, order):
     for ns in order:
         plan.started = True
         session.rtnl(ns).request(pending[ns])
+
+
+def apply_shared(plan, session, ops):
+    """The calls of `ops`, shared with a child process (_transport.Apart) where one is to be had:
+    the module takes them from the first up, the child from the last down, until they meet
+    (_transport.Split). Each namespace's name file, made O_EXCL, is the claim that counts: where
+    both take the same call, the one that finds the name taken (_transport.Taken) leaves it to the
+    other. Whatever the child has not done - a call it failed (a failure ends the child), a name
+    left taken by a run killed half-way - the module does afterwards, as it would alone: a
+    failure is then its own, raised as ever."""
+    plan.started = True
+    # the first here, before the child is forked: what a session prepares once (the run dir's
+    # shared mount) is prepared once
+    ops[0].call(session)
+    rest = ops[1:]
+    split = _transport.Split(len(rest))
+    done = set()
+    session.sharing = True
+    child = None
+    try:
+
+        def work(send):
+            for index in range(len(rest) - 1, -1, -1):
+                if not split.theirs(index):
+                    return
+                try:
+                    rest[index].call(session)
+                except _transport.Taken:
+                    continue
+                send(index)
+        child = _transport.Apart.start(work)
+        if child is not None:
+            for index, op in enumerate(rest):
+                if not split.mine(index):
+                    break
+                try:
+                    op.call(session)
+                except _transport.Taken:
+                    continue
+                done.add(index)
+                child.drain()  # the child never waits on a full pipe
+            done.update(child.rest())
+    except BaseException:
+        if child is not None:
+            child.abandon()
+        raise
+    finally:
+        session.sharing = False
+    for index, op in enumerate(rest):
+        if index not in done:
+            op.call(session)

@@ -202,8 +202,9 @@ def plan_netns(plan, reader, items):
             return link_request(_codec.RTM_NEWLINK, 0, s, index=1, up=u, alias=a)
         if not exists:
             # a new namespace gets lo's settings through the socket it was made with: later, past
-            # the sockets a run keeps (_transport.MAX_SOCKETS), it would be entered once more
-            plan.add(P.NETNS_CREATE, None, ['create netns %s' % ns.name] + summaries,
+            # the sockets a run keeps (_transport.MAX_SOCKETS), it would be entered once more. Many
+            # are made by the module and a child process at once (apart: _apply.apply_shared)
+            plan.add(P.NETNS_CREATE, None, ['create netns %s' % ns.name] + summaries, apart=True,
                      call=lambda session, name=ns.name, s=settings: session.create(name).request([s()]))
         elif summaries:
             plan.add(P.LINK_UP, ns.name, summaries, requests=lambda r, s=settings: s())

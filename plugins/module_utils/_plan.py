@@ -40,16 +40,18 @@ FILES_CLEANUP = 98  # old boot code, once the units point at the new and systemd
 
 class Op(object):
     """One change. Either `requests(resolver)` returns netlink Requests for namespace `ns`, or
-    `call(session)` does the change itself (mounts, files, sysctls)."""
+    `call(session)` does the change itself (mounts, files, sysctls). `apart`: the call may run in
+    a child process, in any order with the other such calls of its stage (_apply.apply_shared)."""
 
-    __slots__ = ('stage', 'ns', 'summary', 'requests', 'call')
+    __slots__ = ('stage', 'ns', 'summary', 'requests', 'call', 'apart')
 
-    def __init__(self, stage, ns, summary, requests=None, call=None):
+    def __init__(self, stage, ns, summary, requests=None, call=None, apart=False):
         self.stage = stage
         self.ns = ns
         self.summary = summary
         self.requests = requests
         self.call = call
+        self.apart = apart
 
 
 class Diff(object):
@@ -129,8 +131,8 @@ class Plan(object):
         self._once.add(key)
         return True
 
-    def add(self, stage, ns, summary, requests=None, call=None):
-        op = Op(stage, ns, summary, requests, call)
+    def add(self, stage, ns, summary, requests=None, call=None, apart=False):
+        op = Op(stage, ns, summary, requests, call, apart)
         self.ops.append(op)
         return op
 

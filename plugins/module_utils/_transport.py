@@ -114,6 +114,12 @@ class NamespaceError(Exception):
     pass
 
 
+class Taken(Exception):
+    """The name of a namespace to make is taken already, while this process and a child make
+    namespaces at once (Namespaces.sharing): made by the other - or a bare file left by a run
+    killed half-way, taken over once the child is done."""
+
+
 _libc = None
 
 
@@ -824,6 +830,9 @@ class Namespaces(object):
         _check(lib.mount(b'none', path, b'none', MS_SHARED | MS_REC, None), 'mount --make-shared %s' % NETNS_RUN_DIR)
 
     _run_dir_ready = False
+    # while this process and a child make namespaces at once: a name file found is the other's
+    # (Taken), not one to take over
+    sharing = False
 
     def create(self, name):
         """Create a named namespace; returns its netlink socket (opened inside, no extra setns)."""
@@ -834,6 +843,8 @@ class Namespaces(object):
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o444)
         except OSError as exc:
+            if exc.errno == errno.EEXIST and self.sharing:
+                raise Taken(name)
             if exc.errno != errno.EEXIST or name in self.mounted():
                 raise
             # a bare file, no namespace mounted on it: left by a run killed between the two steps

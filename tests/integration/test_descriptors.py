@@ -4,6 +4,7 @@ namespace once all the same, and a whole network of 300 namespaces converged, re
 down by a module limited to 256 open files (the engine used to hold a socket and a descriptor per
 namespace: 600 and more), and a limit below what any run needs refused before anything changes."""
 import errno
+import io
 import json
 import os
 import resource
@@ -12,9 +13,12 @@ import subprocess
 
 import pytest
 
+from ansible_collections.linuxnet.netns.plugins.module_utils import _apply as A
 from ansible_collections.linuxnet.netns.plugins.module_utils import _codec as C
+from ansible_collections.linuxnet.netns.plugins.module_utils import _direct as D
 from ansible_collections.linuxnet.netns.plugins.module_utils import _state as S
 from ansible_collections.linuxnet.netns.plugins.module_utils import _transport as T
+from ansible_collections.linuxnet.netns.plugins.module_utils._common import OWNER_ALIAS
 from conftest import IN_SANDBOX, REPO
 
 pytestmark = pytest.mark.skipif(not IN_SANDBOX, reason='runs only inside tests/sandbox.sh')
@@ -294,6 +298,83 @@ def test_a_read_ahead_shared_with_a_child_process_reads_what_one_process_alone_r
             if os.path.exists(T.netns_path(name)):
                 session.delete(name)
         session.close()
+
+
+def _network_in_process(args):
+    """The network module's run in this process (as the role's direct runner runs it): its result."""
+    out = io.StringIO()
+    with pytest.raises(SystemExit):
+        D.main({'module': 'network', 'args': args}, out=out)
+    return json.loads(out.getvalue())
+
+
+def _mounts(path):
+    with open('/proc/self/mountinfo') as handle:
+        return sum(1 for line in handle if line.split()[4] == path)
+
+
+@pytest.mark.parametrize('how', ['met', 'child', 'both', 'failed', 'left'])
+def test_namespaces_made_by_the_module_and_a_child_process_at_once(tmp_path, monkeypatch, how):
+    """Past SHARE_MIN namespaces to make, a child process makes them from the last down while the
+    module makes them from the first up: every namespace is made once (one mount of its name), its
+    lo up and marked, whether they meet anywhere ('met'), the child makes all but the first
+    ('child'), both take every one (as where they meet, at once: 'both'; the name file decides),
+    the child fails at once ('failed': the module makes them all itself), or a bare
+    name file left by a run killed half-way is refused by both ('left': the module takes it over
+    once the child is done). The child is waited for; a second run changes nothing."""
+    tag = tmp_path.name[-6:]
+    count = 24
+    names = ['sh-%s-%d' % (tag, i) for i in range(count)]
+    parent = os.getpid()
+    children, made_here = [], []
+    start = T.Apart.start
+    monkeypatch.setattr(T.Apart, 'start', classmethod(lambda cls, work: children.append(start(work)) or children[-1]))
+    create = T.Namespaces.create
+
+    def spied(session, name):
+        if os.getpid() == parent:
+            made_here.append(name)
+        elif how == 'failed':
+            raise OSError(errno.EPERM, 'the child fails here')
+        return create(session, name)
+    monkeypatch.setattr(T.Namespaces, 'create', spied)
+    if how == 'child':
+        mine = T.Split.mine
+        monkeypatch.setattr(T.Split, 'mine', lambda split, index: mine(split, index) and False)
+    if how == 'both':
+        monkeypatch.setattr(T.Split, 'mine', lambda split, index: True)
+        monkeypatch.setattr(T.Split, 'theirs', lambda split, index: True)
+    monkeypatch.setattr(A, 'SHARE_MIN', 8)
+    if how == 'left':
+        os.makedirs(T.NETNS_RUN_DIR, exist_ok=True)
+        open(T.netns_path(names[2]), 'w').close()  # a bare file: no namespace mounted on it
+    try:
+        result = _network_in_process({'namespaces': [{'name': name} for name in names]})
+        assert result.get('changed') and not result.get('failed'), result
+        assert len(children) == 1 and children[0] is not None
+        with pytest.raises(ChildProcessError):
+            os.waitpid(children[0].pid, os.WNOHANG)
+        for name in names:
+            assert _mounts(T.netns_path(name)) == 1, name
+            lo = subprocess.check_output(['ip', '-n', name, '-d', 'link', 'show', 'lo'], text=True)
+            assert 'LOOPBACK,UP' in lo and 'alias %s' % OWNER_ALIAS in lo, (name, lo)
+        # the module makes the first and its share; all of them, where the child made none; the
+        # first (and at most the one where they met, left by both) where the child made the rest;
+        # the one left by a killed run, which only the module takes over, once the child is done
+        assert made_here[0] == names[0]
+        if how in ('failed', 'both'):
+            assert sorted(set(made_here)) == sorted(names)
+        else:
+            assert len(set(made_here)) < count
+        if how == 'child':
+            assert made_here in ([names[0]], names[:2])
+        if how == 'left':
+            assert names[2] in made_here
+        assert not _network_in_process({'namespaces': [{'name': name} for name in names]})['changed']
+    finally:
+        teardown = _network_in_process({'namespaces': [{'name': name, 'state': 'absent'} for name in names]})
+        assert not teardown.get('failed'), teardown
+    assert not [name for name in names if os.path.exists(T.netns_path(name))]
 
 
 @pytest.mark.parametrize('count', [6, T.MAX_LOOKUP_FDS + 4])
