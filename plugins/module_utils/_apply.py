@@ -82,7 +82,7 @@ def apply_plan(plan, session):
 
 
 def _apply_stage(plan, session, resolver, ops):
-    if len(ops) >= SHARE_MIN and all(op.apart for op in ops):
+    if len(ops) >= SHARE_MIN and getattr(session, 'forkable', False) and all(op.apart for op in ops):
         apply_shared(plan, session, ops)
         return
     pending = {}

@@ -830,6 +830,9 @@ class Namespaces(object):
         _check(lib.mount(b'none', path, b'none', MS_SHARED | MS_REC, None), 'mount --make-shared %s' % NETNS_RUN_DIR)
 
     _run_dir_ready = False
+    # what a session changes is the kernel's (and the file system's), which a forked child changes
+    # as well: _apply may share a stage's calls with one (a stand-in session of tests may not)
+    forkable = True
     # while this process and a child make namespaces at once: a name file found is the other's
     # (Taken), not one to take over
     sharing = False

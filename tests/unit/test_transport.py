@@ -297,3 +297,77 @@ def test_a_split_shared_with_a_child_process():
     # each item done once (or, where both claimed it at once, twice or by neither: at most one)
     assert len(set(mine) & set(theirs)) <= 1
     assert len(set(range(1000)) - set(mine) - set(theirs)) <= 1
+
+
+class MakingSession(object):
+    """A stand-in session whose calls write what they make to a file both processes append to (a
+    forked child's memory is its own): the name, and the process that made it."""
+
+    forkable = True
+    sharing = False
+
+    def __init__(self, path, fails_in_child=(), taken=()):
+        self.path, self.parent = path, os.getpid()
+        self.fails_in_child, self.taken = set(fails_in_child), set(taken)
+
+    def make(self, name):
+        if name in self.taken:  # a name file left by a killed run: refused while sharing
+            if self.sharing:
+                raise T.Taken(name)
+            self.taken.discard(name)
+        if os.getpid() != self.parent and name in self.fails_in_child:
+            raise OSError(errno.EPERM, 'the child fails at %s' % name)
+        time.sleep(0.005)  # as a kernel's making takes its time: the child, forked meanwhile, gets its share
+        with open(self.path, 'a') as log:
+            log.write('%s %s\n' % (name, 'here' if os.getpid() == self.parent else 'child'))
+
+    def made(self):
+        with open(self.path) as log:
+            return [tuple(line.split()) for line in log]
+
+
+def _making_plan(count):
+    plan = P.Plan()
+    for i in range(count):
+        plan.add(P.NETNS_CREATE, None, 'create netns n%d' % i, call=lambda s, i=i: s.make('n%d' % i), apart=True)
+    return plan
+
+
+@pytest.mark.parametrize('how', ['met', 'failed', 'taken', 'thread', 'few', 'stand-in'])
+def test_a_stage_shared_with_a_child_makes_each_once(tmp_path, monkeypatch, how):
+    """Calls marked apart, SHARE_MIN of them or more, are shared with a child process: each made
+    once, by one of the two ('met'); where the child fails, the module makes what it left
+    ('failed'); a name refused by both while they share is made by the module afterwards
+    ('taken'); with another thread running, fewer calls than SHARE_MIN, or a session that is not
+    the kernel's (no `forkable`), the module makes them all, in order."""
+    count = 40
+    monkeypatch.setattr(_apply, 'SHARE_MIN', 41 if how == 'few' else 8)
+    session = MakingSession(str(tmp_path / 'made'), fails_in_child=['n30'] if how == 'failed' else (),
+                            taken=['n20'] if how == 'taken' else ())
+    if how == 'stand-in':
+        session.forkable = False
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait)
+    if how == 'thread':
+        thread.start()
+    try:
+        plan = _making_plan(count)
+        _apply.apply_plan(plan, session)
+    finally:
+        release.set()
+        if how == 'thread':
+            thread.join()
+    made = session.made()
+    names = [name for name, _who in made]
+    assert sorted(names) == sorted('n%d' % i for i in range(count)) and plan.started
+    assert made[0] == ('n0', 'here') and not session.sharing
+    by_child = [name for name, who in made if who == 'child']
+    if how in ('thread', 'few', 'stand-in'):
+        assert names == ['n%d' % i for i in range(count)] and not by_child
+    else:
+        assert by_child and 'n0' not in by_child
+    if how == 'failed':
+        # the child stops at its failure: that one and everything below it down to where the module stopped
+        assert 'n30' not in by_child and all(int(name[1:]) > 30 for name in by_child)
+    if how == 'taken':
+        assert ('n20', 'here') in made and made.index(('n20', 'here')) >= len(made) - 2
