@@ -129,27 +129,29 @@ def apply_shared(plan, session, ops):
     done = set()
     session.sharing = True
     child = None
-    try:
 
-        def work(send):
-            for index in range(len(rest) - 1, -1, -1):
-                if not split.theirs(index):
-                    return
-                try:
-                    rest[index].call(session)
-                except _transport.Taken:
-                    continue
+    def made(index):
+        """Whether this process made call `index` (False: its name was taken, the other's)."""
+        try:
+            rest[index].call(session)
+        except _transport.Taken:
+            return False
+        return True
+
+    def work(send):  # the child's
+        for index in range(len(rest) - 1, -1, -1):
+            if not split.theirs(index):
+                return
+            if made(index):
                 send(index)
+    try:
         child = _transport.Apart.start(work)
         if child is not None:
-            for index, op in enumerate(rest):
+            for index in range(len(rest)):
                 if not split.mine(index):
                     break
-                try:
-                    op.call(session)
-                except _transport.Taken:
-                    continue
-                done.add(index)
+                if made(index):
+                    done.add(index)
                 child.drain()  # the child never waits on a full pipe
             done.update(child.rest())
     except BaseException:

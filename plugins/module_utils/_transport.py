@@ -165,9 +165,10 @@ class Behind(threading.Thread):
 
 class Apart(object):
     """Runs work(send) in a child process (fork) from now on: work that is mostly the kernel's -
-    dumps of many namespaces, or their making - done beside the caller's, on the machine's other core. A thread
-    would not do: it runs Python under the interpreter's lock, handed over at each of its system
-    calls, and two threads reading namespaces took twice as long as one (two processes: half).
+    dumps of many namespaces, or their making - done beside the caller's, on the machine's other
+    core. A thread would not do: it runs Python under the interpreter's lock, handed over at each
+    of its system calls, and two threads reading namespaces took twice as long as one (two
+    processes: half).
 
     The child passes values to the caller with send(value), made of what marshal carries (bytes,
     numbers, None, lists, tuples, dicts), through a pipe: received() gives those come so far,
