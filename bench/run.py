@@ -75,6 +75,8 @@ NETLINK_NETFILTER, NFNL_SUBSYS_NFTABLES, NFT_MSG_GETGEN, NFTA_GEN_ID = 12, 10, 1
 SCALE_NET, SCALE_PREFIX, SCALE_NOFILE = '10.64.0.0/16', 'scns', 4096
 SCALE_CONVERGE_LIMIT, SCALE_RERUN_LIMIT, SCALE_RSS_LIMIT_MB = 30.0, 5.0, 300
 SCALE_FLOOR_RATIO, SCALE_TEARDOWN_RATIO = 0.5, 1.2
+# issue 16's floor: "one `ip -batch` per namespace started through `nsenter`"
+SCALE_ISSUE_FLOOR = 'ip -batch p2p via nsenter'
 
 TARGETS_NOTE = ('Targets (issue 4, 2-core machine): N=1000 converge <= 5 s module time and <= 1.5x the '
                 'ip -batch floor; identical re-run of N=1000 <= 2 s module time with changed=0; '
@@ -292,12 +294,13 @@ def wait_gone(prefix, deadline):
         time.sleep(0.002)
 
 
-def floor_build(host_batch, ns_files, nft, ipv6_off=(), host_then=None):
+def floor_build(host_batch, ns_files, nft, ipv6_off=(), host_then=None, nsenter=False):
     """The floor's build, timed: one `ip -batch` on the host, one per namespace started from a
-    parent setns()ed into it ([(namespace, batch file)]), forwarding on (a /proc write) and one
-    `nft -f`. With `ipv6_off` (host interfaces, made down by the first batch), IPv6 off on each, as
-    the module does to the host ends of an IPv4-only network (a /proc write each, no process), then
-    the second host batch `host_then` (addresses, up). (wall seconds, CPU seconds)"""
+    parent setns()ed into it ([(namespace, batch file)]) - or, with `nsenter`, started through
+    `nsenter --net=/run/netns/NS`, as issue 16 defines its floor -, forwarding on (a /proc write)
+    and one `nft -f`. With `ipv6_off` (host interfaces, made down by the first batch), IPv6 off on
+    each, as the module does to the host ends of an IPv4-only network (a /proc write each, no
+    process), then the second host batch `host_then` (addresses, up). (wall seconds, CPU seconds)"""
     own = os.open('/proc/self/ns/net', os.O_RDONLY)
     cpu = children_cpu() + self_cpu()
     start = time.perf_counter()
@@ -309,6 +312,9 @@ def floor_build(host_batch, ns_files, nft, ipv6_off=(), host_then=None):
         subprocess.run(['ip', '-batch', host_then], check=True)
     try:
         for ns, path in ns_files:
+            if nsenter:
+                subprocess.run(['nsenter', '--net=/run/netns/' + ns, 'ip', '-batch', path], check=True)
+                continue
             fd = os.open('/run/netns/' + ns, os.O_RDONLY)
             try:
                 _setns(fd)
@@ -746,9 +752,10 @@ def scale_step(host, python, n, rows, nofile=SCALE_NOFILE):
 
 def scale_floor(tmp, n):
     """The p2p recipe through `ip -batch`: one batch on the host (namespaces, veth pairs with the
-    peer made in its namespace, the host ends addressed and up), one per namespace started from a
-    parent setns()ed into it (lo up, address, eth0 up, default route), forwarding and one `nft -f`;
-    the teardown one `ip -batch` of `netns del`, then the wait for the host ends, as floor_cycle."""
+    peer made in its namespace, the host ends addressed and up), one per namespace (lo up, address,
+    eth0 up, default route), forwarding and one `nft -f`; the teardown one `ip -batch` of `netns
+    del`, then the wait for the host ends, as floor_cycle. Twice: each namespace's batch started
+    from this process setns()ed into it (the project's floor), then through nsenter (issue 16's)."""
     import ipaddress
     net = ipaddress.ip_network(SCALE_NET)
     host_lines, ns_files, up_lines = [], [], []
@@ -770,31 +777,37 @@ def scale_floor(tmp, n):
     with open(nft, 'w') as handle:
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr %s oifname "%s" masquerade\n }\n}\n' % (SCALE_NET, UPLINK))
-    quiet_first('scale N=%d: ip -batch floor' % n)
-    log('scale N=%d: ip -batch floor' % n)
-    # the host ends are IPv4-only: IPv6 off on them before they come up, as the module does
-    build, build_cpu = floor_build(host_batch, ns_files, nft, ['scf%d' % i for i in range(n)], host_then)
-    made = [name for name in netns_names() if name.startswith('scfl')]
-    if len(made) != n:
-        raise RuntimeError('ip -batch made %d namespaces, not %d' % (len(made), n))
-    del_batch = os.path.join(tmp, 'scale-del.batch')
-    with open(del_batch, 'w') as handle:
-        handle.write(''.join('netns del scfl%d\n' % i for i in range(n)))
-    quiet_first('scale N=%d: ip -batch floor teardown' % n)
-    log('scale N=%d: ip -batch floor teardown' % n)
-    cpu = children_cpu() + self_cpu()
-    start = time.perf_counter()
-    subprocess.run(['ip', '-batch', del_batch], check=True)
-    subprocess.run(['nft', 'delete', 'table', 'ip', 'lnbench_floor'], check=True)
-    wait_gone('scf', deadline=time.monotonic() + 600)
-    with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
-        handle.write('0\n')
-    teardown = time.perf_counter() - start
-    teardown_cpu = children_cpu() + self_cpu() - cpu
-    return [dict(method='ip -batch p2p', step='converge', n=n, wall=build, module=build, cpu=build_cpu, tasks=None,
-                 module_runs=n + 2, changed=None),
-            dict(method='ip -batch p2p', step='teardown', n=n, wall=teardown, module=teardown, cpu=teardown_cpu,
-                 tasks=None, module_runs=1, changed=None)]
+    rows = []
+    # the floor as issue 16 defines it (each namespace's batch started through nsenter), and the
+    # project's own, stricter (from this process setns()ed into the namespace: no nsenter process)
+    for method, via_nsenter in (('ip -batch p2p', False), (SCALE_ISSUE_FLOOR, True)):
+        quiet_first('scale N=%d: %s floor' % (n, method))
+        log('scale N=%d: %s floor' % (n, method))
+        # the host ends are IPv4-only: IPv6 off on them before they come up, as the module does
+        build, build_cpu = floor_build(host_batch, ns_files, nft, ['scf%d' % i for i in range(n)], host_then,
+                                       nsenter=via_nsenter)
+        made = [name for name in netns_names() if name.startswith('scfl')]
+        if len(made) != n:
+            raise RuntimeError('%s made %d namespaces, not %d' % (method, len(made), n))
+        del_batch = os.path.join(tmp, 'scale-del.batch')
+        with open(del_batch, 'w') as handle:
+            handle.write(''.join('netns del scfl%d\n' % i for i in range(n)))
+        quiet_first('scale N=%d: %s floor teardown' % (n, method))
+        log('scale N=%d: %s floor teardown' % (n, method))
+        cpu = children_cpu() + self_cpu()
+        start = time.perf_counter()
+        subprocess.run(['ip', '-batch', del_batch], check=True)
+        subprocess.run(['nft', 'delete', 'table', 'ip', 'lnbench_floor'], check=True)
+        wait_gone('scf', deadline=time.monotonic() + 600)
+        with open('/proc/sys/net/ipv4/ip_forward', 'w') as handle:
+            handle.write('0\n')
+        teardown = time.perf_counter() - start
+        teardown_cpu = children_cpu() + self_cpu() - cpu
+        rows += [dict(method=method, step='converge', n=n, wall=build, module=build, cpu=build_cpu, tasks=None,
+                      module_runs=n + 2, changed=None),
+                 dict(method=method, step='teardown', n=n, wall=teardown, module=teardown, cpu=teardown_cpu,
+                      tasks=None, module_runs=1, changed=None)]
+    return rows
 
 
 def neighbour_table():
@@ -1015,15 +1028,18 @@ def publish_table(rows):
 
 def scale_table(rows):
     header = ['method', 'step', 'N', 'module s', 'ping task s', 'wall s', 'CPU s', 'ms/ns module', 'module peak RSS MB',
-              'x ip -batch floor', 'changed']
+              'x ip -batch floor', 'x floor via nsenter', 'changed']
     lines = []
     for row in sorted((r for r in rows if r['method'].startswith(('network: p2p', 'ip -batch p2p'))),
                       key=lambda r: (r['n'], r['method'].startswith('ip'), r['method'])):
-        floor = find(rows, 'ip -batch p2p', row['step'], row['n'])
-        ratio = '%.2f' % (row['module'] / floor['wall']) if floor and not row['method'].startswith('ip') else '-'
+        ratios = []
+        for method in ('ip -batch p2p', SCALE_ISSUE_FLOOR):
+            floor = find(rows, method, row['step'], row['n'])
+            ratios.append('%.2f' % (row['module'] / floor['wall']) if floor and not row['method'].startswith('ip')
+                          else '-')
         lines.append([row['method'], row['step'], str(row['n']), fmt(row['module']), fmt(row.get('ping')),
                       fmt(row['wall']), fmt(row.get('cpu')), fmt(row['module'] * 1000.0 / row['n'], '%.2f'),
-                      fmt(row.get('rss'), '%.0f'), ratio, fmt(row.get('changed'), '%d')])
+                      fmt(row.get('rss'), '%.0f')] + ratios + [fmt(row.get('changed'), '%d')])
     return header, lines
 
 
@@ -1065,14 +1081,20 @@ def scale_targets(rows):
     label = 'p2p N=%d (hard nofile %d), one network task' % (n, SCALE_NOFILE)
     method = 'network: p2p (nofile %d)' % SCALE_NOFILE
     conv, rerun, down = (find(rows, method, step, n) for step in ('converge', 're-run', 'teardown'))
-    fconv, fdown = find(rows, 'ip -batch p2p', 'converge', n), find(rows, 'ip -batch p2p', 'teardown', n)
+    fconv, fdown = find(rows, SCALE_ISSUE_FLOOR, 'converge', n), find(rows, 'ip -batch p2p', 'teardown', n)
+    strict = find(rows, 'ip -batch p2p', 'converge', n)
     if not conv:
         return [(label + ': converge, re-run, teardown, RSS', 'not measured', 'n/a')]
     out = [(label + ': converge <= %g s module time' % SCALE_CONVERGE_LIMIT, '%.1f s' % conv['module'],
             verdict(conv['module'] <= SCALE_CONVERGE_LIMIT))]
     if fconv:
-        out.append((label + ': converge <= %gx the per-namespace ip -batch floor' % SCALE_FLOOR_RATIO,
-                    '%.2fx (%.1f s / %.1f s)' % (conv['module'] / fconv['wall'], conv['module'], fconv['wall']),
+        # the issue's floor decides; the project's stricter one is told beside it
+        beside = '; %.2fx the stricter floor without nsenter (%.1f s)' % (
+            conv['module'] / strict['wall'], strict['wall']) if strict else ''
+        out.append((label + ': converge <= %gx the per-namespace ip -batch floor (each batch through nsenter)'
+                    % SCALE_FLOOR_RATIO,
+                    '%.2fx (%.1f s / %.1f s)%s' % (conv['module'] / fconv['wall'], conv['module'], fconv['wall'],
+                                                   beside),
                     verdict(conv['module'] <= SCALE_FLOOR_RATIO * fconv['wall'])))
     if rerun:
         out.append((label + ': re-run <= %g s with changed=0' % SCALE_RERUN_LIMIT,
@@ -1358,7 +1380,10 @@ def report(rows, env, notes, args_repeat):
            'bridge: one batch on the host (`netns add`, `link add scfI type veth peer name eth0 netns '
            'NS`, the host end\'s address, up), one per namespace from a parent setns()ed into it (lo up, '
            'address, eth0 up, default route), the forwarding write and one `nft -f`; its teardown one '
-           'batch of `netns del` and the wait for the host ends. Each step starts once the machine is '
+           'batch of `netns del` and the wait for the host ends. **ip -batch p2p via nsenter**: the floor '
+           'as issue 16 defines it, the same batches with each namespace\'s started through `nsenter '
+           '--net=/run/netns/NS` (one more process per namespace); the converge target is against it, the '
+           'stricter floor told beside. Each step starts once the machine is '
            'quiet (the kernel frees removed namespaces on workers of its own for minutes after thousands '
            'went): two half-second samples in a row with less than 10%% of the CPUs busy.'
            % (SCALE_PREFIX, SCALE_NET, SCALE_NOFILE, SCALE_NOFILE),

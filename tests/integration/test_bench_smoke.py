@@ -59,7 +59,11 @@ def test_bench_smoke(tmp_path):
     scale = [rows[('network: p2p (nofile 4096)', step, 20)] for step in ('converge', 're-run', 'teardown')]
     assert [step['changed'] for step in scale] == [1, 0, 1]
     assert all(step['rss'] > 0 and step['module'] > 0 and step['ping'] > 0 for step in scale)
-    assert rows[('ip -batch p2p', 'converge', 20)]['wall'] > 0 and rows[('ip -batch p2p', 'teardown', 20)]['wall'] > 0
+    # and both floors: the project's (batches from a process setns()ed into each namespace) and the
+    # issue's (each batch started through nsenter), each built and torn down
+    for floor in ('ip -batch p2p', 'ip -batch p2p via nsenter'):
+        assert rows[(floor, 'converge', 20)]['wall'] > 0 and rows[(floor, 'teardown', 20)]['wall'] > 0
+        assert rows[(floor, 'converge', 20)]['module_runs'] == 20 + 2
     verdicts = dict((t[0], t[2]) for t in data['targets'])
     assert verdicts['published ports: one nf_tables transaction per converge and teardown, none on re-run (every N)'] \
         == 'PASS'
