@@ -118,6 +118,71 @@ def test_apply_within_the_budget_sends_each_namespace_once():
     assert session.sent == [(None, ['veth 0', 'veth 1', 'veth 2', 'veth 3'])] and session.peak == 4
 
 
+class CachingSession(FakeSession):
+    """A session whose sockets are kept as Namespaces keeps them (_transport._Sockets, least
+    recently used closed beyond `max_sockets`): counts the sockets opened, per namespace."""
+
+    def __init__(self, max_sockets):
+        super(CachingSession, self).__init__(max_ns_fds=8)
+        self.max_sockets = max_sockets
+        self._cache = T._Sockets(max_sockets)
+        self.opened = []
+
+    def rtnl(self, ns):
+        sock = self._cache.get(ns)
+        if sock is None:
+            self.opened.append(ns)
+            sock = self._cache.put(ns, FakeNetlink(self, ns))
+            sock.close = lambda: None
+        else:
+            self._cache.move_to_end(ns)
+        return sock
+
+
+def _local_plan(namespaces, stages=(P.LINK_SET, P.ADDR_ADD, P.ROUTE_ADD)):
+    plan = P.Plan()
+    for stage in stages:  # planned kind by kind, as the planners do: stage order is the apply's
+        for ns in [None] + namespaces:
+            what = '%s %s' % (ns, stage)
+            plan.add(stage, ns, what, requests=lambda r, w=what: T.Request(0, w))
+    return plan
+
+
+@pytest.mark.parametrize('max_sockets', [3, 8, 64])
+def test_settings_addresses_and_routes_go_namespace_group_by_group_each_socket_opened_once(max_sockets):
+    names = ['n%d' % i for i in range(20)]
+    session = CachingSession(max_sockets)
+    plan = _local_plan(names)
+    _apply.apply_plan(plan, session)
+    # every namespace's socket opened once, though the stages are three and the sockets kept fewer
+    # than the namespaces: stage after stage over all twenty would open each three times
+    assert sorted(session.opened, key=str) == sorted([None] + names, key=str)
+    # each namespace gets its stages in order, one batch a stage
+    for ns in [None] + names:
+        assert [batch for sent_ns, batch in session.sent if sent_ns == ns] == [
+            ['%s %s' % (ns, stage)] for stage in (P.LINK_SET, P.ADDR_ADD, P.ROUTE_ADD)]
+    # stage after stage within a group of namespaces that fits the sockets kept
+    group = max_sockets - 1
+    first = [ns for ns, _batch in session.sent][:3 * group]
+    assert first == ([None] + names)[:group] * 3
+    assert plan.started
+
+
+def test_a_call_among_the_settings_keeps_the_stages_one_after_the_other():
+    names = ['n%d' % i for i in range(5)]
+    session = CachingSession(3)
+    plan = _local_plan(names)
+    done = []
+    plan.add(P.ADDR_ADD, None, 'a call', call=lambda s: done.append(len(s.sent)))
+    _apply.apply_plan(plan, session)
+    # a call is no request sent to one namespace: its stage waits for every earlier one, the
+    # later for it (the settings of all six, then the call and the addresses, then the routes)
+    assert [batch[0].split()[1] for _ns, batch in session.sent] == \
+        ['%d' % P.LINK_SET] * 6 + ['%d' % P.ADDR_ADD] * 6 + ['%d' % P.ROUTE_ADD] * 6
+    assert done == [6]
+    assert len(session.opened) == 6 * 3  # stage after stage: each opened again at every stage
+
+
 class FakeDumpSocket(object):
     """Answers each dump request sent with two link messages and NLMSG_DONE; the first `interrupted`
     answers have NLM_F_DUMP_INTR on their second message (`on='part'`) or on their NLMSG_DONE alone
