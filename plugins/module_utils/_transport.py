@@ -67,7 +67,9 @@ MAX_BATCH_MSGS = 256
 #   of namespaces costs that at every stage: at 1000 namespaces this bound of 80 against none cost
 #   12-21% of a converge's module CPU time (1.58 s -> 1.78-1.92 s, bench/compare.py, best of 5 and
 #   of 3 on a busy 2-core machine; re-run and teardown within the noise) - the price of a run that
-#   holds the same descriptors at ten thousand namespaces as at a hundred;
+#   holds the same descriptors at ten thousand namespaces as at a hundred. The settings, addresses
+#   and routes, most of a converge's visits, go a group of namespaces at a time instead, each
+#   group as large as this bound allows (_apply._apply_local): one socket a namespace for the three;
 # - namespace descriptors for requests that name a namespace (IFLA_NET_NS_FD), MAX_NS_FDS at once:
 #   the apply sends what it has built before it opens more (see _apply.Resolver);
 # - the descriptors a reader holds to learn namespace ids, MAX_LOOKUP_FDS at once (_state).
@@ -897,8 +899,10 @@ class Namespaces(object):
 
     # Each umount waits for an RCU grace period after the mount is gone (namespace_unlock), 0.2 to
     # 0.9 ms while the kernel tears down namespaces beside it: ten thousand in a row took 6 to 9 s.
-    # Waiters at once share a grace period, so the names go from threads of their own.
-    UNMOUNT_THREADS = 16
+    # Waiters at once share a grace period, so the names go from threads of their own: ten thousand
+    # from 16 threads took 1.35-2.98 s (mean 2.14 s, five runs), from 64 0.90-1.57 s (mean 1.24 s),
+    # from 128 no less.
+    UNMOUNT_THREADS = 64
 
     def release(self):
         """Unmount and unlink the names delete() took, then close the sockets in those namespaces.
