@@ -183,8 +183,8 @@ def test_a_call_among_the_settings_keeps_the_stages_one_after_the_other():
     assert len(session.opened) == 6 * 3  # stage after stage: each opened again at every stage
 
 
-@pytest.mark.parametrize('count, threads', [(0, 0), (1, 1), (15, 15), (100, 16), (1000, 16), (3000, 30),
-                                             (10000, 64), (50000, 64)])
+@pytest.mark.parametrize('count, threads', [
+    (0, 0), (1, 1), (15, 15), (100, 16), (1000, 16), (3000, 30), (10000, 64), (50000, 64)])
 def test_names_are_unmounted_from_more_threads_the_more_they_are(count, threads):
     assert T.Namespaces.unmount_threads(count) == threads
 
