@@ -777,9 +777,12 @@ def scale_floor(tmp, n):
     with open(nft, 'w') as handle:
         handle.write('table ip lnbench_floor {\n chain postrouting {\n  type nat hook postrouting priority 100;\n'
                      '  ip saddr %s oifname "%s" masquerade\n }\n}\n' % (SCALE_NET, UPLINK))
+    del_batch = os.path.join(tmp, 'scale-del.batch')
+    with open(del_batch, 'w') as handle:
+        handle.write(''.join('netns del scfl%d\n' % i for i in range(n)))
     rows = []
-    # the floor as issue 16 defines it (each namespace's batch started through nsenter), and the
-    # project's own, stricter (from this process setns()ed into the namespace: no nsenter process)
+    # the project's floor (from this process setns()ed into each namespace: no nsenter process),
+    # then the floor as issue 16 defines it (each namespace's batch started through nsenter)
     for method, via_nsenter in (('ip -batch p2p', False), (SCALE_ISSUE_FLOOR, True)):
         quiet_first('scale N=%d: %s floor' % (n, method))
         log('scale N=%d: %s floor' % (n, method))
@@ -789,9 +792,6 @@ def scale_floor(tmp, n):
         made = [name for name in netns_names() if name.startswith('scfl')]
         if len(made) != n:
             raise RuntimeError('%s made %d namespaces, not %d' % (method, len(made), n))
-        del_batch = os.path.join(tmp, 'scale-del.batch')
-        with open(del_batch, 'w') as handle:
-            handle.write(''.join('netns del scfl%d\n' % i for i in range(n)))
         quiet_first('scale N=%d: %s floor teardown' % (n, method))
         log('scale N=%d: %s floor teardown' % (n, method))
         cpu = children_cpu() + self_cpu()
